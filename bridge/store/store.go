@@ -4,6 +4,12 @@
 //
 // One file means one thing to back up and one fsync per transaction. bbolt
 // needs no cgo, so the binary cross-builds for every Raspberry Pi.
+//
+// Writes that must be durable before the caller goes on (queue appends, the
+// dedupe set, map entries) go through a group committer: calls that arrive
+// while a commit is being fsynced are committed together in the next
+// transaction, so a burst costs a few fsyncs rather than one per call (an SD
+// card manages only ~25–100 fsyncs/s).
 package store
 
 import (
@@ -11,6 +17,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,8 +26,10 @@ import (
 
 // DB is the open state file. It is safe for concurrent use.
 type DB struct {
-	bolt *bolt.DB
-	path string
+	bolt  *bolt.DB
+	path  string
+	opts  Options
+	group group
 }
 
 // Options tune how the file is opened. The zero value is what the daemon uses.
@@ -29,37 +39,216 @@ type Options struct {
 	Timeout time.Duration
 	// NoSync turns off fsync. Only benchmarks comparing costs may set it.
 	NoSync bool
+	// MessageMaxAge is how long message map entries are kept by
+	// PruneMessages. Zero means DefaultMessageMaxAge.
+	MessageMaxAge time.Duration
+	// MaxGroup caps how many calls one group commit holds. Zero means 1000.
+	MaxGroup int
 }
+
+// DefaultMessageMaxAge is how long the message map remembers a message: long
+// enough for replies and reactions to old messages, short enough that the
+// file stays small on a Pi.
+const DefaultMessageMaxAge = 90 * 24 * time.Hour
 
 // ErrLocked is returned by Open when another process holds the file.
 var ErrLocked = errors.New("store: file is in use by another process")
 
+// ErrCorrupt is wrapped by every error about a record that cannot be decoded.
+// Such errors name the bucket and the key.
+var ErrCorrupt = errors.New("corrupt record")
+
+// initDevice, when set, creates and upgrades whatsmeow's device store buckets
+// (prefixed "wa_"). device.go sets it from an init func. Open calls it inside
+// the same transaction as the bridge's own schema migrations, after them, so a
+// crash during Open leaves either the old file or a fully upgraded one.
+var initDevice func(tx *bolt.Tx) error
+
 // Open opens (creating if needed) the state file at path with mode 0600: it
-// holds pairing keys and must never be world-readable.
+// holds pairing keys and must never be world-readable. It brings the bridge's
+// schema to the current version in one transaction.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
+	if opts.MessageMaxAge == 0 {
+		opts.MessageMaxAge = DefaultMessageMaxAge
+	}
+	if opts.MaxGroup == 0 {
+		opts.MaxGroup = 1000
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.Timeout,
+		NoSync:  opts.NoSync,
+		// The freelist is not written on every commit: after pruning it
+		// can be many pages, rewritten by every small transaction. bbolt
+		// rebuilds it by walking the file at Open instead (a few hundred
+		// milliseconds for tens of megabytes). The hashmap freelist keeps
+		// allocation fast when the freelist is large.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{bolt: b, path: path}, nil
+	db := &DB{bolt: b, path: path, opts: opts}
+	db.group.db = b
+	db.group.max = opts.MaxGroup
+	err = b.Update(func(tx *bolt.Tx) error {
+		if err := migrate(tx, migrations); err != nil {
+			return err
+		}
+		if initDevice != nil {
+			if err := initDevice(tx); err != nil {
+				return fmt.Errorf("device store: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return db, nil
 }
 
 // Path is the file's path.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the file. Pending batched writes are flushed first.
+// Close closes the file. It waits for transactions in progress; calls made
+// after Close fail.
 func (db *DB) Close() error {
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", db.path, err)
 	}
 	return nil
+}
+
+// write runs fn in a read-write transaction that is committed (and fsynced)
+// together with concurrent callers' transactions. fn may run more than once
+// (when another call in its group fails, the group is retried without it), so
+// it must reset any result it sets.
+func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	return db.group.do(fn)
+}
+
+// group is a group committer. A caller that finds no commit running becomes
+// the leader: it commits everything pending, its own call included, in one
+// transaction. Calls arriving meanwhile wait; when the leader is done it
+// hands leadership to the oldest waiter, which commits the rest. No goroutine
+// of its own, no timer: a lone caller pays one fsync and no delay, and a
+// burst of concurrent callers shares one fsync per commit cycle.
+//
+// bbolt's DB.Batch does the same with a timer (MaxBatchDelay, 10ms) that every
+// lone writer would wait for; here the running fsync is the delay.
+type group struct {
+	db  *bolt.DB
+	max int
+
+	commits atomic.Int64 // transactions committed, for tests and benchmarks
+
+	mu      sync.Mutex
+	busy    bool // a leader is committing
+	pending []*call
+}
+
+type call struct {
+	fn  func(tx *bolt.Tx) error
+	err error
+	// wake receives false when the call is committed (err is set), or true
+	// when the call must lead the next commit.
+	wake chan bool
+}
+
+func (g *group) do(fn func(tx *bolt.Tx) error) error {
+	c := &call{fn: fn, wake: make(chan bool, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, c)
+	if g.busy {
+		g.mu.Unlock()
+		if lead := <-c.wake; !lead {
+			return c.err
+		}
+		g.mu.Lock()
+	} else {
+		g.busy = true
+	}
+	// Leading: c is pending[0] (a new leader) or the only pending call.
+	n := min(len(g.pending), g.max)
+	batch := g.pending[:n:n]
+	g.pending = append([]*call(nil), g.pending[n:]...)
+	g.mu.Unlock()
+
+	g.commit(batch)
+
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].wake <- true
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	for _, o := range batch {
+		if o != c {
+			o.wake <- false
+		}
+	}
+	return c.err
+}
+
+// failedCall marks which call of a group made the transaction fail.
+type failedCall struct {
+	i   int
+	err error
+}
+
+func (f *failedCall) Error() string { return f.err.Error() }
+
+// commit runs the calls in one transaction. If one call fails, it gets the
+// error of running alone and the others are committed without it, so one bad
+// call never fails its neighbours.
+func (g *group) commit(batch []*call) {
+	for len(batch) > 0 {
+		g.commits.Add(1)
+		err := g.db.Update(func(tx *bolt.Tx) error {
+			for i, c := range batch {
+				if err := safeRun(c.fn, tx); err != nil {
+					return &failedCall{i, err}
+				}
+			}
+			return nil
+		})
+		var f *failedCall
+		if !errors.As(err, &f) {
+			for _, c := range batch {
+				c.err = err
+			}
+			return
+		}
+		bad := batch[f.i]
+		if len(batch) == 1 {
+			bad.err = f.err
+			return
+		}
+		g.commits.Add(1)
+		bad.err = g.db.Update(func(tx *bolt.Tx) error { return safeRun(bad.fn, tx) })
+		batch = append(batch[:f.i:f.i], batch[f.i+1:]...)
+	}
+}
+
+// safeRun turns a panic in fn into an error, so that the other callers of a
+// group are not left waiting forever.
+func safeRun(fn func(tx *bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: panic in transaction: %v", r)
+		}
+	}()
+	return fn(tx)
 }

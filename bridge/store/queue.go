@@ -1,0 +1,187 @@
+package store
+
+import (
+	"fmt"
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Queue is a durable FIFO with at-least-once delivery: an item stays until it
+// is acknowledged, across crashes and restarts. Items are keyed by a sequence
+// number that only grows, even across restarts and after the queue empties.
+//
+// Backpressure is the caller's: the queue itself never refuses an item; use
+// Len and Oldest to notice a consumer that stopped.
+type Queue struct {
+	db   *DB
+	name []byte
+}
+
+// Item is one queued value.
+type Item struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Queue returns a handle on the named queue. It is cheap; the queue's bucket
+// is created by the first Enqueue.
+func (db *DB) Queue(name string) *Queue {
+	return &Queue{db: db, name: []byte(name)}
+}
+
+// bucket returns the queue's bucket, nil if it does not exist and !create.
+func (q *Queue) bucket(tx *bolt.Tx, create bool) (*bolt.Bucket, error) {
+	if len(q.name) == 0 {
+		return nil, fmt.Errorf("store: queue has no name")
+	}
+	qs := tx.Bucket(bucketQueues)
+	if qs == nil {
+		return nil, fmt.Errorf("store: bucket %s missing", bucketQueues)
+	}
+	if !create {
+		return qs.Bucket(q.name), nil
+	}
+	b, err := qs.CreateBucketIfNotExists(q.name)
+	if err != nil {
+		return nil, fmt.Errorf("store: queue %s: %w", q.name, err)
+	}
+	return b, nil
+}
+
+// Enqueue appends data as items, in order, in one transaction. When it
+// returns without error the items are on disk (fsynced). The returned
+// sequence numbers are strictly increasing and never reused. The queue keeps
+// data's slices until Enqueue returns; the caller must not modify them
+// meanwhile.
+func (q *Queue) Enqueue(data ...[]byte) ([]uint64, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	seqs := make([]uint64, 0, len(data))
+	err := q.db.write(func(tx *bolt.Tx) error {
+		seqs = seqs[:0] // the group committer may run this again
+		b, err := q.bucket(tx, true)
+		if err != nil {
+			return err
+		}
+		for _, d := range data {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			if d == nil {
+				d = []byte{}
+			}
+			if err := b.Put(seqKey(seq), d); err != nil {
+				return err
+			}
+			seqs = append(seqs, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: enqueue %s: %w", q.name, err)
+	}
+	return seqs, nil
+}
+
+// Peek returns up to n of the oldest items with Seq > after, in order. The
+// items' Data are copies the caller may keep.
+func (q *Queue) Peek(after uint64, n int) ([]Item, error) {
+	if n <= 0 || after == math.MaxUint64 {
+		return nil, nil
+	}
+	var items []Item
+	err := q.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := q.bucket(tx, false)
+		if b == nil || err != nil {
+			return err
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(items) < n; k, v = c.Next() {
+			seq, ok := keySeq(k)
+			if !ok {
+				return corrupt(q.path(), k, "queue key is not a sequence number")
+			}
+			items = append(items, Item{Seq: seq, Data: append([]byte{}, v...)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: peek %s: %w", q.name, err)
+	}
+	return items, nil
+}
+
+// AckThrough removes every item with Seq <= seq.
+func (q *Queue) AckThrough(seq uint64) error {
+	err := q.db.write(func(tx *bolt.Tx) error {
+		b, err := q.bucket(tx, false)
+		if b == nil || err != nil {
+			return err
+		}
+		var keys [][]byte
+		c := b.Cursor()
+		end := seqKey(seq)
+		for k, _ := c.First(); k != nil && string(k) <= string(end); k, _ = c.Next() {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: ack %s through %d: %w", q.name, seq, err)
+	}
+	return nil
+}
+
+// Ack removes the item seq, if it is there.
+func (q *Queue) Ack(seq uint64) error {
+	err := q.db.write(func(tx *bolt.Tx) error {
+		b, err := q.bucket(tx, false)
+		if b == nil || err != nil {
+			return err
+		}
+		return b.Delete(seqKey(seq))
+	})
+	if err != nil {
+		return fmt.Errorf("store: ack %s %d: %w", q.name, seq, err)
+	}
+	return nil
+}
+
+// Len is the number of items in the queue. It reads the whole queue's pages,
+// so it is for status reports, not for every message.
+func (q *Queue) Len() (int, error) {
+	var n int
+	err := q.db.bolt.View(func(tx *bolt.Tx) error {
+		b, err := q.bucket(tx, false)
+		if b == nil || err != nil {
+			return err
+		}
+		n = b.Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: len %s: %w", q.name, err)
+	}
+	return n, nil
+}
+
+// Oldest returns the oldest item, for reporting how far a consumer lags.
+func (q *Queue) Oldest() (Item, bool, error) {
+	items, err := q.Peek(0, 1)
+	if err != nil || len(items) == 0 {
+		return Item{}, false, err
+	}
+	return items[0], true, nil
+}
+
+func (q *Queue) path() []byte {
+	return append(append(append([]byte{}, bucketQueues...), '/'), q.name...)
+}

@@ -1,0 +1,236 @@
+package store
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func openTest(t testing.TB) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "waxmpp.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func reopen(t testing.TB, db *DB) *DB {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := Open(db.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	return db2
+}
+
+func seqsOf(items []Item) []uint64 {
+	var s []uint64
+	for _, it := range items {
+		s = append(s, it.Seq)
+	}
+	return s
+}
+
+func TestQueueFIFO(t *testing.T) {
+	db := openTest(t)
+	q := db.Queue("out")
+	if items, err := q.Peek(0, 10); err != nil || len(items) != 0 {
+		t.Fatalf("Peek on new queue = %v, %v; want nothing", items, err)
+	}
+	seqs, err := q.Enqueue([]byte("a"), []byte("b"), nil, []byte("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seqs) != "[1 2 3 4]" {
+		t.Fatalf("seqs = %v, want [1 2 3 4]", seqs)
+	}
+	tests := []struct {
+		after uint64
+		n     int
+		want  string
+	}{
+		{0, 10, "[{1 a} {2 b} {3 } {4 d}]"},
+		{0, 2, "[{1 a} {2 b}]"},
+		{2, 1, "[{3 }]"},
+		{4, 10, "[]"},
+		{math.MaxUint64, 10, "[]"},
+		{0, 0, "[]"},
+	}
+	for _, tt := range tests {
+		items, err := q.Peek(tt.after, tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := itemsString(items); got != tt.want {
+			t.Errorf("Peek(%d, %d) = %s, want %s", tt.after, tt.n, got, tt.want)
+		}
+	}
+	if err := q.Ack(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AckThrough(1); err != nil {
+		t.Fatal(err)
+	}
+	items, _ := q.Peek(0, 10)
+	if got := fmt.Sprint(seqsOf(items)); got != "[2 4]" {
+		t.Errorf("after Ack(3), AckThrough(1): seqs %s, want [2 4]", got)
+	}
+	if n, err := q.Len(); n != 2 || err != nil {
+		t.Errorf("Len = %d, %v; want 2", n, err)
+	}
+	if it, ok, err := q.Oldest(); !ok || err != nil || it.Seq != 2 || string(it.Data) != "b" {
+		t.Errorf("Oldest = %v %v %v, want {2 b} true", it, ok, err)
+	}
+	if err := q.AckThrough(100); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := q.Oldest(); ok {
+		t.Errorf("Oldest of empty queue: ok = true")
+	}
+	// Seqs are never reused, even after the queue empties and the file is reopened.
+	db = reopen(t, db)
+	q = db.Queue("out")
+	seqs, err = q.Enqueue([]byte("e"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seqs[0] != 5 {
+		t.Errorf("seq after reopen = %d, want 5", seqs[0])
+	}
+	// Queues are independent.
+	if seqs, _ := db.Queue("other").Enqueue([]byte("x")); seqs[0] != 1 {
+		t.Errorf("first seq of another queue = %d, want 1", seqs[0])
+	}
+	if _, err := db.Queue("").Enqueue([]byte("x")); err == nil {
+		t.Errorf("Enqueue on unnamed queue: no error")
+	}
+}
+
+func TestQueuePeekCopies(t *testing.T) {
+	db := openTest(t)
+	q := db.Queue("q")
+	buf := []byte("hello")
+	if _, err := q.Enqueue(buf); err != nil {
+		t.Fatal(err)
+	}
+	buf[0] = 'j' // the caller may reuse its buffer once Enqueue returned
+	items, _ := q.Peek(0, 1)
+	if got := string(items[0].Data); got != "hello" {
+		t.Errorf("Data = %q, want hello", got)
+	}
+}
+
+// TestQueueConcurrent enqueues from many goroutines: every item is there
+// once, each goroutine's items are in its order, and commits were shared.
+func TestQueueConcurrent(t *testing.T) {
+	db := openTest(t)
+	q := db.Queue("q")
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last uint64
+			for i := range each {
+				seqs, err := q.Enqueue([]byte(fmt.Sprintf("%d/%d", w, i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if seqs[0] <= last {
+					errs <- fmt.Errorf("writer %d: seq %d after %d", w, seqs[0], last)
+					return
+				}
+				last = seqs[0]
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	items, err := q.Peek(0, writers*each+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != writers*each {
+		t.Fatalf("%d items, want %d", len(items), writers*each)
+	}
+	next := make([]int, writers)
+	for i, it := range items {
+		if it.Seq != uint64(i+1) {
+			t.Fatalf("item %d has seq %d, want %d", i, it.Seq, i+1)
+		}
+		var w, n int
+		fmt.Sscanf(string(it.Data), "%d/%d", &w, &n)
+		if n != next[w] {
+			t.Fatalf("writer %d: item %d where %d was expected", w, n, next[w])
+		}
+		next[w]++
+	}
+	if tx := db.group.commits.Load(); tx >= writers*each {
+		t.Errorf("%d write commits for %d concurrent enqueues; want them grouped", tx, writers*each)
+	}
+}
+
+// TestGroupFailureIsolated: a failing call in a group does not fail others.
+func TestGroupFailureIsolated(t *testing.T) {
+	db := openTest(t)
+	good := db.Queue("good")
+	var wg sync.WaitGroup
+	bad := make(chan error, 50)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				_, err := db.Queue("").Enqueue([]byte("x"))
+				bad <- err
+				return
+			}
+			if _, err := good.Enqueue([]byte("x")); err != nil {
+				t.Errorf("good enqueue failed: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(bad)
+	for err := range bad {
+		if err == nil {
+			t.Errorf("bad enqueue: no error")
+		}
+	}
+	if n, _ := good.Len(); n != 50 {
+		t.Errorf("good queue has %d items, want 50", n)
+	}
+}
+
+func TestQueueAfterClose(t *testing.T) {
+	db := openTest(t)
+	db.Close()
+	if _, err := db.Queue("q").Enqueue([]byte("x")); err == nil {
+		t.Errorf("Enqueue after Close: no error")
+	}
+}
+
+func itemsString(items []Item) string {
+	s := "["
+	for i, it := range items {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("{%d %s}", it.Seq, it.Data)
+	}
+	return s + "]"
+}
