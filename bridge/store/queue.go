@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"waxmpp/bridge"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -19,10 +21,9 @@ type Queue struct {
 }
 
 // Item is one queued value.
-type Item struct {
-	Seq  uint64
-	Data []byte
-}
+// It is the domain's QueueItem, so adapters can consume a Queue through an
+// interface of their own without importing this package.
+type Item = bridge.QueueItem
 
 // Queue returns a handle on the named queue. It is cheap; the queue's bucket
 // is created by the first Enqueue.
