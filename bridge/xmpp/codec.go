@@ -156,6 +156,17 @@ type Delay struct {
 // It fails only on a Message that would be meaningless on the wire (no ID or
 // To, an unknown chat state, a reference without an id).
 func EncodeMessage(m Message) ([]byte, error) {
+	// References are cleaned first: an id made only of forbidden
+	// characters would otherwise become an element without its id.
+	for _, s := range []*string{&m.ID, &m.To, &m.Replace, &m.Retract, &m.Receipt, &m.Displayed} {
+		*s = Clean(*s)
+	}
+	if m.Reply != nil {
+		m.Reply = &Reply{To: Clean(m.Reply.To), ID: Clean(m.Reply.ID)}
+	}
+	if m.Reactions != nil {
+		m.Reactions = &Reactions{ID: Clean(m.Reactions.ID), Emojis: m.Reactions.Emojis}
+	}
 	if m.ID == "" || m.To == "" {
 		return nil, fmt.Errorf("xmpp: encode message: id and to are required")
 	}
@@ -852,7 +863,7 @@ func (l Limits) Decode(d *xml.Decoder, start xml.StartElement) (Stanza, error) {
 		return nil, err
 	}
 	if n.name.Space != "" && n.name.Space != NSClient {
-		return nil, &DecodeError{Name: n.name, ID: n.attr("id"), Reason: "namespace " + n.name.Space, Err: ErrNotStanza}
+		return nil, &DecodeError{Name: n.name, ID: n.attr("id"), Reason: "not a stanza (namespace " + n.name.Space + ")", Err: ErrNotStanza}
 	}
 	switch n.name.Local {
 	case "message":
@@ -862,7 +873,7 @@ func (l Limits) Decode(d *xml.Decoder, start xml.StartElement) (Stanza, error) {
 	case "iq":
 		return parseIQ(n)
 	}
-	return nil, &DecodeError{Name: n.name, Reason: "unexpected element", Err: ErrNotStanza}
+	return nil, &DecodeError{Name: n.name, Reason: "not a stanza", Err: ErrNotStanza}
 }
 
 // DecodeBytes decodes b, which must hold one element and nothing else but
