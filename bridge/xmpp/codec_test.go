@@ -473,13 +473,13 @@ func TestEncodeErrors(t *testing.T) {
 
 func TestEncodeClean(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain":             "plain",
+		"plain":                    "plain",
 		"a\x00b\x08c\x0b\x0c\x1fd": "abcd",
-		"tab\tnl\ncr\r":     "tab\tnl\ncr\r",
-		"bad\xc3(":          "bad\uFFFD(",
-		"\uFFFE\uFFFF\uFFFD": "\uFFFD",
-		"emoji 🙂 \U0010FFFF": "emoji 🙂 \U0010FFFF",
-		"\xed\xa0\x80":      "\uFFFD\uFFFD\uFFFD", // an encoded surrogate is invalid UTF-8
+		"tab\tnl\ncr\r":            "tab\tnl\ncr\r",
+		"bad\xc3(":                 "bad\uFFFD(",
+		"\uFFFE\uFFFF\uFFFD":       "\uFFFD",
+		"emoji 🙂 \U0010FFFF":       "emoji 🙂 \U0010FFFF",
+		"\xed\xa0\x80":             "\uFFFD\uFFFD\uFFFD", // an encoded surrogate is invalid UTF-8
 	} {
 		if got := Clean(in); got != want {
 			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
@@ -847,9 +847,9 @@ func TestDecodeLimits(t *testing.T) {
 	}
 }
 
-// TestRoundTripReply checks the fallback range end to end, with text that
+// TestEncodeRoundTripReply checks the fallback range end to end, with text that
 // needs cleaning and multi-byte characters.
-func TestRoundTripReply(t *testing.T) {
+func TestEncodeRoundTripReply(t *testing.T) {
 	m := Message{ID: "m", To: "owner@example.org", Body: "*Bob*: 👍🏽 ok\x07", Reply: &Reply{To: "bot@example.org", ID: "m0"},
 		Quote: "*Alice* in *Family*:\nline\x00two 🇩🇪\n\n"}
 	b, err := EncodeMessage(m)
