@@ -1,0 +1,333 @@
+// Waxmpp bridges one person's WhatsApp account to their XMPP account.
+//
+// Usage:
+//
+//	waxmpp run [--config FILE]   run the bridge until SIGINT or SIGTERM
+//	waxmpp version               print the version, Go version and platform
+//	waxmpp help                  print this usage
+//
+// The config file is --config, else $WAXMPP_CONFIG, else
+// /etc/waxmpp/config.toml. Logs go to stderr (the journal, under systemd).
+//
+// Exit codes, for systemd (the unit sets RestartPreventExitStatus=78):
+//
+//	0   success, or a clean stop on SIGINT/SIGTERM
+//	1   runtime failure; systemd restarts the service
+//	2   usage: unknown command or flag, or help
+//	78  EX_CONFIG: not configured yet, or the config is invalid;
+//	    restarting cannot help, so systemd does not
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// DefaultConfigPath is where the config lives when neither --config nor
+// $WAXMPP_CONFIG says otherwise.
+const DefaultConfigPath = "/etc/waxmpp/config.toml"
+
+// Exit codes; see the package documentation.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitExConfig = 78 // sysexits.h EX_CONFIG
+)
+
+const usage = `usage: waxmpp <command> [flags]
+
+commands:
+  run [--config FILE]   run the bridge until SIGINT or SIGTERM
+                        (FILE defaults to $WAXMPP_CONFIG, else /etc/waxmpp/config.toml)
+  version               print the version
+  help                  print this help
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default action: a second Ctrl-C
+	// or SIGTERM kills a shutdown that hangs.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it parses args, runs the command, closes
+// what it opened, reports the error on stderr and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	m := NewMain()
+	m.Stdout, m.Stderr, m.Getenv = stdout, stderr, getenv
+	err := m.ParseFlags(ctx, args)
+	if err == nil {
+		err = m.Run(ctx)
+	}
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	m.report(err)
+	return exitCode(err)
+}
+
+// Main is the program: ParseFlags, then Run, then Close. End-to-end tests
+// drive it in-process the way main does.
+type Main struct {
+	Stdout io.Writer
+	Stderr io.Writer // logs and error reports
+	// Getenv reads the environment (os.Getenv); tests replace it.
+	Getenv func(string) string
+
+	// Command is the subcommand chosen by ParseFlags: "run" or "version".
+	Command string
+	// ConfigPath is the config file for run.
+	ConfigPath string
+
+	// Config is the loaded configuration, once Run has read it.
+	Config bridge.Config
+
+	log *slog.Logger
+	db  *store.DB
+}
+
+// NewMain returns a Main writing to the process's stdout and stderr.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// usageError is a command line that makes no sense; exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// errHelp is help explicitly asked for; it exits 2 like a usage error, so
+// that scripts never mistake the usage text for a result.
+var errHelp = flag.ErrHelp
+
+// ParseFlags parses the command line, without the program name.
+func (m *Main) ParseFlags(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return &usageError{"no command given"}
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // report prints the error and the usage once
+	fs.Usage = func() {}
+	switch cmd {
+	case "run":
+		def := DefaultConfigPath
+		if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
+			def = p
+		}
+		fs.StringVar(&m.ConfigPath, "config", def, "config file")
+	case "version":
+	case "help", "-h", "-help", "--help":
+		return errHelp
+	default:
+		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return &usageError{fmt.Sprintf("%s: %v", cmd, err)}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", cmd, fs.Arg(0))}
+	}
+	if cmd == "run" && m.ConfigPath == "" {
+		return &usageError{"run: --config must name a file"}
+	}
+	m.Command = cmd
+	return nil
+}
+
+// Run runs the command chosen by ParseFlags. For run it blocks until ctx is
+// cancelled (a clean stop, nil) or the bridge fails.
+func (m *Main) Run(ctx context.Context) error {
+	switch m.Command {
+	case "version":
+		_, err := fmt.Fprintf(m.Stdout, "waxmpp %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return err
+	case "run":
+		return m.run(ctx)
+	}
+	return &usageError{"no command given"}
+}
+
+func (m *Main) run(ctx context.Context) error {
+	cfg, err := bridge.LoadConfig(m.ConfigPath)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	m.log = newLogger(m.Stderr, cfg.Log, m.Getenv("JOURNAL_STREAM") != "")
+	log := m.log.With("component", "main")
+	log.Info("config loaded", "path", m.ConfigPath, "config", cfg.Redacted())
+	warnReadable(log, m.ConfigPath, cfg)
+
+	db, err := store.Open(cfg.Store.Path, store.Options{})
+	if err != nil {
+		return err
+	}
+	m.db = db
+
+	log.Info("started", "version", version)
+	notify(log, daemon.SdNotifyReady)
+	err = m.runBridge(ctx, m.log, db)
+	notify(log, daemon.SdNotifyStopping)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		log.Info("stopping", "cause", context.Cause(ctx))
+		return nil
+	}
+	if err == nil {
+		return errors.New("bridge stopped on its own")
+	}
+	return err
+}
+
+// runBridge runs the bridge until ctx is done. log is the root logger;
+// derive a child per component (log.With("component", "xmpp")).
+//
+// TODO(wiring): connect the XMPP session and the WhatsApp client here and
+// run the core; return nil once ctx is done, an error on a failure that a
+// restart may cure (exit 1), or an error wrapping bridge.ErrNotConfigured
+// or *bridge.ConfigError when only the owner can fix it (exit 78).
+// For now it only waits.
+func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) error {
+	<-ctx.Done()
+	return nil
+}
+
+// Close releases what Run opened. It is safe to call more than once and
+// when Run was never called.
+func (m *Main) Close() error {
+	if m.db == nil {
+		return nil
+	}
+	err := m.db.Close()
+	m.db = nil
+	if m.log != nil && err == nil {
+		m.log.Info("stopped", "component", "main")
+	}
+	return err
+}
+
+// report prints err for a person: the error itself, then what to do.
+func (m *Main) report(err error) {
+	if err == nil {
+		return
+	}
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(m.Stderr, usage)
+		return
+	}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(m.Stderr, "waxmpp: %s\n", line)
+	}
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprint(m.Stderr, usage)
+	case errors.Is(err, bridge.ErrNotConfigured):
+		fmt.Fprintf(m.Stderr, "waxmpp: write %s; see README\n", m.ConfigPath)
+	}
+}
+
+// exitCode maps an error from ParseFlags, Run or Close to the process's
+// exit status; see the package documentation.
+func exitCode(err error) int {
+	var ue *usageError
+	var ce *bridge.ConfigError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp), errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, bridge.ErrNotConfigured), errors.As(err, &ce):
+		return exitExConfig
+	default:
+		return exitFailure
+	}
+}
+
+// newLogger builds the root logger. Under systemd (journal) the journal
+// stamps each line, so the handler's own time is left out.
+func newLogger(w io.Writer, c bridge.LogConfig, journal bool) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo // unreachable: Validate admits only valid levels
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if journal {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// notify tells systemd about a state change (Type=notify). Without
+// $NOTIFY_SOCKET it does nothing.
+func notify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify failed", "state", state, "err", err)
+	}
+}
+
+// warnReadable warns when the file holding the password can be read by
+// users other than the service's: others at all, or a group that is not
+// the process's own (root:waxmpp 0640 is the intended packaging).
+func warnReadable(log *slog.Logger, configPath string, cfg bridge.Config) {
+	path := configPath
+	if cfg.XMPP.PasswordFile != "" {
+		path = cfg.XMPP.PasswordFile
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return // it was just read; nothing useful to say
+	}
+	if exposed(fi) {
+		log.Warn("the file holding the password is readable by other users; chmod 600 it (or 640 with the service's group)",
+			"path", path, "mode", fi.Mode().Perm().String())
+	}
+}
+
+func exposed(fi fs.FileInfo) bool {
+	perm := fi.Mode().Perm()
+	if perm&0o004 != 0 {
+		return true
+	}
+	if perm&0o040 == 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || int(st.Gid) != os.Getgid()
+}
