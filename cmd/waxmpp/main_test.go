@@ -212,8 +212,10 @@ func TestRunErrors(t *testing.T) {
 			wantInErr: []string{"not configured", "xmpp.jid", "see README"},
 		},
 		{
-			name:      "invalid config",
-			setup:     func(t *testing.T, dir string) string { return writeConfig(t, dir, "rate = 1\nping_interval = \"1h\"", "") },
+			name: "invalid config",
+			setup: func(t *testing.T, dir string) string {
+				return writeConfig(t, dir, "rate = 1\nping_interval = \"1h\"", "")
+			},
 			wantCode:  78,
 			wantInErr: []string{"xmpp.rate (line 5)", "\nwaxmpp: xmpp.ping_interval (line 6)"},
 		},
