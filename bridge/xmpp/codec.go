@@ -90,7 +90,8 @@ type Message struct {
 	// Reply makes this an XEP-0461 reply to another message.
 	Reply *Reply
 	// Quote, with Reply, is the text of the replied-to message. It is
-	// prefixed to Body as an XEP-0393 quote ("> line" per line, then "\n")
+	// prefixed to Body as an XEP-0393 quote ("> line" per line, then "\n";
+	// trailing newlines of Quote are dropped)
 	// and marked as an XEP-0428 fallback for urn:xmpp:reply:0, so clients
 	// that show replies natively hide it and others still show the context.
 	Quote string
@@ -112,10 +113,11 @@ type Message struct {
 	// markable (XEP-0333). It only applies to messages with a normal body
 	// (not retractions).
 	Request bool
-	// Displayed is the id of a message the owner has read (XEP-0333).
+	// Displayed is the id of a message that was read (XEP-0333); a
+	// <store/> hint is added.
 	Displayed string
 	// ChatState is one of the XEP-0085 states (StateActive …). A message
-	// without a body gets a <no-store/> hint (XEP-0334) with it.
+	// with nothing else worth archiving gets a <no-store/> hint (XEP-0334).
 	ChatState string
 
 	// OOB attaches a URL (XEP-0066). For Conversations to show a file inline
@@ -188,8 +190,8 @@ func EncodeMessage(m Message) ([]byte, error) {
 	if m.Retract != "" && body == "" {
 		body = retractDefault
 	}
-	if m.Reply != nil && m.Quote != "" {
-		q := quote(Clean(m.Quote))
+	if q := strings.TrimRight(Clean(m.Quote), "\n"); m.Reply != nil && q != "" {
+		q = quote(q)
 		fallbackEnd = utf8.RuneCountInString(q)
 		body = q + body
 	}
@@ -222,7 +224,11 @@ func EncodeMessage(m Message) ([]byte, error) {
 		}
 		w.close()
 	}
-	if m.Retract != "" || m.Reactions != nil {
+	// Retractions, reactions and read markers have no real body; the hint
+	// makes the server archive them (XEP-0313) so every client of the owner
+	// sees them, as Conversations does for its own markers.
+	store := m.Retract != "" || m.Reactions != nil || m.Displayed != ""
+	if store {
 		w.empty("store", NSHints)
 	}
 	if m.Receipt != "" {
@@ -237,7 +243,7 @@ func EncodeMessage(m Message) ([]byte, error) {
 	}
 	if m.ChatState != "" {
 		w.empty(m.ChatState, NSChatStates)
-		if body == "" {
+		if body == "" && !store {
 			w.empty("no-store", NSHints)
 		}
 	}
@@ -263,7 +269,6 @@ func EncodeMessage(m Message) ([]byte, error) {
 // quote renders text as an XEP-0393 block quote followed by a newline, the
 // form Conversations and Dino produce for XEP-0461 fallbacks.
 func quote(text string) string {
-	text = strings.TrimRight(text, "\n")
 	var b strings.Builder
 	for line := range strings.SplitSeq(text, "\n") {
 		b.WriteString("> ")
@@ -1055,11 +1060,7 @@ func (l Limits) read(d *xml.Decoder, start xml.StartElement) (*node, error) {
 			if !charge(len(t)) {
 				return fail(len(stack), ErrTooLarge)
 			}
-			if k := len(top.parts); k > 0 && top.parts[k-1].el == nil {
-				top.parts[k-1].text += string(t)
-			} else {
-				top.parts = append(top.parts, part{text: string(t)})
-			}
+			top.parts = append(top.parts, part{text: string(t)})
 		case xml.Comment, xml.ProcInst, xml.Directive:
 			if !charge(len(tokBytes(t))) {
 				return fail(len(stack), ErrTooLarge)

@@ -255,7 +255,7 @@ func encodeCases() []encodeCase {
 		{"message_receipt", msg(Message{ID: "m8", To: "owner@example.org", Receipt: "o1"}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m8", OriginID: &tID{"m8"}, Received: &tID{"o1"}})},
 		{"message_displayed", msg(Message{ID: "m9", To: "owner@example.org", Displayed: "o1"}),
-			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m9", OriginID: &tID{"m9"}, Displayed: &tID{"o1"}})},
+			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m9", OriginID: &tID{"m9"}, Displayed: &tID{"o1"}, Store: &tEmpty{}})},
 		{"message_composing", msg(Message{ID: "m10", To: "owner@example.org", ChatState: StateComposing}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m10", OriginID: &tID{"m10"},
 				Composing: &tEmpty{}, NoStore: &tEmpty{}})},

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,6 +85,8 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add("m3", "o@x", " ", "", "", "m1", "", "", "o1", "https://up.example.org/a.jpg", "photo", uint16(0x1f), int64(-1))
 	f.Add("m4", "o@x", "", "q\x00", "r", "c", "m1", "", "", "", "", uint16(0xffff), int64(253402300799))
 	f.Add("m\"5'<", "o@x\xff", "a <b> & \"c\" ]]> \x00\x01\x1b\uFFFE tab\tcr\rlf\n bad\xff end", "\n\n", "\x01", "", "", "", "", "", "", uint16(0x40), int64(0))
+	// Found by fuzzing: a quote that cleans to nothing adds no fallback.
+	f.Add("0", "0", "0", "\x00", "0", "0", "0", "0", "", "0", "0", uint16(12), int64(0))
 	states := []string{"", StateActive, StateComposing, StatePaused, StateInactive, StateGone}
 	f.Fuzz(func(t *testing.T, id, to, body, quote, replyID, replace, retract, emoji, receipt, url, desc string, flags uint16, stamp int64) {
 		m := Message{ID: id, To: to, Body: body, Replace: replace, Retract: retract, Receipt: receipt,
@@ -149,7 +152,7 @@ func FuzzRoundTrip(f *testing.F) {
 		full := wantBody
 		if m.Reply != nil {
 			want.Reply = &Reply{To: Clean(m.Reply.To), ID: Clean(replyID)}
-			if q := Clean(quote); q != "" {
+			if q := strings.TrimRight(Clean(quote), "\n"); q != "" {
 				full = quoteForTest(q) + wantBody
 			}
 		}
