@@ -683,12 +683,21 @@ func isDurationKey(name string) bool {
 	return false
 }
 
-// unknownKeys reports keys that Config has no field for. Below an unknown
+// unknownKeys reports keys that Config has no field for: those the decoder
+// left undecoded, and those it matched to a field only case-insensitively
+// (TOML keys are case-sensitive; "JID" is not "jid"). Below an unknown
 // table only the table itself is reported.
 func unknownKeys(md toml.MetaData) []*ConfigError {
+	undecoded := make(map[string]bool)
+	for _, k := range md.Undecoded() {
+		undecoded[k.String()] = true
+	}
 	var errs []*ConfigError
 	var reported []toml.Key
-	for _, k := range md.Undecoded() {
+	for _, k := range md.Keys() {
+		if _, known := configKeys[k.String()]; known && !undecoded[k.String()] {
+			continue
+		}
 		if slices.ContainsFunc(reported, func(p toml.Key) bool { return hasPrefix(k, p) }) {
 			continue
 		}
@@ -718,6 +727,9 @@ func suggest(name string) string {
 	}
 	best, bestDist := "", 3
 	for k := range configKeys {
+		if strings.EqualFold(k, name) {
+			return k
+		}
 		kt, kl := "", k
 		if i := strings.LastIndexByte(k, '.'); i >= 0 {
 			kt, kl = k[:i], k[i+1:]

@@ -202,6 +202,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"quoted unknown key", "", "[log]\n\"a.b\" = 1\n", `log."a.b"`, "unknown key"},
 		{"table is value", "", "[store]\n[log.level]\n", "log.level", "is a table; want a string"},
 		{"array of tables", "", "[[store]]\npath = \"x\"\n", "store", "is an array of tables; want a table"},
+		{"upper-case key", `JID = "bot@example.org"`, "", "xmpp.JID", "did you mean xmpp.jid?"},
+		{"upper-case table", "", "[LOG]\nlevel = \"debug\"\n", "LOG", "did you mean log?"},
 		{"syntax", `jid = `, "", "", "TOML syntax"},
 	}
 	for _, tt := range tests {
