@@ -290,6 +290,9 @@ func (db *DB) ChatByHandle(h string) (Chat, error) {
 // SetHandle gives chat id the handle h. The old handle stays reserved for the
 // same chat. It fails with ErrHandleTaken if another chat holds h.
 func (db *DB) SetHandle(id, h string) (Chat, error) {
+	if !validHandle(h) {
+		return Chat{}, fmt.Errorf("store: set handle of %s: %q: use 1 to %d letters a-z and digits, starting with a letter", id, h, maxHandle)
+	}
 	var out Chat
 	err := db.write(func(tx *bolt.Tx) error {
 		c, ok, err := getChat(tx, id)

@@ -1,0 +1,424 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv("WAXMPP_CRASH_CHILD"); path != "" {
+		crashChild(path, os.Getenv("WAXMPP_CRASH_ROUND"))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// checkInvariants checks what must hold in every file, even right after a
+// crash: bbolt's own page check, every record decodes, references resolve.
+func checkInvariants(db *DB) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("bbolt check: %w", err)
+		}
+		chats, aliases, handles := tx.Bucket(bucketChats), tx.Bucket(bucketAliases), tx.Bucket(bucketHandles)
+		err := chats.ForEach(func(k, v []byte) error {
+			c, err := decodeChat(bucketChats, k, v)
+			if err != nil {
+				return err
+			}
+			if owner := handles.Get([]byte(c.Handle)); string(owner) != c.ID {
+				return fmt.Errorf("chat %s has handle %q, which belongs to %q", k, c.Handle, owner)
+			}
+			if aliases.Get(k) != nil {
+				return fmt.Errorf("%s is both a chat and an alias", k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, b := range []*bolt.Bucket{aliases, handles} {
+			err := b.ForEach(func(k, v []byte) error {
+				if chats.Get(v) == nil {
+					return fmt.Errorf("%q points to %q, which is not a chat", k, v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		qs := tx.Bucket(bucketQueues)
+		err = qs.ForEachBucket(func(name []byte) error {
+			q := qs.Bucket(name)
+			var last uint64
+			return q.ForEach(func(k, v []byte) error {
+				seq, ok := keySeq(k)
+				if !ok || seq <= last || seq > q.Sequence() {
+					return fmt.Errorf("queue %s: key %x after %d (sequence %d)", name, k, last, q.Sequence())
+				}
+				last = seq
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+		seen := tx.Bucket(bucketSeen)
+		err = seen.ForEachBucket(func(kind []byte) error {
+			return seen.Bucket(kind).ForEach(func(k, v []byte) error {
+				_, err := decodeSeen(kind, k, v)
+				return err
+			})
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketSettings).ForEach(func(k, v []byte) error {
+			_, err := decodeSetting(k, v)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		root := tx.Bucket(bucketMessages)
+		return root.ForEachBucket(func(name []byte) error {
+			gen := root.Bucket(name)
+			g, _ := keySeq(name)
+			want := map[string]bool{}
+			err := gen.ForEach(func(k, v []byte) error {
+				if k[0] != prefixMsg {
+					return nil
+				}
+				seq, ok := keySeq(k[1:])
+				if !ok || seq > root.Sequence() || (seq-1)/genSize != g {
+					return fmt.Errorf("generation %x: message key %x", name, k)
+				}
+				m, err := decodeMessage(genPath(name), k, v)
+				if err != nil {
+					return err
+				}
+				want[string(indexKey(prefixChat, m.WA.Chat, seq))] = true
+				if m.WA.ID != "" {
+					want[string(indexKey(prefixWA, m.WA.ID, seq))] = true
+				}
+				if m.XMPPID != "" {
+					want[string(indexKey(prefixXMPP, m.XMPPID, seq))] = true
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			err = gen.ForEach(func(k, v []byte) error {
+				if k[0] == prefixMsg {
+					return nil
+				}
+				if !want[string(k)] {
+					return fmt.Errorf("generation %x: index key %q without its message", name, k)
+				}
+				delete(want, string(k))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for k := range want {
+				return fmt.Errorf("generation %x: message without index key %q", name, k)
+			}
+			return nil
+		})
+	})
+}
+
+// crashChild writes to the file at path from several goroutines until it is
+// killed, printing each write once it is acknowledged (and, for acks, the
+// intent before it is made). Lines:
+//
+//	Q seq tag len        enqueued tag+len×"x"
+//	a seq / A seq        about to ack / acked through seq
+//	C id handle          chat put
+//	L alias id           alias added
+//	M xmpp chat wa       message mapped
+//	S id                 seen recorded
+//	P n                  setting "counter" set to n
+func crashChild(path, round string) {
+	db, err := Open(path, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(os.Stdout, format+"\n", args...)
+		mu.Unlock()
+	}
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	say("ready")
+	r, _ := strconv.ParseInt(round, 10, 64)
+	counter := r * 1_000_000 // settings only grow, across rounds too
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
+			q := db.Queue("q")
+			for i := 0; ; i++ {
+				tag := fmt.Sprintf("r%s.w%d.i%d", round, w, i)
+				switch rng.IntN(6) {
+				case 0:
+					n := 1 + rng.IntN(20)
+					var data [][]byte
+					var lens []int
+					for j := range n {
+						l := rng.IntN(5000)
+						lens = append(lens, l)
+						data = append(data, []byte(fmt.Sprintf("%s.%d", tag, j)+strings.Repeat("x", l)))
+					}
+					seqs, err := q.Enqueue(data...)
+					if err != nil {
+						fail(err)
+					}
+					for j, s := range seqs {
+						say("Q %d %s.%d %d", s, tag, j, lens[j])
+					}
+					if rng.IntN(3) == 0 && seqs[0] > 10 {
+						through := seqs[0] - uint64(rng.IntN(10))
+						say("a %d", through)
+						if err := q.AckThrough(through); err != nil {
+							fail(err)
+						}
+						say("A %d", through)
+					}
+				case 1:
+					pn, lid := "pn-"+tag, "lid-"+tag
+					c, err := db.PutChat(Chat{ID: pn, Kind: KindDirect, Name: []string{"Alice", "Bob", "Ča", ""}[rng.IntN(4)]})
+					if err != nil {
+						fail(err)
+					}
+					say("C %s %s", pn, c.Handle)
+					if rng.IntN(2) == 0 {
+						c, err := db.PutChat(Chat{ID: lid, Kind: KindDirect, Name: "Alice"})
+						if err != nil {
+							fail(err)
+						}
+						say("C %s %s", lid, c.Handle)
+					}
+					if err := db.AddAlias(pn, lid); err != nil {
+						fail(err)
+					}
+					say("L %s %s", lid, pn)
+				case 2:
+					var ms []Message
+					for j := range 1 + rng.IntN(30) {
+						ms = append(ms, Message{WA: MessageKey{Chat: "chat" + strconv.Itoa(rng.IntN(5)), Sender: "s", ID: fmt.Sprintf("W%s.%d", tag, j)}, XMPPID: fmt.Sprintf("X%s.%d", tag, j), Excerpt: tag, Time: time.Now()})
+					}
+					if err := db.PutMessages(ms...); err != nil {
+						fail(err)
+					}
+					for _, m := range ms {
+						say("M %s %s %s", m.XMPPID, m.WA.Chat, m.WA.ID)
+					}
+				case 3:
+					if _, err := db.Seen("wa", tag, time.Now()); err != nil {
+						fail(err)
+					}
+					say("S %s", tag)
+				case 4:
+					mu.Lock()
+					counter++
+					n := counter
+					mu.Unlock()
+					if err := PutSetting(db, "counter"+strconv.Itoa(w), n); err != nil {
+						fail(err)
+					}
+					say("P %d %d", w, n)
+				case 5:
+					if _, err := db.Chats(); err != nil {
+						fail(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestCrash SIGKILLs a writing child process at random moments, many times,
+// and checks after each reopen that every invariant holds and nothing the
+// child saw acknowledged is missing.
+func TestCrash(t *testing.T) {
+	rounds := 30
+	if testing.Short() {
+		rounds = 8
+	}
+	path := filepath.Join(t.TempDir(), "crash.db")
+	type item struct {
+		tag string
+		n   int
+	}
+	queue := map[uint64]item{}
+	var maxSeq, maxAckIntent uint64
+	chats := map[string]string{}   // id → handle
+	aliases := map[string]string{} // alias → canonical id
+	msgs := map[string][2]string{} // xmpp id → chat, wa id
+	var seen []string
+	settings := map[string]int64{}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	totalLines := 0
+	for round := range rounds {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "WAXMPP_CRASH_CHILD="+path, "WAXMPP_CRASH_ROUND="+strconv.Itoa(round))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan []string, 1)
+		go func() {
+			var ls []string
+			r := bufio.NewReader(out)
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil { // a line cut by the kill is not acknowledged
+					lines <- ls
+					return
+				}
+				ls = append(ls, strings.TrimSuffix(l, "\n"))
+			}
+		}()
+		// Kill at a random moment: sometimes during Open, mostly while writing.
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		ls := <-lines
+		err = cmd.Wait()
+		if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("round %d: child ended with %v, not by our kill; stderr:\n%s", round, err, stderr.String())
+		}
+		totalLines += len(ls)
+		roundMin := maxSeq
+		for _, l := range ls {
+			f := strings.Fields(l)
+			switch f[0] {
+			case "Q":
+				seq, _ := strconv.ParseUint(f[1], 10, 64)
+				n, _ := strconv.Atoi(f[3])
+				if seq <= roundMin {
+					t.Fatalf("round %d: seq %d reused (max before this run %d)", round, seq, roundMin)
+				}
+				queue[seq] = item{f[2], n}
+				maxSeq = max(maxSeq, seq)
+			case "a":
+				seq, _ := strconv.ParseUint(f[1], 10, 64)
+				maxAckIntent = max(maxAckIntent, seq)
+			case "C":
+				chats[f[1]] = f[2]
+			case "L":
+				aliases[f[1]] = f[2]
+			case "M":
+				msgs[f[1]] = [2]string{f[2], f[3]}
+			case "S":
+				seen = append(seen, f[1])
+			case "P":
+				n, _ := strconv.ParseInt(f[2], 10, 64)
+				settings[f[1]] = max(settings[f[1]], n)
+			}
+		}
+
+		db, err := Open(path, Options{})
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		if err := checkInvariants(db); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		items, err := db.Queue("q").Peek(0, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[uint64][]byte{}
+		for _, it := range items {
+			have[it.Seq] = it.Data
+			maxSeq = max(maxSeq, it.Seq) // committed but not printed: still never reuse
+		}
+		for seq, it := range queue {
+			if seq <= maxAckIntent {
+				delete(queue, seq)
+				continue
+			}
+			want := it.tag + strings.Repeat("x", it.n)
+			if got, ok := have[seq]; !ok || string(got) != want {
+				t.Fatalf("round %d: acknowledged item %d: got %d bytes (present %v), want %d", round, seq, len(got), ok, len(want))
+			}
+		}
+		for id, h := range chats {
+			c, err := db.Chat(id)
+			if err != nil {
+				t.Fatalf("round %d: acknowledged chat %s: %v", round, id, err)
+			}
+			if canon, ok := aliases[id]; ok && c.ID != canon {
+				t.Fatalf("round %d: alias %s resolves to %s, want %s", round, id, c.ID, canon)
+			}
+			if hc, err := db.ChatByHandle(h); err != nil || hc.ID != c.ID {
+				t.Fatalf("round %d: handle %s of %s: %s, %v", round, h, id, hc.ID, err)
+			}
+		}
+		for alias, id := range aliases {
+			if c, err := db.Chat(alias); err != nil || c.ID != id {
+				t.Fatalf("round %d: alias %s: %s, %v; want %s", round, alias, c.ID, err, id)
+			}
+		}
+		for x, wa := range msgs {
+			m, err := db.MessageByXMPP(x)
+			if err != nil || m.WA.Chat != wa[0] || m.WA.ID != wa[1] {
+				t.Fatalf("round %d: message %s: %+v, %v", round, x, m, err)
+			}
+			if m, err := db.MessageByWA(MessageKey{wa[0], "s", wa[1]}); err != nil || m.XMPPID != x {
+				t.Fatalf("round %d: message %s by WhatsApp key: %+v, %v", round, wa[1], m, err)
+			}
+		}
+		db.bolt.View(func(tx *bolt.Tx) error {
+			for _, id := range seen {
+				if tx.Bucket(bucketSeen).Bucket([]byte("wa")).Get([]byte(id)) == nil {
+					t.Fatalf("round %d: seen %s lost", round, id)
+				}
+			}
+			return nil
+		})
+		for w, n := range settings {
+			if got, _, err := GetSetting[int64](db, "counter"+w); err != nil || got < n {
+				t.Fatalf("round %d: setting counter%s = %d, %v; want >= %d", round, w, got, err, n)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d rounds, %d acknowledged writes checked", rounds, totalLines)
+	if totalLines < rounds {
+		t.Errorf("children acknowledged only %d writes in %d rounds; the test checks little", totalLines, rounds)
+	}
+}
