@@ -130,7 +130,8 @@ func FuzzRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := DecodeBytes(b)
+		// Fuzzed strings may exceed the default limits; those are tested elsewhere.
+		st, err := Limits{MaxBytes: 1 << 24, MaxDepth: 32}.DecodeBytes(b)
 		if err != nil {
 			t.Fatalf("DecodeBytes(%s): %v", b, err)
 		}
@@ -205,22 +206,12 @@ func (r *Retraction) formOrZero() RetractForm {
 	return r.Form
 }
 
-// quoteForTest is an independent statement of the reply fallback format.
+// quoteForTest is an independent statement of the reply fallback format:
+// trailing newlines dropped, then "> line\n" per line.
 func quoteForTest(q string) string {
-	out := ""
-	lines := []rune(q)
-	// Trailing newlines are dropped, then each line becomes "> line\n".
-	for len(lines) > 0 && lines[len(lines)-1] == '\n' {
-		lines = lines[:len(lines)-1]
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(q, "\n"), "\n") {
+		b.WriteString("> " + line + "\n")
 	}
-	line := ""
-	for _, r := range lines {
-		if r == '\n' {
-			out += "> " + line + "\n"
-			line = ""
-			continue
-		}
-		line += string(r)
-	}
-	return out + "> " + line + "\n"
+	return b.String()
 }
