@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -817,33 +818,60 @@ func withLines(data []byte, errs []*ConfigError) error {
 }
 
 // keyLines finds the line on which each dotted key is defined. The TOML
-// decoder keeps key positions to itself, so this decodes ever longer
-// prefixes of the file, line by line, and notes where each key first
-// appears: the same parser, so no heuristic to get wrong. A value spanning
-// several lines is found on its last line. Large files are skipped; their
-// errors go without line numbers.
-func keyLines(data []byte, pending map[string]toml.Key) map[string]int {
+// decoder keeps key positions to itself, so this asks the decoder itself:
+// for each line that mentions the key's last part, it decodes the file up to
+// that line (or, for a value spanning lines, up to the first line where the
+// prefix parses) and checks whether the key is defined yet. No heuristic to
+// get wrong, and cheap on a real config. The work is bounded; keys not found
+// within it, and keys in large files, go without a line.
+func keyLines(data []byte, keys map[string]toml.Key) map[string]int {
+	const (
+		maxData     = 16 << 10
+		maxDecodes  = 200 // in all
+		maxSpanRows = 50  // lines one value may span
+	)
 	found := make(map[string]int)
-	if len(pending) == 0 || len(data) > 16<<10 {
+	if len(keys) == 0 || len(data) > maxData {
 		return found
 	}
-	end := 0
-	for line := 1; end < len(data) && len(pending) > 0; line++ {
-		i := bytes.IndexByte(data[end:], '\n')
-		if i < 0 {
-			end = len(data)
+	var ends []int // ends[i] is the offset just past line i+1
+	for off := 0; off < len(data); {
+		if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
+			off += i + 1
 		} else {
-			end += i + 1
+			off = len(data)
 		}
-		var m map[string]any
-		md, err := toml.Decode(string(data[:end]), &m)
-		if err != nil {
-			continue
-		}
-		for name, k := range pending {
-			if md.IsDefined(k...) {
-				found[name] = line
-				delete(pending, name)
+		ends = append(ends, off)
+	}
+	budget := maxDecodes
+	names := slices.Sorted(maps.Keys(keys))
+	for _, name := range names {
+		k := keys[name]
+		last := []byte(k[len(k)-1])
+	lines:
+		for li := range ends {
+			start := 0
+			if li > 0 {
+				start = ends[li-1]
+			}
+			if !bytes.Contains(data[start:ends[li]], last) {
+				continue
+			}
+			for j := li; j < len(ends) && j < li+maxSpanRows; j++ {
+				if budget == 0 {
+					return found
+				}
+				budget--
+				var m map[string]any
+				md, err := toml.Decode(string(data[:ends[j]]), &m)
+				if err != nil {
+					continue // inside a multi-line value; read on
+				}
+				if md.IsDefined(k...) {
+					found[name] = li + 1
+					break lines
+				}
+				break
 			}
 		}
 	}

@@ -256,8 +256,8 @@ retention = 5
 	doc = strings.Replace(doc, "retention = 5", `retention = "5h"`, 1)
 	_, err = ParseConfig(strings.NewReader(doc))
 	got = fieldLines(err)
-	// A multi-line value is found on its last line.
-	want = map[string]int{"log.multi": 12}
+	// A multi-line value is found on its first line.
+	want = map[string]int{"log.multi": 10}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("unknown keys: got %v, want %v (err %v)", got, want, err)
 	}
@@ -271,6 +271,19 @@ retention = 5
 	}
 	if want := "xmpp.rate (line 6): 1 is out of range"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not contain %q", err, want)
+	}
+}
+
+// Finding lines must stay cheap however the file is shaped.
+func TestParseConfigLinesBounded(t *testing.T) {
+	doc := configDoc("", "[log]\n"+strings.Repeat("# a\n", 4000)+"a = 1\n")
+	start := time.Now()
+	_, err := ParseConfig(strings.NewReader(doc))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("ParseConfig took %v on a %d-byte file", d, len(doc))
+	}
+	if got := fieldLines(err); len(got) != 1 || got["log.a"] != 0 {
+		t.Errorf("got %v, want log.a without a line (beyond the search budget)", got)
 	}
 }
 
