@@ -325,10 +325,15 @@ func EncodePresence(p Presence) ([]byte, error) {
 	return w.bytes(), nil
 }
 
-// Subscription presences (RFC 6121 §3). The session sends Subscribe and
-// Subscribed to the owner, and Unsubscribed to strangers.
-func Subscribe(to string) Presence    { return Presence{To: to, Type: "subscribe"} }
-func Subscribed(to string) Presence   { return Presence{To: to, Type: "subscribed"} }
+// Subscribe asks to see to's presence (RFC 6121 §3.1); the bot asks the owner.
+func Subscribe(to string) Presence { return Presence{To: to, Type: "subscribe"} }
+
+// Subscribed approves to's subscription request (RFC 6121 §3.1.4); only
+// the owner's.
+func Subscribed(to string) Presence { return Presence{To: to, Type: "subscribed"} }
+
+// Unsubscribed refuses or cancels to's subscription (RFC 6121 §3.2); the
+// answer to strangers.
 func Unsubscribed(to string) Presence { return Presence{To: to, Type: "unsubscribed"} }
 
 // IQ is one outbound <iq/>.
