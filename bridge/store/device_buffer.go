@@ -141,18 +141,24 @@ func (s *deviceStore) DeleteOldBufferedHashes(ctx context.Context) error {
 // GetOutgoingEvent finds a sent message by chat or alternate chat and ID.
 // Not found is sql.ErrNoRows, exactly what sqlstore returns (it does not
 // translate it), so callers checking errors.Is(err, sql.ErrNoRows) work.
-// If both chats have it, the row for chatJID wins.
+// If both chats have it, the smaller JID string wins (see candidates).
 func (s *deviceStore) GetOutgoingEvent(ctx context.Context, chatJID, altChatJID types.JID, id types.MessageID) (format string, plaintext []byte, err error) {
 	err = s.db.view(ctx, func(tx *bolt.Tx) error {
 		b := s.read(tx, bktRetryBuffer)
 		if b == nil {
 			return sql.ErrNoRows
 		}
-		for _, chat := range []types.JID{chatJID, altChatJID} {
-			if chat.Server == "" {
-				continue // NULL matches nothing
-			}
-			k := append(lp(chat.String()), id...)
+		var chats []string
+		switch {
+		case chatJID.Server != "" && altChatJID.Server != "":
+			chats = candidates(chatJID.String(), altChatJID.String())
+		case chatJID.Server != "":
+			chats = []string{chatJID.String()}
+		case altChatJID.Server != "":
+			chats = []string{altChatJID.String()} // an empty JID is NULL: matches nothing
+		}
+		for _, chat := range chats {
+			k := append(lp(chat), id...)
 			v := b.Get(k)
 			if v == nil {
 				continue

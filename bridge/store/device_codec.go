@@ -11,7 +11,8 @@ import (
 // as fixed-width big-endian, byte strings as uvarint(len+1) then the bytes,
 // where a length prefix of 0 means SQL NULL (nil), so NULL and empty stay
 // apart as they do in sqlstore's columns. Decoders copy out of the bbolt
-// page (a value is only valid inside its transaction) and reject short,
+// page (a value is only valid inside its transaction), return empty byte
+// strings as nil (as sqlstore on SQLite does), and reject short,
 // long or unknown-version records with an error naming bucket and key.
 
 const recordVersion = 1
@@ -156,7 +157,9 @@ func (d *recDecoder) bytes() []byte {
 		return nil
 	}
 	v := d.take(int(n - 1))
-	if v == nil {
+	if len(v) == 0 {
+		// An empty value reads back as nil, as sqlstore's empty blobs do
+		// through database/sql on SQLite.
 		return nil
 	}
 	return append(make([]byte, 0, len(v)), v...)
