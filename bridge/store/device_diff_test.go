@@ -47,18 +47,18 @@ var (
 // Pools are small so operations collide. Users look like real ones: phone
 // numbers of 11–12 digits, LIDs of 15, LID addresses carrying agent "_1".
 var (
-	ourJIDs = []string{"491701111111:3@s.whatsapp.net", "491702222222:7@s.whatsapp.net"}
-	pnUsers = []string{"491511111111", "491522222222", "15553334444", "447700900123"}
-	lidUser = []string{"100000000000001", "200000000000002", "300000000000003", "400000000000004"}
-	groups  = []string{"120363000000000001@g.us", "120363000000000002@g.us"}
-	msgIDs  = []string{"3EB0A1", "3EB0B2", "3EB0C3"}
-	asNames = []string{"critical_block", "regular_high", "regular"}
-	formats = []string{"wa", "fb"}
+	ourJIDs   = []string{"491701111111:3@s.whatsapp.net", "491702222222:7@s.whatsapp.net"}
+	pnUsers   = []string{"491511111111", "491522222222", "15553334444", "447700900123"}
+	lidUser   = []string{"100000000000001", "200000000000002", "300000000000003", "400000000000004"}
+	groupJIDs = []string{"120363000000000001@g.us", "120363000000000002@g.us"}
+	msgIDs    = []string{"3EB0A1", "3EB0B2", "3EB0C3"}
+	asNames   = []string{"critical_block", "regular_high", "regular"}
+	formats   = []string{"wa", "fb"}
 )
 
 type diffWorld struct {
-	name    string
-	ctr     interface {
+	name string
+	ctr  interface {
 		wastore.DeviceContainer
 		GetDevice(context.Context, types.JID) (*wastore.Device, error)
 		GetAllDevices(context.Context) ([]*wastore.Device, error)
@@ -257,7 +257,7 @@ func randUser(r *rand.Rand) types.JID {
 
 func randChat(r *rand.Rand) types.JID {
 	if r.IntN(3) == 0 {
-		return mustJID(pick(r, groups))
+		return mustJID(pick(r, groupJIDs))
 	}
 	return randUser(r).ToNonAD()
 }
@@ -552,11 +552,11 @@ func diffOpsTable() []opGen {
 
 	// Sender keys.
 	st("SenderKeyStore.PutSenderKey", 3, func(r *rand.Rand) func(S, context.Context) any {
-		g, u, v := pick(r, groups), randAddress(r), blob(r)
+		g, u, v := pick(r, groupJIDs), randAddress(r), blob(r)
 		return func(s S, ctx context.Context) any { return errClass(s.PutSenderKey(ctx, g, u, slices.Clone(v))) }
 	})
 	st("SenderKeyStore.GetSenderKey", 3, func(r *rand.Rand) func(S, context.Context) any {
-		g, u := pick(r, groups), randAddress(r)
+		g, u := pick(r, groupJIDs), randAddress(r)
 		return func(s S, ctx context.Context) any {
 			v, err := s.GetSenderKey(ctx, g, u)
 			return res{v, errClass(err)}
@@ -720,7 +720,9 @@ func diffOpsTable() []opGen {
 	})
 	st("MsgSecretStore.PutMessageSecret", 3, func(r *rand.Rand) func(S, context.Context) any {
 		c, u, id, sec := randChat(r), randUser(r), pick(r, msgIDs), blob(r)
-		return func(s S, ctx context.Context) any { return errClass(s.PutMessageSecret(ctx, c, u, id, slices.Clone(sec))) }
+		return func(s S, ctx context.Context) any {
+			return errClass(s.PutMessageSecret(ctx, c, u, id, slices.Clone(sec)))
+		}
 	})
 	st("MsgSecretStore.GetMessageSecret", 4, func(r *rand.Rand) func(S, context.Context) any {
 		c, u, id := randChat(r), randUser(r), pick(r, msgIDs)
@@ -814,7 +816,9 @@ func diffOpsTable() []opGen {
 	})
 	st("EventBuffer.AddOutgoingEvent", 3, func(r *rand.Rand) func(S, context.Context) any {
 		c, id, f, pt := randChat(r), pick(r, msgIDs), pick(r, formats), blob(r)
-		return func(s S, ctx context.Context) any { return errClass(s.AddOutgoingEvent(ctx, c, id, f, slices.Clone(pt))) }
+		return func(s S, ctx context.Context) any {
+			return errClass(s.AddOutgoingEvent(ctx, c, id, f, slices.Clone(pt)))
+		}
 	})
 	st("EventBuffer.DeleteOldOutgoingEvents", 1, func(r *rand.Rand) func(S, context.Context) any {
 		return func(s S, ctx context.Context) any { return errClass(s.DeleteOldOutgoingEvents(ctx)) }
@@ -845,7 +849,9 @@ func diffOpsTable() []opGen {
 			}
 			ms = append(ms, m)
 		}
-		return func(s wastore.LIDStore, ctx context.Context) any { return errClass(s.PutManyLIDMappings(ctx, slices.Clone(ms))) }
+		return func(s wastore.LIDStore, ctx context.Context) any {
+			return errClass(s.PutManyLIDMappings(ctx, slices.Clone(ms)))
+		}
 	}))
 	add("LIDStore.GetPNForLID", 3, true, lidOp(func(r *rand.Rand) func(wastore.LIDStore, context.Context) any {
 		u := randUser(r)
