@@ -44,7 +44,7 @@ const MaxExcerpt = 160
 // ~200 random leaf pages (800 KB written). Within a generation a burst dirties
 // at most the generation's few index pages. Lookups try generations newest
 // first; pruning deletes whole generations, which frees their pages at once.
-var genSize uint64 = 512
+var genSize uint64 = 128
 
 const (
 	prefixMsg   = 'm'
@@ -132,6 +132,9 @@ func (db *DB) PutMessages(ms ...Message) error {
 				if gen, err = root.CreateBucketIfNotExists(seqKey(g)); err != nil {
 					return err
 				}
+				// Messages are appended; bbolt's default 50% fill
+				// would leave every page half empty.
+				gen.FillPercent = 0.9
 			}
 			if err := gen.Put(msgKey(seq), encodeMessage(m)); err != nil {
 				return err

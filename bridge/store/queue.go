@@ -66,6 +66,7 @@ func (q *Queue) Enqueue(data ...[]byte) ([]uint64, error) {
 		if err != nil {
 			return err
 		}
+		b.FillPercent = 0.9 // appends only: pack pages full
 		for _, d := range data {
 			seq, err := b.NextSequence()
 			if err != nil {

@@ -58,12 +58,6 @@ var ErrLocked = errors.New("store: file is in use by another process")
 // Such errors name the bucket and the key.
 var ErrCorrupt = errors.New("corrupt record")
 
-// initDevice, when set, creates and upgrades whatsmeow's device store buckets
-// (prefixed "wa_"). device.go sets it from an init func. Open calls it inside
-// the same transaction as the bridge's own schema migrations, after them, so a
-// crash during Open leaves either the old file or a fully upgraded one.
-var initDevice func(tx *bolt.Tx) error
-
 // Open opens (creating if needed) the state file at path with mode 0600: it
 // holds pairing keys and must never be world-readable. It brings the bridge's
 // schema to the current version in one transaction.
@@ -104,12 +98,11 @@ func Open(path string, opts Options) (*DB, error) {
 		if err := migrate(tx, migrations); err != nil {
 			return err
 		}
-		if initDevice != nil {
-			if err := initDevice(tx); err != nil {
-				return fmt.Errorf("device store: %w", err)
-			}
-		}
-		return nil
+		// whatsmeow's device store (device.go, buckets prefixed "wa_")
+		// is created or upgraded in the same transaction, after the
+		// bridge's schema: a crash during Open leaves either the old file
+		// or a fully upgraded one.
+		return db.initDevice(tx)
 	})
 	if err != nil {
 		b.Close()

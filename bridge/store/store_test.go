@@ -422,3 +422,194 @@ func TestCrash(t *testing.T) {
 		t.Errorf("children acknowledged only %d writes in %d rounds; the test checks little", totalLines, rounds)
 	}
 }
+
+// writeBytes is this process's bytes sent to the storage layer so far.
+func writeBytes(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no write_bytes in /proc/self/io")
+	return 0
+}
+
+// fillMessages maps n messages in bursts of 100, with random-looking ids
+// as WhatsApp and XMPP clients make them.
+func fillMessages(tb testing.TB, db *DB, n int, t0 time.Time) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < n; {
+		var ms []Message
+		for ; len(ms) < 100 && i < n; i++ {
+			ms = append(ms, relayMessage(rng, i, t0.Add(time.Duration(i)*time.Second)))
+		}
+		if err := db.PutMessages(ms...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func relayMessage(rng *rand.Rand, i int, t time.Time) Message {
+	return Message{
+		WA:      MessageKey{Chat: fmt.Sprintf("4917%07d@s.whatsapp.net", i%40), Sender: fmt.Sprintf("4917%07d@s.whatsapp.net", i%40), ID: fmt.Sprintf("3EB0%016X", rng.Uint64())},
+		XMPPID:  fmt.Sprintf("%016x-%08x", rng.Uint64(), i),
+		Excerpt: "see you at the station at eight, the train is late again",
+		Time:    t,
+	}
+}
+
+// BenchmarkRelay measures what the core's relay of one message costs on
+// disk: one enqueue, one message map entry, one ack, done for bursts of
+// messages at a time as the core does (a burst is one transaction each).
+// The file already holds 20k mapped messages and 40 chats.
+func BenchmarkRelay(b *testing.B) {
+	payload := bytes.Repeat([]byte("<message to='owner@example.org' id='x'><body>see you at the station</body></message>"), 4) // ~370 bytes
+	for _, burst := range []int{1, 10, 100} {
+		b.Run(fmt.Sprint("burst=", burst), func(b *testing.B) {
+			db, err := Open(filepath.Join(b.TempDir(), "w.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			t0 := time.Now()
+			fillMessages(b, db, 20000, t0)
+			q := db.Queue("xmpp-out")
+			rng := rand.New(rand.NewPCG(3, 4))
+			var parts [3]int64 // enqueue, map, ack
+			commits0, w0 := db.group.commits.Load(), writeBytes(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				data := make([][]byte, burst)
+				ms := make([]Message, burst)
+				for j := range burst {
+					data[j] = payload
+					ms[j] = relayMessage(rng, i*burst+j, t0)
+				}
+				w := writeBytes(b)
+				seqs, err := q.Enqueue(data...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w2 := writeBytes(b)
+				if err := db.PutMessages(ms...); err != nil {
+					b.Fatal(err)
+				}
+				w3 := writeBytes(b)
+				if err := q.AckThrough(seqs[len(seqs)-1]); err != nil {
+					b.Fatal(err)
+				}
+				w4 := writeBytes(b)
+				parts[0] += w2 - w
+				parts[1] += w3 - w2
+				parts[2] += w4 - w3
+			}
+			b.StopTimer()
+			msgs := float64(b.N * burst)
+			b.ReportMetric(float64(writeBytes(b)-w0)/msgs, "diskB/msg")
+			b.ReportMetric(float64(parts[0])/msgs, "enqB/msg")
+			b.ReportMetric(float64(parts[1])/msgs, "mapB/msg")
+			b.ReportMetric(float64(parts[2])/msgs, "ackB/msg")
+			b.ReportMetric(float64(db.group.commits.Load()-commits0)/msgs, "commits/msg")
+			b.ReportMetric(b.Elapsed().Seconds()*1e6/msgs, "µs/msg")
+		})
+	}
+}
+
+// BenchmarkConcurrentSeen shows the group committer at work: many
+// goroutines each recording ids share commits.
+func BenchmarkConcurrentSeen(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "w.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	c0 := db.group.commits.Load()
+	var n int64
+	var mu sync.Mutex
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		n++
+		w := n
+		mu.Unlock()
+		for i := 0; pb.Next(); i++ {
+			if _, err := db.Seen("wa", fmt.Sprint(w, "-", i), time.Now()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(db.group.commits.Load()-c0)/float64(b.N), "commits/op")
+}
+
+// BenchmarkMessageMapSize maps 100k messages, prunes them all, maps 100k
+// more: pruned pages are reused, so the file does not grow the second time.
+func BenchmarkMessageMapSize(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		path := filepath.Join(b.TempDir(), "w.db")
+		db, err := Open(path, Options{NoSync: true, MessageMaxAge: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		size := func() float64 {
+			fi, err := os.Stat(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(fi.Size()) / 1e6
+		}
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		fillMessages(b, db, 100000, t0)
+		full := size()
+		n, err := db.PruneMessages(t0.Add(100*24*time.Hour + 2*time.Hour))
+		if err != nil || n != 100000 {
+			b.Fatalf("pruned %d, %v; want 100000", n, err)
+		}
+		// Pruning frees pages; they are reused by the next writes.
+		st := db.bolt.Stats()
+		free := float64(st.FreePageN+st.PendingPageN) * float64(db.bolt.Info().PageSize) / 1e6
+		pruned := size()
+		fillMessages(b, db, 100000, t0.Add(200*24*time.Hour))
+		refilled := size()
+		db.Close()
+		b.ReportMetric(full, "MB_100k")
+		b.ReportMetric(free, "MBfree_pruned")
+		b.ReportMetric(pruned, "MB_pruned")
+		b.ReportMetric(refilled, "MB_refilled")
+	}
+}
+
+// BenchmarkLookup100k looks up ids in a map of 100k messages: a miss tries
+// every generation, the worst case.
+func BenchmarkLookup100k(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "w.db"), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	fillMessages(b, db, 100000, time.Now())
+	rng := rand.New(rand.NewPCG(1, 2))
+	first := relayMessage(rng, 0, time.Now())
+	b.Run("oldest", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.MessageByXMPP(first.XMPPID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("miss", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.MessageByWA(MessageKey{"c", "s", "nope"}); !errors.Is(err, ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	})
+}
