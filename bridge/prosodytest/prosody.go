@@ -59,10 +59,10 @@ type Server struct {
 	TLSPort    int // direct TLS (XEP-0368)
 	HTTPSPort  int // http_file_share
 
-	tb   testing.TB
-	opts Options
-	cmd  *exec.Cmd
-	done chan struct{}
+	tb    testing.TB
+	opts  Options
+	cmd   *exec.Cmd
+	done  chan struct{}
 	roots *x509.CertPool
 }
 
@@ -339,6 +339,7 @@ modules_disabled = { "s2s" }
 {{end}}
 VirtualHost "` + Domain + `"
 Component "upload.` + Domain + `" "http_file_share"
+	http_host = "127.0.0.1"
 	http_file_share_size_limit = {{.Opts.UploadLimit}}
 	http_file_share_daily_quota = {{.Opts.UploadLimit}}0
 Component "conference.` + Domain + `" "muc"

@@ -1,0 +1,391 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// conn is the live state of one link, shared by its reader and writer.
+type conn struct {
+	*link
+	// ctrl carries non-durable stanzas (IQ answers, presence, pings,
+	// chat states) to the writer, ahead of the outbox. Capacity 256; when
+	// full, senders get an error instead of blocking (see Session.control).
+	ctrl chan []byte
+	// pongs carries the ids of ping results from reader to writer.
+	// Capacity 64; the reader blocks if the writer lags that far, which it
+	// cannot for long since the writer drains it first.
+	pongs chan string
+	done  chan struct{} // closed when the link is over
+}
+
+// serve runs one link until it fails or ctx ends. The link is never reused:
+// after any read, decode or write error it is closed and Run dials anew
+// (go-xmpp may hold its decoder lock after a decode error, and a stream
+// that lost a stanza mid-way cannot be trusted).
+func (s *Session) serve(ctx context.Context, l *link) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{})}
+	s.mu.Lock()
+	s.cur = c
+	s.mu.Unlock()
+	s.connected.Store(true)
+
+	readErr := make(chan error, 1)
+	go func() { readErr <- s.read(ctx, c) }()
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- s.write(ctx, c) }()
+	go func() {
+		if err := s.setup(ctx, c); err != nil {
+			cancel(err)
+		}
+	}()
+
+	var err error
+	readDone, writeDone := false, false
+	select {
+	case err = <-readErr:
+		readDone = true
+	case err = <-writeErr:
+		writeDone = true
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	cancel(err)
+	s.mu.Lock()
+	s.cur = nil
+	s.mu.Unlock()
+	close(c.done)
+	s.connected.Store(false)
+	// Closing the socket unblocks the reader and the writer; a polite
+	// </stream:stream> first, with a short deadline.
+	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.conn.Write([]byte("</stream:stream>"))
+	c.conn.Close()
+	if !readDone {
+		<-readErr
+	}
+	if !writeDone {
+		<-writeErr
+	}
+	s.failPending()
+	return err
+}
+
+// setup runs once per link: roster check, subscription with the owner,
+// presence with caps.
+func (s *Session) setup(ctx context.Context, c *conn) error {
+	if err := s.sendCtrl(ctx, c, s.presence()); err != nil {
+		return err
+	}
+	res, err := s.iq(ctx, IQ{Type: "get", Payload: rosterQuery{}})
+	if err != nil {
+		return fmt.Errorf("xmpp: roster: %w", err)
+	}
+	var q rosterQuery
+	if err := res.Unmarshal(&q); err != nil {
+		return fmt.Errorf("xmpp: roster: %w", err)
+	}
+	sub, ask := "none", ""
+	for _, it := range q.Items {
+		if strings.EqualFold(it.JID, s.owner) {
+			sub, ask = it.Subscription, it.Ask
+		}
+	}
+	// Pre-approve the owner's subscription (RFC 6121 §3.4) and ask for
+	// theirs, so each sees the other's presence: the bot's presence is the
+	// bridge's health light.
+	if sub != "from" && sub != "both" {
+		if err := s.sendCtrl(ctx, c, mustPresence(Presence{To: s.cfg.Owner, Type: "subscribed"})); err != nil {
+			return err
+		}
+	}
+	if sub != "to" && sub != "both" && ask != "subscribe" {
+		if err := s.sendCtrl(ctx, c, mustPresence(Presence{To: s.cfg.Owner, Type: "subscribe"})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type rosterQuery struct {
+	XMLName xml.Name `xml:"jabber:iq:roster query"`
+	Items   []struct {
+		JID          string `xml:"jid,attr"`
+		Subscription string `xml:"subscription,attr"`
+		Ask          string `xml:"ask,attr"`
+	} `xml:"item"`
+}
+
+func mustPresence(p Presence) []byte {
+	b, err := EncodePresence(p)
+	if err != nil {
+		panic(err) // only our own values reach here
+	}
+	return b
+}
+
+func (s *Session) sendCtrl(ctx context.Context, c *conn, b []byte) error {
+	select {
+	case c.ctrl <- b:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// iq sends a request on the current link and waits for its answer.
+func (s *Session) iq(ctx context.Context, req IQ) (*InIQ, error) {
+	if req.ID == "" {
+		req.ID = s.NewID()
+	}
+	b, err := EncodeIQ(req)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *InIQ, 1)
+	s.mu.Lock()
+	s.pending[req.ID] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, req.ID)
+		s.mu.Unlock()
+	}()
+	if err := s.control(b); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(s.cfg.PingTimeout + s.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case res, ok := <-ch:
+		if !ok {
+			return nil, ErrOffline
+		}
+		if res.Type == "error" {
+			return res, fmt.Errorf("xmpp: iq %s: %s", req.ID, res.Error)
+		}
+		return res, nil
+	case <-t.C:
+		return nil, fmt.Errorf("xmpp: iq %s: no answer", req.ID)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Session) failPending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ch := range s.pending {
+		close(ch)
+		delete(s.pending, id)
+	}
+}
+
+// write is the link's only writer. It sends control stanzas first, then
+// outbox items in order, paced by the token bucket; it pings to confirm
+// what it wrote and to detect a dead link.
+//
+// Confirmation: the server processes a stream in order, so the result of a
+// ping written after outbox item N proves items up to N arrived; only then
+// are they acknowledged (removed) from the durable outbox. Unconfirmed items
+// are written again, unchanged (same id), on the next link.
+func (s *Session) write(ctx context.Context, c *conn) error {
+	pace := newBucket(s.cfg.Rate, s.cfg.Burst)
+	var written, confirmed uint64
+	pings := map[string]uint64{} // ping id → outbox seq written before it
+	var pingSent time.Time       // oldest unanswered ping, zero if none
+	var lastPing time.Time
+	tick := time.NewTicker(min(s.cfg.PingInterval, s.cfg.PingTimeout) / 2)
+	defer tick.Stop()
+	defer s.unconfirmed.Store(0)
+
+	send := func(b []byte) error {
+		if err := pace.take(ctx, len(b)); err != nil {
+			return context.Cause(ctx)
+		}
+		c.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := c.conn.Write(b); err != nil {
+			return fmt.Errorf("xmpp: write: %w", err)
+		}
+		return nil
+	}
+	ping := func() error {
+		id := "p-" + s.NewID()
+		b, _ := EncodeIQ(IQ{ID: id, Type: "get", To: s.domain, Payload: pingPayload{}})
+		if err := send(b); err != nil {
+			return err
+		}
+		pings[id] = written
+		if pingSent.IsZero() {
+			pingSent = time.Now()
+		}
+		lastPing = time.Now()
+		return nil
+	}
+	pong := func(id string) error {
+		seq, ok := pings[id]
+		if !ok {
+			return nil
+		}
+		// Results arrive in order; older pings are answered too.
+		for pid, ps := range pings {
+			if ps <= seq {
+				delete(pings, pid)
+			}
+		}
+		pingSent = time.Time{}
+		if len(pings) > 0 {
+			pingSent = time.Now()
+		}
+		if seq > confirmed {
+			if err := s.cfg.Outbox.AckThrough(seq); err != nil {
+				return fmt.Errorf("xmpp: ack outbox through %d: %w", seq, err)
+			}
+			confirmed = seq
+			s.unconfirmed.Store(int64(written - confirmed))
+		}
+		return nil
+	}
+
+	for {
+		// Control stanzas and ping results first.
+		select {
+		case b := <-c.ctrl:
+			if err := send(b); err != nil {
+				return err
+			}
+			continue
+		case id := <-c.pongs:
+			if err := pong(id); err != nil {
+				return err
+			}
+			continue
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		default:
+		}
+		items, err := s.cfg.Outbox.Peek(written, 32)
+		if err != nil {
+			return fmt.Errorf("xmpp: read outbox: %w", err)
+		}
+		if len(items) > 0 {
+			for _, it := range items {
+				if len(it.Data) < 8 {
+					// A record we cannot have written: drop it rather than
+					// wedge the queue behind it forever.
+					s.log.Error("dropping malformed outbox record", "seq", it.Seq)
+				} else if err := send(it.Data[8:]); err != nil {
+					return err
+				}
+				written = it.Seq
+				s.unconfirmed.Store(int64(written - confirmed))
+				if len(c.ctrl) > 0 || len(c.pongs) > 0 {
+					break
+				}
+			}
+			// During a long drain, confirm as we go, so acknowledgements
+			// (and the resend window after a failure) stay small, and
+			// notice a server that stopped answering.
+			if !pingSent.IsZero() && time.Since(pingSent) > s.cfg.PingTimeout {
+				return fmt.Errorf("xmpp: no ping answer within %v", s.cfg.PingTimeout)
+			}
+			if time.Since(lastPing) >= confirmEvery && !pendingFor(pings, written) {
+				if err := ping(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		// Idle: confirm what was written since the last ping.
+		if written > confirmed && !pendingFor(pings, written) {
+			if err := ping(); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case b := <-c.ctrl:
+			if err := send(b); err != nil {
+				return err
+			}
+		case id := <-c.pongs:
+			if err := pong(id); err != nil {
+				return err
+			}
+		case <-s.kick:
+		case <-tick.C:
+			if !pingSent.IsZero() && time.Since(pingSent) > s.cfg.PingTimeout {
+				return fmt.Errorf("xmpp: no ping answer within %v", s.cfg.PingTimeout)
+			}
+			if time.Since(lastPing) >= s.cfg.PingInterval {
+				if err := ping(); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+func pendingFor(pings map[string]uint64, seq uint64) bool {
+	for _, s := range pings {
+		if s >= seq {
+			return true
+		}
+	}
+	return false
+}
+
+// confirmEvery is how often a draining writer pings to confirm what it
+// wrote: about 100 bytes a second, ~1% of the default pace.
+const confirmEvery = time.Second
+
+type pingPayload struct {
+	XMLName xml.Name `xml:"urn:xmpp:ping ping"`
+}
+
+// read is the link's only reader: it decodes each top-level element of the
+// stream and routes it. A stream-level read or XML error ends the link; a
+// stanza that is well-formed but not understood is dropped alone.
+func (s *Session) read(ctx context.Context, c *conn) error {
+	for {
+		// A server that goes silent is caught by the writer's ping timeout;
+		// this deadline is only the backstop for a writer stuck elsewhere.
+		c.conn.SetReadDeadline(time.Now().Add(2*s.cfg.PingInterval + s.cfg.PingTimeout))
+		tok, err := c.dec.Token()
+		if err != nil {
+			return fmt.Errorf("xmpp: read: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return errors.New("xmpp: server closed the stream")
+		case xml.StartElement:
+			if t.Name.Space == "http://etherx.jabber.org/streams" && t.Name.Local == "error" {
+				var se struct {
+					Inner string `xml:",innerxml"`
+				}
+				c.dec.DecodeElement(&se, &t)
+				return fmt.Errorf("xmpp: stream error: %s", se.Inner)
+			}
+			st, err := Decode(c.dec, t)
+			var de *DecodeError
+			if errors.As(err, &de) {
+				s.log.Warn("dropping undecodable stanza", "err", err)
+				s.dropped.Add(1)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("xmpp: read: %w", err)
+			}
+			if err := s.route(ctx, c, st); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package xmpp
+
+import (
+	"context"
+
+	"strings"
+	"sync"
+	"time"
+)
+
+// bareJID lower-cases a JID and drops its resource. Localpart and domain
+// compare case-insensitively in practice (RFC 7622 maps them to lower case).
+func bareJID(jid string) string {
+	if i := strings.IndexByte(jid, '/'); i >= 0 {
+		jid = jid[:i]
+	}
+	return strings.ToLower(jid)
+}
+
+var (
+	botInfoOnce sync.Once
+	botInfo     DiscoInfo
+	botCapsVal  *Caps
+)
+
+// botCaps is computed once: the features never change at run time.
+func botCaps() *Caps {
+	botInfoOnce.Do(func() {
+		botInfo = BotDiscoInfo()
+		botCapsVal = botInfo.Caps()
+	})
+	return botCapsVal
+}
+
+// route handles one decoded stanza. Only the owner's bare JID is served;
+// the bot's own server may answer our IQs and push the roster. Everything
+// else is dropped and counted, never surfaced (DESIGN §4).
+func (s *Session) route(ctx context.Context, c *conn, st Stanza) error {
+	switch v := st.(type) {
+	case *InIQ:
+		return s.routeIQ(ctx, c, v)
+	case *InPresence:
+		return s.routePresence(ctx, c, v)
+	case *Inbound:
+		return s.routeMessage(ctx, v)
+	}
+	return nil
+}
+
+// fromServer: no from, our domain, our bare JID or our own full JID.
+func (s *Session) fromServer(c *conn, from string) bool {
+	b := bareJID(from)
+	return from == "" || b == s.domain || b == s.bare
+}
+
+func (s *Session) drop(kind, from string) {
+	s.dropped.Add(1)
+	s.log.Debug("dropped stanza", "kind", kind, "from", from)
+}
+
+func (s *Session) routeIQ(ctx context.Context, c *conn, iq *InIQ) error {
+	switch iq.Type {
+	case "result", "error":
+		if strings.HasPrefix(iq.ID, "p-") && s.fromServer(c, iq.From) {
+			// Any answer to a ping, even an error, proves the server
+			// processed everything written before it.
+			select {
+			case c.pongs <- iq.ID:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			return nil
+		}
+		s.mu.Lock()
+		ch, ok := s.pending[iq.ID]
+		if ok {
+			delete(s.pending, iq.ID)
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.drop("iq-"+iq.Type, iq.From)
+			return nil
+		}
+		ch <- iq // capacity 1, one answer per id
+		return nil
+	}
+	owner := bareJID(iq.From) == s.owner
+	if !owner && !s.fromServer(c, iq.From) {
+		s.drop("iq", iq.From)
+		return nil
+	}
+	var reply IQ
+	switch {
+	case iq.Payload.Space == NSPing && iq.Type == "get":
+		reply = Result(iq)
+	case iq.Payload.Space == NSDiscoInfo && iq.Type == "get":
+		var q struct {
+			Node string `xml:"node,attr"`
+		}
+		iq.Unmarshal(&q)
+		botCaps()
+		reply = DiscoInfoResult(iq, q.Node, botInfo)
+	case iq.Payload.Space == NSRoster && iq.Type == "set" && s.fromServer(c, iq.From):
+		// Roster push (RFC 6121 §2.1.6): acknowledge.
+		reply = Result(iq)
+	default:
+		reply = ErrorReply(iq, CondServiceUnavailable)
+	}
+	b, err := EncodeIQ(reply)
+	if err != nil {
+		s.log.Warn("cannot answer iq", "err", err)
+		return nil
+	}
+	return s.sendCtrl(ctx, c, b)
+}
+
+func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) error {
+	from := bareJID(p.From)
+	switch {
+	case from == s.bare:
+		return nil // our own other resources, or our own presence reflected
+	case from == s.owner:
+		switch p.Type {
+		case "subscribe":
+			return s.sendCtrl(ctx, c, mustPresence(Subscribed(s.cfg.Owner)))
+		case "unsubscribe":
+			s.log.Warn("the owner unsubscribed from the bot's presence")
+		}
+		return nil
+	case p.Type == "subscribe":
+		// Refuse strangers' subscription requests (DESIGN §4).
+		s.drop("subscribe", p.From)
+		return s.sendCtrl(ctx, c, mustPresence(Unsubscribed(from)))
+	default:
+		s.drop("presence", p.From)
+		return nil
+	}
+}
+
+func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
+	if m.Carbon != CarbonNone {
+		// The bot never enables carbons; a carbon is either one of ours
+		// or forged.
+		s.drop("carbon", m.CarbonFrom)
+		return nil
+	}
+	if bareJID(m.From) != s.owner {
+		s.drop("message", m.From)
+		return nil
+	}
+	if m.Type == "error" {
+		s.log.Warn("the owner's server bounced a message", "id", m.ID, "err", m.Error)
+		return nil
+	}
+	if key := m.OriginID; key != "" || m.ID != "" {
+		if key == "" {
+			key = m.ID
+		}
+		if dup, err := s.seen(key); err != nil {
+			return err
+		} else if dup {
+			s.duplicates.Add(1)
+			return nil
+		}
+	}
+	select {
+	case s.in <- m:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (s *Session) seen(key string) (bool, error) {
+	if s.cfg.Seen == nil {
+		return false, nil
+	}
+	return s.cfg.Seen.Seen("xmpp-in", key, time.Now())
+}

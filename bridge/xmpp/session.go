@@ -1,0 +1,358 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"waxmpp/bridge"
+)
+
+// Queue is the durable FIFO the outbox lives in (bridge/store's Queue).
+// Enqueue returns only once the items are on disk.
+type Queue interface {
+	Enqueue(data ...[]byte) ([]uint64, error)
+	Peek(after uint64, n int) ([]bridge.QueueItem, error)
+	AckThrough(seq uint64) error
+	Len() (int, error)
+	Oldest() (bridge.QueueItem, bool, error)
+}
+
+// Deduper remembers ids (bridge/store's DB.Seen): Seen records id under kind
+// and reports whether it was already there.
+type Deduper interface {
+	Seen(kind, id string, now time.Time) (bool, error)
+}
+
+// Config configures a Session. JID, Password, Owner and Outbox are required.
+type Config struct {
+	JID      string // the bot's bare JID
+	Password string
+	Resource string // "" means "waxmpp"
+	Owner    string // the owner's bare JID: the only one served
+	// Server is "host:port" (STARTTLS) or "tls://host:port" (direct TLS);
+	// empty means SRV lookup of the JID's domain.
+	Server   string
+	RootCAs  *x509.CertPool // nil: the system's roots
+	Resolver Resolver       // nil: net.DefaultResolver
+
+	Rate  int // bytes/s written, default 8000 (below Prosody's 10 kB/s)
+	Burst int // bytes, default 16000
+
+	PingInterval time.Duration // default 60 s; also how often idle links are checked
+	PingTimeout  time.Duration // default 20 s
+	DialTimeout  time.Duration // whole login, default 30 s
+	WriteTimeout time.Duration // one stanza's write, default 30 s
+	MinBackoff   time.Duration // default 1 s
+	MaxBackoff   time.Duration // default 5 min
+
+	Outbox Queue
+	Seen   Deduper // nil: no duplicate suppression across restarts
+	Log    *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.JID == "" || c.Password == "" || c.Owner == "" || c.Outbox == nil {
+		return errors.New("xmpp: config needs JID, Password, Owner and Outbox")
+	}
+	if c.Resource == "" {
+		c.Resource = "waxmpp"
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	setDefault(&c.Rate, 8000)
+	setDefault(&c.Burst, 16000)
+	setDefault(&c.PingInterval, 60*time.Second)
+	setDefault(&c.PingTimeout, 20*time.Second)
+	setDefault(&c.DialTimeout, 30*time.Second)
+	setDefault(&c.WriteTimeout, 30*time.Second)
+	setDefault(&c.MinBackoff, time.Second)
+	setDefault(&c.MaxBackoff, 5*time.Minute)
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Session is the bot's XMPP client: it keeps one stream to the server alive
+// forever, relays the owner's messages to Inbound and drains the durable
+// outbox at a paced rate.
+//
+// Goroutines: Run owns one link at a time, and each link runs a reader and a
+// writer; all stop when Run's context ends. The public methods may be called
+// from any goroutine.
+type Session struct {
+	cfg    Config
+	log    *slog.Logger
+	owner  string
+	bare   string // the bot's bare JID
+	domain string
+
+	// in carries the owner's messages to the core. Backpressure: the reader
+	// blocks when it is full, so a stuck core stops reading the socket (and
+	// the link is rebuilt when pings time out); nothing is dropped.
+	in chan *Inbound
+	// kick tells the writer the outbox grew. Capacity 1: a pending kick
+	// already says "look again".
+	kick chan struct{}
+
+	mu      sync.Mutex
+	cur     *conn // the live link, nil while disconnected
+	pending map[string]chan *InIQ
+	show    string
+	status  string
+	upload  *uploadService // discovered per server, nil until needed
+
+	connected   atomic.Bool
+	dropped     atomic.Uint64 // stanzas from anyone but the owner
+	duplicates  atomic.Uint64
+	reconnects  atomic.Uint64
+	unconfirmed atomic.Int64
+	idn         atomic.Uint64
+}
+
+// New checks cfg and returns an unstarted Session.
+func New(cfg Config) (*Session, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	_, domain, ok := strings.Cut(cfg.JID, "@")
+	if !ok || domain == "" {
+		return nil, fmt.Errorf("xmpp: JID %q has no domain", cfg.JID)
+	}
+	return &Session{
+		cfg:     cfg,
+		log:     cfg.Log,
+		owner:   strings.ToLower(cfg.Owner),
+		bare:    strings.ToLower(cfg.JID),
+		domain:  strings.ToLower(domain),
+		in:      make(chan *Inbound, 64),
+		kick:    make(chan struct{}, 1),
+		pending: make(map[string]chan *InIQ),
+		show:    "away",
+	}, nil
+}
+
+// Inbound delivers the owner's messages, duplicates removed, in order.
+func (s *Session) Inbound() <-chan *Inbound { return s.in }
+
+// Send queues m durably and returns once it is on disk; the writer sends it
+// when connected and paced, and resends it (same id) after a reconnect until
+// a later ping result proves the server has it. m.ID is set if empty.
+func (s *Session) Send(m Message) (string, error) {
+	ids, err := s.SendBatch([]Message{m})
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// SendBatch queues ms in one durable write (one fsync) and returns their ids.
+func (s *Session) SendBatch(ms []Message) ([]string, error) {
+	recs := make([][]byte, len(ms))
+	ids := make([]string, len(ms))
+	now := time.Now()
+	for i, m := range ms {
+		if m.ID == "" {
+			m.ID = s.NewID()
+		}
+		if m.To == "" {
+			m.To = s.cfg.Owner
+		}
+		b, err := EncodeMessage(m)
+		if err != nil {
+			return nil, fmt.Errorf("xmpp: send: %w", err)
+		}
+		recs[i] = record(now, b)
+		ids[i] = m.ID
+	}
+	if _, err := s.cfg.Outbox.Enqueue(recs...); err != nil {
+		return nil, fmt.Errorf("xmpp: queue %d stanzas: %w", len(ms), err)
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return ids, nil
+}
+
+// SendNow writes m without queueing it: for chat states and markers, which
+// are worthless later. It returns ErrOffline when there is no link.
+func (s *Session) SendNow(m Message) error {
+	if m.ID == "" {
+		m.ID = s.NewID()
+	}
+	if m.To == "" {
+		m.To = s.cfg.Owner
+	}
+	b, err := EncodeMessage(m)
+	if err != nil {
+		return fmt.Errorf("xmpp: send: %w", err)
+	}
+	return s.control(b)
+}
+
+// ErrOffline is returned for sends that need a live link when there is none.
+var ErrOffline = errors.New("xmpp: not connected")
+
+// control hands a non-durable stanza to the current link's writer.
+func (s *Session) control(b []byte) error {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return ErrOffline
+	}
+	select {
+	case c.ctrl <- b:
+		return nil
+	case <-c.done:
+		return ErrOffline
+	default:
+		// Backpressure: control stanzas are small and rare; a full channel
+		// means the link is stuck, and it will be rebuilt.
+		return fmt.Errorf("xmpp: control queue full")
+	}
+}
+
+// SetPresence sets the bot's show ("" available, away, dnd, xa) and status
+// text, now and after every reconnect.
+func (s *Session) SetPresence(show, status string) {
+	s.mu.Lock()
+	s.show, s.status = show, status
+	s.mu.Unlock()
+	s.control(s.presence())
+}
+
+func (s *Session) presence() []byte {
+	s.mu.Lock()
+	show, status := s.show, s.status
+	s.mu.Unlock()
+	b, err := EncodePresence(Presence{Show: show, Status: status, Caps: botCaps()})
+	if err != nil {
+		panic(err) // our own constant values; a failure is a bug
+	}
+	return b
+}
+
+// NewID returns a fresh stanza id, unique across restarts.
+func (s *Session) NewID() string {
+	return fmt.Sprintf("wx-%x-%x", time.Now().UnixNano(), s.idn.Add(1))
+}
+
+// Stats is a snapshot for /status.
+type Stats struct {
+	Connected   bool
+	Queued      int           // stanzas in the outbox, sent or not
+	Unconfirmed int           // written on this link, not yet proven received
+	Lag         time.Duration // age of the oldest queued stanza
+	Dropped     uint64        // stanzas from anyone but the owner, ignored
+	Duplicates  uint64        // owner messages dropped as already seen
+	Reconnects  uint64
+}
+
+// Stats reads the counters and the outbox.
+func (s *Session) Stats() (Stats, error) {
+	st := Stats{
+		Connected:   s.connected.Load(),
+		Unconfirmed: int(s.unconfirmed.Load()),
+		Dropped:     s.dropped.Load(),
+		Duplicates:  s.duplicates.Load(),
+		Reconnects:  s.reconnects.Load(),
+	}
+	n, err := s.cfg.Outbox.Len()
+	if err != nil {
+		return st, err
+	}
+	st.Queued = n
+	if it, ok, err := s.cfg.Outbox.Oldest(); err != nil {
+		return st, err
+	} else if ok && len(it.Data) >= 8 {
+		st.Lag = time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(it.Data))))
+	}
+	return st, nil
+}
+
+// record prefixes a stanza with its enqueue time, for lag reporting.
+func record(t time.Time, stanza []byte) []byte {
+	b := make([]byte, 8+len(stanza))
+	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
+	copy(b[8:], stanza)
+	return b
+}
+
+// Run connects and keeps the session connected until ctx ends, reconnecting
+// with exponential backoff and jitter. It returns ctx's error, or errAuth
+// wrapped when the server refuses the password (retrying cannot help).
+func (s *Session) Run(ctx context.Context) error {
+	backoff := s.cfg.MinBackoff
+	for {
+		l, err := s.dial(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errAuth) {
+			return err
+		}
+		if err == nil {
+			start := time.Now()
+			err = s.serve(ctx, l)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.reconnects.Add(1)
+			if time.Since(start) > time.Minute {
+				backoff = s.cfg.MinBackoff
+			}
+		}
+		// Jitter keeps many bridges restarted by one server outage from
+		// returning in lock step.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		s.log.Warn("disconnected", "err", err, "retry_in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, s.cfg.MaxBackoff)
+	}
+}
+
+func (s *Session) dial(ctx context.Context) (*link, error) {
+	eps := endpoints(ctx, s.cfg.Resolver, s.domain, s.cfg.Server)
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("xmpp: %s offers no client service (SRV target \".\")", s.domain)
+	}
+	var errs []error
+	for _, ep := range eps {
+		l, err := dialEndpoint(ctx, ep, &s.cfg, s.cfg.DialTimeout)
+		if err == nil {
+			s.log.Info("connected", "addr", ep.Addr, "direct_tls", ep.DirectTLS, "jid", l.jid)
+			return l, nil
+		}
+		if errors.Is(err, errAuth) || ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}

@@ -1,0 +1,337 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"waxmpp/bridge"
+	pt "waxmpp/bridge/prosodytest"
+)
+
+// memQueue is an in-memory Queue with the store's semantics (a second
+// implementation of the interface; the store's own tests prove durability).
+type memQueue struct {
+	mu    sync.Mutex
+	next  uint64
+	items []bridge.QueueItem
+	acked uint64
+}
+
+func (q *memQueue) Enqueue(data ...[]byte) ([]uint64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var seqs []uint64
+	for _, d := range data {
+		q.next++
+		q.items = append(q.items, bridge.QueueItem{Seq: q.next, Data: d})
+		seqs = append(seqs, q.next)
+	}
+	return seqs, nil
+}
+
+func (q *memQueue) Peek(after uint64, n int) ([]bridge.QueueItem, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []bridge.QueueItem
+	for _, it := range q.items {
+		if it.Seq > after && len(out) < n {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+func (q *memQueue) AckThrough(seq uint64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for i < len(q.items) && q.items[i].Seq <= seq {
+		i++
+	}
+	q.items = q.items[i:]
+	q.acked = max(q.acked, seq)
+	return nil
+}
+
+func (q *memQueue) Len() (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items), nil
+}
+
+func (q *memQueue) Oldest() (bridge.QueueItem, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return bridge.QueueItem{}, false, nil
+	}
+	return q.items[0], true, nil
+}
+
+type memSeen struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (m *memSeen) Seen(kind, id string, _ time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ids == nil {
+		m.ids = map[string]bool{}
+	}
+	k := kind + "\x00" + id
+	dup := m.ids[k]
+	m.ids[k] = true
+	return dup, nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("WAXMPP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func roots(t testing.TB, srv *pt.Server) *x509.CertPool {
+	pem, err := os.ReadFile(srv.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(pem) {
+		t.Fatal("bad CA file")
+	}
+	return p
+}
+
+func botConfig(t testing.TB, srv *pt.Server) Config {
+	return Config{
+		JID:          srv.JID("bot"),
+		Password:     pt.Password("bot"),
+		Owner:        srv.JID("owner"),
+		Server:       srv.Addr(),
+		RootCAs:      roots(t, srv),
+		Rate:         1 << 20,
+		Burst:        1 << 20,
+		PingInterval: 2 * time.Second,
+		PingTimeout:  2 * time.Second,
+		DialTimeout:  5 * time.Second,
+		MinBackoff:   50 * time.Millisecond,
+		MaxBackoff:   500 * time.Millisecond,
+		Outbox:       &memQueue{},
+		Seen:         &memSeen{},
+		Log:          testLogger(t),
+	}
+}
+
+// startSession runs a Session until the test ends.
+func startSession(t testing.TB, cfg Config) *Session {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "session connected", func() bool { return s.connected.Load() })
+	return s
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestGoXMPPInternals(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	cfg := botConfig(t, srv)
+	cfg.defaults()
+	l, err := dialEndpoint(context.Background(), endpoint{Addr: srv.Addr()}, &cfg, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer l.conn.Close()
+	if !strings.HasPrefix(l.jid, srv.JID("bot")+"/") {
+		t.Fatalf("bound JID %q, want %s/…", l.jid, srv.JID("bot"))
+	}
+	// The decoder go-xmpp used is ours now: a ping answer comes through it.
+	l.conn.Write([]byte("<iq type='get' id='x1'><ping xmlns='urn:xmpp:ping'/></iq>"))
+	for {
+		tok, err := l.dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			st, err := Decode(l.dec, se)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if iq, ok := st.(*InIQ); ok && iq.ID == "x1" {
+				if iq.Type != "result" {
+					t.Fatalf("ping answer type %q, want result", iq.Type)
+				}
+				return
+			}
+		}
+	}
+}
+
+func TestLoginRefusesWrongCertificate(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	for _, tc := range []struct {
+		name  string
+		ca    string
+		addr  string
+		direc bool
+	}{
+		{"starttls/unrelated CA", pt.OtherCA(t), srv.Addr(), false},
+		{"direct tls/unrelated CA", pt.OtherCA(t), srv.TLSAddr(), true},
+		{"starttls/system roots", "", srv.Addr(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := botConfig(t, srv)
+			cfg.RootCAs = nil
+			if tc.ca != "" {
+				pem, _ := os.ReadFile(tc.ca)
+				cfg.RootCAs = x509.NewCertPool()
+				cfg.RootCAs.AppendCertsFromPEM(pem)
+			}
+			cfg.defaults()
+			_, err := dialEndpoint(context.Background(), endpoint{Addr: tc.addr, DirectTLS: tc.direc}, &cfg, 5*time.Second)
+			if err == nil || !strings.Contains(err.Error(), "certificate") {
+				t.Fatalf("dial with the wrong CA: err = %v, want a certificate error", err)
+			}
+		})
+	}
+}
+
+func TestLoginWrongPasswordStopsRun(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	cfg := botConfig(t, srv)
+	cfg.Password = "wrong"
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Run(ctx); !errors.Is(err, errAuth) {
+		t.Fatalf("Run with a wrong password = %v, want errAuth", err)
+	}
+}
+
+// fakeResolver answers SRV look-ups from a table; names not in it fail.
+type fakeResolver map[string][]*net.SRV
+
+func (f fakeResolver) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	recs, ok := f["_"+service+"._"+proto+"."+name]
+	if !ok {
+		return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+	}
+	return "", recs, nil
+}
+
+func TestEndpointsOrder(t *testing.T) {
+	r := fakeResolver{
+		"_xmpps-client._tcp.example.org": {{Target: "b.example.org.", Port: 5223, Priority: 20}, {Target: "a.example.org.", Port: 443, Priority: 10}},
+		"_xmpp-client._tcp.example.org":  {{Target: "c.example.org.", Port: 5222, Priority: 5}},
+		"_xmpp-client._tcp.dot.org":      {{Target: ".", Port: 0}},
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		domain, explicit string
+		want             []endpoint
+	}{
+		{"example.org", "", []endpoint{{"a.example.org:443", true}, {"b.example.org:5223", true}, {"c.example.org:5222", false}}},
+		{"plain.org", "", []endpoint{{"plain.org:5222", false}}},
+		{"dot.org", "", nil},
+		{"example.org", "xmpp.example.net", []endpoint{{"xmpp.example.net:5222", false}}},
+		{"example.org", "tls://xmpp.example.net:443", []endpoint{{"xmpp.example.net:443", true}}},
+		{"example.org", "[::1]:5222", []endpoint{{"[::1]:5222", false}}},
+	} {
+		got := endpoints(ctx, r, tc.domain, tc.explicit)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("endpoints(%s, %q) = %v, want %v", tc.domain, tc.explicit, got, tc.want)
+		}
+	}
+}
+
+func TestOrderSRVWeights(t *testing.T) {
+	in := []*net.SRV{{Target: "light", Priority: 1, Weight: 1}, {Target: "heavy", Priority: 1, Weight: 99}, {Target: "last", Priority: 2}}
+	heavyFirst := 0
+	for range 1000 {
+		out := orderSRV(in)
+		if len(out) != 3 || out[2].Target != "last" {
+			t.Fatalf("orderSRV = %v: priority 2 must come last", out)
+		}
+		if out[0].Target == "heavy" {
+			heavyFirst++
+		}
+	}
+	// P(heavy first) = 100/102; 1000 draws give ≥ 950 with overwhelming odds.
+	if heavyFirst < 950 {
+		t.Fatalf("heavy first %d/1000 times, want ≥ 950", heavyFirst)
+	}
+}
+
+// TestSRVSelection connects through SRV records that point at the test
+// server: a dead direct-TLS target first, then the live direct-TLS port.
+func TestSRVSelection(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := dead.Addr().(*net.TCPAddr).Port
+	dead.Close()
+	for _, tc := range []struct {
+		name string
+		r    fakeResolver
+	}{
+		{"xmpps-client after a dead target", fakeResolver{"_xmpps-client._tcp." + pt.Domain: {
+			{Target: "127.0.0.1.", Port: uint16(deadPort), Priority: 1},
+			{Target: "127.0.0.1.", Port: uint16(srv.TLSPort), Priority: 2},
+		}}},
+		{"xmpp-client (STARTTLS)", fakeResolver{"_xmpp-client._tcp." + pt.Domain: {
+			{Target: "127.0.0.1.", Port: uint16(srv.C2SPort), Priority: 1},
+		}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := botConfig(t, srv)
+			cfg.Server = ""
+			cfg.Resolver = tc.r
+			s, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := s.dial(context.Background())
+			if err != nil {
+				t.Fatalf("dial via SRV: %v", err)
+			}
+			l.conn.Close()
+		})
+	}
+}
