@@ -58,8 +58,9 @@ type XMPPConfig struct {
 	// Owner is the owner's bare JID, the only account the bot serves.
 	// Required; must differ from JID.
 	Owner string `toml:"owner"`
-	// Server optionally overrides where to connect, as "host:port". Empty
-	// means the usual SRV lookup of JID's domain (RFC 6120, XEP-0368).
+	// Server optionally overrides where to connect, as "host:port"
+	// (STARTTLS) or "tls://host:port" (direct TLS, XEP-0368). Empty means
+	// the usual SRV lookup of JID's domain (RFC 6120, XEP-0368).
 	Server string `toml:"server"`
 	// CAFile optionally names a PEM bundle of CA certificates trusted in
 	// addition to the system roots (self-hosted servers, tests). LoadConfig
@@ -535,7 +536,7 @@ func checkDomain(s string) string {
 
 // checkHostPort returns what is wrong with s as "host:port", or "".
 func checkHostPort(s string) string {
-	host, port, err := net.SplitHostPort(s)
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(s, "tls://"))
 	if err != nil {
 		return fmt.Sprintf("%q is not host:port", s)
 	}

@@ -149,7 +149,7 @@ func (s *Session) iq(ctx context.Context, req IQ) (*InIQ, error) {
 	}
 	ch := make(chan *InIQ, 1)
 	s.mu.Lock()
-	s.pending[req.ID] = ch
+	s.pending[req.ID] = pendingIQ{ch: ch, to: req.To}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -177,11 +177,17 @@ func (s *Session) iq(ctx context.Context, req IQ) (*InIQ, error) {
 	}
 }
 
+// pendingIQ waits for the answer to a request sent to to.
+type pendingIQ struct {
+	ch chan *InIQ // capacity 1
+	to string
+}
+
 func (s *Session) failPending() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, ch := range s.pending {
-		close(ch)
+	for id, p := range s.pending {
+		close(p.ch)
 		delete(s.pending, id)
 	}
 }

@@ -110,8 +110,9 @@ func orderSRV(in []*net.SRV) []*net.SRV {
 	return out
 }
 
-// errAuth marks a login the server refused: retrying soon will not help.
-var errAuth = errors.New("xmpp: authentication failed")
+// ErrAuth means the server refused the bot's login: retrying cannot help
+// until the password or account is fixed.
+var ErrAuth = errors.New("xmpp: the server refused the login")
 
 // link is one established stream: go-xmpp did TLS, SASL and bind; from then
 // on waxmpp reads stanzas from go-xmpp's own decoder and writes to the TLS
@@ -166,7 +167,7 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, timeout time.Du
 	}
 	if r.err != nil {
 		if strings.Contains(r.err.Error(), "auth failure") || strings.Contains(r.err.Error(), "not-authorized") {
-			return nil, fmt.Errorf("%w at %s: %v", errAuth, ep.Addr, r.err)
+			return nil, fmt.Errorf("%w at %s: %v", ErrAuth, ep.Addr, r.err)
 		}
 		return nil, fmt.Errorf("xmpp: login at %s: %w", ep.Addr, r.err)
 	}

@@ -72,7 +72,10 @@ func (s *Session) routeIQ(ctx context.Context, c *conn, iq *InIQ) error {
 			return nil
 		}
 		s.mu.Lock()
-		ch, ok := s.pending[iq.ID]
+		p, ok := s.pending[iq.ID]
+		// Only the addressee may answer (RFC 6120 §8.1.2.1): a request
+		// to no one is answered by our server or our own account.
+		ok = ok && (bareJID(iq.From) == bareJID(p.to) || p.to == "" && s.fromServer(c, iq.From))
 		if ok {
 			delete(s.pending, iq.ID)
 		}
@@ -81,7 +84,7 @@ func (s *Session) routeIQ(ctx context.Context, c *conn, iq *InIQ) error {
 			s.drop("iq-"+iq.Type, iq.From)
 			return nil
 		}
-		ch <- iq // capacity 1, one answer per id
+		p.ch <- iq // capacity 1, one answer per id
 		return nil
 	}
 	owner := bareJID(iq.From) == s.owner

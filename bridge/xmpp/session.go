@@ -115,7 +115,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	cur     *conn // the live link, nil while disconnected
-	pending map[string]chan *InIQ
+	pending map[string]pendingIQ
 	show    string
 	status  string
 	upload  *uploadService // discovered per server, nil until needed
@@ -145,7 +145,7 @@ func New(cfg Config) (*Session, error) {
 		domain:  strings.ToLower(domain),
 		in:      make(chan *Inbound, 64),
 		kick:    make(chan struct{}, 1),
-		pending: make(map[string]chan *InIQ),
+		pending: make(map[string]pendingIQ),
 		show:    "away",
 	}, nil
 }
@@ -299,7 +299,7 @@ func record(t time.Time, stanza []byte) []byte {
 }
 
 // Run connects and keeps the session connected until ctx ends, reconnecting
-// with exponential backoff and jitter. It returns ctx's error, or errAuth
+// with exponential backoff and jitter. It returns ctx's error, or ErrAuth
 // wrapped when the server refuses the password (retrying cannot help).
 func (s *Session) Run(ctx context.Context) error {
 	backoff := s.cfg.MinBackoff
@@ -308,7 +308,7 @@ func (s *Session) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, errAuth) {
+		if errors.Is(err, ErrAuth) {
 			return err
 		}
 		if err == nil {
@@ -349,7 +349,7 @@ func (s *Session) dial(ctx context.Context) (*link, error) {
 			s.log.Info("connected", "addr", ep.Addr, "direct_tls", ep.DirectTLS, "jid", l.jid)
 			return l, nil
 		}
-		if errors.Is(err, errAuth) || ctx.Err() != nil {
+		if errors.Is(err, ErrAuth) || ctx.Err() != nil {
 			return nil, err
 		}
 		errs = append(errs, err)

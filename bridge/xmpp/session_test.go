@@ -238,8 +238,8 @@ func TestLoginWrongPasswordStopsRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Run(ctx); !errors.Is(err, errAuth) {
-		t.Fatalf("Run with a wrong password = %v, want errAuth", err)
+	if err := s.Run(ctx); !errors.Is(err, ErrAuth) {
+		t.Fatalf("Run with a wrong password = %v, want ErrAuth", err)
 	}
 }
 

@@ -130,7 +130,7 @@ func TestBinaryConfigErrors(t *testing.T) {
 			config: func(t *testing.T, dir string) string {
 				return writeConfig(t, dir, "", "[log]\nlevle = \"debug\"\n")
 			},
-			wantIn: []string{"log.levle (line 9): unknown key; did you mean log.level?"},
+			wantIn: []string{"log.levle (line 10): unknown key; did you mean log.level?"},
 		},
 	}
 	for _, tt := range tests {

@@ -207,19 +207,6 @@ func (m *Main) run(ctx context.Context) error {
 	return err
 }
 
-// runBridge runs the bridge until ctx is done. log is the root logger;
-// derive a child per component (log.With("component", "xmpp")).
-//
-// TODO(wiring): connect the XMPP session and the WhatsApp client here and
-// run the core; return nil once ctx is done, an error on a failure that a
-// restart may cure (exit 1), or an error wrapping bridge.ErrNotConfigured
-// or *bridge.ConfigError when only the owner can fix it (exit 78).
-// For now it only waits.
-func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) error {
-	<-ctx.Done()
-	return nil
-}
-
 // Close releases what Run opened. It is safe to call more than once and
 // when Run was never called.
 func (m *Main) Close() error {

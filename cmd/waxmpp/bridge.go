@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+	"waxmpp/bridge/xmpp"
+)
+
+// runBridge wires the adapters and runs them until ctx is done. It returns
+// nil once ctx is done, an error a restart may cure (exit 1), or a
+// *bridge.ConfigError when only the owner can fix it (exit 78).
+func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) error {
+	cfg := m.Config.XMPP
+	roots, err := rootCAs(cfg.CAFile)
+	if err != nil {
+		return &bridge.ConfigError{Field: "xmpp.ca_file", Problem: err.Error(), Err: err}
+	}
+	sess, err := xmpp.New(xmpp.Config{
+		JID:          cfg.JID,
+		Password:     cfg.Password,
+		Resource:     cfg.Resource,
+		Owner:        cfg.Owner,
+		Server:       cfg.Server,
+		RootCAs:      roots,
+		Rate:         cfg.Rate,
+		Burst:        cfg.Burst,
+		PingInterval: cfg.PingInterval,
+		PingTimeout:  cfg.PingTimeout,
+		Outbox:       db.Queue("xmpp-out"),
+		Seen:         db,
+		Log:          log.With("component", "xmpp"),
+	})
+	if err != nil {
+		return err
+	}
+	// Until WhatsApp is linked the bot says so in its presence (DESIGN §2.6).
+	sess.SetPresence("dnd", "WhatsApp is not linked yet")
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(ctx) }()
+	for {
+		select {
+		case msg := <-sess.Inbound():
+			// The relay core (routing, commands) consumes these; until it
+			// is wired, they are logged at debug level only.
+			log.Debug("owner message", "component", "xmpp", "id", msg.ID, "body", msg.Body)
+		case err := <-done:
+			if errors.Is(err, xmpp.ErrAuth) {
+				return &bridge.ConfigError{Field: "xmpp.password", Problem: fmt.Sprintf("the server refused the login of %s; check the password", cfg.JID), Err: err}
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// rootCAs is the system's roots plus the PEM certificates in file.
+func rootCAs(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if file == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
