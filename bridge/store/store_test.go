@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,6 +288,11 @@ func TestCrash(t *testing.T) {
 	totalLines := 0
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		if wrap := os.Getenv("WAXMPP_TEST_EXEC"); wrap != "" {
+			// A cross-compiled test binary under qemu-user: the child
+			// needs the emulator too (qemu passes exec to the host).
+			cmd = exec.Command(wrap, os.Args[0], "-test.run=^$")
+		}
 		cmd.Env = append(os.Environ(), "WAXMPP_CRASH_CHILD="+path, "WAXMPP_CRASH_ROUND="+strconv.Itoa(round))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -295,6 +301,9 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := cmd.Start(); err != nil {
+			if errors.Is(err, syscall.ENOEXEC) {
+				t.Fatalf("%v: under qemu-user, set WAXMPP_TEST_EXEC=qemu-arm-static (or the emulator for %s)", err, runtime.GOARCH)
+			}
 			t.Fatal(err)
 		}
 		lines := make(chan []string, 1)
