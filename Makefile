@@ -1,0 +1,53 @@
+# waxmpp — make targets. `make test` is what CI runs (see .ci/run).
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+FUZZTIME    ?= 10s
+# Cross targets: name=GOARCH[/GOARM]
+TARGETS     := linux-arm64=arm64 linux-armv6=arm/6 linux-armv7=arm/7 linux-amd64=amd64
+
+.PHONY: build cross test test-arm bench fuzz lint clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/waxmpp ./cmd/waxmpp
+
+cross:
+	@mkdir -p dist
+	@set -e; for t in $(TARGETS); do \
+		name=$${t%%=*}; spec=$${t#*=}; arch=$${spec%%/*}; arm=; \
+		case $$spec in */*) arm=$${spec#*/};; esac; \
+		echo "waxmpp-$$name"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm \
+			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/waxmpp-$$name ./cmd/waxmpp; \
+	done
+
+# The race detector needs cgo; the shipped binaries do not.
+test: test-arm
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# The store on 32-bit ARM (a Pi Zero/1 is ARMv6), under qemu-user.
+test-arm:
+	sh bridge/store/testdata/arm-qemu-test.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./...
+
+# A short run of every fuzz target (go test runs one -fuzz target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; \
+		done; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf dist
+	$(GO) clean -testcache

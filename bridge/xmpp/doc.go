@@ -1,0 +1,54 @@
+// Package xmpp is waxmpp's XMPP side: the bot account's client session on
+// github.com/xmppo/go-xmpp, the typed stanza codec, the durable outbox and
+// XEP-0363 upload.
+//
+// Decisions (where DESIGN.md is silent or go-xmpp forces a choice):
+//
+//   - Login: an explicit server ("host:port", or "tls://host:port" for
+//     direct TLS), else SRV _xmpps-client (direct TLS, XEP-0368), then
+//     _xmpp-client (STARTTLS), then the domain on 5222 (RFC 6120 §3.2).
+//     STARTTLS is required; certificates are verified for the JID's domain
+//     against the system roots plus an optional CA file. A refused password
+//     ends Run with ErrAuth (the binary exits 78): retrying cannot help.
+//   - Reading: go-xmpp's Recv drops the id attribute of messages and eats
+//     some IQs. After go-xmpp has done TLS, SASL and bind, the session reads
+//     every stanza itself from go-xmpp's own *xml.Decoder (reached once via
+//     reflection, checked against the pinned v0.3.7 layout), so nothing
+//     already buffered is lost and every attribute is seen. go-xmpp's Recv
+//     and periodic pings are never used.
+//   - Writing: one writer goroutine per link, with a deadline on every
+//     write, paced by a token bucket (default 8 kB/s, 16 kB burst) below
+//     Prosody's mod_limits (10 kB/s). Control stanzas (IQ answers,
+//     presence, pings) go before queued messages.
+//   - Nothing lost: Send writes the stanza into the durable outbox (a
+//     bbolt queue; Send returns after fsync). The writer sends queue items
+//     in order and pings the server: when idle, about once a second while
+//     draining, and every PingInterval as keepalive. The server processes a
+//     stream in order, so a ping's result proves everything written before
+//     it arrived; only then are those items removed. After a reconnect,
+//     unconfirmed items are sent again, byte for byte (same id), so a
+//     server crash can duplicate at most the last second's stanzas, which
+//     clients drop by id. A ping unanswered for PingTimeout, any read, XML
+//     or write error closes the link; it is never reused.
+//   - Reconnect: forever, exponential backoff from MinBackoff to
+//     MaxBackoff with ±50% jitter, reset after a link that lived a minute.
+//   - Who is served: only the owner's bare JID. Messages, presences and
+//     IQ requests from anyone else are dropped and counted (Stats.Dropped);
+//     strangers' subscription requests are refused with "unsubscribed";
+//     carbons are dropped (the bot never enables them). IQ results are
+//     accepted only from the entity the request went to. The owner's
+//     unknown IQ requests get service-unavailable.
+//   - Duplicates in: the owner's messages are dropped when their origin-id
+//     (or id) was seen before, persistently (store's Seen).
+//   - Roster: at each login the bot pre-approves the owner's subscription
+//     and asks for the owner's (RFC 6121 §3.4), so both see each other's
+//     presence: the bot's presence is the bridge's health light.
+//   - Size: the codec refuses stanzas over 64 KiB of text or nested more
+//     than 32 deep (dropped alone, the stream goes on); the server's own
+//     stanza limit (Prosody: 256 KiB) bounds what the decoder buffers.
+//   - Upload: the service is found by disco#items/disco#info on the
+//     bot's server; its max-file-size is respected before asking for a slot;
+//     the PUT streams from an io.Reader to https only (http only on
+//     loopback), with the slot's Authorization, Cookie and Expires headers
+//     and no redirects.
+package xmpp
