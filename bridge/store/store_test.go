@@ -307,6 +307,7 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := make(chan []string, 1)
+		first := make(chan struct{})
 		go func() {
 			var ls []string
 			r := bufio.NewReader(out)
@@ -316,10 +317,22 @@ func TestCrash(t *testing.T) {
 					lines <- ls
 					return
 				}
+				if len(ls) == 0 {
+					close(first)
+				}
 				ls = append(ls, strings.TrimSuffix(l, "\n"))
 			}
 		}()
-		// Kill at a random moment: sometimes during Open, mostly while writing.
+		// Kill at a random moment: in one round of four at any time (maybe
+		// during Open), otherwise while writing. Waiting for the first
+		// acknowledged write keeps this meaningful where start-up is slow
+		// (the ARM binary under qemu-user takes most of a second).
+		if round%4 != 0 {
+			select {
+			case <-first:
+			case <-time.After(30 * time.Second):
+			}
+		}
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		ls := <-lines

@@ -1,0 +1,150 @@
+package xmpp
+
+import (
+	"crypto/tls"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goxmpp "github.com/xmppo/go-xmpp"
+
+	pt "waxmpp/bridge/prosodytest"
+	"waxmpp/bridge/store"
+)
+
+// relayRun is what one run measured: the owner receiving n messages.
+type relayRun struct {
+	rate      float64 // messages per second, first send to last receive
+	latencies []time.Duration
+	allocs    float64 // heap allocations per message in this process
+}
+
+// measure sends n messages with send(i) (which records its own send time
+// in sent[i]) and waits for the owner to receive them all. The body of
+// message i starts with "#i ".
+func measure(b *testing.B, owner *pt.Client, n int, send func(i int) error, sent []time.Time) relayRun {
+	b.Helper()
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := send(i); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	lat := make([]time.Duration, 0, n)
+	got := make([]bool, n)
+	for len(lat) < n {
+		e, err := owner.Wait(60*time.Second, pt.Messages)
+		if err != nil {
+			b.Fatalf("owner received %d of %d: %v", len(lat), n, err)
+		}
+		num, _, _ := strings.Cut(strings.TrimPrefix(e.Body(), "#"), " ")
+		i, err := strconv.Atoi(num)
+		if err != nil || i < 0 || i >= n || got[i] {
+			continue // a resent duplicate, or not ours
+		}
+		got[i] = true
+		lat = append(lat, e.Received.Sub(sent[i]))
+	}
+	elapsed := time.Since(start)
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	runtime.ReadMemStats(&ms1)
+	return relayRun{rate: float64(n) / elapsed.Seconds(), latencies: lat, allocs: float64(ms1.Mallocs-ms0.Mallocs) / float64(n)}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// BenchmarkRelayToOwner: the owner receives N=5,000 messages sent through
+// a Session (durable bbolt outbox, pacing effectively off, ping-confirmed),
+// and, in the same run through the same Prosody (mod_limits off), N sent
+// by a direct go-xmpp client. Reported: both rates, their ratio, p50/p99
+// send→receive latency of the bridge, and allocations per message in this
+// process for each (the owner's parsing is in both, so the difference is
+// the bridge's cost).
+func BenchmarkRelayToOwner(b *testing.B) {
+	const n = 5000
+	srv := pt.Start(b, pt.Options{})
+	owner := srv.Dial(b, "owner")
+	body := strings.Repeat("lorem ipsum ", 8)
+
+	db, err := store.Open(filepath.Join(b.TempDir(), "waxmpp.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	cfg := botConfig(b, srv)
+	cfg.Rate, cfg.Burst = 1<<30, 1<<20
+	cfg.PingInterval, cfg.PingTimeout = 10*time.Second, 10*time.Second
+	cfg.Outbox = db.Queue("bench-out")
+	cfg.Seen = db
+	s := startSession(b, cfg)
+
+	direct, err := goxmpp.Options{
+		Host: srv.Addr(), User: srv.JID("stranger"), Password: pt.Password("stranger"),
+		NoTLS: true, StartTLS: true, Resource: "bench",
+		TLSConfig: &tls.Config{RootCAs: roots(b, srv), ServerName: pt.Domain},
+	}.NewClient()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Close()
+	go func() { // go-xmpp needs its stream read
+		for {
+			if _, err := direct.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+
+	for range b.N {
+		sent := make([]time.Time, n)
+		d := measure(b, owner, n, func(i int) error {
+			sent[i] = time.Now()
+			_, err := direct.Send(goxmpp.Chat{Remote: srv.JID("owner"), Type: "chat", Text: fmt.Sprintf("#%d %s", i, body)})
+			return err
+		}, sent)
+
+		// The bridge gets bursts as the core will hand them over: up to
+		// 100 messages per durable write (one fsync).
+		sent = make([]time.Time, n)
+		const burst = 100
+		batch := make([]Message, 0, burst)
+		w := measure(b, owner, n, func(i int) error {
+			sent[i] = time.Now()
+			batch = append(batch, Message{Body: fmt.Sprintf("#%d %s", i, body)})
+			if len(batch) == burst || i == n-1 {
+				_, err := s.SendBatch(batch)
+				batch = batch[:0]
+				return err
+			}
+			return nil
+		}, sent)
+		b.ReportMetric(d.rate, "direct-msg/s")
+		b.ReportMetric(w.rate, "bridge-msg/s")
+		b.ReportMetric(w.rate/d.rate, "ratio")
+		b.ReportMetric(float64(percentile(d.latencies, 0.5).Microseconds())/1000, "direct-p50-ms")
+		b.ReportMetric(float64(percentile(w.latencies, 0.5).Microseconds())/1000, "bridge-p50-ms")
+		b.ReportMetric(float64(percentile(w.latencies, 0.99).Microseconds())/1000, "bridge-p99-ms")
+		b.ReportMetric(d.allocs, "direct-allocs/msg")
+		b.ReportMetric(w.allocs, "bridge-allocs/msg")
+	}
+	waitFor(b, 30*time.Second, "outbox confirmed", func() bool { l, _ := cfg.Outbox.Len(); return l == 0 })
+}
