@@ -137,6 +137,32 @@ func BenchmarkRelayToOwner(b *testing.B) {
 			}
 			return nil
 		}, sent)
+		// Unloaded latency: one message at a time, each waited for.
+		const one = 200
+		oneLat := func(send func(i int) error) time.Duration {
+			var lat []time.Duration
+			for i := range one {
+				t0 := time.Now()
+				if err := send(i); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := owner.Wait(10*time.Second, pt.Messages); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			return percentile(lat, 0.5)
+		}
+		dOne := oneLat(func(i int) error {
+			_, err := direct.Send(goxmpp.Chat{Remote: srv.JID("owner"), Type: "chat", Text: fmt.Sprintf("#%d %s", i, body)})
+			return err
+		})
+		wOne := oneLat(func(i int) error {
+			_, err := s.Send(Message{Body: fmt.Sprintf("#%d %s", i, body)})
+			return err
+		})
+		b.ReportMetric(float64(dOne.Microseconds())/1000, "direct-single-p50-ms")
+		b.ReportMetric(float64(wOne.Microseconds())/1000, "bridge-single-p50-ms")
 		b.ReportMetric(d.rate, "direct-msg/s")
 		b.ReportMetric(w.rate, "bridge-msg/s")
 		b.ReportMetric(w.rate/d.rate, "ratio")
