@@ -1,0 +1,152 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// WhatsApp is what the core asks of the WhatsApp side: the whatsmeow
+// adapter (bridge/whatsapp) or the simulated network. Methods block until
+// WhatsApp answered or ctx ends, and may be called from the core's goroutine
+// only (they must not call back into the core). Events reach the core on
+// the channel given to the adapter's constructor; the adapter never blocks
+// whatsmeow's handler on it (see the adapters' docs for their buffering).
+type WhatsApp interface {
+	// SendText sends text (WhatsApp formatting) to chat, as a reply to
+	// opts.ReplyTo when set. It returns the new message's id and time.
+	SendText(ctx context.Context, chat ChatID, text string, opts SendOptions) (MsgRef, time.Time, error)
+	// SendLocation sends a location pin.
+	SendLocation(ctx context.Context, chat ChatID, g Geo) (MsgRef, time.Time, error)
+	// Edit changes the text of one of the owner's messages. WhatsApp allows
+	// it for 20 minutes (EditWindow); later it returns ErrEditWindow.
+	Edit(ctx context.Context, ref MsgRef, text string) error
+	// Revoke deletes one of the owner's messages for everyone.
+	Revoke(ctx context.Context, ref MsgRef) error
+	// React sets the owner's reaction to target; "" removes it.
+	React(ctx context.Context, target MsgRef, emoji string) error
+	// MarkRead marks ids, sent by sender in chat, as read. In groups the
+	// core calls it once per sender.
+	MarkRead(ctx context.Context, chat ChatID, sender UserID, ids []string, at time.Time) error
+	// SetTyping sets the owner's chat state in chat.
+	SetTyping(ctx context.Context, chat ChatID, state TypingState) error
+	// SetOnline sets the owner's global presence (false keeps the phone
+	// notifying).
+	SetOnline(ctx context.Context, online bool) error
+	// Pair starts linking a new device: with phone "" by QR codes, else by
+	// a link code for that number (E.164, '+' optional). Steps and the end
+	// arrive as PairCode and PairResult events. ErrAlreadyPaired if linked.
+	Pair(ctx context.Context, phone string) error
+	// Logout unlinks this device and forgets its keys.
+	Logout(ctx context.Context) error
+	// Lookup resolves a phone number (E.164) to a WhatsApp user; ok false
+	// when the number is not on WhatsApp.
+	Lookup(ctx context.Context, phone string) (id UserID, ok bool, err error)
+	// RequestHistory asks the phone for up to n messages of chat older
+	// than before (nil: the oldest known). They arrive as Message events
+	// with History set.
+	RequestHistory(ctx context.Context, chat ChatID, n int, before *MsgRef) error
+	// Download opens a media attachment's content.
+	Download(ctx context.Context, m *Media) (io.ReadCloser, error)
+}
+
+// SendOptions shape an outgoing WhatsApp text.
+type SendOptions struct {
+	ReplyTo    *MsgRef
+	QuotedText string // the quoted message's text, shown by WhatsApp
+	Mentions   []UserID
+}
+
+// EditWindow is how long after sending WhatsApp accepts an edit.
+const EditWindow = 20 * time.Minute
+
+// Errors the WhatsApp side returns; the core turns them into plain words.
+var (
+	ErrEditWindow    = errors.New("whatsapp: the 20-minute edit window has passed")
+	ErrNotPaired     = errors.New("whatsapp: not linked to a phone")
+	ErrAlreadyPaired = errors.New("whatsapp: already linked")
+	ErrNotFound      = errors.New("not found")
+)
+
+// XMPP is what the core asks of the bot's XMPP session (bridge/xmpp).
+// Methods may be called from any goroutine; none calls back into the core.
+type XMPP interface {
+	// Send queues messages to the owner durably, in order, and returns
+	// their XMPP ids once they are on disk; delivery follows, surviving
+	// restarts.
+	Send(msgs ...Outgoing) ([]string, error)
+	// SendNow sends a message that is worthless later (chat states,
+	// markers) if connected, and drops it otherwise.
+	SendNow(m Outgoing) error
+	// SetPresence sets the bot's show (""=available, away, dnd, xa) and
+	// status text, kept across reconnects: the bridge's health light.
+	SetPresence(show, status string)
+	// Upload stores a file on the server's XEP-0363 service and returns its
+	// URL. r is streamed.
+	Upload(ctx context.Context, name, contentType string, size int64, r io.Reader) (string, error)
+	// Stats reports connection and queue health for /status.
+	Stats() (XMPPStats, error)
+}
+
+// Outgoing is one message from the bot to the owner. Only Body is needed
+// for a plain message; the rest maps to XEPs in bridge/xmpp.
+type Outgoing struct {
+	ID        string // set by Send when empty
+	Body      string // XEP-0393 styled
+	ReplyTo   string // XEP-0461: the XMPP id of the message replied to
+	Quote     string // its text, for the XEP-0428 fallback quote
+	Replace   string // XEP-0308: the XMPP id corrected
+	Retract   string // XEP-0424: the XMPP id retracted (Body: fallback text)
+	React     *Reactions
+	Receipt   string // XEP-0184: delivered, for the owner's message id
+	Displayed string // XEP-0333: read, for the owner's message id
+	ChatState TypingState
+	Typing    bool   // send ChatState (XEP-0085)
+	URL       string // XEP-0066: Body should be the URL too
+	Delay     time.Time
+	Markable  bool // request receipts and markers for this message
+}
+
+// Reactions is the full set of reactions of one sender to one message.
+type Reactions struct {
+	ID     string // the XMPP id reacted to
+	Emojis []string
+}
+
+// OwnerMessage is a message from the owner's XMPP account to the bot,
+// decoded. Exactly one of the action fields is usually set; Body may come
+// with ReplyTo or Replace.
+type OwnerMessage struct {
+	ID        string // origin-id, else the id attribute: what the owner's client refers to
+	Body      string // the text, with any XEP-0461 fallback quote removed
+	ReplyTo   string // XEP-0461: the XMPP id replied to
+	Replace   string // XEP-0308: the owner's earlier message id being corrected
+	Retract   string // XEP-0424 (any of the three forms): id retracted
+	React     *Reactions
+	Displayed string // XEP-0333: the bot's message id the owner has read
+	Received  string // XEP-0184
+	Typing    bool
+	ChatState TypingState
+	URL       string // XEP-0066 or a lone URL body (aesgcm:// too)
+	Time      time.Time
+}
+
+// Command is an XEP-0050 ad-hoc command from the owner's client: the same
+// command as "/Name Args" in the chat. The core answers on Reply (capacity
+// 1) with the text it would have sent.
+type Command struct {
+	Name  string
+	Args  string
+	Reply chan<- string
+}
+
+// XMPPStats is the XMPP side's health.
+type XMPPStats struct {
+	Connected   bool
+	Queued      int
+	Unconfirmed int
+	Lag         time.Duration
+	Dropped     uint64
+	Reconnects  uint64
+}
