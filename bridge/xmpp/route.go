@@ -103,6 +103,22 @@ func (s *Session) routeIQ(ctx context.Context, c *conn, iq *InIQ) error {
 		iq.Unmarshal(&q)
 		botCaps()
 		reply = DiscoInfoResult(iq, q.Node, botInfo)
+	case owner && iq.Payload.Space == NSDiscoItems && iq.Type == "get":
+		var q struct {
+			Node string `xml:"node,attr"`
+		}
+		iq.Unmarshal(&q)
+		if q.Node != NSCommands {
+			reply = IQ{ID: iq.ID, To: iq.From, Type: "result", Payload: Inner{[]byte(`<query xmlns="` + NSDiscoItems + `"/>`)}}
+			break
+		}
+		reply = s.commandItems(iq)
+	case owner && iq.Payload.Space == NSCommands && iq.Type == "set":
+		r, now := s.command(ctx, iq)
+		if !now {
+			return nil // answered when the core has
+		}
+		reply = r
 	case iq.Payload.Space == NSRoster && iq.Type == "set" && s.fromServer(c, iq.From):
 		// Roster push (RFC 6121 §2.1.6): acknowledge.
 		reply = Result(iq)

@@ -120,6 +120,12 @@ type Session struct {
 	status  string
 	upload  *uploadService // discovered per server, nil until needed
 
+	// cmds carries XEP-0050 commands to the core (Bot.Commands).
+	// Capacity 8; a command that finds it full waits up to 30 s on its own
+	// goroutine, then answers "busy".
+	cmds  chan bridge.Command
+	adhoc adhoc
+
 	connected   atomic.Bool
 	dropped     atomic.Uint64 // stanzas from anyone but the owner
 	duplicates  atomic.Uint64
@@ -145,6 +151,7 @@ func New(cfg Config) (*Session, error) {
 		domain:  strings.ToLower(domain),
 		in:      make(chan *Inbound, 64),
 		kick:    make(chan struct{}, 1),
+		cmds:    make(chan bridge.Command, 8),
 		pending: make(map[string]pendingIQ),
 		show:    "away",
 	}, nil

@@ -1,0 +1,327 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"waxmpp/bridge"
+)
+
+// Bot adapts a Session to the core's port (bridge.XMPP): it converts the
+// owner's stanzas to bridge.OwnerMessage, the core's bridge.Outgoing to
+// stanzas, and serves the owner's commands as XEP-0050 ad-hoc commands.
+type Bot struct {
+	s *Session
+	// owner carries converted owner messages to the core. Backpressure: Run
+	// blocks when it is full, which in turn blocks the session's reader
+	// (see Session.Inbound); nothing is dropped.
+	owner chan bridge.OwnerMessage
+}
+
+// NewBot returns a Bot over s. Call Run to start converting.
+func NewBot(s *Session) *Bot {
+	return &Bot{s: s, owner: make(chan bridge.OwnerMessage, 64)}
+}
+
+// Owner delivers the owner's messages.
+func (b *Bot) Owner() <-chan bridge.OwnerMessage { return b.owner }
+
+// Commands delivers the owner's XEP-0050 ad-hoc commands.
+func (b *Bot) Commands() <-chan bridge.Command { return b.s.cmds }
+
+// Run converts the session's inbound messages until ctx ends.
+func (b *Bot) Run(ctx context.Context) error {
+	for {
+		select {
+		case m := <-b.s.Inbound():
+			select {
+			case b.owner <- OwnerMessage(m, time.Now()):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// OwnerMessage converts a decoded message from the owner.
+func OwnerMessage(m *Inbound, now time.Time) bridge.OwnerMessage {
+	o := bridge.OwnerMessage{ID: m.OriginID, Body: m.Body, Received: m.Received, Time: now}
+	if o.ID == "" {
+		o.ID = m.ID
+	}
+	if m.Delay != nil && !m.Delay.Stamp.IsZero() {
+		o.Time = m.Delay.Stamp
+	}
+	if m.Reply != nil {
+		o.ReplyTo = m.Reply.ID
+		o.Body = m.BodyWithoutFallback(NSReply)
+	}
+	if m.Retract != nil {
+		o.Retract = m.Retract.ID
+		o.Body = ""
+	} else {
+		o.Replace = m.Replace
+	}
+	if m.Reactions != nil {
+		o.React = &bridge.Reactions{ID: m.Reactions.ID, Emojis: m.Reactions.Emojis}
+		o.Body = m.BodyWithoutFallback(NSReactions)
+	}
+	if m.Marker != nil && m.Marker.Kind == "displayed" {
+		o.Displayed = m.Marker.ID
+	}
+	if m.ChatState != "" {
+		o.Typing = true
+		if m.ChatState == StateComposing {
+			o.ChatState = bridge.Composing
+		}
+	}
+	switch {
+	case m.OOB != nil && m.OOB.URL != "":
+		o.URL = m.OOB.URL
+	case isLoneURL(o.Body):
+		o.URL = strings.TrimSpace(o.Body)
+	}
+	if !m.HasBody {
+		o.Body = ""
+	}
+	return o
+}
+
+// isLoneURL: clients send files as a body that is just the URL
+// (aesgcm:// for OMEMO-encrypted files, https:// otherwise).
+func isLoneURL(s string) bool {
+	s = strings.TrimSpace(s)
+	return !strings.ContainsAny(s, " \n\t") && (strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "aesgcm://"))
+}
+
+// message converts an Outgoing to the codec's Message.
+func message(o bridge.Outgoing) Message {
+	m := Message{ID: o.ID, Body: o.Body, Replace: o.Replace, Retract: o.Retract, Receipt: o.Receipt, Displayed: o.Displayed, Request: o.Markable}
+	if o.ReplyTo != "" {
+		m.Reply = &Reply{ID: o.ReplyTo}
+		m.Quote = o.Quote
+	}
+	if o.React != nil {
+		m.Reactions = &Reactions{ID: o.React.ID, Emojis: o.React.Emojis}
+	}
+	if o.Typing {
+		switch o.ChatState {
+		case bridge.Composing, bridge.Recording:
+			m.ChatState = StateComposing
+		default:
+			m.ChatState = StatePaused
+		}
+	}
+	if o.URL != "" {
+		m.OOB = &OOB{URL: o.URL}
+	}
+	if !o.Delay.IsZero() {
+		m.Delay = &Delay{Stamp: o.Delay}
+	}
+	return m
+}
+
+// Send queues messages durably (bridge.XMPP).
+func (b *Bot) Send(msgs ...bridge.Outgoing) ([]string, error) {
+	ms := make([]Message, len(msgs))
+	for i, o := range msgs {
+		ms[i] = message(o)
+		if ms[i].Reply != nil {
+			ms[i].Reply.To = b.s.cfg.JID
+		}
+	}
+	return b.s.SendBatch(ms)
+}
+
+// SendNow sends without queueing (bridge.XMPP).
+func (b *Bot) SendNow(o bridge.Outgoing) error { return b.s.SendNow(message(o)) }
+
+// SetPresence sets the bot's presence (bridge.XMPP).
+func (b *Bot) SetPresence(show, status string) { b.s.SetPresence(show, status) }
+
+// Upload stores a file with XEP-0363 (bridge.XMPP).
+func (b *Bot) Upload(ctx context.Context, name, contentType string, size int64, r io.Reader) (string, error) {
+	return b.s.Upload(ctx, name, contentType, size, r)
+}
+
+// Stats reports the session's health (bridge.XMPP).
+func (b *Bot) Stats() (bridge.XMPPStats, error) {
+	st, err := b.s.Stats()
+	return bridge.XMPPStats{Connected: st.Connected, Queued: st.Queued, Unconfirmed: st.Unconfirmed,
+		Lag: st.Lag, Dropped: st.Dropped, Reconnects: st.Reconnects}, err
+}
+
+var _ bridge.XMPP = (*Bot)(nil)
+
+// adhocCommand is one command offered through XEP-0050, the same as the
+// chat command "/name args".
+type adhocCommand struct {
+	name, title string
+	args        string // the argument's label; "" means none
+}
+
+// adhocCommands mirrors the chat commands of DESIGN §2.5.
+var adhocCommands = []adhocCommand{
+	{"help", "Help", ""},
+	{"chats", "List chats", "Filter (optional)"},
+	{"to", "Set the current chat", "Chat"},
+	{"msg", "Send to a chat once", "Chat and text"},
+	{"new", "New chat with a number", "+number"},
+	{"find", "Find a contact", "Name"},
+	{"history", "Fetch older messages", "Chat [count]"},
+	{"mute", "Mute a chat", "Chat [duration]"},
+	{"unmute", "Unmute a chat", "Chat"},
+	{"status", "Status", ""},
+	{"pair", "Link WhatsApp", "+number for a link code (optional)"},
+	{"logout", "Unlink WhatsApp", ""},
+}
+
+// adhoc holds the sessions of multi-step commands (the form step).
+type adhoc struct {
+	mu       sync.Mutex
+	sessions map[string]string // sessionid → command name
+}
+
+type commandPayload struct {
+	XMLName   xml.Name `xml:"http://jabber.org/protocol/commands command"`
+	Node      string   `xml:"node,attr"`
+	Action    string   `xml:"action,attr"`
+	SessionID string   `xml:"sessionid,attr"`
+	Form      struct {
+		Fields []struct {
+			Var    string   `xml:"var,attr"`
+			Values []string `xml:"value"`
+		} `xml:"field"`
+	} `xml:"jabber:x:data x"`
+}
+
+// commandItems answers disco#items on the commands node (XEP-0050 §2.2).
+func (s *Session) commandItems(iq *InIQ) IQ {
+	var w writer
+	w.open("query", "http://jabber.org/protocol/disco#items", "node", NSCommands)
+	full := iq.To
+	for _, c := range adhocCommands {
+		w.empty("item", "", "jid", full, "node", c.name, "name", c.title)
+	}
+	w.close()
+	return IQ{ID: iq.ID, To: iq.From, Type: "result", Payload: Inner{w.bytes()}}
+}
+
+// command serves one XEP-0050 request from the owner. A command that takes
+// arguments first returns a one-field form; the submitted form (or a
+// command without arguments) is handed to the core, whose text answer
+// comes back as a note. It never blocks the reader: the core's answer is
+// awaited on a goroutine that ends with the link or after a timeout.
+func (s *Session) command(ctx context.Context, iq *InIQ) (IQ, bool) {
+	var p commandPayload
+	if err := iq.Unmarshal(&p); err != nil {
+		return ErrorReply(iq, "bad-request"), true
+	}
+	var spec *adhocCommand
+	for i := range adhocCommands {
+		if adhocCommands[i].name == p.Node {
+			spec = &adhocCommands[i]
+		}
+	}
+	if spec == nil {
+		return ErrorReply(iq, "item-not-found"), true
+	}
+	if p.Action == "cancel" {
+		s.adhoc.mu.Lock()
+		delete(s.adhoc.sessions, p.SessionID)
+		s.adhoc.mu.Unlock()
+		return commandResult(iq, p.Node, p.SessionID, "canceled", "", ""), true
+	}
+	args := ""
+	if spec.args != "" {
+		s.adhoc.mu.Lock()
+		started := p.SessionID != "" && s.adhoc.sessions[p.SessionID] == p.Node
+		delete(s.adhoc.sessions, p.SessionID)
+		if !started {
+			id := newSessionID()
+			if s.adhoc.sessions == nil {
+				s.adhoc.sessions = map[string]string{}
+			}
+			if len(s.adhoc.sessions) > 100 { // abandoned forms: forget them
+				clear(s.adhoc.sessions)
+			}
+			s.adhoc.sessions[id] = p.Node
+			s.adhoc.mu.Unlock()
+			return commandForm(iq, spec, id), true
+		}
+		s.adhoc.mu.Unlock()
+		for _, f := range p.Form.Fields {
+			if f.Var == "args" && len(f.Values) > 0 {
+				args = strings.Join(f.Values, " ")
+			}
+		}
+	}
+	if s.cmds == nil {
+		return ErrorReply(iq, CondServiceUnavailable), true
+	}
+	go func() {
+		reply := make(chan string, 1)
+		text := "waxmpp is busy; try again in a moment."
+		t := time.NewTimer(30 * time.Second)
+		defer t.Stop()
+		select {
+		case s.cmds <- bridge.Command{Name: p.Node, Args: args, Reply: reply}:
+			select {
+			case text = <-reply:
+			case <-t.C:
+				text = "waxmpp did not answer in time."
+			case <-ctx.Done():
+				return
+			}
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		b, err := EncodeIQ(commandResult(iq, p.Node, p.SessionID, "completed", "info", text))
+		if err == nil {
+			s.control(b)
+		}
+	}()
+	return IQ{}, false
+}
+
+func newSessionID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func commandForm(iq *InIQ, spec *adhocCommand, sid string) IQ {
+	var w writer
+	w.open("command", NSCommands, "node", spec.name, "sessionid", sid, "status", "executing")
+	w.open("actions", "", "execute", "complete")
+	w.empty("complete", "")
+	w.close()
+	w.open("x", NSDataForms, "type", "form")
+	w.elem("title", "", spec.title)
+	w.open("field", "", "var", "args", "type", "text-single", "label", spec.args)
+	w.close()
+	w.close()
+	w.close()
+	return IQ{ID: iq.ID, To: iq.From, Type: "result", Payload: Inner{w.bytes()}}
+}
+
+func commandResult(iq *InIQ, node, sid, status, noteType, text string) IQ {
+	var w writer
+	w.open("command", NSCommands, "node", node, "sessionid", sid, "status", status)
+	if text != "" {
+		w.open("note", "", "type", noteType)
+		w.text(text)
+		w.close()
+	}
+	w.close()
+	return IQ{ID: iq.ID, To: iq.From, Type: "result", Payload: Inner{w.bytes()}}
+}
