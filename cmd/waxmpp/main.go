@@ -3,6 +3,7 @@
 // Usage:
 //
 //	waxmpp run [--config FILE]   run the bridge until SIGINT or SIGTERM
+//	waxmpp backup [--config FILE] FILE   copy the state file, also while running
 //	waxmpp version               print the version, Go version and platform
 //	waxmpp help                  print this usage
 //
@@ -58,6 +59,9 @@ const usage = `usage: waxmpp <command> [flags]
 commands:
   run [--config FILE]   run the bridge until SIGINT or SIGTERM
                         (FILE defaults to $WAXMPP_CONFIG, else /etc/waxmpp/config.toml)
+  backup [--config FILE] FILE
+                        write a consistent copy of the state file, also
+                        while the bridge runs
   version               print the version
   help                  print this help
 `
@@ -101,8 +105,10 @@ type Main struct {
 
 	// Command is the subcommand chosen by ParseFlags: "run" or "version".
 	Command string
-	// ConfigPath is the config file for run.
+	// ConfigPath is the config file for run and backup.
 	ConfigPath string
+	// BackupFile is where backup writes the copy.
+	BackupFile string
 
 	// Config is the loaded configuration, once Run has read it.
 	Config bridge.Config
@@ -141,6 +147,12 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 			def = p
 		}
 		fs.StringVar(&m.ConfigPath, "config", def, "config file")
+	case "backup":
+		def := DefaultConfigPath
+		if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
+			def = p
+		}
+		fs.StringVar(&m.ConfigPath, "config", def, "config file")
 	case "version":
 	case "help", "-h", "-help", "--help":
 		return errHelp
@@ -153,7 +165,12 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		}
 		return &usageError{fmt.Sprintf("%s: %v", cmd, err)}
 	}
-	if fs.NArg() > 0 {
+	if cmd == "backup" {
+		if fs.NArg() != 1 {
+			return &usageError{"backup: name the file to write, e.g. waxmpp backup /root/waxmpp-backup.db"}
+		}
+		m.BackupFile = fs.Arg(0)
+	} else if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("%s: unexpected argument %q", cmd, fs.Arg(0))}
 	}
 	if cmd == "run" && m.ConfigPath == "" {
@@ -172,6 +189,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	case "run":
 		return m.run(ctx)
+	case "backup":
+		return m.backup(ctx)
 	}
 	return &usageError{"no command given"}
 }
@@ -192,6 +211,11 @@ func (m *Main) run(ctx context.Context) error {
 		return err
 	}
 	m.db = db
+	stopControl, err := serveControl(ctx, db, log)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 
 	log.Info("started", "version", version)
 	notify(log, daemon.SdNotifyReady)

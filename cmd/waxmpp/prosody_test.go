@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	pt "waxmpp/bridge/prosodytest"
+	"waxmpp/bridge/store"
 )
 
 func prosodyConfig(t *testing.T, srv *pt.Server, password string) string {
@@ -40,7 +44,8 @@ level = "debug"
 func TestBinaryWithProsody(t *testing.T) {
 	srv := pt.Start(t, pt.Options{})
 	owner := srv.Dial(t, "owner")
-	cmd := command(t, nil, "run", "--config", prosodyConfig(t, srv, pt.Password("bot")))
+	cfgPath := prosodyConfig(t, srv, pt.Password("bot"))
+	cmd := command(t, nil, "run", "--config", cfgPath)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -65,6 +70,13 @@ func TestBinaryWithProsody(t *testing.T) {
 	if p.Child("", "show").Text != "dnd" || !strings.Contains(p.Child("", "status").Text, "not linked") {
 		t.Fatalf("bot presence %s, want dnd saying WhatsApp is not linked", p)
 	}
+	// A backup while the daemon holds the file goes through its control
+	// socket; the copy is a sound state file.
+	live := filepath.Join(t.TempDir(), "live.db")
+	if out, err := command(t, nil, "backup", "--config", cfgPath, live).CombinedOutput(); err != nil {
+		t.Fatalf("backup while running: %v\n%s", err, out)
+	}
+	checkBackup(t, live)
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
@@ -76,6 +88,31 @@ func TestBinaryWithProsody(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), pt.Password("bot")) {
 		t.Fatalf("the password was logged:\n%s", stderr.String())
+	}
+	// And with the daemon stopped, backup reads the file itself.
+	offline := filepath.Join(t.TempDir(), "offline.db")
+	if out, err := command(t, nil, "backup", "--config", cfgPath, offline).CombinedOutput(); err != nil {
+		t.Fatalf("backup while stopped: %v\n%s", err, out)
+	}
+	checkBackup(t, offline)
+}
+
+func checkBackup(t *testing.T, path string) {
+	t.Helper()
+	if err := store.Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatalf("open backup: %v", err)
+	}
+	defer db.Close()
+	if v, err := db.SchemaVersion(); err != nil || v < 1 {
+		t.Fatalf("backup schema version %d, %v", v, err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup mode %v, want 0600", fi.Mode().Perm())
 	}
 }
 
@@ -90,5 +127,34 @@ func TestBinaryWrongPassword(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "xmpp.password") {
 		t.Fatalf("output does not name xmpp.password:\n%s", out)
+	}
+}
+
+// TestControlSocketRefusesUnknown: the control socket answers anything but
+// "backup" with one line naming what it knows, and the socket is 0600.
+func TestControlSocketRefusesUnknown(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "waxmpp.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stop, err := serveControl(t.Context(), db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	fi, err := os.Stat(controlPath(db.Path()))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket: %v, mode %v", err, fi.Mode())
+	}
+	conn, err := net.Dial("unix", controlPath(db.Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("rm -rf /\n"))
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	if !strings.Contains(line, "known: backup") {
+		t.Fatalf("answer %q", line)
 	}
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+)
+
+// controlPath is the daemon's control socket, beside the state file: only
+// the daemon's user can reach it (the directory and the socket are 0700 and
+// 0600).
+func controlPath(dbPath string) string {
+	return filepath.Join(filepath.Dir(dbPath), "control.sock")
+}
+
+// backup writes a consistent copy of the state file to file. When no daemon
+// runs, it reads the file itself; while one runs (it holds the file's
+// lock), the daemon streams a snapshot over its control socket.
+func (m *Main) backup(ctx context.Context) error {
+	cfg, err := bridge.LoadConfig(m.ConfigPath)
+	if err != nil && !errors.Is(err, bridge.ErrNotConfigured) {
+		return err
+	}
+	if cfg.Store.Path == "" {
+		cfg = bridge.DefaultConfig()
+	}
+	db, err := store.Open(cfg.Store.Path, store.Options{Timeout: 500 * time.Millisecond})
+	var n int64
+	switch {
+	case err == nil:
+		n, err = db.BackupFile(m.BackupFile)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	case errors.Is(err, store.ErrLocked):
+		n, err = fetchBackup(ctx, controlPath(cfg.Store.Path), m.BackupFile)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(m.Stdout, "wrote %s (%d bytes)\n", m.BackupFile, n)
+	return err
+}
+
+func fetchBackup(ctx context.Context, sock, file string) (int64, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return 0, fmt.Errorf("backup: the state file is in use, and its daemon does not answer at %s: %w", sock, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Minute))
+	if _, err := conn.Write([]byte("backup\n")); err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	r := bufio.NewReader(conn)
+	status, err := r.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("backup: no answer from the daemon: %w", err)
+	}
+	if status != "ok\n" {
+		return 0, fmt.Errorf("backup: the daemon says: %s", strings.TrimSpace(status))
+	}
+	return store.ReceiveBackup(file, r)
+}
+
+// serveControl answers requests on the control socket until ctx ends.
+// One request per connection, one line: "backup" streams a snapshot after
+// an "ok" line. Requests are served one at a time (a backup is large and
+// rare; a second waits).
+func serveControl(ctx context.Context, db *store.DB, log *slog.Logger) (func(), error) {
+	path := controlPath(db.Path())
+	os.Remove(path) // a stale socket of a crashed daemon; we hold the file lock
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			handleControl(conn, db, log)
+		}
+	}()
+	stop := func() {
+		l.Close()
+		<-done
+		os.Remove(path)
+	}
+	return stop, nil
+}
+
+func handleControl(conn net.Conn, db *store.DB, log *slog.Logger) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Minute))
+	line, err := bufio.NewReader(&limitedConn{conn, 64}).ReadString('\n')
+	if err != nil {
+		return
+	}
+	switch strings.TrimSpace(line) {
+	case "backup":
+		conn.Write([]byte("ok\n"))
+		n, err := db.Backup(conn)
+		if err != nil {
+			log.Warn("backup failed", "err", err)
+			return
+		}
+		log.Info("backup sent", "bytes", n)
+	default:
+		fmt.Fprintf(conn, "unknown request %q; known: backup\n", strings.TrimSpace(line))
+	}
+}
+
+// limitedConn reads at most n bytes: a request line is short.
+type limitedConn struct {
+	c net.Conn
+	n int
+}
+
+func (l *limitedConn) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errors.New("request too long")
+	}
+	p = p[:min(len(p), l.n)]
+	k, err := l.c.Read(p)
+	l.n -= k
+	return k, err
+}
