@@ -8,50 +8,28 @@ import (
 	"strings"
 	"time"
 
+	"waxmpp/bridge"
+
 	bolt "go.etcd.io/bbolt"
 )
 
-// ChatKind says what a WhatsApp chat is.
-type ChatKind uint8
+// ChatKind says what a WhatsApp chat is: the domain's ChatKind.
+type ChatKind = bridge.ChatKind
 
 const (
-	KindDirect ChatKind = iota + 1
-	KindGroup
-	KindBroadcast
-	KindStatus
+	KindDirect    = bridge.Direct
+	KindGroup     = bridge.Group
+	KindBroadcast = bridge.Broadcast
+	KindStatus    = bridge.StatusChat
 )
 
-func (k ChatKind) String() string {
-	switch k {
-	case KindDirect:
-		return "direct"
-	case KindGroup:
-		return "group"
-	case KindBroadcast:
-		return "broadcast"
-	case KindStatus:
-		return "status"
-	}
-	return "kind(" + strconv.Itoa(int(k)) + ")"
-}
+// Chat is a WhatsApp chat as the bridge knows it: the domain's Chat, so the
+// core consumes the store through an interface of its own.
+type Chat = bridge.Chat
 
-// Chat is a WhatsApp chat as the bridge knows it.
-type Chat struct {
-	// ID is the chat's canonical WhatsApp JID. Other JIDs for the same chat
-	// (a contact's LID and phone-number JIDs) are aliases.
-	ID   string
-	Kind ChatKind
-	Name string
-	// Handle is the short lower-case name the owner types to address the
-	// chat. PutChat assigns one when empty; it is unique and once given to
-	// a chat is never given to another.
-	Handle       string
-	MutedUntil   time.Time
-	LastActivity time.Time
-}
-
-// ErrNotFound is returned by lookups of things the store does not hold.
-var ErrNotFound = errors.New("store: not found")
+// ErrNotFound is returned by lookups of things the store does not hold. It is
+// the domain's ErrNotFound, so the core can tell it without importing store.
+var ErrNotFound = bridge.ErrNotFound
 
 // ErrHandleTaken is returned by SetHandle for a handle another chat holds.
 var ErrHandleTaken = errors.New("store: handle belongs to another chat")

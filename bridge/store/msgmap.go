@@ -6,27 +6,17 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"waxmpp/bridge"
+
 	bolt "go.etcd.io/bbolt"
 )
 
 // MessageKey names a WhatsApp message: whatsmeow's (chat, sender, id).
-type MessageKey struct {
-	Chat   string // chat JID; an alias of the chat matches too
-	Sender string // sender JID; "" for one's own messages if the caller wants
-	ID     string // WhatsApp message id
-}
+type MessageKey = bridge.MessageKey
 
 // Message links one WhatsApp message to the XMPP stanza id it was relayed
-// with (or came from), so replies, reactions, corrections and receipts can
-// be translated in both directions.
-type Message struct {
-	WA     MessageKey
-	XMPPID string
-	// Excerpt is the start of the text (at most MaxExcerpt bytes), kept so a
-	// quote the owner types ("> …") can be matched to the message.
-	Excerpt string
-	Time    time.Time
-}
+// with (or came from): the domain's MsgLink.
+type Message = bridge.MsgLink
 
 // MaxExcerpt is how many bytes of a message's text the map keeps.
 const MaxExcerpt = 160

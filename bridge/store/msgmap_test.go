@@ -36,15 +36,15 @@ func TestMessageMap(t *testing.T) {
 		key  MessageKey
 		want string // XMPP id, or "" for not found
 	}{
-		{MessageKey{pn, pn, "W1"}, "x1"},
-		{MessageKey{pn, "", "W1"}, "x1"},
-		{MessageKey{lid, lid, "W1"}, "x1"},
-		{MessageKey{"g@g.us", pn, "W1"}, "x3"},
-		{MessageKey{"g@g.us", lid, "W1"}, "x3"},
-		{MessageKey{pn, pn, "W2"}, "x2"},
-		{MessageKey{pn, "other", "W1"}, ""},
-		{MessageKey{"h@g.us", pn, "W1"}, ""},
-		{MessageKey{pn, pn, "W9"}, ""},
+		{MessageKey{Chat: pn, Sender: pn, ID: "W1"}, "x1"},
+		{MessageKey{Chat: pn, Sender: "", ID: "W1"}, "x1"},
+		{MessageKey{Chat: lid, Sender: lid, ID: "W1"}, "x1"},
+		{MessageKey{Chat: "g@g.us", Sender: pn, ID: "W1"}, "x3"},
+		{MessageKey{Chat: "g@g.us", Sender: lid, ID: "W1"}, "x3"},
+		{MessageKey{Chat: pn, Sender: pn, ID: "W2"}, "x2"},
+		{MessageKey{Chat: pn, Sender: "other", ID: "W1"}, ""},
+		{MessageKey{Chat: "h@g.us", Sender: pn, ID: "W1"}, ""},
+		{MessageKey{Chat: pn, Sender: pn, ID: "W9"}, ""},
 	}
 	for _, tt := range byWA {
 		m, err := db.MessageByWA(tt.key)
@@ -73,7 +73,7 @@ func TestMessageMap(t *testing.T) {
 	if _, err := db.MessageByXMPP("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MessageByXMPP(nope) = %v, want ErrNotFound", err)
 	}
-	m, _ := db.MessageByWA(MessageKey{"g@g.us", "me", "W4"})
+	m, _ := db.MessageByWA(MessageKey{Chat: "g@g.us", Sender: "me", ID: "W4"})
 	if len(m.Excerpt) != MaxExcerpt || m.Excerpt != strings.Repeat("é", MaxExcerpt/2) {
 		t.Errorf("excerpt of %d bytes, want %d whole characters", len(m.Excerpt), MaxExcerpt)
 	}
@@ -134,7 +134,7 @@ func TestMessageGenerations(t *testing.T) {
 	if m, err := db.MessageByXMPP("x7"); err != nil || m.WA.ID != "again" {
 		t.Errorf("MessageByXMPP(x7) = %v, %v; want the newer one", m.WA.ID, err)
 	}
-	if m, err := db.MessageByWA(MessageKey{"c", "s", "w3"}); err != nil || m.XMPPID != "x3" {
+	if m, err := db.MessageByWA(MessageKey{Chat: "c", Sender: "s", ID: "w3"}); err != nil || m.XMPPID != "x3" {
 		t.Errorf("MessageByWA(w3) = %v, %v", m.XMPPID, err)
 	}
 	if ms, _ := db.RecentMessages("c", 20); len(ms) != 20 || ms[0].WA.ID != "again" || ms[19].WA.ID != "w31" {
@@ -174,7 +174,7 @@ func TestMessageGenerations(t *testing.T) {
 }
 
 func FuzzDecodeMessage(f *testing.F) {
-	f.Add(encodeMessage(Message{WA: MessageKey{"c", "s", "i"}, XMPPID: "x", Excerpt: "hi", Time: time.Unix(5, 0)}))
+	f.Add(encodeMessage(Message{WA: MessageKey{Chat: "c", Sender: "s", ID: "i"}, XMPPID: "x", Excerpt: "hi", Time: time.Unix(5, 0)}))
 	f.Add([]byte{1})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, v []byte) {

@@ -221,7 +221,7 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 	if _, err := db.PutChat(Chat{ID: "a", Kind: KindDirect, Name: "A"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.PutMessages(Message{WA: MessageKey{"a", "a", "W"}, XMPPID: "X"}); err != nil {
+	if err := db.PutMessages(Message{WA: MessageKey{Chat: "a", Sender: "a", ID: "W"}, XMPPID: "X"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := PutSetting(db, "s", "v"); err != nil {
@@ -252,7 +252,7 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 		{"GetSetting", func() error { _, _, err := GetSetting[string](db, "s"); return err }, `settings/"s"`},
 		{"PruneSeen", func() error { _, err := db.PruneSeen(time.Now()); return err }, `seen/wa/"id"`},
 		{"MessageByXMPP", func() error { _, err := db.MessageByXMPP("X"); return err }, `messages/0000000000000000/"m\x00\x00\x00\x00\x00\x00\x00\x01"`},
-		{"MessageByWA", func() error { _, err := db.MessageByWA(MessageKey{"a", "a", "W"}); return err }, `messages/0000000000000000/`},
+		{"MessageByWA", func() error { _, err := db.MessageByWA(MessageKey{Chat: "a", Sender: "a", ID: "W"}); return err }, `messages/0000000000000000/`},
 		{"RecentMessages", func() error { _, err := db.RecentMessages("", 5); return err }, `messages/0000000000000000/`},
 		{"PruneMessages", func() error { _, err := db.PruneMessages(time.Now()); return err }, `messages/0000000000000000/`},
 	}

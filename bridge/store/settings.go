@@ -176,3 +176,14 @@ func (db *DB) SetRoute(id string) error {
 	}
 	return nil
 }
+
+// Blob reads setting name as bytes (a record the caller encodes itself, such
+// as the core's held messages). ok is false if it was never set.
+func (db *DB) Blob(name string) (v []byte, ok bool, err error) {
+	return GetSetting[[]byte](db, name)
+}
+
+// PutBlob durably sets setting name to v.
+func (db *DB) PutBlob(name string, v []byte) error {
+	return PutSetting(db, name, v)
+}

@@ -418,7 +418,7 @@ func TestCrash(t *testing.T) {
 			if err != nil || m.WA.Chat != wa[0] || m.WA.ID != wa[1] {
 				t.Fatalf("round %d: message %s: %+v, %v", round, x, m, err)
 			}
-			if m, err := db.MessageByWA(MessageKey{wa[0], "s", wa[1]}); err != nil || m.XMPPID != x {
+			if m, err := db.MessageByWA(MessageKey{Chat: wa[0], Sender: "s", ID: wa[1]}); err != nil || m.XMPPID != x {
 				t.Fatalf("round %d: message %s by WhatsApp key: %+v, %v", round, wa[1], m, err)
 			}
 		}
@@ -629,7 +629,7 @@ func BenchmarkLookup100k(b *testing.B) {
 	})
 	b.Run("miss", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := db.MessageByWA(MessageKey{"c", "s", "nope"}); !errors.Is(err, ErrNotFound) {
+			if _, err := db.MessageByWA(MessageKey{Chat: "c", Sender: "s", ID: "nope"}); !errors.Is(err, ErrNotFound) {
 				b.Fatal(err)
 			}
 		}
