@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"waxmpp/bridge"
 	"waxmpp/bridge/store"
@@ -44,6 +45,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	sess.SetPresence("dnd", "WhatsApp is not linked yet")
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(ctx) }()
+	go prune(ctx, db, m.Config.Store.Retention, log.With("component", "store"))
 	for {
 		select {
 		case msg := <-sess.Inbound():
@@ -79,4 +81,31 @@ func rootCAs(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", file)
 	}
 	return pool, nil
+}
+
+// prune drops message mappings and seen ids older than retention, at start
+// and then daily, until ctx ends. A Pi runs for years: without this the map
+// would grow forever.
+func prune(ctx context.Context, db *store.DB, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		n, err := db.PruneMessages(now)
+		if err == nil {
+			var k int
+			k, err = db.PruneSeen(now.Add(-retention))
+			n += k
+		}
+		if err != nil {
+			log.Error("pruning failed", "err", err)
+		} else if n > 0 {
+			log.Info("pruned old ids", "count", n)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -206,7 +206,7 @@ func (m *Main) run(ctx context.Context) error {
 	log.Info("config loaded", "path", m.ConfigPath, "config", cfg.Redacted())
 	warnReadable(log, m.ConfigPath, cfg)
 
-	db, err := store.Open(cfg.Store.Path, store.Options{})
+	db, err := store.Open(cfg.Store.Path, store.Options{MessageMaxAge: cfg.Store.Retention})
 	if err != nil {
 		return err
 	}
