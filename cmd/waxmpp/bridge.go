@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"waxmpp/bridge"
@@ -43,9 +44,13 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	}
 	// Until WhatsApp is linked the bot says so in its presence (DESIGN §2.6).
 	sess.SetPresence("dnd", "WhatsApp is not linked yet")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // runs before wg.Wait
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(ctx) }()
-	go prune(ctx, db, m.Config.Store.Retention, log.With("component", "store"))
+	wg.Go(func() { prune(ctx, db, m.Config.Store.Retention, log.With("component", "store")) })
 	for {
 		select {
 		case msg := <-sess.Inbound():
