@@ -168,6 +168,13 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// Freeze stops the server process (SIGSTOP): sockets stay open but nothing
+// is read or answered, like a hung server or a dead network path.
+func (s *Server) Freeze() { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT) }
+
 // Stop stops the server gracefully (SIGTERM), killing it after 10 s.
 func (s *Server) Stop() {
 	if s.cmd == nil {

@@ -468,3 +468,47 @@ func TestPacingUnderLimits(t *testing.T) {
 		t.Errorf("average %.0f B/s exceeds Prosody's limit", rate)
 	}
 }
+
+// TestHungServer: the server stops answering (SIGSTOP) while the bot has
+// messages to send. Send keeps returning at once, the silent link is
+// detected by its ping timeout and dropped, and once the server is back
+// everything queued arrives.
+func TestHungServer(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	cfg := botConfig(t, srv)
+	cfg.PingInterval, cfg.PingTimeout = time.Second, time.Second
+	cfg.DialTimeout = 2 * time.Second
+	s := startSession(t, cfg)
+	srv.Freeze()
+	var ids []string
+	var slowest time.Duration
+	for i := range 200 {
+		t0 := time.Now()
+		id, err := s.Send(Message{Body: fmt.Sprintf("while frozen %d %s", i, strings.Repeat("x", 500))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(t0))
+		ids = append(ids, id)
+	}
+	waitFor(t, 10*time.Second, "the hung link to be dropped", func() bool { return !s.connected.Load() })
+	srv.Thaw()
+	waitFor(t, 30*time.Second, "outbox drained after thaw", func() bool { l, _ := cfg.Outbox.Len(); return l == 0 })
+	if slowest > 100*time.Millisecond {
+		t.Errorf("slowest Send while the server hung: %v", slowest)
+	}
+	owner := srv.Dial(t, "owner")
+	seen := map[string]bool{}
+	for len(seen) < len(ids) {
+		e, err := owner.Wait(20*time.Second, pt.Messages)
+		if err != nil {
+			t.Fatalf("owner got %d of %d: %v", len(seen), len(ids), err)
+		}
+		seen[e.Attr("id")] = true
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			t.Fatalf("message %s lost", id)
+		}
+	}
+}
