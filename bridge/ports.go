@@ -56,6 +56,11 @@ type SendOptions struct {
 	ReplyTo    *MsgRef
 	QuotedText string // the quoted message's text, shown by WhatsApp
 	Mentions   []UserID
+	// ID, when set, is the WhatsApp message id to use. The core derives it
+	// from the owner's XMPP message id, so a resend after a crash between
+	// "sent" and "recorded" carries the same id and recipients drop the
+	// duplicate. The adapter passes it on (whatsmeow: SendRequestExtra.ID).
+	ID string
 }
 
 // EditWindow is how long after sending WhatsApp accepts an edit.
