@@ -1,0 +1,184 @@
+// Package simwa is a simulated WhatsApp network for end-to-end tests: an
+// in-process bridge.WhatsApp that a test drives from outside the process,
+// in any language, through a JSON-lines control socket. It injects every
+// event the real adapter can produce, records every call the bridge makes,
+// and answers those calls as scripted.
+//
+// # Build tag
+//
+// The package itself has no build tag: it needs only the standard library
+// and package bridge, so its tests and fuzz target run with every
+// `go test ./...`. The binary links it only when built with -tags simwa
+// (cmd/waxmpp/whatsapp_simwa.go); then the config key
+//
+//	[whatsapp]
+//	simulator = "/run/waxmpp-sim.sock"
+//
+// replaces the real WhatsApp connection with the simulator, listening on
+// that Unix socket (mode 0600). A build without the tag refuses the key.
+//
+// # Protocol
+//
+// Connect to the socket (any number of connections at once). Each side
+// writes one JSON object per line (at most 16 MiB). Every request has an
+// "op" and may carry an "id" (any JSON value) that its reply echoes. Every
+// reply has "ok"; when it is false, "error" says why in words. A
+// connection answers its requests in order. Field names are snake_case;
+// unknown fields are an error; times are RFC 3339 (omitted: now);
+// durations are Go duration strings ("5s", "1m30s").
+//
+// With socat or python:
+//
+//	echo '{"op":"state"}' | socat - UNIX-CONNECT:/tmp/sim.sock
+//	{"ok":true,"state":{"boot":"1879A2C0DE","pid":4242,"paired":true,"online":false,"events":1,"actions":0,"rules":0}}
+//
+//	python3 -c 'import socket,json,sys; s=socket.socket(socket.AF_UNIX); s.connect("/tmp/sim.sock"); f=s.makefile("rw"); f.write(json.dumps({"op":"event","event":{"type":"message","chat":"491701234567@s.whatsapp.net","id":"M1","text":"hi","push_name":"Alice"}})+"\n"); f.flush(); print(f.readline())'
+//
+// # Ops
+//
+// event — inject one event; the reply comes once the bridge's core has
+// taken it from its channel buffer, so requests on one connection reach
+// the core in order:
+//
+//	→ {"op":"event","event":{"type":"message","chat":"491701234567@s.whatsapp.net","sender":"491701234567@s.whatsapp.net","id":"M1","text":"hi","push_name":"Alice"}}
+//	← {"ok":true,"n":1}
+//
+// events — inject several in order ("events":[…]); all are checked before
+// the first is sent, so a bad one sends none. "n" counts those accepted.
+//
+// actions — the calls the bridge made, in order. Without "since", a
+// connection continues where its previous actions reply ended (a new
+// connection starts at the beginning of this process's log); "since":S
+// returns those with seq > S. "wait":N waits until at least N are there,
+// for at most "timeout" (default 10s; on timeout ok is false and the
+// actions so far are still returned). "types":[…] filters by type (and
+// then "wait" counts only those). "next" is the seq to continue from.
+//
+//	→ {"op":"actions","wait":1,"timeout":"5s","types":["send_text"]}
+//	← {"ok":true,"actions":[{"seq":3,"boot":"1879A2C0DE","type":"send_text","at":"…","chat":"491701234567@s.whatsapp.net","text":"hello","reply_to":{"chat":"491701234567@s.whatsapp.net","sender":"491701234567@s.whatsapp.net","id":"M1"},"quoted_text":"hi","id":"3EB01879A2C0DE000001","time":"…"}],"next":3}
+//
+// watch — turns the connection into a stream: the reply {"ok":true}, then
+// every action recorded since "since" (default 0: all of this process's),
+// then each new action as it happens, each as {"action":{…}}. An action is
+// written to every watcher before the bridge's call returns, so an action
+// the bridge saw succeed is in the watcher's socket buffer even if the
+// process is SIGKILLed the next instant; a test that must count every
+// send across kills watches, and reconnects after each restart. A watcher
+// that does not read for 10s is disconnected (it would stall the bridge).
+// Requests may still be sent on a watching connection; their replies are
+// interleaved with the pushed actions.
+//
+// script — add a rule answering matching calls; rules apply first-added
+// first, and one with "times":N is used up after N matches (0: forever):
+//
+//	{"op":"script","rule":{"action":"edit","error":"edit_window","times":1}}
+//	{"op":"script","rule":{"action":"send_text","chat":"491701234567@s.whatsapp.net","error":"network down","times":3}}
+//	{"op":"script","rule":{"action":"send_text","text_contains":"slow","delay":"2s"}}
+//	{"op":"script","rule":{"action":"lookup","phone":"+4915550000","found":false}}
+//	{"op":"script","rule":{"action":"lookup","phone":"+4915550001","found":true,"user":"123456789@lid"}}
+//
+// Matchers: "chat", "id" (the target message: edit, revoke, react; the
+// first id of mark_read; the handle of download), "phone" (pair, lookup;
+// '+' ignored), "text_contains" (send_text, edit; the emoji of react).
+// Answers: "delay", "error" (edit_window, not_paired, already_paired and
+// not_found become the bridge's sentinel errors — bridge.ErrEditWindow and
+// so on —, any other text a plain error), and for lookup "found"/"user".
+//
+// reset — remove all rules.
+//
+// state — {"boot","pid","paired","online","events","actions","rules"}:
+// "boot" changes with every start of the process; "actions" is the last
+// seq.
+//
+// generate — a test aid for loading the bridge: injects, in this order,
+// "contacts" ContactInfo events (users 491000000000@s.whatsapp.net,
+// 491000000001@…), "chats" ChatInfo events for direct chats with the first
+// of those users, "groups" groups (120363000000000000@g.us, …), then
+// "messages" text messages "#i <text>" round-robin over the chats, ids
+// "<prefix>i" (prefix defaults to one unique per process):
+//
+//	{"op":"generate","generate":{"contacts":2000,"chats":500,"messages":100000,"prefix":"L","text":"load"}}
+//
+// # Events
+//
+// "type" selects the event; the fields that apply are (* required):
+//
+//	message        chat*, id*, sender (direct chats: the chat; groups: required by sense),
+//	               from_me, time, push_name, kind (text default, image, video, audio,
+//	               voice, document, sticker, location, live_location, contact_card,
+//	               poll), text (the caption for media), mentions [user], reply_to
+//	               {chat, sender, id, from_me}, quoted_text, media {mime_type,
+//	               file_name, size, duration, handle*, data (base64: what Download
+//	               returns)}, location {lat, lon, name, address}, contacts [{name,
+//	               numbers, vcard}], poll {question, options, selectable},
+//	               forwarded, view_once, history, retry
+//	edit           chat*, id*, sender, from_me (the edited message), text, time
+//	revoke         chat*, id*, sender, from_me (the deleted message), by, time
+//	undecryptable  chat*, id*, sender, from_me, time; later send the message with
+//	               the same ids and "retry":true
+//	reaction       target* {chat, sender, id, from_me}, sender* (the reactor; or
+//	               from_me), emoji ("" removes), time
+//	poll_vote      target* (the poll), sender* (the voter), options [text], time
+//	receipt        chat*, ids*, by (default the chat), kind (delivered, read,
+//	               played), time
+//	typing         chat*, sender (default the chat), state (composing default,
+//	               recording, paused)
+//	presence       user*, online, last_seen
+//	call           chat*, sender (the caller; default the chat), id, video, kind
+//	               (offered default, missed, ended, rejected), time
+//	group_change   chat*, sender (the actor), kind* (joined, left, promoted,
+//	               demoted, subject, description, created), users, subject, text, time
+//	contact_info   user*, full_name, first_name, push_name, business_name
+//	chat_info      chat*, kind (direct, group for …@g.us, broadcast, status), name,
+//	               muted_until
+//	alias          lid*, phone*
+//	status         state* (connected, disconnected, logged_out, not_paired,
+//	               stream_replaced, outdated, temp_banned, phone_offline), reason,
+//	               until, phone_last_seen
+//	pair_code      qr or link_code*, expires
+//	pair_result    ok, user, name, error
+//
+// # Actions
+//
+// Each action has "seq" (1, 2, … per process start), "boot", "type", "at"
+// (when the call returned) and, when the call failed, "error" (a code
+// above, or the text). By type:
+//
+//	send_text        chat, text, reply_to, quoted_text, mentions; id, time returned
+//	send_location    chat, location; id, time returned
+//	edit             target, text
+//	revoke           target
+//	react            target, emoji
+//	mark_read        chat, sender, ids, time
+//	set_typing       chat, state
+//	set_online       online
+//	pair             phone
+//	logout
+//	lookup           phone; user, found returned
+//	request_history  chat, n, before
+//	download         handle
+//
+// # Behaviour
+//
+// The simulator starts paired and, once served, tells the core
+// Status connected (Config.Unpaired: neither). Calls other than Pair and
+// Download fail with not_paired while unpaired. Logout unpairs and is
+// followed by Status logged_out; Pair (when unpaired) is followed by one
+// PairCode, and an injected pair_result with "ok":true (or a status
+// connected) pairs again. Lookup finds every number of 6 to 15 digits as
+// <digits>@s.whatsapp.net. Edit fails with edit_window for a message this
+// process sent more than 20 minutes before. Returned ids are
+// "3EB0<boot><counter>", unique across restarts of the process.
+//
+// Buffering and backpressure: an event request blocks until the core's
+// channel (whose buffer the binary sizes) accepts the event; a slow core
+// thus slows the test, never loses an event. Events the simulator makes
+// itself (the start-up status, PairCode, logged_out) are sent from their
+// own goroutine, because the core is inside the call that causes them.
+// Actions are recorded when the bridge's call returns, after the watchers
+// have them; the log answered by op actions keeps the last 200,000.
+//
+// Nothing survives the process but the uniqueness of ids: after a restart
+// the log starts empty (a new "boot"), rules are gone and the simulator is
+// paired again. The socket file of a killed process is replaced at start.
+package simwa

@@ -1,0 +1,269 @@
+package simwa
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"waxmpp/bridge"
+)
+
+// start runs a simulator on a temp socket with an unbuffered events
+// channel, as a core with no buffer would see it.
+func start(t *testing.T) (*Sim, chan bridge.Event, string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "sim.sock")
+	events := make(chan bridge.Event)
+	s, err := New(Config{Socket: sock, Events: events, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if ev := <-events; !equalEvents(ev, &bridge.Status{State: bridge.Connected}) {
+		t.Fatalf("first event %#v, want Status connected", ev)
+	}
+	return s, events, sock
+}
+
+func dial(t *testing.T, sock string) *Client {
+	t.Helper()
+	c, err := Dial(sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestInjectWaitsForTheCore: the reply to an event comes only once the
+// channel took it, so events reach the core in request order.
+func TestInjectWaitsForTheCore(t *testing.T) {
+	_, events, sock := start(t)
+	c := dial(t, sock)
+	replied := make(chan error, 1)
+	go func() {
+		_, err := c.Raw([]byte(`{"op":"event","event":{"type":"message","chat":"491701234567@s.whatsapp.net","id":"M1","text":"hi","push_name":"Alice"}}`))
+		replied <- err
+	}()
+	select {
+	case <-replied:
+		t.Fatal("replied before the core took the event")
+	case <-time.After(100 * time.Millisecond):
+	}
+	ev := <-events
+	if err := <-replied; err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := ev.(*bridge.Message); !ok || m.Text != "hi" || m.Ref.ID != "M1" {
+		t.Fatalf("got %#v", ev)
+	}
+
+	// A batch with one bad event sends none.
+	rep, err := c.Raw([]byte(`{"op":"events","id":"b","events":[{"type":"typing","chat":"c"},{"type":"status"}]}`))
+	if err != nil || rep.OK || !strings.Contains(rep.Error, `event 1 (status): "state" is required`) || string(rep.ID) != `"b"` {
+		t.Fatalf("bad batch: %+v %v", rep, err)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("a bad batch sent %#v", ev)
+	default:
+	}
+}
+
+func TestActionsAndScripts(t *testing.T) {
+	s, _, sock := start(t)
+	c := dial(t, sock)
+	ctx := t.Context()
+	chat := bridge.ChatID("491701234567@s.whatsapp.net")
+
+	reply := &bridge.MsgRef{Chat: chat, Sender: bridge.UserID(chat), ID: "M1"}
+	ref, at, err := s.SendText(ctx, chat, "hello", bridge.SendOptions{ReplyTo: reply, QuotedText: "hi"})
+	if err != nil || !strings.HasPrefix(ref.ID, "3EB0") || !ref.FromMe || !at.Equal(t0) {
+		t.Fatalf("SendText = %+v %v %v", ref, at, err)
+	}
+	acts, err := c.Actions(1, time.Second)
+	if err != nil || len(acts) != 1 {
+		t.Fatalf("actions %+v %v", acts, err)
+	}
+	a := acts[0]
+	if a.Type != "send_text" || a.Seq != 1 || a.Text != "hello" || a.ID != ref.ID || a.ReplyTo.ID != "M1" || a.QuotedText != "hi" || a.Boot != s.Boot() {
+		t.Fatalf("action %+v", a)
+	}
+
+	// The cursor moved: nothing new, and a wait times out.
+	if acts, err := c.Actions(0, 0); err != nil || len(acts) != 0 {
+		t.Fatalf("second read %+v %v", acts, err)
+	}
+	if _, err := c.Actions(1, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "timeout: 0 of 1") {
+		t.Fatalf("wait: %v", err)
+	}
+
+	// Scripted failures, used up after times.
+	if err := c.Script(Rule{Action: "edit", Error: "edit_window", Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Script(Rule{Action: "send_text", TextContains: "fail", Error: "network down"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edit(ctx, ref, "x"); !errors.Is(err, bridge.ErrEditWindow) {
+		t.Fatalf("scripted edit: %v", err)
+	}
+	if err := s.Edit(ctx, ref, "y"); err != nil {
+		t.Fatalf("edit after the rule was used up: %v", err)
+	}
+	if _, _, err := s.SendText(ctx, chat, "please fail", bridge.SendOptions{}); err == nil || !strings.Contains(err.Error(), "network down") {
+		t.Fatalf("scripted send: %v", err)
+	}
+	f := false
+	c.Script(Rule{Action: "lookup", Phone: "4915550000", Found: &f})
+	if _, ok, err := s.Lookup(ctx, "+4915550000"); ok || err != nil {
+		t.Fatalf("scripted lookup: %v %v", ok, err)
+	}
+	if u, ok, err := s.Lookup(ctx, "+491701234567"); !ok || err != nil || u != "491701234567@s.whatsapp.net" {
+		t.Fatalf("default lookup: %v %v %v", u, ok, err)
+	}
+	acts, err = c.Actions(5, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range acts {
+		got = append(got, a.Type+":"+a.Error)
+	}
+	want := "edit:edit_window edit: send_text:whatsapp (simulated): network down lookup: lookup:"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("actions %q, want %q", strings.Join(got, " "), want)
+	}
+
+	// The edit window is enforced on the simulator's own clock.
+	s.now = func() time.Time { return t0.Add(21 * time.Minute) }
+	if err := s.Edit(ctx, ref, "late"); !errors.Is(err, bridge.ErrEditWindow) {
+		t.Fatalf("late edit: %v", err)
+	}
+}
+
+// TestWatchSeesEverything: a watcher gets the backlog and then each action
+// before the call returns.
+func TestWatchSeesEverything(t *testing.T) {
+	s, _, sock := start(t)
+	ctx := t.Context()
+	s.SetOnline(ctx, true)
+	w, err := Watch(sock, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if a := <-w.C; a.Type != "set_online" || a.Online == nil || !*a.Online {
+		t.Fatalf("backlog %+v", a)
+	}
+	for i := range 100 {
+		s.SetTyping(ctx, "c@s.whatsapp.net", bridge.Composing)
+		select {
+		case a := <-w.C:
+			if a.Seq != uint64(i+2) || a.State != "composing" {
+				t.Fatalf("pushed %+v", a)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the action was not pushed")
+		}
+	}
+}
+
+// TestPairing: logout unpairs and says so; pair answers with a code; an
+// injected pair_result pairs again.
+func TestPairing(t *testing.T) {
+	s, events, sock := start(t)
+	ctx := t.Context()
+	if err := s.Pair(ctx, ""); !errors.Is(err, bridge.ErrAlreadyPaired) {
+		t.Fatalf("pair while paired: %v", err)
+	}
+	if err := s.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := (<-events).(*bridge.Status); !ok || st.State != bridge.LoggedOut {
+		t.Fatalf("after logout %#v", st)
+	}
+	if _, _, err := s.SendText(ctx, "c", "x", bridge.SendOptions{}); !errors.Is(err, bridge.ErrNotPaired) {
+		t.Fatalf("send while unpaired: %v", err)
+	}
+	if err := s.Pair(ctx, "+491701234567"); err != nil {
+		t.Fatal(err)
+	}
+	if pc, ok := (<-events).(*bridge.PairCode); !ok || pc.LinkCode == "" {
+		t.Fatalf("after pair %#v", pc)
+	}
+	c := dial(t, sock)
+	go func() { <-events }()
+	if _, err := c.Do(Request{Op: "event", Event: &Event{Type: "pair_result", OK: true, User: "491701234567@s.whatsapp.net"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.State(); err != nil || !st.Paired || st.PID != os.Getpid() {
+		t.Fatalf("state %+v %v", st, err)
+	}
+}
+
+// TestStaleSocket: a socket file left by a killed process is replaced; a
+// live one is not.
+func TestStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "sim.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if _, err := New(Config{Socket: sock, Events: make(chan bridge.Event)}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("live socket: %v", err)
+	}
+	ln.Close()
+	s, err := New(Config{Socket: sock, Events: make(chan bridge.Event)})
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	s.ln.Close()
+}
+
+func TestGenerateAndDownload(t *testing.T) {
+	s, events, sock := start(t)
+	c := dial(t, sock)
+	got := make(chan []bridge.Event)
+	go func() {
+		var evs []bridge.Event
+		for range 2 + 1 + 4 + 1 {
+			evs = append(evs, <-events)
+		}
+		got <- evs
+	}()
+	rep, err := c.Do(Request{Op: "generate", Gen: &Gen{Contacts: 2, Chats: 1, Messages: 4, Prefix: "L"}})
+	if err != nil || rep.N != 7 {
+		t.Fatalf("generate %+v %v", rep, err)
+	}
+	if _, err := c.Raw([]byte(`{"op":"event","event":{"type":"message","chat":"c@s.whatsapp.net","id":"I","kind":"image","media":{"handle":"h","data":"aGVsbG8="}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	evs := <-got
+	if m := evs[6].(*bridge.Message); m.Ref.ID != "L3" || m.Text != "#3 generated" || m.Ref.Chat != "491000000000@s.whatsapp.net" {
+		t.Fatalf("generated %#v", m)
+	}
+	rc, err := s.Download(t.Context(), evs[7].(*bridge.Message).Media)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	if string(b) != "hello" {
+		t.Fatalf("download %q", b)
+	}
+}
