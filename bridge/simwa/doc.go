@@ -144,7 +144,8 @@
 // (when the call returned) and, when the call failed, "error" (a code
 // above, or the text). By type:
 //
-//	send_text        chat, text, reply_to, quoted_text, mentions; id, time returned
+//	send_text        chat, text, reply_to, quoted_text, mentions, id (the core's or
+//	                 the simulator's); time returned
 //	send_location    chat, location; id, time returned
 //	edit             target, text
 //	revoke           target
@@ -167,8 +168,11 @@
 // PairCode, and an injected pair_result with "ok":true (or a status
 // connected) pairs again. Lookup finds every number of 6 to 15 digits as
 // <digits>@s.whatsapp.net. Edit fails with edit_window for a message this
-// process sent more than 20 minutes before. Returned ids are
-// "3EB0<boot><counter>", unique across restarts of the process.
+// process sent more than 20 minutes before. Returned ids are the id the
+// core chose (SendOptions.ID), else "3EB0<boot><counter>", unique across
+// restarts of the process. A resend with an id already used is recorded
+// again: WhatsApp recipients drop it, so count distinct ids for what
+// reached a chat and all send_text actions for what was sent.
 //
 // Buffering and backpressure: an event request blocks until the core's
 // channel (whose buffer the binary sizes) accepts the event; a slow core

@@ -564,10 +564,11 @@ func (s *Sim) checkPaired() error {
 	return nil
 }
 
-// SendText implements bridge.WhatsApp.
+// SendText implements bridge.WhatsApp. A message id chosen by the core
+// (opts.ID) is used as it is, as WhatsApp does.
 func (s *Sim) SendText(ctx context.Context, chat bridge.ChatID, text string, opts bridge.SendOptions) (bridge.MsgRef, time.Time, error) {
 	a := Action{Type: "send_text", Chat: string(chat), Text: text, ReplyTo: wireRef(opts.ReplyTo),
-		QuotedText: opts.QuotedText, Mentions: mentions(opts.Mentions)}
+		QuotedText: opts.QuotedText, Mentions: mentions(opts.Mentions), ID: opts.ID}
 	return s.send(ctx, a)
 }
 
@@ -587,7 +588,10 @@ func (s *Sim) send(ctx context.Context, a Action) (bridge.MsgRef, time.Time, err
 		s.record(a)
 		return bridge.MsgRef{}, time.Time{}, err
 	}
-	id, at := s.newID(), s.now()
+	id, at := a.ID, s.now()
+	if id == "" {
+		id = s.newID()
+	}
 	s.mu.Lock()
 	s.sent[id] = at
 	s.mu.Unlock()
