@@ -85,9 +85,15 @@ type XMPPConfig struct {
 	PingTimeout time.Duration `toml:"ping_timeout"`
 }
 
-// WhatsAppConfig is the [whatsapp] table. It has no keys yet; the table is
-// accepted so that a config file may already contain it.
-type WhatsAppConfig struct{}
+// WhatsAppConfig is the [whatsapp] table.
+type WhatsAppConfig struct {
+	// Simulator, for tests only, replaces WhatsApp with the simulated
+	// network (package bridge/simwa) controlled through a Unix socket at
+	// this path. Only a binary built with -tags simwa has the simulator;
+	// any other build refuses the key. LoadConfig resolves a relative path
+	// against the config file's directory. Empty: the real WhatsApp.
+	Simulator string `toml:"simulator"`
+}
 
 // StoreConfig is the [store] table: the state file.
 type StoreConfig struct {
@@ -124,6 +130,8 @@ const (
 	maxConfigSize = 1 << 20
 	// maxSecretFileSize bounds a password file.
 	maxSecretFileSize = 64 << 10
+	// maxSocketPath is what fits in sockaddr_un.sun_path on Linux.
+	maxSocketPath = 107
 	// maxJIDPart is RFC 7622's limit for each part of a JID, in bytes.
 	maxJIDPart = 1023
 )
@@ -265,6 +273,7 @@ func LoadConfig(path string) (Config, error) {
 	cfg.XMPP.PasswordFile = resolve(cfg.XMPP.PasswordFile)
 	cfg.XMPP.CAFile = resolve(cfg.XMPP.CAFile)
 	cfg.Store.Path = resolve(cfg.Store.Path)
+	cfg.WhatsApp.Simulator = resolve(cfg.WhatsApp.Simulator)
 
 	if cfg.XMPP.PasswordFile != "" {
 		pw, err := readSecretFile(cfg.XMPP.PasswordFile)
@@ -390,6 +399,17 @@ func (c Config) Validate() error {
 		bad("xmpp.ping_timeout", "%s is longer than xmpp.ping_interval (%s); want %s to %s", x.PingTimeout, x.PingInterval, minPingTimeout, x.PingInterval)
 	}
 
+	if w := c.WhatsApp.Simulator; w != "" {
+		switch {
+		case !simulatorBuilt:
+			bad("whatsapp.simulator", "this build has no simulated WhatsApp (build with -tags simwa); remove the key to use WhatsApp")
+		case checkPath(w) != "":
+			bad("whatsapp.simulator", "%s", checkPath(w))
+		case len(w) > maxSocketPath:
+			bad("whatsapp.simulator", "%q is longer than a Unix socket path may be (%d bytes); want a shorter path, such as \"/tmp/waxmpp-sim.sock\"", w, maxSocketPath)
+		}
+	}
+
 	switch {
 	case c.Store.Path == "":
 		bad("store.path", "required; want the state file, such as \"/var/lib/waxmpp/waxmpp.db\"")
@@ -440,6 +460,9 @@ func (c Config) LogValue() slog.Value {
 			"burst", r.XMPP.Burst,
 			"ping_interval", r.XMPP.PingInterval,
 			"ping_timeout", r.XMPP.PingTimeout,
+		),
+		slog.Group("whatsapp",
+			"simulator", r.WhatsApp.Simulator,
 		),
 		slog.Group("store",
 			"path", r.Store.Path,

@@ -199,6 +199,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown key", "", "[store]\ncompress = true\n", "store.compress", "unknown key; see the example"},
 		{"unknown table", "", "[matrix]\nhomeserver = \"x\"\n", "matrix", "unknown key"},
 		{"whatsapp key", "", "[whatsapp]\nphone = \"+1\"\n", "whatsapp.phone", "unknown key"},
+		{"simulator not a string", "", "[whatsapp]\nsimulator = 1\n", "whatsapp.simulator", "want a string"},
+		{"simulator too long", "", "[whatsapp]\nsimulator = \"/" + strings.Repeat("s", 120) + "\"\n", "whatsapp.simulator", simulatorProblem(true)},
 		{"quoted unknown key", "", "[log]\n\"a.b\" = 1\n", `log."a.b"`, "unknown key"},
 		{"table is value", "", "[store]\n[log.level]\n", "log.level", "is a table; want a string"},
 		{"array of tables", "", "[[store]]\npath = \"x\"\n", "store", "is an array of tables; want a table"},
@@ -589,4 +591,38 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("Redacted kept the password")
 		}
 	})
+}
+
+// simulatorProblem is what Validate says about a whatsapp.simulator path
+// that is too long, in this build: without -tags simwa any path is refused.
+func simulatorProblem(tooLong bool) string {
+	if !simulatorBuilt {
+		return "this build has no simulated WhatsApp (build with -tags simwa)"
+	}
+	if tooLong {
+		return "longer than a Unix socket path"
+	}
+	return ""
+}
+
+// TestSimulatorKey: the key is accepted only by a binary that has the
+// simulator, and resolved like every other path.
+func TestSimulatorKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	writeFile(t, path, configDoc("", "[whatsapp]\nsimulator = \"sim.sock\"\n"), 0o600)
+	cfg, err := LoadConfig(path)
+	if !simulatorBuilt {
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != "whatsapp.simulator" || ce.Line != 6 || !strings.Contains(ce.Problem, simulatorProblem(false)) {
+			t.Fatalf("LoadConfig = %v, want the whatsapp.simulator error on line 6", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "sim.sock"); cfg.WhatsApp.Simulator != want {
+		t.Errorf("simulator = %q, want %q", cfg.WhatsApp.Simulator, want)
+	}
 }
