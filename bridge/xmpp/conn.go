@@ -39,7 +39,9 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 	go func() { readErr <- s.read(ctx, c) }()
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- s.write(ctx, c) }()
+	setupDone := make(chan struct{})
 	go func() {
+		defer close(setupDone)
 		if err := s.setup(ctx, c); err != nil {
 			cancel(err)
 		}
@@ -73,6 +75,7 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 		<-writeErr
 	}
 	s.failPending()
+	<-setupDone // it waits on ctx or on IQ answers, both ended now
 	return err
 }
 
