@@ -1,0 +1,539 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// This file holds the owner's commands (DESIGN §2.5), typed in the bot
+// conversation ("/to alice") or run as XEP-0050 ad-hoc commands.
+
+// parseCommand splits "/Name args" into the lower-cased name and the
+// trimmed arguments. ok is false for anything that is not a command,
+// including "//text" (which sends "/text").
+func parseCommand(body string) (name, args string, ok bool) {
+	if !strings.HasPrefix(body, "/") || strings.HasPrefix(body, "//") {
+		return "", "", false
+	}
+	rest := body[1:]
+	i := strings.IndexFunc(rest, unicode.IsSpace)
+	if i < 0 {
+		i = len(rest)
+	}
+	name = strings.ToLower(rest[:i])
+	args = strings.TrimSpace(rest[i:])
+	return name, args, true
+}
+
+// helpText is /help's answer.
+const helpText = `Commands (also as ad-hoc commands in your client):
+/chats [filter] — list chats and their handles
+/to <chat> — write to this chat from now on
+/msg <chat> <text> — send one message
+/new <+number> — start a chat with a phone number
+/find <name> — search chats and contacts
+/history <chat> [n] — ask the phone for n earlier messages (default 20)
+/mute <chat> [8h|2d|1w] — stop relaying a chat (default: until /unmute)
+/unmute [chat] — relay it again
+/status — WhatsApp and XMPP connections, queues, version
+/pair [+number] — link WhatsApp by QR code, or by a code for that number
+/logout — unlink WhatsApp from waxmpp
+/cancel — drop held messages
+Reply to a message to answer in its chat. Plain text goes to the current chat only when no other chat wrote since; otherwise I ask. //text sends "/text".`
+
+// command runs one command and returns its answer. adhoc is true for
+// XEP-0050 commands, which cannot be held or answered later.
+func (c *Core) command(ctx context.Context, name, args string, adhoc bool) string {
+	name = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(name), "/"))
+	args = strings.TrimSpace(args)
+	switch name {
+	case "help", "?":
+		return helpText
+	case "chats":
+		return c.cmdChats(args)
+	case "to":
+		return c.cmdTo(ctx, args)
+	case "msg":
+		return c.cmdMsg(ctx, args)
+	case "new":
+		return c.cmdNew(ctx, args)
+	case "find":
+		return c.cmdFind(args)
+	case "history":
+		return c.cmdHistory(ctx, args)
+	case "mute":
+		return c.cmdMute(args)
+	case "unmute":
+		return c.cmdUnmute(args)
+	case "status":
+		return c.cmdStatus()
+	case "pair":
+		return c.cmdPair(ctx, args)
+	case "logout":
+		return c.cmdLogout(ctx, args)
+	case "cancel":
+		return c.cmdCancel()
+	case "room":
+		return "/room is not available yet: chats stay in this conversation for now."
+	case "":
+		return "A lone / is not a command. /help lists the commands."
+	}
+	return "Unknown command /" + short(name, 30) + ". /help lists the commands; to send text starting with /, write //" + short(name, 30) + "."
+}
+
+// chatArg resolves a command's chat argument, or says what is wrong.
+func (c *Core) chatArg(cmd, arg string) (Chat, string) {
+	if arg == "" {
+		return Chat{}, "/" + cmd + " needs a chat: /" + cmd + " alice (/chats lists the handles)."
+	}
+	ch, err := c.resolveChat(arg)
+	if errors.Is(err, ErrNotFound) {
+		return Chat{}, "No chat " + strconv.Quote(arg) + ". /chats lists them, /find <name> searches, /new <+number> starts one."
+	}
+	if err != nil {
+		return Chat{}, "Could not look up " + strconv.Quote(arg) + ": " + err.Error()
+	}
+	return ch, ""
+}
+
+func (c *Core) currentChat() (ChatID, bool) {
+	cur, ok, err := c.st.Route()
+	if err != nil || !ok {
+		return "", false
+	}
+	return ChatID(cur), true
+}
+
+func (c *Core) cmdChats(filter string) string {
+	chats, err := c.st.Chats()
+	if err != nil {
+		return "Could not read the chats: " + err.Error()
+	}
+	cur, _ := c.currentChat()
+	now := c.now()
+	f := strings.ToLower(filter)
+	var lines []string
+	total := 0
+	for _, ch := range chats {
+		if ch.Kind == StatusChat {
+			continue
+		}
+		name := c.chatName(ch)
+		if f != "" && !strings.Contains(strings.ToLower(name), f) && !strings.Contains(ch.Handle, f) {
+			continue
+		}
+		total++
+		if len(lines) == 30 {
+			continue
+		}
+		mark := "  "
+		if ChatID(ch.ID) == cur {
+			mark = "→ "
+		}
+		l := mark + ch.Handle + " — " + name
+		if ch.Kind == Group {
+			l += " (group)"
+		}
+		if muted(ch, now) {
+			l += " (muted " + formatUntil(ch.MutedUntil, now) + ")"
+		}
+		lines = append(lines, l)
+	}
+	if total == 0 {
+		if f != "" {
+			return "No chat matches " + strconv.Quote(filter) + ". /find <name> searches contacts too."
+		}
+		return "No chats yet. They appear as messages arrive; /new <+number> starts one."
+	}
+	out := strings.Join(lines, "\n")
+	if total > len(lines) {
+		out += fmt.Sprintf("\n… and %d more: /chats <filter> narrows the list.", total-len(lines))
+	}
+	return out
+}
+
+func (c *Core) cmdTo(ctx context.Context, args string) string {
+	if strings.ContainsAny(args, " \t\n") {
+		return "/to takes one chat: /to alice. To send a text once, use /msg alice <text>."
+	}
+	ch, problem := c.chatArg("to", args)
+	if problem != "" {
+		return problem
+	}
+	if len(c.route.Held) > 0 {
+		c.release(ctx, ChatID(ch.ID))
+		return ""
+	}
+	if err := c.st.SetRoute(ch.ID); err != nil {
+		return "Could not set the chat: " + err.Error()
+	}
+	if len(c.route.Since) > 0 {
+		c.route.Since = nil
+		c.saveRoute()
+	}
+	return "→ " + c.chatName(ch) + " (" + ch.Handle + "): plain messages go there now."
+}
+
+// cmdMsg serves /msg as an ad-hoc command (in the chat, decide routes it).
+func (c *Core) cmdMsg(ctx context.Context, args string) string {
+	out := decide(routeIn{Body: "/msg " + args, Resolve: func(n string) (ChatID, bool) {
+		ch, err := c.resolveChat(n)
+		return ChatID(ch.ID), err == nil
+	}})
+	if out.Action != actSend {
+		return out.Problem
+	}
+	if !c.send(ctx, out.Chat, OwnerMessage{Body: out.Text, Time: c.now()}, nil) {
+		return "Not sent."
+	}
+	c.wrote(out.Chat)
+	return "Sent to " + c.chatNameOf(out.Chat) + "."
+}
+
+// normNumber reads "+49 170 123-4567" as "491701234567".
+func normNumber(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "+") {
+		return "", false
+	}
+	var b strings.Builder
+	for _, r := range s[1:] {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '(' || r == ')' || r == '.':
+		default:
+			return "", false
+		}
+	}
+	n := b.String()
+	return n, len(n) >= 6 && len(n) <= 15
+}
+
+func (c *Core) cmdNew(ctx context.Context, args string) string {
+	num, ok := normNumber(args)
+	if !ok {
+		return "/new needs a phone number with country code: /new +491701234567."
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	id, on, err := c.wa.Lookup(wctx, "+"+num)
+	if err != nil {
+		return "Could not look up +" + num + ": " + waProblem(err) + "."
+	}
+	if !on {
+		return "+" + num + " is not on WhatsApp."
+	}
+	ch, err := c.chat(ChatID(bareUser(id)), "")
+	if err != nil {
+		return "Could not start the chat: " + err.Error()
+	}
+	if len(c.route.Held) > 0 {
+		return "Chat " + c.chatName(ch) + " (" + ch.Handle + ") is ready. Held messages still wait for your answer; /to " + ch.Handle + " sends them there."
+	}
+	if err := c.st.SetRoute(ch.ID); err != nil {
+		return "Could not set the chat: " + err.Error()
+	}
+	if len(c.route.Since) > 0 {
+		c.route.Since = nil
+		c.saveRoute()
+	}
+	return "→ " + c.chatName(ch) + " (" + ch.Handle + "): plain messages go there now."
+}
+
+func (c *Core) cmdFind(args string) string {
+	if args == "" {
+		return "/find needs part of a name: /find ali."
+	}
+	q := strings.ToLower(args)
+	chats, err := c.st.Chats()
+	if err != nil {
+		return "Could not read the chats: " + err.Error()
+	}
+	var lines []string
+	inChat := map[string]bool{}
+	for _, ch := range chats {
+		inChat[ch.ID] = true
+		if ch.Kind == StatusChat {
+			continue
+		}
+		name := c.chatName(ch)
+		if strings.Contains(strings.ToLower(name), q) || strings.Contains(ch.Handle, q) {
+			lines = append(lines, ch.Handle+" — "+name)
+		}
+	}
+	var contacts []string
+	for u, p := range c.people {
+		if inChat[string(u)] || (p.Phone != "" && inChat[string(p.Phone)]) {
+			continue
+		}
+		n := c.name(u)
+		ph := phoneOf(u)
+		if ph == "" {
+			ph = phoneOf(p.Phone)
+		}
+		if ph == "" || !strings.Contains(strings.ToLower(n), q) {
+			continue
+		}
+		contacts = append(contacts, n+": /new "+ph)
+	}
+	sortStrings(contacts)
+	lines = append(lines, contacts...)
+	if len(lines) == 0 {
+		return "Nothing matches " + strconv.Quote(args) + ". /new <+number> starts a chat with a number."
+	}
+	if len(lines) > 20 {
+		lines = append(lines[:20], fmt.Sprintf("… and %d more.", len(lines)-20))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func (c *Core) cmdHistory(ctx context.Context, args string) string {
+	fields := strings.Fields(args)
+	if len(fields) == 0 || len(fields) > 2 {
+		return "/history needs a chat and, optionally, how many messages: /history alice 50."
+	}
+	n := 20
+	if len(fields) == 2 {
+		v, err := strconv.Atoi(fields[1])
+		if err != nil || v < 1 || v > 200 {
+			return "/history: " + strconv.Quote(fields[1]) + " is not a count from 1 to 200: /history alice 50."
+		}
+		n = v
+	}
+	ch, problem := c.chatArg("history", fields[0])
+	if problem != "" {
+		return problem
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	if err := c.wa.RequestHistory(wctx, ChatID(ch.ID), n, nil); err != nil {
+		return "Could not ask for history: " + waProblem(err) + "."
+	}
+	return fmt.Sprintf("Asked your phone for up to %d earlier messages of %s; they arrive marked as old. The phone must be online.", n, c.chatName(ch))
+}
+
+// parseMuteDuration reads "8h", "30m", "2d", "1w", or Go durations.
+func parseMuteDuration(s string) (time.Duration, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) >= 2 {
+		unit := s[len(s)-1]
+		if n, err := strconv.Atoi(s[:len(s)-1]); err == nil && n > 0 && n <= 3650 {
+			switch unit {
+			case 'd':
+				return time.Duration(n) * 24 * time.Hour, true
+			case 'w':
+				if n <= 520 {
+					return time.Duration(n) * 7 * 24 * time.Hour, true
+				}
+			}
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute || d > 10*365*24*time.Hour {
+		return 0, false
+	}
+	return d, true
+}
+
+// forever is the mute end of "/mute chat" without a duration: far enough,
+// and still within the store's time encoding (nanoseconds since 1970).
+var forever = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (c *Core) cmdMute(args string) string {
+	fields := strings.Fields(args)
+	if len(fields) == 0 || len(fields) > 2 {
+		return "/mute needs a chat and, optionally, how long: /mute family 8h (or 30m, 2d, 1w)."
+	}
+	until := forever
+	if len(fields) == 2 {
+		d, ok := parseMuteDuration(fields[1])
+		if !ok {
+			return "/mute: " + strconv.Quote(fields[1]) + " is not a duration: use 30m, 8h, 2d or 1w, or nothing for until /unmute."
+		}
+		until = c.now().Add(d)
+	}
+	ch, problem := c.chatArg("mute", fields[0])
+	if problem != "" {
+		return problem
+	}
+	ch.MutedUntil = until
+	if _, err := c.st.PutChat(ch); err != nil {
+		return "Could not mute: " + err.Error()
+	}
+	if i := indexChat(c.route.Since, ChatID(ch.ID)); i >= 0 {
+		// A muted chat does not count as having spoken.
+		c.route.Since = append(c.route.Since[:i:i], c.route.Since[i+1:]...)
+		c.saveRoute()
+	}
+	return "Muted " + c.chatName(ch) + " " + formatUntil(until, c.now()) + ". /unmute " + ch.Handle + " relays it again."
+}
+
+func indexChat(s []ChatID, c ChatID) int {
+	for i, x := range s {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Core) cmdUnmute(args string) string {
+	if strings.ContainsAny(args, " \t\n") {
+		return "/unmute takes one chat: /unmute family."
+	}
+	var ch Chat
+	if args == "" {
+		cur, ok := c.currentChat()
+		if !ok {
+			return "/unmute needs a chat: /unmute family."
+		}
+		var err error
+		if ch, err = c.st.Chat(string(cur)); err != nil {
+			return "/unmute needs a chat: /unmute family."
+		}
+	} else {
+		var problem string
+		if ch, problem = c.chatArg("unmute", args); problem != "" {
+			return problem
+		}
+	}
+	if !muted(ch, c.now()) {
+		return c.chatName(ch) + " is not muted."
+	}
+	ch.MutedUntil = time.Time{}
+	if _, err := c.st.PutChat(ch); err != nil {
+		return "Could not unmute: " + err.Error()
+	}
+	return "Relaying " + c.chatName(ch) + " again."
+}
+
+func (c *Core) cmdStatus() string {
+	now := c.now()
+	var b strings.Builder
+	v := c.cfg.Version
+	if v == "" {
+		v = "(unknown version)"
+	}
+	b.WriteString("waxmpp " + v + "\n")
+	b.WriteString("WhatsApp: ")
+	if !c.statusSeen {
+		b.WriteString("starting")
+	} else {
+		s := c.status
+		switch s.State {
+		case Connected:
+			b.WriteString("connected")
+		case Disconnected:
+			b.WriteString("reconnecting")
+		case LoggedOut:
+			b.WriteString("logged out — send /pair")
+		case NotPaired:
+			b.WriteString("not linked — send /pair")
+		case StreamReplaced:
+			b.WriteString("taken over by another client")
+		case Outdated:
+			b.WriteString("this version was rejected — update waxmpp")
+		case TempBanned:
+			b.WriteString("temporarily banned until " + s.Until.Local().Format("Mon 2 Jan 15:04"))
+		case PhoneOffline:
+			b.WriteString("connected, phone offline")
+		default:
+			b.WriteString("state " + strconv.Itoa(int(s.State)))
+		}
+		if s.Reason != "" {
+			b.WriteString(" (" + s.Reason + ")")
+		}
+		if !s.PhoneLastSeen.IsZero() {
+			b.WriteString("; phone last seen " + ago(now, s.PhoneLastSeen))
+		}
+	}
+	b.WriteString("\nXMPP: ")
+	if st, err := c.x.Stats(); err != nil {
+		b.WriteString("unknown (" + err.Error() + ")")
+	} else {
+		if st.Connected {
+			b.WriteString("connected")
+		} else {
+			b.WriteString("reconnecting")
+		}
+		fmt.Fprintf(&b, "; %d queued, %d awaiting confirmation", st.Queued, st.Unconfirmed)
+		if st.Lag > 0 {
+			b.WriteString(", oldest waiting " + st.Lag.Round(time.Second).String())
+		}
+		fmt.Fprintf(&b, "; %d reconnects", st.Reconnects)
+		if st.Dropped > 0 {
+			fmt.Fprintf(&b, ", %d dropped chat states", st.Dropped)
+		}
+	}
+	b.WriteString("\nCurrent chat: ")
+	if cur, ok := c.currentChat(); ok {
+		b.WriteString(c.chatNameOf(cur))
+	} else {
+		b.WriteString("none (/to <chat>)")
+	}
+	if n := len(c.route.Held); n > 0 {
+		fmt.Fprintf(&b, "; %d held %s waiting for your answer", n, plural(n, "message", "messages"))
+	}
+	return b.String()
+}
+
+func (c *Core) cmdPair(ctx context.Context, args string) string {
+	phone := ""
+	if args != "" {
+		num, ok := normNumber(args)
+		if !ok {
+			return "/pair takes nothing (QR code) or your phone number with country code: /pair +491701234567."
+		}
+		phone = "+" + num
+	}
+	// Pair only starts the pairing (the steps come as events); it gets the
+	// core's context, not a short timeout, so that the pairing outlives it.
+	err := c.wa.Pair(ctx, phone)
+	switch {
+	case errors.Is(err, ErrAlreadyPaired):
+		return "WhatsApp is already linked. /logout first to link another phone."
+	case err != nil:
+		return "Could not start linking: " + waProblem(err) + "."
+	}
+	c.pairing = true
+	if phone != "" {
+		return "Linking to " + phone + ": a code to enter on the phone follows."
+	}
+	return "Linking: a QR code follows. Scan it with WhatsApp → Settings → Linked devices → Link a device."
+}
+
+func (c *Core) cmdLogout(ctx context.Context, args string) string {
+	if strings.ToLower(args) != "yes" {
+		return "This unlinks waxmpp from your WhatsApp; nothing is relayed until you /pair again. Send /logout yes to do it."
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	if err := c.wa.Logout(wctx); err != nil {
+		return "Could not log out: " + waProblem(err) + "."
+	}
+	return "Logged out of WhatsApp. /pair links again."
+}
+
+func (c *Core) cmdCancel() string {
+	n := len(c.route.Held)
+	if n == 0 {
+		return "Nothing is held."
+	}
+	c.route.Held, c.route.Question = nil, nil
+	c.saveRoute()
+	return fmt.Sprintf("Dropped %d held %s.", n, plural(n, "message", "messages"))
+}

@@ -1,0 +1,498 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Decisions of the core where DESIGN is silent (DESIGN §2 and §3 are its
+// spec; these belong in the package doc):
+//
+//   - Routing (§2.2). The current chat changes only by /to, /new, or by
+//     answering a "Send to…?" question. A reply (XEP-0461 or "> " quote) or
+//     /msg sends once and leaves the current chat alone. "Spoke since" counts
+//     everything relayed with a chat's name on it (messages, the owner's own
+//     messages from the phone to another chat, reactions, calls, group
+//     events); muted chats never count. A reply to a bot message that is not
+//     in the map (a command answer, a pruned message) is refused, never
+//     routed to the current chat. A "> " quote matching messages of several
+//     chats holds and asks among them; a quote matching nothing is plain text.
+//   - Held messages. While messages are held, every further plain message
+//     is held too (order is kept); the question is asked again with fresh
+//     candidates. The answer is a bare number from the last question or a
+//     chat's handle; /to <chat> also releases them there; /cancel drops them.
+//     The answer makes that chat current. Held messages and the "spoke since"
+//     set are persisted (setting "core.route"), so a restart keeps them.
+//   - "//text" sends "/text". Unknown "/words" are answered, not sent.
+//   - Duplicates. WhatsApp→XMPP: a message whose key is in the map is not
+//     relayed again. Order: XMPP.Send (durable) first, then the map. A crash
+//     in between relays it again with the same derived XMPP id (relayID), which
+//     clients and the outbox drop. XMPP→WhatsApp: an owner id in the map is
+//     not sent again. Order: WhatsApp.SendText with a WhatsApp id derived from
+//     the owner's id (SendOptions.ID), then the map; a crash in between resends
+//     with the same WhatsApp id, which recipients drop.
+//   - Mute is the bridge's own (/mute); the phone's mute state is not used,
+//     so nothing is silently dropped. Muted chats are mapped (without an XMPP
+//     id) but not relayed.
+//   - Reactions the owner made on the phone are not relayed (the owner made
+//     them). Typing is relayed for direct chats only. Delivered/read receipts
+//     go to the owner once per message (the first member's, in groups).
+//   - Calls: offered and missed calls are told; ended and rejected are not.
+//   - status@broadcast (WhatsApp stories) is not relayed.
+//   - Notes the bot writes about a chat (calls, group events, reactions in
+//     groups) are mapped to their chat, so replying to them routes there.
+//   - /logout needs "/logout yes": it unlinks the device.
+//   - QR pairing: each QR code is uploaded as a PNG (XEP-0363) and sent as a
+//     link with the code's text below; without upload, only the text.
+
+// Store is what the core keeps in bridge/store (*store.DB satisfies it).
+// Methods block on disk (fsync); they are called from the core's goroutine.
+type Store interface {
+	PutChat(c Chat) (Chat, error)
+	Chat(id string) (Chat, error)
+	ChatByHandle(h string) (Chat, error)
+	Chats() ([]Chat, error)
+	Touch(id string, t time.Time) error
+	AddAlias(id, alias string) error
+	PutMessages(ms ...MsgLink) error
+	MessageByWA(k MessageKey) (MsgLink, error)
+	MessageByXMPP(id string) (MsgLink, error)
+	RecentMessages(chat string, n int) ([]MsgLink, error)
+	Route() (chatID string, ok bool, err error)
+	SetRoute(id string) error
+	Blob(name string) ([]byte, bool, error)
+	PutBlob(name string, v []byte) error
+}
+
+// CoreConfig is what NewCore needs.
+type CoreConfig struct {
+	WhatsApp WhatsApp
+	XMPP     XMPP
+	Store    Store
+	// Events are WhatsApp's events. Backpressure: the core reads them one
+	// at a time; while it works (a WhatsApp call takes up to waTimeout,
+	// a store write one fsync) the channel fills and the WhatsApp adapter
+	// buffers (see its doc). The core never drops an event.
+	Events <-chan Event
+	// Owner are the owner's messages. Backpressure as Events.
+	Owner <-chan OwnerMessage
+	// Commands are XEP-0050 ad-hoc commands (may be nil). Each is answered
+	// on its Reply channel (capacity 1) without blocking.
+	Commands <-chan Command
+	Log      *slog.Logger
+	Version  string
+	Now      func() time.Time // nil: time.Now
+}
+
+// waTimeout bounds every WhatsApp call the core makes, so one stuck call
+// cannot freeze the core (it owns the only goroutine).
+const waTimeout = 30 * time.Second
+
+// recentQuotes is how many recently relayed messages a "> " quote is
+// matched against.
+const recentQuotes = 200
+
+// Core relays between WhatsApp and the owner. One goroutine (Run) owns all
+// of its state.
+type Core struct {
+	cfg CoreConfig
+	log *slog.Logger
+	now func() time.Time
+	wa  WhatsApp
+	x   XMPP
+	st  Store
+
+	people  map[UserID]*person // names, persisted as "core.people"
+	dirty   bool               // people changed since saved
+	saveDue time.Time          // when to save people
+
+	route routeState // persisted as "core.route"
+
+	status     Status    // last WhatsApp Status
+	statusSeen bool      // a Status arrived
+	toldState  ConnState // the last state the owner was told about
+	toldDays   int       // the phone-offline day count last told
+
+	lastRead  map[ChatID]time.Time   // owner's read marker per chat (in memory)
+	receipted map[string]ReceiptKind // owner's message ids with a receipt sent
+	pairing   bool                   // a /pair is running
+	runCtx    context.Context
+}
+
+// person is what the core knows of a WhatsApp user's names.
+type person struct {
+	Full     string `json:"f,omitempty"`
+	First    string `json:"n,omitempty"`
+	Push     string `json:"p,omitempty"`
+	Business string `json:"b,omitempty"`
+	Phone    UserID `json:"ph,omitempty"` // for a LID: the phone JID (Alias)
+	LID      UserID `json:"l,omitempty"`  // for a phone JID: the LID
+}
+
+// routeState is the routing state that must survive a restart.
+type routeState struct {
+	Since    []ChatID       `json:"since,omitempty"`    // spoke since the owner last wrote to the current chat, most recent first
+	Held     []OwnerMessage `json:"held,omitempty"`     // held messages, oldest first
+	Question []ChatID       `json:"question,omitempty"` // candidates of the last question
+}
+
+const (
+	settingPeople = "core.people"
+	settingRoute  = "core.route"
+)
+
+// NewCore checks cfg and loads the persisted state.
+func NewCore(cfg CoreConfig) (*Core, error) {
+	switch {
+	case cfg.WhatsApp == nil:
+		return nil, errors.New("bridge: core: no WhatsApp")
+	case cfg.XMPP == nil:
+		return nil, errors.New("bridge: core: no XMPP")
+	case cfg.Store == nil:
+		return nil, errors.New("bridge: core: no store")
+	case cfg.Events == nil || cfg.Owner == nil:
+		return nil, errors.New("bridge: core: no event channels")
+	}
+	c := &Core{
+		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
+		people: map[UserID]*person{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if b, ok, err := cfg.Store.Blob(settingPeople); err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	} else if ok {
+		if err := json.Unmarshal(b, &c.people); err != nil {
+			// Names are a cache that refills from WhatsApp: start over.
+			c.log.Warn("core: names unreadable, starting over", "err", err)
+			c.people = map[UserID]*person{}
+		}
+	}
+	if b, ok, err := cfg.Store.Blob(settingRoute); err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	} else if ok {
+		if err := json.Unmarshal(b, &c.route); err != nil {
+			// Held messages cannot be recovered; refusing to start
+			// would not recover them either. Say so loudly.
+			c.log.Error("core: routing state unreadable; held messages lost", "err", err)
+			c.route = routeState{}
+		}
+	}
+	return c, nil
+}
+
+// Run relays until ctx ends, then returns ctx.Err(). It is the only
+// goroutine that touches the core's state.
+func (c *Core) Run(ctx context.Context) error {
+	c.runCtx = ctx
+	defer c.savePeople()
+	if len(c.route.Held) > 0 {
+		c.askAgain(ctx)
+	}
+	save := time.NewTicker(10 * time.Second)
+	defer save.Stop()
+	events, owner, cmds := c.cfg.Events, c.cfg.Owner, c.cfg.Commands
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			c.event(ctx, ev)
+		case m, ok := <-owner:
+			if !ok {
+				owner = nil
+				continue
+			}
+			c.ownerMessage(ctx, m)
+		case cmd, ok := <-cmds:
+			if !ok {
+				cmds = nil
+				continue
+			}
+			text := c.command(ctx, cmd.Name, cmd.Args, true)
+			if cmd.Reply != nil {
+				select {
+				case cmd.Reply <- text:
+				default:
+					c.log.Warn("core: ad-hoc command reply dropped: reply channel full", "command", cmd.Name)
+				}
+			}
+		case <-save.C:
+			if c.dirty && !c.now().Before(c.saveDue) {
+				c.savePeople()
+			}
+		}
+	}
+}
+
+// waCtx bounds one WhatsApp call.
+func waCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, waTimeout)
+}
+
+// say sends the owner a line from the bot itself (not about a chat).
+func (c *Core) say(text string) {
+	if _, err := c.x.Send(Outgoing{Body: text}); err != nil {
+		c.log.Error("core: tell owner", "err", err)
+	}
+}
+
+// sayAbout sends a note about chat and maps it to the chat, so that a reply
+// to it routes there. It counts as the chat speaking.
+func (c *Core) sayAbout(chat Chat, out Outgoing) {
+	ids, err := c.x.Send(out)
+	if err != nil {
+		c.log.Error("core: relay note", "chat", chat.ID, "err", err)
+		return
+	}
+	if len(ids) == 1 && ids[0] != "" {
+		id := ids[0]
+		if !strings.HasPrefix(id, relayPrefix) {
+			id = "" // only ids we chose say "the bot's"; see relayPrefix
+		}
+		if id != "" {
+			if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: id, Time: c.now()}); err != nil {
+				c.log.Error("core: map note", "chat", chat.ID, "err", err)
+			}
+		}
+	}
+	c.spoke(ChatID(chat.ID))
+}
+
+// noteID is a fresh XMPP id for a note (random, with relayPrefix).
+func (c *Core) noteID() string {
+	return relayID(MessageKey{Chat: "note", ID: fmt.Sprint(c.now().UnixNano())})
+}
+
+// ---- names and chats ----
+
+// name is what the owner calls user: address book, push name, +number.
+func (c *Core) name(u UserID) string {
+	for _, id := range []UserID{u, c.other(u)} {
+		if id == "" {
+			continue
+		}
+		if p := c.people[id]; p != nil {
+			for _, n := range []string{p.Full, p.First, p.Push, p.Business} {
+				if n = cleanName(n); n != "" {
+					return n
+				}
+			}
+		}
+	}
+	for _, id := range []UserID{u, c.other(u)} {
+		if ph := phoneOf(id); ph != "" {
+			return ph
+		}
+	}
+	if u == "" {
+		return "someone"
+	}
+	return "~" + userPart(u)
+}
+
+// other is the alias of u (its LID or phone JID), "" if unknown.
+func (c *Core) other(u UserID) UserID {
+	p := c.people[bareUser(u)]
+	if p == nil {
+		return ""
+	}
+	if p.Phone != "" {
+		return p.Phone
+	}
+	return p.LID
+}
+
+// bareUser drops a device part: "49…:3@s.whatsapp.net" → "49…@s.whatsapp.net".
+func bareUser(u UserID) UserID {
+	s := string(u)
+	user, server, ok := strings.Cut(s, "@")
+	if !ok {
+		return u
+	}
+	user, _, _ = strings.Cut(user, ":")
+	return UserID(user + "@" + server)
+}
+
+func (c *Core) personOf(u UserID) *person {
+	u = bareUser(u)
+	p := c.people[u]
+	if p == nil {
+		p = &person{}
+		c.people[u] = p
+	}
+	return p
+}
+
+func (c *Core) markDirty() {
+	if !c.dirty {
+		c.dirty = true
+		c.saveDue = c.now().Add(5 * time.Second)
+	}
+}
+
+func (c *Core) savePeople() {
+	if !c.dirty {
+		return
+	}
+	b, err := json.Marshal(c.people)
+	if err == nil {
+		err = c.st.PutBlob(settingPeople, b)
+	}
+	if err != nil {
+		c.log.Error("core: save names", "err", err)
+		return
+	}
+	c.dirty = false
+}
+
+func (c *Core) saveRoute() {
+	b, err := json.Marshal(c.route)
+	if err == nil {
+		err = c.st.PutBlob(settingRoute, b)
+	}
+	if err != nil {
+		c.log.Error("core: save routing state", "err", err)
+	}
+}
+
+// chatKindOf tells a chat's kind from its JID.
+func chatKindOf(id ChatID) ChatKind {
+	s := string(id)
+	switch {
+	case s == "status@broadcast":
+		return StatusChat
+	case strings.HasSuffix(s, "@g.us"):
+		return Group
+	case strings.HasSuffix(s, "@broadcast"):
+		return Broadcast
+	}
+	return Direct
+}
+
+// canonical maps a direct chat's LID to its phone JID when the alias is
+// known, so one person is one chat.
+func (c *Core) canonical(id ChatID) ChatID {
+	if chatKindOf(id) != Direct {
+		return id
+	}
+	if p := c.people[UserID(id)]; p != nil && p.Phone != "" {
+		return ChatID(p.Phone)
+	}
+	return id
+}
+
+// chat returns the stored chat id, creating it (named, with a handle) when
+// new. A direct chat's name follows what the owner calls the person.
+func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
+	id = c.canonical(id)
+	ch, err := c.st.Chat(string(id))
+	if err == nil {
+		if ch.Kind == Direct {
+			if n := c.name(UserID(ch.ID)); n != ch.Name && !strings.HasPrefix(n, "+") && !strings.HasPrefix(n, "~") {
+				ch.Name = n
+				if ch2, err := c.st.PutChat(ch); err == nil {
+					ch = ch2
+				}
+			}
+		}
+		return ch, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Chat{}, err
+	}
+	ch = Chat{ID: string(id), Kind: chatKindOf(id)}
+	if ch.Kind == Direct {
+		ch.Name = c.name(UserID(id))
+		if (strings.HasPrefix(ch.Name, "+") || strings.HasPrefix(ch.Name, "~")) && cleanName(pushHint) != "" {
+			ch.Name = cleanName(pushHint)
+		}
+	}
+	ch, err = c.st.PutChat(ch)
+	if err != nil {
+		return Chat{}, err
+	}
+	if o := c.other(UserID(id)); o != "" {
+		if err := c.st.AddAlias(ch.ID, string(o)); err != nil {
+			c.log.Warn("core: alias", "err", err)
+		}
+	}
+	return ch, nil
+}
+
+// chatName is how the owner reads a chat's name.
+func (c *Core) chatName(ch Chat) string {
+	if ch.Kind == Direct {
+		n := c.name(UserID(ch.ID))
+		if strings.HasPrefix(n, "+") || strings.HasPrefix(n, "~") {
+			if ch.Name != "" {
+				return ch.Name
+			}
+		}
+		return n
+	}
+	if ch.Name != "" {
+		return ch.Name
+	}
+	return ch.Handle
+}
+
+// chatNameOf names a chat id, for questions and answers.
+func (c *Core) chatNameOf(id ChatID) string {
+	ch, err := c.st.Chat(string(id))
+	if err != nil {
+		return string(id)
+	}
+	return c.chatName(ch)
+}
+
+func muted(ch Chat, now time.Time) bool { return ch.MutedUntil.After(now) }
+
+// spoke records that chat relayed something the owner sees.
+func (c *Core) spoke(chat ChatID) {
+	cur, _, _ := c.st.Route()
+	if ChatID(cur) == chat {
+		return
+	}
+	if len(c.route.Since) > 0 && c.route.Since[0] == chat {
+		return
+	}
+	i := slices.Index(c.route.Since, chat)
+	if i >= 0 {
+		// Only the order changes: not worth an fsync (after a restart
+		// the order may be a little stale, the set is not).
+		c.route.Since = slices.Delete(c.route.Since, i, i+1)
+		c.route.Since = slices.Insert(c.route.Since, 0, chat)
+		return
+	}
+	c.route.Since = slices.Insert(c.route.Since, 0, chat)
+	if len(c.route.Since) > 20 {
+		c.route.Since = c.route.Since[:20]
+	}
+	c.saveRoute()
+}
+
+// wrote records that the owner wrote to chat; when it is the current chat
+// the "spoke since" set starts over.
+func (c *Core) wrote(chat ChatID) {
+	cur, _, _ := c.st.Route()
+	if ChatID(cur) != chat || len(c.route.Since) == 0 {
+		return
+	}
+	c.route.Since = nil
+	c.saveRoute()
+}

@@ -1,0 +1,416 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// This file handles what the owner writes (DESIGN §2.2, §2.4 right to left).
+
+func (c *Core) ownerMessage(ctx context.Context, m OwnerMessage) {
+	switch {
+	case m.Displayed != "":
+		c.ownerDisplayed(ctx, m.Displayed)
+	case m.Received != "":
+		// The owner's client got a relayed message: nothing to tell WhatsApp.
+	case m.Retract != "":
+		c.ownerRetract(ctx, m)
+	case m.Replace != "":
+		c.ownerReplace(ctx, m)
+	case m.React != nil:
+		c.ownerReact(ctx, m)
+	case m.Body != "" || m.URL != "":
+		if m.Body == "" {
+			m.Body = m.URL
+		}
+		c.ownerText(ctx, m)
+	case m.Typing:
+		c.ownerTyping(ctx, m.ChatState)
+	}
+}
+
+// handled reports whether the owner's message id was already sent to
+// WhatsApp (or is held): a redelivery must not send it twice.
+func (c *Core) handled(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, h := range c.route.Held {
+		if h.ID == id {
+			return true
+		}
+	}
+	return c.sentAlready(id)
+}
+
+// sentAlready reports whether the owner's message id is in the map: it was
+// sent to WhatsApp.
+func (c *Core) sentAlready(id string) bool {
+	if id == "" {
+		return false
+	}
+	l, err := c.st.MessageByXMPP(id)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			c.log.Error("core: message map", "err", err)
+		}
+		return false
+	}
+	return l.WA.ID != "" && !strings.HasPrefix(id, relayPrefix)
+}
+
+func (c *Core) ownerText(ctx context.Context, m OwnerMessage) {
+	if c.handled(m.ID) {
+		c.log.Debug("core: duplicate owner message dropped", "id", m.ID)
+		return
+	}
+	in := c.routeIn(m)
+	out := decide(in)
+	c.log.Debug("core: route", "rule", out.Rule, "action", out.Action.String(), "chat", out.Chat)
+	switch out.Action {
+	case actReject:
+		c.say(out.Problem)
+	case actCommand:
+		name, args, _ := parseCommand(m.Body)
+		if text := c.command(ctx, name, args, false); text != "" {
+			c.say(text)
+		}
+	case actSend:
+		m.Body = out.Text
+		if ok := c.send(ctx, ChatID(out.Chat), m, out.Quote); ok {
+			c.wrote(out.Chat)
+		}
+	case actHold:
+		m.Body = out.Text
+		c.hold(m, out.Candidates)
+	case actAnswer:
+		c.release(ctx, out.Chat)
+	}
+}
+
+// routeIn gathers what decide needs.
+func (c *Core) routeIn(m OwnerMessage) routeIn {
+	in := routeIn{Body: m.Body, ReplyTo: m.ReplyTo, Since: c.route.Since, Question: c.route.Question, Held: len(c.route.Held) > 0}
+	in.Resolve = func(name string) (ChatID, bool) {
+		ch, err := c.resolveChat(name)
+		return ChatID(ch.ID), err == nil
+	}
+	if cur, ok, err := c.st.Route(); err == nil && ok {
+		in.Current = ChatID(cur)
+	}
+	if m.ReplyTo != "" {
+		if l, err := c.st.MessageByXMPP(m.ReplyTo); err == nil && strings.HasPrefix(m.ReplyTo, relayPrefix) {
+			in.Reply = &l
+		}
+	}
+	if strings.HasPrefix(m.Body, ">") {
+		if r, err := c.st.RecentMessages("", recentQuotes); err == nil {
+			in.Recent = r
+		}
+	}
+	return in
+}
+
+// send sends the owner's text to chat (as a reply to quote), maps it, and
+// tells the owner when it failed. It reports success.
+func (c *Core) send(ctx context.Context, chat ChatID, m OwnerMessage, quote *MsgLink) bool {
+	ch, err := c.st.Chat(string(chat))
+	if err != nil {
+		c.say("Not sent: " + err.Error())
+		return false
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	var ref MsgRef
+	if g, ok := parseGeo(m.Body); ok && quote == nil {
+		ref, _, err = c.wa.SendLocation(wctx, ChatID(ch.ID), g)
+	} else {
+		opts := SendOptions{ID: waSendID(m.ID)}
+		if m.ID == "" {
+			opts.ID = ""
+		}
+		if quote != nil && quote.WA.ID != "" {
+			q := MsgRef{Chat: ChatID(quote.WA.Chat), Sender: UserID(quote.WA.Sender), ID: quote.WA.ID, FromMe: quote.WA.Sender == ""}
+			opts.ReplyTo = &q
+			opts.QuotedText = quote.Excerpt
+		}
+		ref, _, err = c.wa.SendText(wctx, ChatID(ch.ID), m.Body, opts)
+	}
+	if err != nil {
+		c.log.Warn("core: send to WhatsApp", "chat", ch.ID, "err", err)
+		c.say("⚠️ Not sent to " + c.chatName(ch) + ": " + waProblem(err) + "\n> " + short(m.Body, 80))
+		return false
+	}
+	if ref.ID == "" {
+		ref.ID = waSendID(m.ID)
+	}
+	t := m.Time
+	if t.IsZero() {
+		t = c.now()
+	}
+	if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: t}); err != nil {
+		c.log.Error("core: map owner message", "err", err)
+	}
+	return true
+}
+
+// waProblem says a WhatsApp error in plain words.
+func waProblem(err error) string {
+	switch {
+	case errors.Is(err, ErrNotPaired):
+		return "waxmpp is not linked to WhatsApp; send /pair"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "WhatsApp did not answer in time; try again"
+	case errors.Is(err, ErrEditWindow):
+		return "WhatsApp allows edits for 20 minutes only"
+	}
+	return err.Error()
+}
+
+// hold keeps m until the owner says where it goes.
+func (c *Core) hold(m OwnerMessage, cands []ChatID) {
+	c.route.Held = append(c.route.Held, m)
+	if len(c.route.Held) == 1 || len(cands) > 0 {
+		c.route.Question = cands
+	}
+	c.saveRoute()
+	c.ask()
+}
+
+// ask asks where the held messages go.
+func (c *Core) ask() {
+	n := len(c.route.Held)
+	if n == 0 {
+		return
+	}
+	what := ""
+	if n > 1 {
+		what = strconv.Itoa(n) + " held messages: "
+	}
+	q := c.route.Question
+	if len(q) == 0 {
+		c.say("Not sent yet — " + what + "which chat? Reply to one of its messages, or send /to <chat> (/chats lists them). /cancel drops it.")
+		return
+	}
+	var b strings.Builder
+	b.WriteString(what + "Send to")
+	for i, ch := range q {
+		b.WriteString(" " + strconv.Itoa(i+1) + ") " + c.chatNameOf(ch))
+	}
+	b.WriteString("? Answer ")
+	switch len(q) {
+	case 1:
+		b.WriteString("1.")
+	case 2:
+		b.WriteString("1 or 2.")
+	default:
+		b.WriteString("1 to " + strconv.Itoa(len(q)) + ".")
+	}
+	c.say(b.String())
+}
+
+// askAgain repeats the question after a restart.
+func (c *Core) askAgain(context.Context) { c.ask() }
+
+// release sends the held messages to chat, which becomes current.
+func (c *Core) release(ctx context.Context, chat ChatID) {
+	ch, err := c.st.Chat(string(chat))
+	if err != nil {
+		c.say("Not sent: " + err.Error())
+		return
+	}
+	if err := c.st.SetRoute(ch.ID); err != nil {
+		c.say("Not sent: " + err.Error())
+		return
+	}
+	c.route.Since = nil
+	// Each message leaves the held list only after it was sent (and
+	// mapped): a crash in between finds it held and mapped, and skips it.
+	for len(c.route.Held) > 0 {
+		m := c.route.Held[0]
+		c.route.Held = c.route.Held[1:]
+		if !c.sentAlready(m.ID) && !c.send(ctx, ChatID(ch.ID), m, nil) {
+			// Keep it and the rest held: never lost.
+			c.route.Held = append([]OwnerMessage{m}, c.route.Held...)
+			c.saveRoute()
+			return
+		}
+		c.saveRoute()
+	}
+	c.route.Question = nil
+	c.saveRoute()
+	c.say("→ " + c.chatName(ch) + " (now the current chat)")
+}
+
+// resolveChat finds the chat the owner named: a handle, a JID, a +number,
+// or a unique name.
+func (c *Core) resolveChat(name string) (Chat, error) {
+	name = strings.TrimSpace(strings.TrimPrefix(name, "@"))
+	if name == "" {
+		return Chat{}, ErrNotFound
+	}
+	if ch, err := c.st.ChatByHandle(strings.ToLower(name)); err == nil {
+		return ch, nil
+	}
+	if strings.Contains(name, "@") {
+		if ch, err := c.st.Chat(string(c.canonical(ChatID(name)))); err == nil {
+			return ch, nil
+		}
+		return Chat{}, ErrNotFound
+	}
+	if num := strings.TrimPrefix(name, "+"); isNumber(num) && len(num) >= 6 {
+		if ch, err := c.st.Chat(num + "@s.whatsapp.net"); err == nil {
+			return ch, nil
+		}
+		return Chat{}, ErrNotFound
+	}
+	chats, err := c.st.Chats()
+	if err != nil {
+		return Chat{}, err
+	}
+	var found []Chat
+	for _, ch := range chats {
+		if strings.EqualFold(c.chatName(ch), name) {
+			found = append(found, ch)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	return Chat{}, ErrNotFound
+}
+
+func (c *Core) ownerReplace(ctx context.Context, m OwnerMessage) {
+	for i, h := range c.route.Held {
+		if h.ID == m.Replace {
+			c.route.Held[i].Body = m.Body
+			c.saveRoute()
+			return
+		}
+	}
+	l, err := c.st.MessageByXMPP(m.Replace)
+	if err != nil || l.WA.ID == "" || strings.HasPrefix(m.Replace, relayPrefix) {
+		c.say("Not edited: I don't know that message (only messages you sent through waxmpp can be edited).")
+		return
+	}
+	if strings.TrimSpace(m.Body) == "" {
+		c.ownerRetract(ctx, OwnerMessage{Retract: m.Replace})
+		return
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	err = c.wa.Edit(wctx, MsgRef{Chat: ChatID(l.WA.Chat), ID: l.WA.ID, FromMe: true}, m.Body)
+	if err != nil {
+		c.say("Not edited: " + waProblem(err) + ".")
+		return
+	}
+	l.Excerpt = excerptOf(m.Body)
+	if err := c.st.PutMessages(l); err != nil {
+		c.log.Error("core: map edit", "err", err)
+	}
+}
+
+func (c *Core) ownerRetract(ctx context.Context, m OwnerMessage) {
+	for i, h := range c.route.Held {
+		if h.ID == m.Retract {
+			c.route.Held = append(c.route.Held[:i:i], c.route.Held[i+1:]...)
+			if len(c.route.Held) == 0 {
+				c.route.Question = nil
+			}
+			c.saveRoute()
+			c.say("Dropped the held message.")
+			return
+		}
+	}
+	l, err := c.st.MessageByXMPP(m.Retract)
+	if err != nil || l.WA.ID == "" || strings.HasPrefix(m.Retract, relayPrefix) {
+		c.say("Not deleted: I don't know that message (only messages you sent through waxmpp can be deleted).")
+		return
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	if err := c.wa.Revoke(wctx, MsgRef{Chat: ChatID(l.WA.Chat), ID: l.WA.ID, FromMe: true}); err != nil {
+		c.say("Not deleted: " + waProblem(err) + ".")
+	}
+}
+
+func (c *Core) ownerReact(ctx context.Context, m OwnerMessage) {
+	l, err := c.st.MessageByXMPP(m.React.ID)
+	if err != nil || l.WA.ID == "" {
+		c.say("Reaction not sent: I don't know that message.")
+		return
+	}
+	emoji := ""
+	if n := len(m.React.Emojis); n > 0 {
+		emoji = m.React.Emojis[n-1] // WhatsApp keeps one reaction per person
+	}
+	target := MsgRef{Chat: ChatID(l.WA.Chat), Sender: UserID(l.WA.Sender), ID: l.WA.ID, FromMe: l.WA.Sender == ""}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	if err := c.wa.React(wctx, target, emoji); err != nil {
+		c.say("Reaction not sent: " + waProblem(err) + ".")
+	}
+}
+
+// ownerDisplayed marks as read, on WhatsApp, the relayed messages of the
+// chat up to the one the owner has seen (per sender: WhatsApp wants that
+// in groups).
+func (c *Core) ownerDisplayed(ctx context.Context, id string) {
+	if !strings.HasPrefix(id, relayPrefix) {
+		return
+	}
+	l, err := c.st.MessageByXMPP(id)
+	if err != nil || l.WA.Chat == "" {
+		return
+	}
+	chat := ChatID(l.WA.Chat)
+	since := c.lastRead[chat]
+	if !l.Time.After(since) {
+		return
+	}
+	recent, err := c.st.RecentMessages(l.WA.Chat, 100)
+	if err != nil {
+		c.log.Error("core: recent messages", "err", err)
+		return
+	}
+	bySender := map[string][]string{}
+	var order []string
+	for i := len(recent) - 1; i >= 0; i-- {
+		r := recent[i]
+		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || r.Time.After(l.Time) || !r.Time.After(since) {
+			continue
+		}
+		if _, ok := bySender[r.WA.Sender]; !ok {
+			order = append(order, r.WA.Sender)
+		}
+		bySender[r.WA.Sender] = append(bySender[r.WA.Sender], r.WA.ID)
+	}
+	c.lastRead[chat] = l.Time
+	for _, s := range order {
+		wctx, cancel := waCtx(ctx)
+		err := c.wa.MarkRead(wctx, chat, UserID(s), bySender[s], c.now())
+		cancel()
+		if err != nil {
+			c.log.Warn("core: mark read", "err", err)
+		}
+	}
+}
+
+// ownerTyping shows the owner typing in the current chat, when plain text
+// would go there.
+func (c *Core) ownerTyping(ctx context.Context, state TypingState) {
+	if len(c.route.Since) > 0 || len(c.route.Held) > 0 {
+		return
+	}
+	cur, ok, err := c.st.Route()
+	if err != nil || !ok {
+		return
+	}
+	wctx, cancel := waCtx(ctx)
+	defer cancel()
+	if err := c.wa.SetTyping(wctx, ChatID(cur), state); err != nil {
+		c.log.Debug("core: typing", "err", err)
+	}
+}
