@@ -422,9 +422,22 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 			ch.Name = cleanName(pushHint)
 		}
 	}
+	full := ch.Name
+	if ch.Kind == Direct {
+		// The handle comes from the first name (alice, not
+		// aliceliddell): the store derives it from the name given at
+		// creation and keeps it when the name changes.
+		ch.Name = c.firstName(UserID(id), full)
+	}
 	ch, err = c.st.PutChat(ch)
 	if err != nil {
 		return Chat{}, err
+	}
+	if ch.Name != full {
+		ch.Name = full
+		if ch, err = c.st.PutChat(ch); err != nil {
+			return Chat{}, err
+		}
 	}
 	if o := c.other(UserID(id)); o != "" {
 		if err := c.st.AddAlias(ch.ID, string(o)); err != nil {
@@ -432,6 +445,17 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 		}
 	}
 	return ch, nil
+}
+
+// firstName is the short name a person's handle derives from.
+func (c *Core) firstName(u UserID, full string) string {
+	if p := c.people[u]; p != nil && cleanName(p.First) != "" {
+		return cleanName(p.First)
+	}
+	if f := strings.Fields(full); len(f) > 0 && !strings.HasPrefix(full, "+") && !strings.HasPrefix(full, "~") {
+		return f[0]
+	}
+	return full
 }
 
 // chatName is how the owner reads a chat's name.

@@ -1,0 +1,379 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/core")
+
+const (
+	alice  = "491111@s.whatsapp.net"
+	bob    = "492222@s.whatsapp.net"
+	carol  = "493333@s.whatsapp.net"
+	family = "120363001@g.us"
+	work   = "120363002@g.us"
+	me     = "490000@s.whatsapp.net"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// fakeWA records what the core asks of WhatsApp.
+type fakeWA struct {
+	sync    func() // waits until the core handled what it was given
+	mu      sync.Mutex
+	calls   []string
+	n       int
+	sendErr error
+	editErr error
+	lookup  map[string]bridge.UserID
+	pairErr error
+}
+
+func (f *fakeWA) log(format string, a ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, a...))
+}
+
+func (f *fakeWA) take() []string {
+	f.sync()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+func (f *fakeWA) SendText(_ context.Context, chat bridge.ChatID, text string, o bridge.SendOptions) (bridge.MsgRef, time.Time, error) {
+	if f.sendErr != nil {
+		return bridge.MsgRef{}, time.Time{}, f.sendErr
+	}
+	reply := ""
+	if o.ReplyTo != nil {
+		reply = " reply=" + o.ReplyTo.ID
+	}
+	f.log("SendText %s %q%s", chat, text, reply)
+	id := o.ID
+	if id == "" {
+		f.mu.Lock()
+		f.n++
+		id = fmt.Sprintf("SENT%d", f.n)
+		f.mu.Unlock()
+	}
+	return bridge.MsgRef{Chat: chat, Sender: me, ID: id, FromMe: true}, t0, nil
+}
+
+func (f *fakeWA) SendLocation(_ context.Context, chat bridge.ChatID, g bridge.Geo) (bridge.MsgRef, time.Time, error) {
+	f.log("SendLocation %s %v,%v", chat, g.Lat, g.Lon)
+	return bridge.MsgRef{Chat: chat, Sender: me, ID: "LOC1", FromMe: true}, t0, nil
+}
+
+func (f *fakeWA) Edit(_ context.Context, ref bridge.MsgRef, text string) error {
+	if f.editErr != nil {
+		return f.editErr
+	}
+	f.log("Edit %s %s %q", ref.Chat, ref.ID, text)
+	return nil
+}
+
+func (f *fakeWA) Revoke(_ context.Context, ref bridge.MsgRef) error {
+	f.log("Revoke %s %s", ref.Chat, ref.ID)
+	return nil
+}
+
+func (f *fakeWA) React(_ context.Context, t bridge.MsgRef, emoji string) error {
+	f.log("React %s %s %s %q", t.Chat, t.Sender, t.ID, emoji)
+	return nil
+}
+
+func (f *fakeWA) MarkRead(_ context.Context, chat bridge.ChatID, sender bridge.UserID, ids []string, _ time.Time) error {
+	f.log("MarkRead %s %s %v", chat, sender, ids)
+	return nil
+}
+
+func (f *fakeWA) SetTyping(_ context.Context, chat bridge.ChatID, s bridge.TypingState) error {
+	f.log("SetTyping %s %d", chat, s)
+	return nil
+}
+
+func (f *fakeWA) SetOnline(context.Context, bool) error { return nil }
+
+func (f *fakeWA) Pair(_ context.Context, phone string) error {
+	if f.pairErr != nil {
+		return f.pairErr
+	}
+	f.log("Pair %q", phone)
+	return nil
+}
+
+func (f *fakeWA) Logout(context.Context) error { f.log("Logout"); return nil }
+
+func (f *fakeWA) Lookup(_ context.Context, phone string) (bridge.UserID, bool, error) {
+	f.log("Lookup %s", phone)
+	id, ok := f.lookup[phone]
+	return id, ok, nil
+}
+
+func (f *fakeWA) RequestHistory(_ context.Context, chat bridge.ChatID, n int, _ *bridge.MsgRef) error {
+	f.log("RequestHistory %s %d", chat, n)
+	return nil
+}
+
+func (f *fakeWA) Download(context.Context, *bridge.Media) (io.ReadCloser, error) {
+	return nil, errors.New("no media")
+}
+
+// fakeXMPP records what the core sends the owner.
+type fakeXMPP struct {
+	mu       sync.Mutex
+	sent     []bridge.Outgoing
+	now      []bridge.Outgoing
+	presence []string
+	uploads  int
+	n        int
+}
+
+func (f *fakeXMPP) Send(ms ...bridge.Outgoing) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, m := range ms {
+		if m.ID == "" {
+			f.n++
+			m.ID = fmt.Sprintf("bot%d", f.n)
+		}
+		f.sent = append(f.sent, m)
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+func (f *fakeXMPP) SendNow(m bridge.Outgoing) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = append(f.now, m)
+	return nil
+}
+
+func (f *fakeXMPP) SetPresence(show, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.presence = append(f.presence, show+"|"+status)
+}
+
+func (f *fakeXMPP) Upload(_ context.Context, name, ct string, size int64, r io.Reader) (string, error) {
+	b, _ := io.ReadAll(r)
+	if int64(len(b)) != size || !strings.HasPrefix(string(b), "\x89PNG") {
+		return "", errors.New("bad upload")
+	}
+	f.mu.Lock()
+	f.uploads++
+	f.mu.Unlock()
+	return "https://up.example/" + name, nil
+}
+
+func (f *fakeXMPP) Stats() (bridge.XMPPStats, error) {
+	return bridge.XMPPStats{Connected: true, Queued: 2, Unconfirmed: 1, Lag: 3 * time.Second, Reconnects: 4}, nil
+}
+
+func (f *fakeXMPP) take() []bridge.Outgoing {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sent
+	f.sent = nil
+	return s
+}
+
+func (f *fakeXMPP) takeNow() []bridge.Outgoing {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.now
+	f.now = nil
+	return s
+}
+
+// harness runs a Core on a real store in a temp dir. Its channels are
+// unbuffered, so when a send returns the core has taken the item, and a
+// command's answer means everything before it was handled.
+type harness struct {
+	t      *testing.T
+	path   string
+	db     *store.DB
+	wa     *fakeWA
+	x      *fakeXMPP
+	ev     chan bridge.Event
+	own    chan bridge.OwnerMessage
+	cmds   chan bridge.Command
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	clock  time.Time
+	seq    int
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, path: filepath.Join(t.TempDir(), "w.db"), wa: &fakeWA{lookup: map[string]bridge.UserID{"+493333": carol}}, x: &fakeXMPP{}, clock: t0}
+	h.wa.sync = h.sync
+	h.start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) now() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clock
+}
+
+func (h *harness) advance(d time.Duration) {
+	h.mu.Lock()
+	h.clock = h.clock.Add(d)
+	h.mu.Unlock()
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	db, err := store.Open(h.path, store.Options{NoSync: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.db = db
+	h.ev = make(chan bridge.Event)
+	h.own = make(chan bridge.OwnerMessage)
+	h.cmds = make(chan bridge.Command)
+	core, err := bridge.NewCore(bridge.CoreConfig{
+		WhatsApp: h.wa, XMPP: h.x, Store: db, Events: h.ev, Owner: h.own, Commands: h.cmds,
+		Version: "1.2.3", Now: h.now,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- core.Run(ctx) }()
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; !errors.Is(err, context.Canceled) {
+		h.t.Errorf("Run = %v, want context.Canceled", err)
+	}
+	h.cancel = nil
+	if err := h.db.Close(); err != nil {
+		h.t.Error(err)
+	}
+}
+
+// restart stops the core, closes and reopens the store, and starts again.
+func (h *harness) restart() {
+	h.stop()
+	h.start()
+}
+
+func (h *harness) send(evs ...bridge.Event) {
+	for _, e := range evs {
+		h.ev <- e
+	}
+}
+
+// owner sends the owner's message; an empty ID gets a fresh one.
+func (h *harness) owner(m bridge.OwnerMessage) string {
+	if m.ID == "" {
+		h.seq++
+		m.ID = fmt.Sprintf("own%d", h.seq)
+	}
+	h.own <- m
+	return m.ID
+}
+
+func (h *harness) say(body string) string { return h.owner(bridge.OwnerMessage{Body: body}) }
+
+// cmd runs an ad-hoc command and returns its answer; it also syncs.
+func (h *harness) cmd(name, args string) string {
+	reply := make(chan string, 1)
+	h.cmds <- bridge.Command{Name: name, Args: args, Reply: reply}
+	return <-reply
+}
+
+func (h *harness) sync() { h.cmd("help", "") }
+
+// bodies returns the bodies sent to the owner since the last call.
+func (h *harness) bodies() []string {
+	h.sync()
+	var out []string
+	for _, m := range h.x.take() {
+		out = append(out, m.Body)
+	}
+	return out
+}
+
+func msg(chat, sender, id, text string) *bridge.Message {
+	return &bridge.Message{Ref: bridge.MsgRef{Chat: bridge.ChatID(chat), Sender: bridge.UserID(sender), ID: id}, Time: t0, Kind: bridge.Text, Text: text}
+}
+
+// setup gives the harness three known people and two groups.
+func (h *harness) setup() {
+	h.send(
+		&bridge.ContactInfo{User: alice, FullName: "Alice Liddell", FirstName: "Alice"},
+		&bridge.ContactInfo{User: bob, PushName: "Bob"},
+		&bridge.ChatInfo{Chat: family, Kind: bridge.Group, Name: "Family"},
+		&bridge.ChatInfo{Chat: work, Kind: bridge.Group, Name: "Work"},
+	)
+}
+
+// relayed finds the XMPP id the bot relayed a WhatsApp message with.
+func (h *harness) relayed(chat, id string) string {
+	h.t.Helper()
+	h.sync()
+	l, err := h.db.MessageByWA(bridge.MessageKey{Chat: chat, ID: id})
+	if err != nil {
+		h.t.Fatalf("message %s/%s not mapped: %v", chat, id, err)
+	}
+	return l.XMPPID
+}
+
+func eq(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s:\ngot  %q\nwant %q", what, got, want)
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "core", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (run with -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
