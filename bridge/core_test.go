@@ -28,6 +28,12 @@ const (
 	me     = "490000@s.whatsapp.net"
 )
 
+func TestMain(m *testing.M) {
+	flag.Parse()
+	time.Local = time.UTC // golden files show times
+	os.Exit(m.Run())
+}
+
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 // fakeWA records what the core asks of WhatsApp.

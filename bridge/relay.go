@@ -217,10 +217,12 @@ func (c *Core) revoke(r *Revoke) {
 	if r.Ref.FromMe {
 		who = "You"
 	}
+	what := "a message"
 	if r.By != "" && bareUser(r.By) != bareUser(r.Ref.Sender) && !r.Ref.FromMe {
+		what = "a message by " + cleanName(who) // an admin deleted it
 		who = c.name(r.By)
 	}
-	fallback := noteHeader(c.chatName(ch)) + cleanName(who) + " deleted a message"
+	fallback := noteHeader(c.chatName(ch)) + cleanName(who) + " deleted " + what
 	if _, err := c.x.Send(Outgoing{Retract: l.XMPPID, Body: fallback}); err != nil {
 		c.log.Error("core: relay revoke", "err", err)
 	}
