@@ -42,31 +42,89 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	if err != nil {
 		return err
 	}
-	// Until WhatsApp is linked the bot says so in its presence (DESIGN §2.6).
+	// Until WhatsApp says otherwise the bot shows that it is not linked
+	// (DESIGN §2.6); the core updates it from WhatsApp's life events.
 	sess.SetPresence("dnd", "WhatsApp is not linked yet")
+
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // runs before wg.Wait
+	wg.Go(func() { prune(ctx, db, m.Config.Store.Retention, log.With("component", "store")) })
+
+	// events carries WhatsApp's events to the core. Capacity 256: the
+	// adapter buffers beyond it on its own side and never drops (see its
+	// doc); the core drains it one event at a time.
+	events := make(chan bridge.Event, 256)
+	wa, err := newWhatsApp(ctx, m.Config, db, log, events)
+	var ce *bridge.ConfigError
+	if errors.As(err, &ce) {
+		return err
+	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(ctx) }()
-	wg.Go(func() { prune(ctx, db, m.Config.Store.Retention, log.With("component", "store")) })
+	if err != nil {
+		// No WhatsApp side in this build: the XMPP session alone.
+		log.Warn("WhatsApp unavailable; relaying nothing", "component", "main", "err", err)
+		return waitXMPP(ctx, sess, done, cfg.JID, log)
+	}
+	bot := xmpp.NewBot(sess)
+	core, err := bridge.NewCore(bridge.CoreConfig{
+		WhatsApp: wa,
+		XMPP:     bot,
+		Store:    db,
+		Events:   events,
+		Owner:    bot.Owner(),
+		Commands: bot.Commands(),
+		Log:      log.With("component", "core"),
+		Version:  version,
+	})
+	if err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	wg.Go(func() { bot.Run(ctx) })
+	coreDone := make(chan error, 1)
+	go func() { coreDone <- core.Run(ctx) }()
+	select {
+	case err = <-done:
+		err = xmppResult(ctx, err, cfg.JID) // before cancel: ctx tells who stopped it
+		cancel()
+		<-coreDone
+		return err
+	case err = <-coreDone:
+		cancel()
+		<-done
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+}
+
+// waitXMPP runs the session without a core: the owner's messages are
+// logged at debug level only.
+func waitXMPP(ctx context.Context, sess *xmpp.Session, done <-chan error, jid string, log *slog.Logger) error {
 	for {
 		select {
 		case msg := <-sess.Inbound():
-			// The relay core (routing, commands) consumes these; until it
-			// is wired, they are logged at debug level only.
 			log.Debug("owner message", "component", "xmpp", "id", msg.ID, "body", msg.Body)
 		case err := <-done:
-			if errors.Is(err, xmpp.ErrAuth) {
-				return &bridge.ConfigError{Field: "xmpp.password", Problem: fmt.Sprintf("the server refused the login of %s; check the password", cfg.JID), Err: err}
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+			return xmppResult(ctx, err, jid)
 		}
 	}
+}
+
+// xmppResult maps the end of the XMPP session to runBridge's result.
+func xmppResult(ctx context.Context, err error, jid string) error {
+	if errors.Is(err, xmpp.ErrAuth) {
+		return &bridge.ConfigError{Field: "xmpp.password", Problem: fmt.Sprintf("the server refused the login of %s; check the password", jid), Err: err}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // rootCAs is the system's roots plus the PEM certificates in file.
