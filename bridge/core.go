@@ -455,6 +455,10 @@ func (c *Core) firstName(u UserID, full string) string {
 	if f := strings.Fields(full); len(f) > 0 && !strings.HasPrefix(full, "+") && !strings.HasPrefix(full, "~") {
 		return f[0]
 	}
+	// Only a number: "n4917…" can be typed; "contact7" says nothing.
+	if n := userPart(u); isNumber(n) {
+		return "n" + n
+	}
 	return full
 }
 
