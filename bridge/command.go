@@ -509,7 +509,6 @@ func (c *Core) cmdPair(ctx context.Context, args string) string {
 	case err != nil:
 		return "Could not start linking: " + waProblem(err) + "."
 	}
-	c.pairing = true
 	if phone != "" {
 		return "Linking to " + phone + ": a code to enter on the phone follows."
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"crypto/rand"
 	"log/slog"
 	"slices"
 	"strings"
@@ -121,8 +122,6 @@ type Core struct {
 
 	lastRead  map[ChatID]time.Time   // owner's read marker per chat (in memory)
 	receipted map[string]ReceiptKind // owner's message ids with a receipt sent
-	pairing   bool                   // a /pair is running
-	runCtx    context.Context
 }
 
 // person is what the core knows of a WhatsApp user's names.
@@ -194,10 +193,9 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 // Run relays until ctx ends, then returns ctx.Err(). It is the only
 // goroutine that touches the core's state.
 func (c *Core) Run(ctx context.Context) error {
-	c.runCtx = ctx
 	defer c.savePeople()
 	if len(c.route.Held) > 0 {
-		c.askAgain(ctx)
+		c.ask() // after a restart: the question again
 	}
 	save := time.NewTicker(10 * time.Second)
 	defer save.Stop()
@@ -275,7 +273,7 @@ func (c *Core) sayAbout(chat Chat, out Outgoing) {
 
 // noteID is a fresh XMPP id for a note (random, with relayPrefix).
 func (c *Core) noteID() string {
-	return relayID(MessageKey{Chat: "note", ID: fmt.Sprint(c.now().UnixNano())})
+	return relayPrefix + rand.Text()
 }
 
 // ---- names and chats ----

@@ -211,9 +211,6 @@ func (c *Core) ask() {
 	c.say(b.String())
 }
 
-// askAgain repeats the question after a restart.
-func (c *Core) askAgain(context.Context) { c.ask() }
-
 // release sends the held messages to chat, which becomes current.
 func (c *Core) release(ctx context.Context, chat ChatID) {
 	ch, err := c.st.Chat(string(chat))

@@ -190,7 +190,9 @@ func (c *Core) edit(e *Edit) {
 	}
 	l, ok := c.lookupWA(e.Ref)
 	body := c.headerFor(ch, e.Ref) + e.Text
-	if !ok || l.XMPPID == "" {
+	if !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
+		// Unknown, or the owner's own XMPP message (the bot cannot
+		// correct what the owner's client sent): a new line.
 		c.sayAbout(ch, Outgoing{ID: c.noteID(), Body: c.headerFor(ch, e.Ref) + "(edited) " + e.Text})
 		return
 	}
@@ -210,8 +212,8 @@ func (c *Core) revoke(r *Revoke) {
 		return
 	}
 	l, ok := c.lookupWA(r.Ref)
-	if !ok || l.XMPPID == "" {
-		return // never relayed: nothing to take back
+	if !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
+		return // never relayed (or the owner's own XMPP message): nothing to take back
 	}
 	who := c.name(r.Ref.Sender)
 	if r.Ref.FromMe {
@@ -548,7 +550,6 @@ func (c *Core) pairCode(ctx context.Context, p *PairCode) {
 }
 
 func (c *Core) pairResult(r *PairResult) {
-	c.pairing = false
 	if !r.OK {
 		msg := "Linking failed"
 		if r.Err != "" {
