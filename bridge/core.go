@@ -497,13 +497,11 @@ func (c *Core) spoke(chat ChatID) {
 	if len(c.route.Since) > 0 && c.route.Since[0] == chat {
 		return
 	}
-	i := slices.Index(c.route.Since, chat)
-	if i >= 0 {
-		// Only the order changes: not worth an fsync (after a restart
-		// the order may be a little stale, the set is not).
+	// Saved on every change, order included: the order of a question's
+	// candidates after a restart is the order before it. (A chat that
+	// keeps speaking is at the front already and costs nothing.)
+	if i := slices.Index(c.route.Since, chat); i >= 0 {
 		c.route.Since = slices.Delete(c.route.Since, i, i+1)
-		c.route.Since = slices.Insert(c.route.Since, 0, chat)
-		return
 	}
 	c.route.Since = slices.Insert(c.route.Since, 0, chat)
 	if len(c.route.Since) > 20 {
