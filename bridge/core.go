@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"crypto/rand"
 	"log/slog"
 	"slices"
 	"strings"
