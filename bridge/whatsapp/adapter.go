@@ -1,0 +1,750 @@
+package whatsapp
+
+import (
+	"compress/zlib"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"go.mau.fi/whatsmeow/proto/waWeb"
+	wastore "go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+)
+
+// client is the part of *whatsmeow.Client the adapter uses. The real one
+// is *whatsmeow.Client itself; tests use a fake, so that life cycle,
+// pairing and retries run without WhatsApp's servers.
+type client interface {
+	decrypter
+	Connect() error
+	Disconnect()
+	IsConnected() bool
+	Logout(ctx context.Context) error
+	AddEventHandler(h whatsmeow.EventHandler) uint32
+
+	SendMessage(ctx context.Context, to types.JID, m *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error)
+	SendPeerMessage(ctx context.Context, m *waE2E.Message) (whatsmeow.SendResponse, error)
+	BuildEdit(chat types.JID, id types.MessageID, newContent *waE2E.Message) *waE2E.Message
+	BuildRevoke(chat, sender types.JID, id types.MessageID) *waE2E.Message
+	BuildReaction(chat, sender types.JID, id types.MessageID, reaction string) *waE2E.Message
+	BuildHistorySyncRequest(last *types.MessageInfo, count int) *waE2E.Message
+	MarkRead(ctx context.Context, ids []types.MessageID, ts time.Time, chat, sender types.JID, extra ...types.ReceiptType) error
+	SendChatPresence(ctx context.Context, jid types.JID, state types.ChatPresence, media types.ChatPresenceMedia) error
+	SendPresence(ctx context.Context, state types.Presence) error
+	IsOnWhatsApp(ctx context.Context, phones []string) ([]types.IsOnWhatsAppResponse, error)
+
+	GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error)
+	PairPhone(ctx context.Context, phone string, showPushNotification bool, clientType whatsmeow.PairClientType, clientDisplayName string) (string, error)
+	SendPasskeyConfirmation(ctx context.Context) error
+
+	DownloadMediaWithPath(ctx context.Context, directPath string, encFileHash, fileHash, mediaKey []byte, mediaType whatsmeow.MediaType, mmsType string, allowNoHash bool) ([]byte, error)
+	DownloadMediaWithPathToFile(ctx context.Context, directPath string, encFileHash, fileHash, mediaKey []byte, mediaType whatsmeow.MediaType, mmsType string, allowNoHash bool, file whatsmeow.File) error
+	ParseWebMessage(chat types.JID, m *waWeb.WebMessageInfo) (*events.Message, error)
+}
+
+var _ client = (*whatsmeow.Client)(nil)
+
+// Timings of the phone watch. WhatsApp unlinks companions whose phone was
+// not seen for about 14 days.
+const (
+	phoneAskAfter     = 10 * 24 * time.Hour // ask the phone to come online
+	phoneWarnAfter    = 12 * 24 * time.Hour // tell the owner
+	phoneAskEvery     = 24 * time.Hour
+	phoneCheckEvery   = time.Hour
+	phoneSeenPersist  = time.Hour // write the last-seen setting at most this often
+	versionFetchLimit = 15 * time.Second
+	pairTimeout       = 5 * time.Minute
+	// linkCodeValid is how long a link code can be typed: as long as the
+	// pairing session's QR rotation (60 s + 5 × 20 s) keeps the socket.
+	linkCodeValid = 160 * time.Second
+)
+
+// Settings the adapter keeps in the state file.
+const (
+	settingVersion   = "whatsapp.version"    // last web version fetched, "2.3000.1234"
+	settingPhoneSeen = "whatsapp.phone_seen" // time.Time
+	settingPhoneAsk  = "whatsapp.phone_ask"  // time.Time of the last wake-up request
+	settingPollPfx   = "whatsapp.poll/"      // + chat/id → JSON option list
+	settingOldestPfx = "whatsapp.oldest/"    // + chat → JSON oldestMsg
+)
+
+// Adapter is the WhatsApp side of the bridge: whatsmeow linked as a
+// companion device, speaking the domain's types (bridge.WhatsApp).
+//
+// Buffering: whatsmeow calls the event handler from its node-handling
+// goroutine and waits for it (only after 5 minutes does it go on without
+// it). The handler converts the event and appends the results to an
+// unbounded in-memory FIFO, then returns; it never waits for the core. One
+// goroutine (started by Run) drains the FIFO into the core's channel in
+// order, waiting for the core as long as it needs. Memory is the only
+// bound: a core that stops reading grows the FIFO, and Stats-free logging
+// warns every 10 000 pending events. Events still in the FIFO when Run
+// returns are dropped: WhatsApp already acknowledged them (whatsmeow acks
+// before handlers run), so a crash right after a message arrived can lose
+// it; making that durable needs an acknowledgement from the core.
+type Adapter struct {
+	db      *store.DB
+	log     *slog.Logger
+	out     chan<- bridge.Event
+	devices *store.Devices
+	conv    *converter
+	q       fifo
+
+	// test seams
+	newClient    func(*wastore.Device) client
+	fetchVersion func(context.Context) (*wastore.WAVersionContainer, error)
+	now          func() time.Time
+
+	mu        sync.Mutex
+	dev       *wastore.Device
+	cli       client
+	runCtx    context.Context
+	pairing   bool
+	pairedAs  *events.PairSuccess
+	aliases   map[bridge.Alias]bool
+	undecr    map[bridge.MsgRef]bool // Undecryptable sent, Message not yet
+	phoneSeen time.Time
+	phoneSave time.Time
+	phoneAsk  time.Time
+	phoneWarn bool // PhoneOffline was reported
+	wg        sync.WaitGroup
+}
+
+var _ bridge.WhatsApp = (*Adapter)(nil)
+
+// New loads the linked device (if any) from db and prepares its whatsmeow
+// client; it does not connect (Run does). Events go to events, in order.
+func New(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (*Adapter, error) {
+	wl := waLogger{log.With("component", "whatsmeow")}
+	return newAdapter(ctx, db, log, events, func(d *wastore.Device) client {
+		c := whatsmeow.NewClient(d, wl)
+		c.EnableAutoReconnect = true
+		c.InitialAutoReconnect = true // offline at start-up: keep trying
+		// Undecryptable messages: ask the phone to resend them too.
+		c.AutomaticMessageRerequestFromPhone = true
+		// Keep sent messages in the store (bridge/store implements
+		// whatsmeow's outgoing-event store) so retry receipts are
+		// answered after a restart.
+		c.UseRetryMessageStore = true
+		// History blobs are streamed by the adapter (history.go).
+		c.ManualHistorySyncDownload = true
+		// The initial app-state sync carries the address book's names.
+		c.EmitAppStateEventsOnFullSync = true
+		return c
+	}, func(ctx context.Context) (*wastore.WAVersionContainer, error) {
+		return whatsmeow.GetLatestVersion(ctx, &http.Client{Timeout: versionFetchLimit})
+	})
+}
+
+func newAdapter(ctx context.Context, db *store.DB, log *slog.Logger, out chan<- bridge.Event,
+	mk func(*wastore.Device) client, fetch func(context.Context) (*wastore.WAVersionContainer, error)) (*Adapter, error) {
+	a := &Adapter{
+		db: db, log: log.With("component", "whatsapp"), out: out,
+		devices:      db.Devices(waLogger{log.With("component", "whatsmeow-store")}),
+		newClient:    mk,
+		fetchVersion: fetch,
+		now:          time.Now,
+		aliases:      map[bridge.Alias]bool{},
+		undecr:       map[bridge.MsgRef]bool{},
+	}
+	a.conv = &converter{self: a.self, polls: a, log: a.log}
+	dev, err := a.devices.GetFirstDevice(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp: load device: %w", err)
+	}
+	a.setClient(dev)
+	if t, ok, err := store.GetSetting[time.Time](db, settingPhoneSeen); err == nil && ok {
+		a.phoneSeen, a.phoneSave = t, t
+	}
+	if t, ok, err := store.GetSetting[time.Time](db, settingPhoneAsk); err == nil && ok {
+		a.phoneAsk = t
+	}
+	return a, nil
+}
+
+// setClient makes dev the current device with a fresh client.
+func (a *Adapter) setClient(dev *wastore.Device) {
+	c := a.newClient(dev)
+	c.AddEventHandler(func(evt any) { a.handle(c, evt) })
+	a.mu.Lock()
+	a.dev, a.cli = dev, c
+	a.conv.dec = c
+	a.mu.Unlock()
+}
+
+func (a *Adapter) client() client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cli
+}
+
+// self is the owner's phone-number JID, or empty before pairing.
+func (a *Adapter) self() types.JID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dev == nil || a.dev.ID == nil {
+		return types.EmptyJID
+	}
+	return a.dev.ID.ToNonAD()
+}
+
+func (a *Adapter) paired() bool { return !a.self().IsEmpty() }
+
+func (a *Adapter) device() *wastore.Device {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dev
+}
+
+// Run fetches WhatsApp's current web version, connects if a device is
+// linked (else reports NotPaired) and relays events until ctx ends. It
+// returns nil when ctx ends.
+func (a *Adapter) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.drain(ctx) }()
+	defer a.wg.Wait()
+
+	a.updateVersion(ctx)
+	if !a.paired() {
+		a.emit(&bridge.Status{State: bridge.NotPaired, Reason: "waxmpp is not linked to a WhatsApp account yet: send /pair (QR code) or /pair +<your number> (link code)"})
+	} else {
+		a.connect(ctx)
+	}
+	t := time.NewTicker(phoneCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.client().Disconnect()
+			return nil
+		case <-t.C:
+			a.checkPhone(ctx)
+		}
+	}
+}
+
+// connect connects the current client. whatsmeow reconnects by itself
+// after a start (InitialAutoReconnect) and after drops; an error here is
+// one it will not retry (logged out, banned), told by its own event.
+func (a *Adapter) connect(ctx context.Context) {
+	if err := a.client().Connect(); err != nil {
+		a.log.Warn("connect", "err", err)
+		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "cannot connect to WhatsApp: " + err.Error()})
+	}
+}
+
+// updateVersion asks web.whatsapp.com which client version is current and
+// makes whatsmeow announce it: an old built-in version is refused as
+// "client outdated". Offline, the last fetched version is used, if it is
+// newer than whatsmeow's built-in one.
+func (a *Adapter) updateVersion(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(ctx, versionFetchLimit)
+	v, err := a.fetchVersion(fctx)
+	cancel()
+	if err == nil && v != nil && !v.IsZero() {
+		wastore.SetWAVersion(*v)
+		if err := store.PutSetting(a.db, settingVersion, v.String()); err != nil {
+			a.log.Warn("save web version", "err", err)
+		}
+		a.log.Info("web version", "version", v.String(), "source", "web.whatsapp.com")
+		return
+	}
+	a.log.Info("cannot fetch the current web version", "err", err)
+	s, ok, _ := store.GetSetting[string](a.db, settingVersion)
+	if !ok {
+		return
+	}
+	cached, err := wastore.ParseVersion(s)
+	if err == nil && wastore.GetWAVersion().LessThan(cached) {
+		wastore.SetWAVersion(cached)
+		a.log.Info("web version", "version", s, "source", "cache")
+	}
+}
+
+// emit queues an event for the core; it never blocks.
+func (a *Adapter) emit(evs ...bridge.Event) {
+	if n := a.q.push(evs...); n > 0 && n%10000 == 0 {
+		a.log.Warn("events waiting for the core", "n", n)
+	}
+}
+
+// drain moves queued events to the core's channel, in order.
+func (a *Adapter) drain(ctx context.Context) {
+	for {
+		evs, ok := a.q.wait(ctx)
+		if !ok {
+			return
+		}
+		for _, e := range evs {
+			select {
+			case a.out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// spawn runs f on a goroutine Run waits for: work that must not run on
+// whatsmeow's handler goroutine (network calls).
+func (a *Adapter) spawn(f func(ctx context.Context)) {
+	a.mu.Lock()
+	ctx := a.runCtx
+	a.mu.Unlock()
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); f(ctx) }()
+}
+
+// handle is whatsmeow's event handler for client c. It must return fast.
+func (a *Adapter) handle(c client, evt any) {
+	if a.client() != c {
+		return // a replaced (logged-out) client's late events
+	}
+	ctx := context.Background()
+	switch e := evt.(type) {
+	case *events.Connected:
+		a.emit(&bridge.Status{State: bridge.Connected, Reason: "connected to WhatsApp"})
+		// Unavailable, so that the phone keeps showing notifications.
+		a.spawn(func(ctx context.Context) {
+			if err := c.SendPresence(ctx, types.PresenceUnavailable); err != nil {
+				a.log.Debug("send presence", "err", err)
+			}
+		})
+		return
+	case *events.Disconnected:
+		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "the connection to WhatsApp dropped; reconnecting"})
+		return
+	case *events.KeepAliveTimeout:
+		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("WhatsApp stopped answering keep-alive pings (%d missed); reconnecting if it does not recover", e.ErrorCount)})
+		return
+	case *events.KeepAliveRestored:
+		a.emit(&bridge.Status{State: bridge.Connected, Reason: "WhatsApp answers keep-alive pings again"})
+		return
+	case *events.LoggedOut:
+		a.loggedOut(c, "WhatsApp unlinked waxmpp ("+loggedOutWords(e.Reason)+"). Send /pair to link it again.")
+		return
+	case *events.StreamReplaced:
+		a.emit(&bridge.Status{State: bridge.StreamReplaced, Reason: "another program connected with this link (a second waxmpp with a copy of the state file?). Stop it, then restart waxmpp."})
+		return
+	case *events.ClientOutdated:
+		a.emit(outdated())
+		return
+	case *events.TemporaryBan:
+		a.emit(&bridge.Status{State: bridge.TempBanned, Until: a.now().Add(e.Expire).UTC(),
+			Reason: fmt.Sprintf("WhatsApp banned this account temporarily: %s", e.Code.String())})
+		return
+	case *events.ConnectFailure:
+		switch {
+		case e.Reason == events.ConnectFailureClientOutdated:
+			a.emit(outdated())
+		case e.Reason.IsLoggedOut():
+			// whatsmeow sends LoggedOut too.
+		default:
+			a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("WhatsApp refused the connection: %s %s", e.Reason.String(), e.Message)})
+		}
+		return
+	case *events.PairSuccess:
+		a.mu.Lock()
+		a.pairedAs = e
+		a.mu.Unlock()
+		a.sawPhone(a.now())
+		return
+	case *events.HistorySync:
+		// Only with automatic downloads (not ours); names only.
+		return
+	case *events.Message:
+		if n := e.Message.GetProtocolMessage().GetHistorySyncNotification(); n != nil {
+			a.spawn(func(ctx context.Context) { a.history(ctx, c, n) })
+			return
+		}
+		if a.fromPhone(e.Info.MessageSource) {
+			a.sawPhone(e.Info.Timestamp)
+		}
+	case *events.Receipt:
+		if a.fromPhone(e.MessageSource) {
+			a.sawPhone(e.Timestamp)
+		}
+	}
+	a.emitConverted(ctx, a.conv.convert(ctx, evt))
+}
+
+// emitConverted records what converted events teach (LID mappings, poll
+// options, pending retries) and queues them.
+func (a *Adapter) emitConverted(ctx context.Context, evs []bridge.Event) {
+	out := evs[:0]
+	for _, ev := range evs {
+		switch e := ev.(type) {
+		case *bridge.Alias:
+			a.mu.Lock()
+			seen := a.aliases[*e]
+			a.aliases[*e] = true
+			a.mu.Unlock()
+			if seen {
+				continue
+			}
+			a.putLID(ctx, e)
+		case *bridge.Undecryptable:
+			a.mu.Lock()
+			a.undecr[e.Ref] = true
+			a.mu.Unlock()
+		case *bridge.Message:
+			a.noteOldest(e)
+			a.mu.Lock()
+			if a.undecr[e.Ref] {
+				delete(a.undecr, e.Ref)
+				e.Retry = true
+			}
+			a.mu.Unlock()
+		}
+		out = append(out, ev)
+	}
+	a.emit(out...)
+}
+
+// putLID stores a LID⇄phone mapping in whatsmeow's LID store (both
+// directions), which whatsmeow may not have seen (history, app state).
+func (a *Adapter) putLID(ctx context.Context, e *bridge.Alias) {
+	lid, err1 := types.ParseJID(string(e.LID))
+	pn, err2 := types.ParseJID(string(e.Phone))
+	if err1 != nil || err2 != nil {
+		return
+	}
+	a.mu.Lock()
+	lids := a.dev.LIDs
+	a.mu.Unlock()
+	if lids == nil {
+		return
+	}
+	if err := lids.PutLIDMapping(ctx, lid, pn); err != nil {
+		a.log.Debug("store LID mapping", "err", err)
+	}
+}
+
+// Resolve returns both identities of a user or direct chat id (a LID or a
+// phone-number JID), as far as the LID store knows them.
+func (a *Adapter) Resolve(ctx context.Context, id bridge.UserID) (lid, phone bridge.UserID, err error) {
+	j, err := types.ParseJID(string(id))
+	if err != nil {
+		return "", "", fmt.Errorf("whatsapp: resolve %q: %w", id, err)
+	}
+	a.mu.Lock()
+	lids := a.dev.LIDs
+	a.mu.Unlock()
+	if lids == nil {
+		return "", "", bridge.ErrNotPaired
+	}
+	switch j.Server {
+	case types.HiddenUserServer:
+		pn, err := lids.GetPNForLID(ctx, j)
+		if err != nil {
+			return "", "", fmt.Errorf("whatsapp: resolve: %w", err)
+		}
+		return userID(j), userID(pn), nil
+	case types.DefaultUserServer:
+		l, err := lids.GetLIDForPN(ctx, j)
+		if err != nil {
+			return "", "", fmt.Errorf("whatsapp: resolve: %w", err)
+		}
+		return userID(l), userID(j), nil
+	}
+	return "", "", fmt.Errorf("whatsapp: resolve %q: not a user", id)
+}
+
+func outdated() *bridge.Status {
+	return &bridge.Status{State: bridge.Outdated, Reason: "WhatsApp refused waxmpp's client version as outdated. Restart waxmpp while online (it fetches the current version at start-up); if that does not help, update waxmpp."}
+}
+
+func loggedOutWords(r events.ConnectFailureReason) string {
+	switch r {
+	case events.ConnectFailureLoggedOut:
+		return "the device was removed from Linked devices on the phone"
+	case events.ConnectFailureMainDeviceGone:
+		return "the phone's WhatsApp was reinstalled or moved to another phone"
+	case events.ConnectFailureUnknownLogout:
+		return "WhatsApp gave no reason; often the phone was offline for more than 14 days"
+	}
+	return r.String()
+}
+
+// loggedOut forgets the device (whatsmeow already deleted its keys) and
+// makes a fresh one, so that /pair works again.
+func (a *Adapter) loggedOut(c client, reason string) {
+	a.setClient(a.devices.NewDevice())
+	a.mu.Lock()
+	a.phoneWarn = false
+	a.mu.Unlock()
+	a.emit(&bridge.Status{State: bridge.LoggedOut, Reason: reason})
+	a.spawn(func(context.Context) { c.Disconnect() })
+}
+
+// fromPhone reports whether a message or receipt came from the owner's
+// phone (device 0 of the owner's account).
+func (a *Adapter) fromPhone(s types.MessageSource) bool {
+	self := a.self()
+	if self.IsEmpty() || !s.IsFromMe {
+		return false
+	}
+	return s.Sender.Device == 0 && (s.Sender.User == self.User || s.Sender.Server == types.HiddenUserServer)
+}
+
+// sawPhone records that the phone was active at t.
+func (a *Adapter) sawPhone(t time.Time) {
+	if t.IsZero() {
+		t = a.now()
+	}
+	a.mu.Lock()
+	if !t.After(a.phoneSeen) {
+		a.mu.Unlock()
+		return
+	}
+	back := a.phoneWarn
+	a.phoneSeen, a.phoneWarn = t, false
+	save := t.Sub(a.phoneSave) >= phoneSeenPersist
+	if save {
+		a.phoneSave = t
+	}
+	a.mu.Unlock()
+	if save {
+		if err := store.PutSetting(a.db, settingPhoneSeen, t.UTC()); err != nil {
+			a.log.Warn("save phone last seen", "err", err)
+		}
+	}
+	if back {
+		a.emit(&bridge.Status{State: bridge.Connected, Reason: "your phone is online again", PhoneLastSeen: t})
+	}
+}
+
+// checkPhone runs hourly: WhatsApp unlinks a companion whose phone stayed
+// offline for about 14 days. At 10 days waxmpp asks the phone to come
+// online (a peer message, which WhatsApp delivers to the phone by push),
+// daily; at 12 days it tells the owner.
+func (a *Adapter) checkPhone(ctx context.Context) {
+	if !a.paired() {
+		return
+	}
+	now := a.now()
+	a.mu.Lock()
+	seen, asked, warned := a.phoneSeen, a.phoneAsk, a.phoneWarn
+	if seen.IsZero() {
+		// Never seen since this version started watching: start now.
+		a.phoneSeen = now
+		a.mu.Unlock()
+		return
+	}
+	off := now.Sub(seen)
+	ask := off >= phoneAskAfter && now.Sub(asked) >= phoneAskEvery
+	if ask {
+		a.phoneAsk = now
+	}
+	warn := off >= phoneWarnAfter && !warned
+	if warn {
+		a.phoneWarn = true
+	}
+	c := a.cli
+	a.mu.Unlock()
+	if ask {
+		_ = store.PutSetting(a.db, settingPhoneAsk, now.UTC())
+		if _, err := c.SendPeerMessage(ctx, wakePhone()); err != nil {
+			a.log.Info("ask phone to come online", "err", err)
+		}
+	}
+	if warn {
+		days := int(off / (24 * time.Hour))
+		a.emit(&bridge.Status{State: bridge.PhoneOffline, PhoneLastSeen: seen,
+			Reason: fmt.Sprintf("your phone has not been online for %d days; WhatsApp unlinks waxmpp after about 14. Open WhatsApp on the phone.", days)})
+	}
+}
+
+// wakePhone is a peer request the phone answers when it runs; WhatsApp
+// pushes it to the phone, which wakes the app.
+func wakePhone() *waE2E.Message {
+	t := waE2E.PeerDataOperationRequestType_COMPANION_META_NONCE_FETCH
+	pt := waE2E.ProtocolMessage_PEER_DATA_OPERATION_REQUEST_MESSAGE
+	return &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
+		Type:                            &pt,
+		PeerDataOperationRequestMessage: &waE2E.PeerDataOperationRequestMessage{PeerDataOperationRequestType: &t},
+	}}
+}
+
+// putPoll and pollOptions keep poll options in the settings bucket, so
+// votes on polls made before a restart still show option texts.
+func (a *Adapter) putPoll(chat, id string, options []string) {
+	b, _ := json.Marshal(options)
+	if err := store.PutSetting(a.db, settingPollPfx+chat+"/"+id, b); err != nil {
+		a.log.Warn("save poll", "err", err)
+	}
+}
+
+func (a *Adapter) pollOptions(chat, id string) []string {
+	b, ok, err := store.GetSetting[[]byte](a.db, settingPollPfx+chat+"/"+id)
+	if err != nil || !ok {
+		return nil
+	}
+	var o []string
+	_ = json.Unmarshal(b, &o)
+	return o
+}
+
+// history processes one history sync blob: the initial syncs after
+// pairing give names, contacts and LID mappings only (never a flood of old
+// messages); on-demand syncs (RequestHistory) are relayed with History set.
+func (a *Adapter) history(ctx context.Context, c client, n *waE2E.HistorySyncNotification) {
+	f, err := os.CreateTemp("", "waxmpp-history-*")
+	if err != nil {
+		a.log.Warn("history sync", "err", err)
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if inline := n.GetInitialHistBootstrapInlinePayload(); inline != nil {
+		_, err = f.Write(inline)
+	} else {
+		err = c.DownloadMediaWithPathToFile(ctx, n.GetDirectPath(), n.GetFileEncSHA256(), n.GetFileSHA256(), n.GetMediaKey(),
+			whatsmeow.MediaHistory, "", false, f)
+	}
+	if err == nil {
+		_, err = f.Seek(0, 0)
+	}
+	if err != nil {
+		a.log.Warn("history sync download", "err", err)
+		return
+	}
+	z, err := zlib.NewReader(f)
+	if err != nil {
+		a.log.Warn("history sync", "err", err)
+		return
+	}
+	defer z.Close()
+	relay := n.GetSyncType() == waE2E.HistorySyncType_ON_DEMAND
+	if _, err := a.readHistory(ctx, c, z, relay); err != nil {
+		a.log.Warn("history sync", "err", err)
+	}
+}
+
+// readHistory converts a decompressed history blob; relay says whether
+// its messages reach the core.
+func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([]byte) (int, error) }, relay bool) (waHistorySync.HistorySync_HistorySyncType, error) {
+	return readHistory(r, historySink{
+		message: func(chat string, wm *waWeb.WebMessageInfo) {
+			if !relay {
+				return
+			}
+			var cj types.JID
+			if chat != "" {
+				cj, _ = types.ParseJID(chat)
+			}
+			e, err := c.ParseWebMessage(cj, wm)
+			if err != nil {
+				a.log.Debug("history message", "err", err)
+				return
+			}
+			a.emitConverted(ctx, a.conv.message(ctx, e, true))
+		},
+		conversation: func(id, name string) {
+			j, err := types.ParseJID(id)
+			if err != nil || name == "" {
+				return
+			}
+			if j.Server == types.GroupServer {
+				a.emit(&bridge.ChatInfo{Chat: chatID(j), Kind: bridge.Group, Name: name})
+			} else if j.Server == types.DefaultUserServer || j.Server == types.HiddenUserServer {
+				a.emit(&bridge.ContactInfo{User: userID(j), FullName: name})
+			}
+		},
+		pushName: func(id, name string) {
+			if j, err := types.ParseJID(id); err == nil && name != "" {
+				a.emit(&bridge.ContactInfo{User: userID(j), PushName: name})
+			}
+		},
+		mapping: func(pn, lid string) {
+			p, err1 := types.ParseJID(pn)
+			l, err2 := types.ParseJID(lid)
+			if err1 == nil && err2 == nil {
+				a.emitConverted(ctx, alias(l, p))
+			}
+		},
+	})
+}
+
+// fifo is an unbounded queue of events: push never blocks.
+type fifo struct {
+	mu     sync.Mutex
+	items  []bridge.Event
+	signal chan struct{} // capacity 1: "items is not empty"
+	once   sync.Once
+}
+
+func (q *fifo) init() { q.once.Do(func() { q.signal = make(chan struct{}, 1) }) }
+
+// push appends evs and returns the queue's length.
+func (q *fifo) push(evs ...bridge.Event) int {
+	q.init()
+	if len(evs) == 0 {
+		return 0
+	}
+	q.mu.Lock()
+	q.items = append(q.items, evs...)
+	n := len(q.items)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+	return n
+}
+
+// wait takes everything queued, waiting until there is something or ctx
+// ends (ok false).
+func (q *fifo) wait(ctx context.Context) ([]bridge.Event, bool) {
+	q.init()
+	for {
+		q.mu.Lock()
+		items := q.items
+		q.items = nil
+		q.mu.Unlock()
+		if len(items) > 0 {
+			return items, true
+		}
+		select {
+		case <-q.signal:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// waLogger sends whatsmeow's logs to slog. whatsmeow logs message contents
+// and numbers at debug level only, matching the project's rule.
+type waLogger struct{ l *slog.Logger }
+
+func (w waLogger) Warnf(msg string, args ...any)  { w.l.Warn(fmt.Sprintf(msg, args...)) }
+func (w waLogger) Errorf(msg string, args ...any) { w.l.Error(fmt.Sprintf(msg, args...)) }
+func (w waLogger) Infof(msg string, args ...any)  { w.l.Info(fmt.Sprintf(msg, args...)) }
+func (w waLogger) Debugf(msg string, args ...any) {
+	if w.l.Enabled(context.Background(), slog.LevelDebug) {
+		w.l.Debug(fmt.Sprintf(msg, args...))
+	}
+}
+func (w waLogger) Sub(module string) waLog.Logger { return waLogger{w.l.With("module", module)} }
+
+var errNotRunning = errors.New("whatsapp: not running")
