@@ -88,3 +88,14 @@ func TestCommandsGolden(t *testing.T) {
 	}
 	golden(t, "commands.golden", b.String())
 }
+
+// TestNamesSurviveRestart: the address book the core learned is saved, so
+// /find knows a contact without a chat after a restart.
+func TestNamesSurviveRestart(t *testing.T) {
+	h := newHarness(t)
+	h.send(&bridge.ContactInfo{User: "496666@s.whatsapp.net", FullName: "Zoe Zed"})
+	h.restart()
+	if got, want := h.cmd("find", "zoe"), "Zoe Zed: /new +496666"; got != want {
+		t.Errorf("/find zoe after restart = %q, want %q", got, want)
+	}
+}

@@ -101,7 +101,9 @@ func (c *Core) routeIn(m OwnerMessage) routeIn {
 		in.Current = ChatID(cur)
 	}
 	if m.ReplyTo != "" {
-		if l, err := c.st.MessageByXMPP(m.ReplyTo); err == nil && strings.HasPrefix(m.ReplyTo, relayPrefix) {
+		// A relayed message, a note, or the owner's own earlier message:
+		// all are mapped to their chat.
+		if l, err := c.st.MessageByXMPP(m.ReplyTo); err == nil {
 			in.Reply = &l
 		}
 	}

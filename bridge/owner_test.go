@@ -66,6 +66,9 @@ func TestRouting(t *testing.T) {
 	eq(t, "handle answer", h.wa.take(), []string{`SendText 492222@s.whatsapp.net "and you bob?"`})
 	h.bodies()
 
+	// A reply to the owner's own earlier message goes to its chat.
+	h.owner(bridge.OwnerMessage{Body: "also", ReplyTo: "own1"})
+	eq(t, "reply to own", h.wa.take(), []string{`SendText 491111@s.whatsapp.net "also" reply=` + h.waID("own1")})
 	// A reply to something not in the map is refused, never routed.
 	h.owner(bridge.OwnerMessage{Body: "hm", ReplyTo: "bot-command-answer"})
 	eq(t, "unknown reply", h.bodies(), []string{"Not sent: I don't know which chat the message you replied to belongs to. Use /msg <chat> <text>."})
@@ -108,6 +111,16 @@ func TestRouting(t *testing.T) {
 	h.say("/to work")
 	h.say("geo:52.52,13.405")
 	eq(t, "geo", h.wa.take(), []string{"SendLocation 120363002@g.us 52.52,13.405"})
+}
+
+// waID is the WhatsApp id the owner's message was sent with.
+func (h *harness) waID(ownerID string) string {
+	h.t.Helper()
+	l, err := h.db.MessageByXMPP(ownerID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return l.WA.ID
 }
 
 // TestHeldSurvivesRestart: a held message and the "spoke since" set are in

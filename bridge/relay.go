@@ -459,6 +459,10 @@ func (c *Core) statusEvent(s *Status) {
 	case Disconnected:
 		c.x.SetPresence("away", "reconnecting to WhatsApp…")
 	case PhoneOffline:
+		if s.PhoneLastSeen.IsZero() {
+			c.x.SetPresence("away", "phone offline")
+			break
+		}
 		days := int(now.Sub(s.PhoneLastSeen) / (24 * time.Hour))
 		c.x.SetPresence("away", fmt.Sprintf("phone offline for %d %s", days, plural(days, "day", "days")))
 		if days >= 10 && days != c.toldDays {
