@@ -827,14 +827,14 @@ func TestWebVersion(t *testing.T) {
 	}
 }
 
-func TestNormalizePhone(t *testing.T) {
+func TestNormalizePhoneForms(t *testing.T) {
 	for in, want := range map[string]string{
 		"+491701234567": "491701234567", "491701234567": "491701234567", "0049 170 1234567": "491701234567",
 		"+1 (555) 010-0001": "15550100001", "0170 1234567": "", "+49 170 abc": "", "+1": "",
 	} {
-		got, err := normalizePhone(in)
+		got, err := NormalizePhone(in)
 		if got != want || (want == "") != (err != nil) {
-			t.Errorf("normalizePhone(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("NormalizePhone(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }

@@ -220,7 +220,7 @@ func (a *Adapter) Lookup(ctx context.Context, phone string) (bridge.UserID, bool
 	if err != nil {
 		return "", false, err
 	}
-	num, err := normalizePhone(phone)
+	num, err := NormalizePhone(phone)
 	if err != nil {
 		return "", false, err
 	}
@@ -340,7 +340,7 @@ var ErrBadNumber = errors.New("whatsapp: a phone number is written in internatio
 
 // normalizePhone returns the digits of an E.164 number ('+' optional;
 // spaces, dots, dashes and parentheses allowed).
-func normalizePhone(s string) (string, error) {
+func NormalizePhone(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(s, "+")
 	if strings.HasPrefix(s, "00") {
