@@ -99,3 +99,23 @@ func TestNamesSurviveRestart(t *testing.T) {
 		t.Errorf("/find zoe after restart = %q, want %q", got, want)
 	}
 }
+
+// TestRehandle: a chat first seen without a name gets a better handle when
+// its name arrives; the first handle keeps working.
+func TestRehandle(t *testing.T) {
+	h := newHarness(t)
+	h.send(msg("120363009@g.us", bob, "G1", "hi"))
+	h.cmd("new", "+493333")
+	h.send(
+		&bridge.ChatInfo{Chat: "120363009@g.us", Kind: bridge.Group, Name: "Book Club"},
+		&bridge.ContactInfo{User: carol, FullName: "Carol Ann", FirstName: "Carol"},
+	)
+	if got, want := h.cmd("chats", ""), "  bookclub — Book Club (group)\n→ carol — Carol Ann"; got != want {
+		t.Errorf("/chats = %q, want %q", got, want)
+	}
+	for _, old := range []string{"group", "n493333"} {
+		if got := h.cmd("msg", old+" still works"); !strings.HasPrefix(got, "Sent to") {
+			t.Errorf("/msg %s: %q", old, got)
+		}
+	}
+}

@@ -58,6 +58,7 @@ type Store interface {
 	PutChat(c Chat) (Chat, error)
 	Chat(id string) (Chat, error)
 	ChatByHandle(h string) (Chat, error)
+	SetHandle(id, h string) (Chat, error)
 	Chats() ([]Chat, error)
 	Touch(id string, t time.Time) error
 	AddAlias(id, alias string) error
@@ -404,7 +405,7 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 			if n := c.name(UserID(ch.ID)); n != ch.Name && !strings.HasPrefix(n, "+") && !strings.HasPrefix(n, "~") {
 				ch.Name = n
 				if ch2, err := c.st.PutChat(ch); err == nil {
-					ch = ch2
+					ch = c.rehandle(ch2)
 				}
 			}
 		}
@@ -443,6 +444,33 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 		}
 	}
 	return ch, nil
+}
+
+// rehandle gives a chat whose handle was made without a name ("group2",
+// "n4917…") one from its name (from the first name for a person), once the
+// name is known. The old handle keeps naming the chat too.
+func (c *Core) rehandle(ch Chat) Chat {
+	if !genericHandle(ch.Handle) {
+		return ch
+	}
+	name := ch.Name
+	if ch.Kind == Direct {
+		name = c.firstName(UserID(ch.ID), c.name(UserID(ch.ID)))
+	}
+	base := HandleBase(name)
+	if base == "" || genericHandle(base) {
+		return ch
+	}
+	for n := 1; n < 10; n++ {
+		h := base
+		if n > 1 {
+			h = base[:min(len(base), MaxHandle-1)] + string(rune('0'+n))
+		}
+		if out, err := c.st.SetHandle(ch.ID, h); err == nil {
+			return out
+		}
+	}
+	return ch
 }
 
 // firstName is the short name a person's handle derives from.

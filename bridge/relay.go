@@ -352,8 +352,10 @@ func (c *Core) groupChange(g *GroupChange) {
 	name := c.chatName(ch)
 	if g.Kind == GroupSubject && g.Subject != "" && g.Subject != ch.Name {
 		ch.Name = g.Subject
-		if _, err := c.st.PutChat(ch); err != nil {
+		if ch2, err := c.st.PutChat(ch); err != nil {
 			c.log.Error("core: rename chat", "err", err)
+		} else {
+			c.rehandle(ch2)
 		}
 	}
 	if muted(ch, c.now()) {
@@ -384,8 +386,10 @@ func (c *Core) contactInfo(ci *ContactInfo) {
 	if ch, err := c.st.Chat(string(id)); err == nil && ch.Kind == Direct {
 		if n := c.name(UserID(ch.ID)); n != ch.Name {
 			ch.Name = n
-			if _, err := c.st.PutChat(ch); err != nil {
+			if ch2, err := c.st.PutChat(ch); err != nil {
 				c.log.Error("core: rename chat", "err", err)
+			} else {
+				c.rehandle(ch2)
 			}
 		}
 	}
@@ -416,9 +420,11 @@ func (c *Core) chatInfo(ci *ChatInfo) {
 	} else {
 		ch.Name = ci.Name
 	}
-	if _, err := c.st.PutChat(ch); err != nil {
+	if ch, err = c.st.PutChat(ch); err != nil {
 		c.log.Error("core: put chat", "err", err)
+		return
 	}
+	c.rehandle(ch)
 }
 
 func (c *Core) alias(a *Alias) {

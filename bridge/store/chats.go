@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"waxmpp/bridge"
@@ -150,7 +149,7 @@ func claimHandle(tx *bolt.Tx, id, h string) error {
 	return hs.Put([]byte(h), []byte(id))
 }
 
-const maxHandle = 16
+const maxHandle = bridge.MaxHandle
 
 func validHandle(h string) bool {
 	if len(h) == 0 || len(h) > maxHandle || h[0] < 'a' || h[0] > 'z' {
@@ -187,42 +186,9 @@ func allocHandle(tx *bolt.Tx, c Chat) (string, error) {
 
 // HandleBase derives a handle from a display name: lower-case ASCII letters
 // and digits, accents dropped, at most 16 characters, starting with a letter.
-// It returns "" when nothing usable is left (a name in another script).
-func HandleBase(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		if b.Len() == maxHandle {
-			break
-		}
-		if s, ok := fold[r]; ok {
-			r = s
-		}
-		switch {
-		case r >= 'a' && r <= 'z':
-			b.WriteRune(r)
-		case r >= '0' && r <= '9' && b.Len() > 0:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// fold maps the Latin letters with diacritics common in contact names to
-// their base letter.
-var fold = func() map[rune]rune {
-	m := map[rune]rune{}
-	for base, all := range map[rune]string{
-		'a': "àáâãäåāăą", 'c': "çćčĉċ", 'd': "ďđ", 'e': "èéêëēĕėęě", 'g': "ğĝġģ",
-		'h': "ĥħ", 'i': "ìíîïĩīĭįı", 'j': "ĵ", 'k': "ķ", 'l': "ĺļľŀł", 'n': "ñńņňŉ",
-		'o': "òóôõöøōŏő", 'r': "ŕŗř", 's': "śŝşšș", 't': "ţťŧț", 'u': "ùúûüũūŭůűų",
-		'w': "ŵ", 'y': "ýÿŷ", 'z': "źżž",
-	} {
-		for _, r := range all {
-			m[r] = base
-		}
-	}
-	return m
-}()
+// It returns "" when nothing usable is left (a name in another script). It
+// is the domain's HandleBase.
+func HandleBase(name string) string { return bridge.HandleBase(name) }
 
 // Chat returns the chat with id, which may be an alias.
 func (db *DB) Chat(id string) (Chat, error) {
