@@ -62,7 +62,10 @@ func TestSendGolden(t *testing.T) {
 		name string
 		do   func() error
 	}{
-		{"text", func() error { _, _, err := a.SendText(ctx, dm, "*hello* there", bridge.SendOptions{ID: "3EB0FROMXMPP"}); return err }},
+		{"text", func() error {
+			_, _, err := a.SendText(ctx, dm, "*hello* there", bridge.SendOptions{ID: "3EB0FROMXMPP"})
+			return err
+		}},
 		{"text_reply", func() error {
 			_, _, err := a.SendText(ctx, grp, "yes", bridge.SendOptions{ReplyTo: &bridge.MsgRef{Chat: grp, Sender: bridge.UserID(bob.String()), ID: "Q1"}, QuotedText: "lunch?"})
 			return err
@@ -84,8 +87,12 @@ func TestSendGolden(t *testing.T) {
 		{"revoke_admin", func() error {
 			return a.Revoke(ctx, bridge.MsgRef{Chat: grp, Sender: bridge.UserID(bob.String()), ID: "R2"})
 		}},
-		{"reaction", func() error { return a.React(ctx, bridge.MsgRef{Chat: dm, Sender: bridge.UserID(alice.String()), ID: "T1"}, "👍") }},
-		{"reaction_group", func() error { return a.React(ctx, bridge.MsgRef{Chat: grp, Sender: bridge.UserID(bob.String()), ID: "T2"}, "😂") }},
+		{"reaction", func() error {
+			return a.React(ctx, bridge.MsgRef{Chat: dm, Sender: bridge.UserID(alice.String()), ID: "T1"}, "👍")
+		}},
+		{"reaction_group", func() error {
+			return a.React(ctx, bridge.MsgRef{Chat: grp, Sender: bridge.UserID(bob.String()), ID: "T2"}, "😂")
+		}},
 		{"reaction_removed", func() error { return a.React(ctx, ownRef(grp, "T3"), "") }},
 	}
 	for _, tc := range cases {
