@@ -166,8 +166,7 @@ func (c *Core) cmdTo(ctx context.Context, args string) string {
 		return problem
 	}
 	if len(c.route.Held) > 0 {
-		c.release(ctx, ChatID(ch.ID))
-		return ""
+		return c.release(ctx, ChatID(ch.ID))
 	}
 	if err := c.st.SetRoute(ch.ID); err != nil {
 		return "Could not set the chat: " + err.Error()

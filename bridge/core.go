@@ -137,8 +137,10 @@ type person struct {
 
 // routeState is the routing state that must survive a restart.
 type routeState struct {
-	Since    []ChatID       `json:"since,omitempty"`    // spoke since the owner last wrote to the current chat, most recent first
-	Held     []OwnerMessage `json:"held,omitempty"`     // held messages, oldest first
+	Since []ChatID `json:"since,omitempty"` // spoke since the owner last wrote to the current chat, most recent first
+	// Held are the held messages, oldest first. Backpressure: none needed;
+	// only the owner's typing fills it, and the bot asks after each one.
+	Held     []OwnerMessage `json:"held,omitempty"`
 	Question []ChatID       `json:"question,omitempty"` // candidates of the last question
 }
 

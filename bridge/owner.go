@@ -86,7 +86,9 @@ func (c *Core) ownerText(ctx context.Context, m OwnerMessage) {
 		m.Body = out.Text
 		c.hold(m, out.Candidates)
 	case actAnswer:
-		c.release(ctx, out.Chat)
+		if text := c.release(ctx, out.Chat); text != "" {
+			c.say(text)
+		}
 	}
 }
 
@@ -213,16 +215,15 @@ func (c *Core) ask() {
 	c.say(b.String())
 }
 
-// release sends the held messages to chat, which becomes current.
-func (c *Core) release(ctx context.Context, chat ChatID) {
+// release sends the held messages to chat, which becomes current, and
+// returns what to tell the owner. (A failed send was told by send.)
+func (c *Core) release(ctx context.Context, chat ChatID) string {
 	ch, err := c.st.Chat(string(chat))
 	if err != nil {
-		c.say("Not sent: " + err.Error())
-		return
+		return "Not sent: " + err.Error()
 	}
 	if err := c.st.SetRoute(ch.ID); err != nil {
-		c.say("Not sent: " + err.Error())
-		return
+		return "Not sent: " + err.Error()
 	}
 	c.route.Since = nil
 	// Each message leaves the held list only after it was sent (and
@@ -234,13 +235,13 @@ func (c *Core) release(ctx context.Context, chat ChatID) {
 			// Keep it and the rest held: never lost.
 			c.route.Held = append([]OwnerMessage{m}, c.route.Held...)
 			c.saveRoute()
-			return
+			return ""
 		}
 		c.saveRoute()
 	}
 	c.route.Question = nil
 	c.saveRoute()
-	c.say("→ " + c.chatName(ch) + " (now the current chat)")
+	return "→ " + c.chatName(ch) + " (now the current chat)"
 }
 
 // resolveChat finds the chat the owner named: a handle, a JID, a +number,
