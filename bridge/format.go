@@ -105,6 +105,9 @@ func content(m *Message, name func(UserID) string) string {
 	default:
 		s = text
 	}
+	if strings.TrimSpace(s) == "" {
+		s = "[a message waxmpp cannot show yet: see your phone]"
+	}
 	if m.ViewOnce {
 		s = "(view once) " + s
 	}

@@ -74,6 +74,7 @@ func TestRelayGolden(t *testing.T) {
 		{"poll vote", &bridge.PollVote{Poll: ref(family, bob, "M18"), Voter: alice, Options: []string{"yes"}}},
 		{"forwarded, view once", &bridge.Message{Ref: ref(alice, alice, "M19"), Time: t0, Kind: bridge.Image, Forwarded: true, ViewOnce: true}},
 		{"history message", &bridge.Message{Ref: ref(alice, alice, "M20"), Time: t0.Add(-24 * time.Hour), Kind: bridge.Text, Text: "old news", History: true}},
+		{"empty message (an unsupported kind)", &bridge.Message{Ref: ref(alice, alice, "M24"), Time: t0, Kind: bridge.Text}},
 		{"duplicate message: nothing", msg(alice, alice, "M1", "Hi *there*, _how_ are you?")},
 		{"edit", &bridge.Edit{Ref: ref(alice, alice, "M1"), Text: "Hi, how are you?"}},
 		{"edit of an unknown message", &bridge.Edit{Ref: ref(alice, alice, "GONE"), Text: "fixed"}},
