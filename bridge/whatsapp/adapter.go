@@ -348,15 +348,19 @@ func (a *Adapter) handle(c client, evt any) {
 		return
 	case *events.ClientOutdated:
 		a.emit(outdated())
+		a.spawn(func(ctx context.Context) { a.retryOutdated(ctx, c) })
 		return
 	case *events.TemporaryBan:
 		a.emit(&bridge.Status{State: bridge.TempBanned, Until: a.now().Add(e.Expire).UTC(),
 			Reason: fmt.Sprintf("WhatsApp banned this account temporarily: %s", e.Code.String())})
+		// whatsmeow does not reconnect after a ban; try again when it ends.
+		a.spawn(func(ctx context.Context) { a.reconnectAfter(ctx, c, e.Expire+time.Minute) })
 		return
 	case *events.ConnectFailure:
 		switch {
 		case e.Reason == events.ConnectFailureClientOutdated:
 			a.emit(outdated())
+			a.spawn(func(ctx context.Context) { a.retryOutdated(ctx, c) })
 		case e.Reason.IsLoggedOut():
 			// whatsmeow sends LoggedOut too.
 		default:
@@ -386,6 +390,35 @@ func (a *Adapter) handle(c client, evt any) {
 		}
 	}
 	a.emitConverted(ctx, a.conv.convert(ctx, evt))
+}
+
+// reconnectAfter connects c again after d, unless it was replaced (logged
+// out) or is connected by then.
+func (a *Adapter) reconnectAfter(ctx context.Context, c client, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	if a.client() != c || c.IsConnected() {
+		return
+	}
+	if err := c.Connect(); err != nil {
+		a.log.Warn("reconnect", "err", err)
+	}
+}
+
+// retryOutdated fetches the web version again (WhatsApp may have moved on
+// since start-up) and reconnects if it changed; otherwise the owner must
+// update waxmpp, as the Status said.
+func (a *Adapter) retryOutdated(ctx context.Context, c client) {
+	before := wastore.GetWAVersion()
+	a.updateVersion(ctx)
+	if wastore.GetWAVersion() != before {
+		a.reconnectAfter(ctx, c, 0)
+	}
 }
 
 // emitConverted records what converted events teach (LID mappings, poll

@@ -457,6 +457,42 @@ func TestLifeEvents(t *testing.T) {
 	}
 }
 
+func TestBanReconnects(t *testing.T) {
+	h := newHarness(t, true)
+	h.run()
+	c := h.client()
+	c.Disconnect() // whatsmeow drops the connection on a ban
+	c.dispatch(&events.TemporaryBan{Code: events.TempBanBlockedByUsers, Expire: -time.Minute + 20*time.Millisecond})
+	h.status(bridge.TempBanned)
+	waitFor(t, "reconnect after the ban", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.connects == 2 && c.connected })
+}
+
+func TestOutdatedRefetchesVersion(t *testing.T) {
+	orig := wastore.GetWAVersion()
+	t.Cleanup(func() { wastore.SetWAVersion(orig) })
+	h := newHarness(t, true)
+	newer := wastore.WAVersionContainer{orig[0], orig[1] + 2, 1}
+	fetches := 0
+	h.a.fetchVersion = func(context.Context) (*wastore.WAVersionContainer, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		fetches++
+		if fetches == 1 {
+			return nil, errors.New("offline at start-up")
+		}
+		return &newer, nil
+	}
+	h.run()
+	c := h.client()
+	c.Disconnect()
+	c.dispatch(&events.ClientOutdated{})
+	h.status(bridge.Outdated)
+	waitFor(t, "reconnect with the new version", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.connects == 2 && c.connected })
+	if wastore.GetWAVersion() != newer {
+		t.Errorf("version %v", wastore.GetWAVersion())
+	}
+}
+
 func TestLogoutMidSession(t *testing.T) {
 	h := newHarness(t, true)
 	h.run()
