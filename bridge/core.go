@@ -123,6 +123,7 @@ type Core struct {
 
 	lastRead  map[ChatID]time.Time   // owner's read marker per chat (in memory)
 	receipted map[string]ReceiptKind // owner's message ids with a receipt sent
+	qrShown   int                    // QR codes shown in this pairing
 }
 
 // person is what the core knows of a WhatsApp user's names.

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// *store.DB is the core's Store.
+var _ bridge.Store = (*store.DB)(nil)
+
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 // fakeWA records what the core asks of WhatsApp.

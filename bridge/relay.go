@@ -556,10 +556,17 @@ func (c *Core) pairCode(ctx context.Context, p *PairCode) {
 	if err != nil {
 		c.log.Warn("core: QR image not uploaded; sending its text", "err", err)
 	}
-	c.say("Scan this QR code with WhatsApp → Settings → Linked devices → Link a device" + until + ". Its text, for a QR app: " + p.QR)
+	c.qrShown++
+	if c.qrShown == 1 {
+		c.say("Scan this QR code with WhatsApp → Settings → Linked devices → Link a device" + until + ". Its text, for a QR app: " + p.QR)
+		return
+	}
+	// WhatsApp rotates the code every 20 seconds or so: say less.
+	c.say("New QR code" + until + "; the previous one expired. Its text: " + p.QR)
 }
 
 func (c *Core) pairResult(r *PairResult) {
+	c.qrShown = 0
 	if !r.OK {
 		msg := "Linking failed"
 		if r.Err != "" {

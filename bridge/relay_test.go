@@ -279,6 +279,7 @@ func TestPairing(t *testing.T) {
 	h := newHarness(t)
 	h.say("/pair")
 	h.send(&bridge.PairCode{QR: "2@abc,def,ghi", Expires: t0.Add(time.Minute)})
+	h.send(&bridge.PairCode{QR: "2@jkl,mno,pqr", Expires: t0.Add(80 * time.Second)})
 	h.say("/pair +49 170 1234567")
 	h.send(&bridge.PairCode{LinkCode: "ABCD-EFGH", Expires: t0.Add(3 * time.Minute)})
 	h.send(&bridge.PairResult{OK: true, ID: me, Name: "Owner"})
@@ -291,8 +292,8 @@ func TestPairing(t *testing.T) {
 	for _, m := range h.x.take() {
 		b.WriteString(describe(m) + "\n")
 	}
-	if h.x.uploads != 1 {
-		t.Errorf("uploads = %d, want 1", h.x.uploads)
+	if h.x.uploads != 2 {
+		t.Errorf("uploads = %d, want 2", h.x.uploads)
 	}
 	golden(t, "pair.golden", b.String())
 }
