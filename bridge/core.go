@@ -30,7 +30,8 @@ import (
 //     chat's handle; /to <chat> also releases them there; /cancel drops them.
 //     The answer makes that chat current. Held messages and the "spoke since"
 //     set are persisted (setting "core.route"), so a restart keeps them.
-//   - "//text" sends "/text". Unknown "/words" are answered, not sent.
+//   - "//text" sends "/text". Unknown "/words" are answered, not sent. A
+//     command sent as a reply is a command (not text for the replied chat).
 //   - Duplicates. WhatsApp→XMPP: a message whose key is in the map is not
 //     relayed again. Order: XMPP.Send (durable) first, then the map. A crash
 //     in between relays it again with the same derived XMPP id (relayID), which

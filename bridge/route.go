@@ -68,9 +68,30 @@ type routeOut struct {
 // decide applies DESIGN §2.2 in order: XEP-0461 reply, "> " quote, /msg,
 // the answer to a pending question, then plain text to the current chat
 // only when no other chat spoke since the owner last wrote to it. It never
-// guesses: when in doubt it holds.
+// guesses: when in doubt it holds. A command (a body starting with one "/")
+// is a command even when sent as a reply.
 func decide(in routeIn) routeOut {
 	body := in.Body
+	// Commands first, even in a reply or with a quote-less body: "/mute"
+	// typed as a reply must not reach the chat as text. /msg is rule 3.
+	if name, args, ok := parseCommand(body); ok {
+		if name != "msg" {
+			return routeOut{Action: actCommand, Rule: "command"}
+		}
+		target, text, _ := strings.Cut(args, " ")
+		text = strings.TrimLeft(text, " ")
+		if target == "" || strings.TrimSpace(text) == "" {
+			return routeOut{Action: actReject, Rule: "msg", Problem: "/msg needs a chat and a text: /msg alice see you at 8 (/chats lists the chats)."}
+		}
+		chat, ok := in.resolve(target)
+		if !ok {
+			return routeOut{Action: actReject, Rule: "msg", Problem: "Not sent: no chat " + strconv.Quote(target) + ". /chats lists them, /find <name> searches, /new <+number> starts one."}
+		}
+		return routeOut{Action: actSend, Rule: "msg", Chat: chat, Text: text}
+	}
+	if strings.HasPrefix(body, "//") {
+		body = body[1:] // "//x" sends "/x"
+	}
 	// 1. An XEP-0461 reply names its chat.
 	if in.ReplyTo != "" {
 		if in.Reply == nil || in.Reply.WA.Chat == "" {
@@ -102,25 +123,6 @@ func decide(in routeIn) routeOut {
 			return routeOut{Action: actHold, Rule: "quote", Text: body, Candidates: chats[:min(len(chats), maxCandidates)]}
 		}
 		// No match: the quote is just text.
-	}
-	// 3. Commands; /msg is routing.
-	if name, args, ok := parseCommand(body); ok {
-		if name != "msg" {
-			return routeOut{Action: actCommand, Rule: "command"}
-		}
-		target, text, _ := strings.Cut(args, " ")
-		text = strings.TrimLeft(text, " ")
-		if target == "" || strings.TrimSpace(text) == "" {
-			return routeOut{Action: actReject, Rule: "msg", Problem: "/msg needs a chat and a text: /msg alice see you at 8 (/chats lists the chats)."}
-		}
-		chat, ok := in.resolve(target)
-		if !ok {
-			return routeOut{Action: actReject, Rule: "msg", Problem: "Not sent: no chat " + strconv.Quote(target) + ". /chats lists them, /find <name> searches, /new <+number> starts one."}
-		}
-		return routeOut{Action: actSend, Rule: "msg", Chat: chat, Text: text}
-	}
-	if strings.HasPrefix(body, "//") {
-		body = body[1:] // "//x" sends "/x"
 	}
 	// The answer to a pending question.
 	if in.Held {

@@ -30,6 +30,8 @@ func TestDecide(t *testing.T) {
 	}{
 		{"reply", routeIn{Body: "yes", ReplyTo: fam.XMPPID, Reply: &fam, Current: "a@s.whatsapp.net", Since: []ChatID{"b@s.whatsapp.net"}},
 			routeOut{Action: actSend, Chat: "f@g.us", Text: "yes", Quote: &fam, Rule: "reply"}},
+		{"escaped slash in a reply", routeIn{Body: "//x", ReplyTo: fam.XMPPID, Reply: &fam},
+			routeOut{Action: actSend, Chat: "f@g.us", Text: "/x", Quote: &fam, Rule: "reply"}},
 		{"reply unknown", routeIn{Body: "yes", ReplyTo: "zzz", Current: "a@s.whatsapp.net"},
 			routeOut{Action: actReject, Rule: "reply"}},
 		{"reply empty", routeIn{Body: " ", ReplyTo: fam.XMPPID, Reply: &fam},
@@ -55,6 +57,8 @@ func TestDecide(t *testing.T) {
 		{"/MSG unknown", routeIn{Body: "/MSG carol hi"}, routeOut{Action: actReject, Rule: "msg"}},
 		{"/msg no text", routeIn{Body: "/msg bob"}, routeOut{Action: actReject, Rule: "msg"}},
 		{"/to is a command", routeIn{Body: "/to bob"}, routeOut{Action: actCommand, Rule: "command"}},
+		{"a command in a reply is a command", routeIn{Body: "/mute family", ReplyTo: fam.XMPPID, Reply: &fam}, routeOut{Action: actCommand, Rule: "command"}},
+		{"/msg in a reply", routeIn{Body: "/msg bob hi", ReplyTo: fam.XMPPID, Reply: &fam}, routeOut{Action: actSend, Chat: "b@s.whatsapp.net", Text: "hi", Rule: "msg"}},
 		{"current, quiet", routeIn{Body: "hi", Current: "a@s.whatsapp.net"},
 			routeOut{Action: actSend, Chat: "a@s.whatsapp.net", Text: "hi", Rule: "current"}},
 		{"escaped slash", routeIn{Body: "//me waves", Current: "a@s.whatsapp.net"},
@@ -222,7 +226,7 @@ func FuzzRoute(f *testing.F) {
 		case actSend:
 			switch out.Rule {
 			case "reply":
-				if in.Reply == nil || out.Chat != ChatID(in.Reply.WA.Chat) {
+				if _, _, cmd := parseCommand(body); cmd || in.Reply == nil || out.Chat != ChatID(in.Reply.WA.Chat) {
 					t.Fatalf("reply sent to %s, target %+v", out.Chat, in.Reply)
 				}
 			case "quote":
@@ -238,7 +242,7 @@ func FuzzRoute(f *testing.F) {
 				name, args, _ := parseCommand(body)
 				target, _, _ := strings.Cut(args, " ")
 				want, ok := resolveFake(target)
-				if in.ReplyTo != "" || name != "msg" || !ok || want != out.Chat {
+				if name != "msg" || !ok || want != out.Chat {
 					t.Fatalf("/msg sent to %s, body %q", out.Chat, body)
 				}
 			case "current":
