@@ -161,7 +161,7 @@ func newAdapter(ctx context.Context, db *store.DB, log *slog.Logger, out chan<- 
 		aliases:      map[bridge.Alias]bool{},
 		undecr:       map[bridge.MsgRef]bool{},
 	}
-	a.conv = &converter{self: a.self, polls: a, log: a.log}
+	a.conv = &converter{self: a.self, selfLID: a.selfLID, polls: a, log: a.log}
 	dev, err := a.devices.GetFirstDevice(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: load device: %w", err)
@@ -200,6 +200,16 @@ func (a *Adapter) self() types.JID {
 		return types.EmptyJID
 	}
 	return a.dev.ID.ToNonAD()
+}
+
+// selfLID is the owner's LID, or empty.
+func (a *Adapter) selfLID() types.JID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dev == nil {
+		return types.EmptyJID
+	}
+	return a.dev.LID.ToNonAD()
 }
 
 func (a *Adapter) paired() bool { return !a.self().IsEmpty() }
@@ -438,10 +448,15 @@ func (a *Adapter) emitConverted(ctx context.Context, evs []bridge.Event) {
 			a.putLID(ctx, e)
 		case *bridge.Undecryptable:
 			a.mu.Lock()
+			if len(a.undecr) > 1000 {
+				a.undecr = map[bridge.MsgRef]bool{} // retries that never came
+			}
 			a.undecr[e.Ref] = true
 			a.mu.Unlock()
 		case *bridge.Message:
-			a.noteOldest(e)
+			if !e.History {
+				a.noteOldest(e) // history: once per conversation, in readHistory
+			}
 			a.mu.Lock()
 			if a.undecr[e.Ref] {
 				delete(a.undecr, e.Ref)
@@ -677,11 +692,13 @@ func (a *Adapter) history(ctx context.Context, c client, n *waE2E.HistorySyncNot
 // readHistory converts a decompressed history blob; relay says whether
 // its messages reach the core.
 func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([]byte) (int, error) }, relay bool) (waHistorySync.HistorySync_HistorySyncType, error) {
+	var oldest *bridge.Message // of the current conversation
 	return readHistory(r, historySink{
 		message: func(chat string, wm *waWeb.WebMessageInfo) {
 			if !relay {
 				return
 			}
+
 			var cj types.JID
 			if chat != "" {
 				cj, _ = types.ParseJID(chat)
@@ -691,9 +708,19 @@ func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([
 				a.log.Debug("history message", "err", err)
 				return
 			}
-			a.emitConverted(ctx, a.conv.message(ctx, e, true))
+			evs := a.conv.message(ctx, e, true)
+			for _, ev := range evs {
+				if m, ok := ev.(*bridge.Message); ok && (oldest == nil || m.Time.Before(oldest.Time)) {
+					oldest = m
+				}
+			}
+			a.emitConverted(ctx, evs)
 		},
 		conversation: func(id, name string) {
+			if oldest != nil {
+				a.noteOldest(oldest)
+				oldest = nil
+			}
 			j, err := types.ParseJID(id)
 			if err != nil || name == "" {
 				return

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -40,10 +41,30 @@ type polls interface {
 // decryption of message-secret payloads, poll options) comes through its
 // fields, so it is tested with real whatsmeow values and fakes.
 type converter struct {
-	self  func() types.JID // the owner's phone-number JID (non-AD); may return empty
-	dec   decrypter
-	polls polls
-	log   *slog.Logger
+	self    func() types.JID // the owner's phone-number JID (non-AD); may return empty
+	selfLID func() types.JID // the owner's LID; may return empty
+	dec     decrypter
+	polls   polls
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	accepted map[string]bool // call ids answered (on another device); bounded
+}
+
+// isSelf reports whether j is the owner, by phone number or LID.
+func (c *converter) isSelf(j types.JID) bool {
+	if j.IsEmpty() {
+		return false
+	}
+	if s := c.self(); !s.IsEmpty() && s.User == j.User && j.Server == types.DefaultUserServer {
+		return true
+	}
+	if c.selfLID != nil {
+		if l := c.selfLID(); !l.IsEmpty() && l.User == j.User && j.Server == types.HiddenUserServer {
+			return true
+		}
+	}
+	return false
 }
 
 // muteForever stands for WhatsApp's "always" mute (-1): bridge.ChatInfo has
@@ -119,11 +140,24 @@ func (c *converter) convert(ctx context.Context, evt any) []bridge.Event {
 		return []bridge.Event{c.call(e.BasicCallMeta, bridge.CallOffered, hasChild(e.Data, "video"))}
 	case *events.CallOfferNotice:
 		return []bridge.Event{c.call(e.BasicCallMeta, bridge.CallOffered, e.Media == "video")}
+	case *events.CallAccept:
+		// Answered on the phone or another device.
+		c.mu.Lock()
+		if c.accepted == nil || len(c.accepted) > 100 {
+			c.accepted = map[string]bool{}
+		}
+		c.accepted[e.CallID] = true
+		c.mu.Unlock()
+		return nil
 	case *events.CallTerminate:
+		c.mu.Lock()
+		answered := c.accepted[e.CallID]
+		delete(c.accepted, e.CallID)
+		c.mu.Unlock()
+		// A call to the owner that ends unanswered was missed; the owner's
+		// own calls and answered calls just ended.
 		k := bridge.CallEnded
-		// WhatsApp says "timeout" when nobody answered and the caller hung
-		// up or gave up; either way the owner missed it.
-		if e.Reason == "timeout" || e.Reason == "" && !e.From.IsEmpty() && e.CallCreator == e.From {
+		if !answered && !c.isSelf(e.CallCreator) && !c.isSelf(e.CallCreatorAlt) {
 			k = bridge.CallMissed
 		}
 		return []bridge.Event{c.call(e.BasicCallMeta, k, false)}
@@ -472,6 +506,9 @@ func optionFor(opts []string, h []byte) string {
 }
 
 func (c *converter) receipt(e *events.Receipt) []bridge.Event {
+	if e.IsFromMe {
+		return nil // the owner's other devices: not a receipt for the owner
+	}
 	var k bridge.ReceiptKind
 	switch e.Type {
 	case types.ReceiptTypeDelivered:
@@ -572,8 +609,7 @@ func (c *converter) keyRef(info types.MessageInfo, key *waCommon.MessageKey) bri
 	case p != "":
 		j, _ := types.ParseJID(p)
 		r.Sender = userID(j)
-		self := c.self()
-		r.FromMe = !self.IsEmpty() && j.User == self.User || j.User == info.Sender.User && info.IsFromMe
+		r.FromMe = c.isSelf(j) || j.User == info.Sender.User && info.IsFromMe
 	case key.GetFromMe():
 		r.Sender, r.FromMe = userID(info.Sender), info.IsFromMe
 	case info.IsFromMe:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/proto/waSyncAction"
 	"go.mau.fi/whatsmeow/types"
@@ -70,10 +71,11 @@ func (m memPolls) pollOptions(chat, id string) []string { return m[chat+"/"+id] 
 func testConverter() *converter {
 	p := memPolls{group.String() + "/3EB0POLL0001": {"Pizza", "Sushi"}}
 	return &converter{
-		self:  func() types.JID { return own },
-		dec:   fakeDecrypter{},
-		polls: p,
-		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		self:    func() types.JID { return own },
+		selfLID: func() types.JID { return ownLID },
+		dec:     fakeDecrypter{},
+		polls:   p,
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
@@ -213,6 +215,26 @@ func convertCases() []convertCase {
 		{"call_offer_notice_group", v(&events.CallOfferNotice{BasicCallMeta: types.BasicCallMeta{From: bob, Timestamp: t0, CallCreator: bob, CallID: "CALL2", GroupJID: group}, Media: "audio", Type: "group"})},
 		{"call_missed", v(&events.CallTerminate{BasicCallMeta: types.BasicCallMeta{From: alice, Timestamp: t0, CallCreator: alice, CallID: "CALL1"}, Reason: "timeout"})},
 		{"call_ended", v(&events.CallTerminate{BasicCallMeta: types.BasicCallMeta{From: alice, Timestamp: t0, CallCreator: own, CallID: "CALL3"}, Reason: "hangup"})},
+		{"call_accepted_ended", func(t testing.TB) any {
+			// Answered on the phone, then hung up: ended, not missed. The
+			// converter is fresh per case, so the accept is played here.
+			return callSequence{
+				&events.CallAccept{BasicCallMeta: types.BasicCallMeta{From: alice, Timestamp: t0, CallCreator: alice, CallID: "CALL5"}},
+				&events.CallTerminate{BasicCallMeta: types.BasicCallMeta{From: alice, Timestamp: t0.Add(time.Minute), CallCreator: alice, CallID: "CALL5"}, Reason: "hangup"},
+			}
+		}},
+		{"call_missed_lid", v(&events.CallTerminate{BasicCallMeta: types.BasicCallMeta{From: bobLID, Timestamp: t0, CallCreator: bobLID, CallCreatorAlt: bob, CallID: "CALL6"}})},
+		{"reaction_lid_own", func(t testing.TB) any {
+			// In a LID-addressed group, the target's participant is the
+			// owner's LID.
+			info := groupInfo("3EB0rlid", bobLID)
+			info.AddressingMode = types.AddressingModeLID
+			return &events.Message{Info: info, Message: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
+				Key:  &waCommon.MessageKey{RemoteJID: proto.String(group.String()), ID: proto.String("MINE"), Participant: proto.String(ownLID.String())},
+				Text: proto.String("🎉"),
+			}}}
+		}},
+		{"receipt_own_device", v(&events.Receipt{MessageSource: types.MessageSource{Chat: alice, Sender: types.NewADJID(own.User, 0, 3), IsFromMe: true}, MessageIDs: []string{"O1"}, Timestamp: t0, Type: types.ReceiptTypeDelivered})},
 		{"call_rejected", v(&events.CallReject{BasicCallMeta: types.BasicCallMeta{From: own, Timestamp: t0, CallCreator: alice, CallID: "CALL4"}})},
 		{"group_info", v(&events.GroupInfo{JID: group, Sender: &sender, Timestamp: t0,
 			Name:  &types.GroupName{Name: "Family 🏡"},
@@ -235,7 +257,16 @@ func TestConvertGolden(t *testing.T) {
 	for _, tc := range convertCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConverter()
-			got := dump(t, c.convert(context.Background(), tc.evt(t)))
+			var evs []bridge.Event
+			switch e := tc.evt(t).(type) {
+			case callSequence:
+				for _, x := range e {
+					evs = append(evs, c.convert(context.Background(), x)...)
+				}
+			default:
+				evs = c.convert(context.Background(), e)
+			}
+			got := dump(t, evs)
 			path := filepath.Join("testdata", "convert", tc.name+".golden.json")
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -253,6 +284,9 @@ func TestConvertGolden(t *testing.T) {
 		})
 	}
 }
+
+// callSequence is several events converted by one converter.
+type callSequence []any
 
 // dump prints events as a JSON list of {type, event}.
 func dump(t testing.TB, evs []bridge.Event) []byte {

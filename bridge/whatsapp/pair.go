@@ -27,7 +27,7 @@ func (a *Adapter) Pair(ctx context.Context, phone string) error {
 	var num string
 	if phone != "" {
 		var err error
-		if num, err = normalizePhone(phone); err != nil {
+		if num, err = NormalizePhone(phone); err != nil {
 			return err
 		}
 	}
