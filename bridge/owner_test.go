@@ -189,3 +189,23 @@ func TestSendFailureKeepsHeld(t *testing.T) {
 	h.say("/to bob")
 	eq(t, "sent later", h.wa.take(), []string{`SendText 492222@s.whatsapp.net "to whom"`})
 }
+
+// TestHeldCorrected: correcting a held message changes what is sent;
+// retracting it drops it.
+func TestHeldCorrected(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.send(msg(alice, alice, "A1", "hi"), msg(bob, bob, "B1", "yo"))
+	h.bodies()
+	first := h.say("teh text")
+	second := h.say("oops")
+	h.owner(bridge.OwnerMessage{Replace: first, Body: "the text"})
+	h.owner(bridge.OwnerMessage{Retract: second})
+	eq(t, "told", h.bodies(), []string{
+		"Send to 1) Bob 2) Alice Liddell? Answer 1 or 2.",
+		"2 held messages: Send to 1) Bob 2) Alice Liddell? Answer 1 or 2.",
+		"Dropped the held message.",
+	})
+	h.say("2")
+	eq(t, "sent", h.wa.take(), []string{`SendText 491111@s.whatsapp.net "the text"`})
+}
