@@ -23,7 +23,9 @@ import (
 //     events); muted chats never count. A reply to a bot message that is not
 //     in the map (a command answer, a pruned message) is refused, never
 //     routed to the current chat. A "> " quote matching messages of several
-//     chats holds and asks among them; a quote matching nothing is plain text.
+//     chats holds and asks among them (the answer sends it as a reply to the
+//     quoted message of the chosen chat); a quote matching nothing is plain
+//     text.
 //   - Held messages. While messages are held, every further plain message
 //     is held too (order is kept); the question is asked again with fresh
 //     candidates. The answer is a bare number from the last question or a

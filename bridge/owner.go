@@ -231,7 +231,8 @@ func (c *Core) release(ctx context.Context, chat ChatID) string {
 	for len(c.route.Held) > 0 {
 		m := c.route.Held[0]
 		c.route.Held = c.route.Held[1:]
-		if !c.sentAlready(m.ID) && !c.send(ctx, ChatID(ch.ID), m, nil) {
+		quote := c.requote(ch, &m)
+		if !c.sentAlready(m.ID) && !c.send(ctx, ChatID(ch.ID), m, quote) {
 			// Keep it and the rest held: never lost.
 			c.route.Held = append([]OwnerMessage{m}, c.route.Held...)
 			c.saveRoute()
@@ -242,6 +243,26 @@ func (c *Core) release(ctx context.Context, chat ChatID) string {
 	c.route.Question = nil
 	c.saveRoute()
 	return "→ " + c.chatName(ch) + " (now the current chat)"
+}
+
+// requote turns a held message that starts with a "> " quote of a message
+// in ch (the chat the owner chose) into a reply to that message, the quote
+// removed, as rule 2 would have done had the quote named one chat.
+func (c *Core) requote(ch Chat, m *OwnerMessage) *MsgLink {
+	q, rest, ok := splitQuote(m.Body)
+	if !ok || strings.TrimSpace(rest) == "" {
+		return nil
+	}
+	recent, err := c.st.RecentMessages(ch.ID, recentQuotes)
+	if err != nil {
+		return nil
+	}
+	chats, match := matchQuote(q, recent)
+	if len(chats) != 1 || match == nil {
+		return nil
+	}
+	m.Body = rest
+	return match
 }
 
 // resolveChat finds the chat the owner named: a handle, a JID, a +number,

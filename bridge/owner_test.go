@@ -87,7 +87,7 @@ func TestRouting(t *testing.T) {
 	h.say("> ok\nfine")
 	eq(t, "ambiguous quote", h.bodies(), []string{"Send to 1) Work 2) Alice Liddell? Answer 1 or 2."})
 	h.say("1")
-	eq(t, "ambiguous quote answered", h.wa.take(), []string{"SendText 120363002@g.us \"> ok\\nfine\""})
+	eq(t, "ambiguous quote answered", h.wa.take(), []string{`SendText 120363002@g.us "fine" reply=W1`})
 	h.bodies()
 
 	// Rule 3: /msg sends once; the current chat stays.
