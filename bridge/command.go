@@ -46,9 +46,9 @@ const helpText = `Commands (also as ad-hoc commands in your client):
 /cancel — drop held messages
 Reply to a message to answer in its chat. Plain text goes to the current chat only when no other chat wrote since; otherwise I ask. //text sends "/text".`
 
-// command runs one command and returns its answer. adhoc is true for
-// XEP-0050 commands, which cannot be held or answered later.
-func (c *Core) command(ctx context.Context, name, args string, adhoc bool) string {
+// command runs one command, typed in the chat or as an XEP-0050 ad-hoc
+// command, and returns its answer.
+func (c *Core) command(ctx context.Context, name, args string) string {
 	name = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(name), "/"))
 	args = strings.TrimSpace(args)
 	switch name {

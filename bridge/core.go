@@ -228,7 +228,7 @@ func (c *Core) Run(ctx context.Context) error {
 				cmds = nil
 				continue
 			}
-			text := c.command(ctx, cmd.Name, cmd.Args, true)
+			text := c.command(ctx, cmd.Name, cmd.Args)
 			if cmd.Reply != nil {
 				select {
 				case cmd.Reply <- text:
@@ -287,6 +287,7 @@ func (c *Core) noteID() string {
 
 // name is what the owner calls user: address book, push name, +number.
 func (c *Core) name(u UserID) string {
+	u = bareUser(u)
 	for _, id := range []UserID{u, c.other(u)} {
 		if id == "" {
 			continue

@@ -74,7 +74,7 @@ func (c *Core) ownerText(ctx context.Context, m OwnerMessage) {
 		c.say(out.Problem)
 	case actCommand:
 		name, args, _ := parseCommand(m.Body)
-		if text := c.command(ctx, name, args, false); text != "" {
+		if text := c.command(ctx, name, args); text != "" {
 			c.say(text)
 		}
 	case actSend:

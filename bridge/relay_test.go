@@ -55,6 +55,7 @@ func TestRelayGolden(t *testing.T) {
 	}{
 		{"direct text, address-book name", msg(alice, alice, "M1", "Hi *there*, _how_ are you?")},
 		{"group text, push name", &bridge.Message{Ref: ref(family, bob, "M2"), Time: t0, Kind: bridge.Text, Text: "hello family"}},
+		{"sender with a device part", &bridge.Message{Ref: ref(family, "492222:7@s.whatsapp.net", "M2b"), Time: t0, Kind: bridge.Text, Text: "from my laptop"}},
 		{"group text, unknown sender: number", msg(family, "497777@s.whatsapp.net", "M3", "who am I")},
 		{"group text, sender with a push name on the message", &bridge.Message{Ref: ref(family, "498888@s.whatsapp.net", "M4"), Time: t0, Kind: bridge.Text, Text: "I'm Dan", PushName: "Dan"}},
 		{"owner from the phone, direct", &bridge.Message{Ref: bridge.MsgRef{Chat: alice, Sender: me, ID: "M5", FromMe: true}, Time: t0, Kind: bridge.Text, Text: "sent from my phone"}},
