@@ -298,3 +298,20 @@ func TestPairing(t *testing.T) {
 	}
 	golden(t, "pair.golden", b.String())
 }
+
+// TestZeroEvents: empty events and owner messages neither panic nor stop
+// the core.
+func TestZeroEvents(t *testing.T) {
+	h := newHarness(t)
+	h.send(&bridge.Message{}, &bridge.Edit{}, &bridge.Revoke{}, &bridge.Reaction{}, &bridge.PollVote{}, &bridge.Receipt{},
+		&bridge.Typing{}, &bridge.Presence{}, &bridge.Call{}, &bridge.GroupChange{}, &bridge.Undecryptable{}, &bridge.ContactInfo{},
+		&bridge.ChatInfo{}, &bridge.Alias{}, &bridge.Status{}, &bridge.PairCode{}, &bridge.PairResult{},
+		&bridge.Message{Ref: bridge.MsgRef{Chat: family}, Kind: bridge.Poll}, &bridge.Message{Ref: bridge.MsgRef{Chat: alice}, Kind: bridge.Location},
+		&bridge.Message{Ref: bridge.MsgRef{Chat: alice}, Kind: bridge.ContactCard}, &bridge.Message{Ref: bridge.MsgRef{Chat: alice}, Kind: bridge.Image})
+	for _, m := range []bridge.OwnerMessage{{}, {React: &bridge.Reactions{}}, {Typing: true}, {Body: ">"}, {Body: "> \n"}, {Body: "/"}, {Body: "//"}, {URL: "https://x.example/a.jpg"}} {
+		h.owner(m)
+	}
+	if got := h.cmd("help", ""); !strings.HasPrefix(got, "Commands") {
+		t.Errorf("core not answering after empty events: %q", got)
+	}
+}
