@@ -460,6 +460,9 @@ func (c *Core) cmdStatus() string {
 			b.WriteString("; phone last seen " + ago(now, s.PhoneLastSeen))
 		}
 	}
+	if n := len(c.cfg.Events); n > 0 {
+		fmt.Fprintf(&b, "; %d %s waiting to be relayed", n, plural(n, "event", "events"))
+	}
 	b.WriteString("\nXMPP: ")
 	if st, err := c.x.Stats(); err != nil {
 		b.WriteString("unknown (" + err.Error() + ")")
