@@ -36,13 +36,8 @@ func (b *bucket) take(ctx context.Context, n int) error {
 	b.last = now
 	need := min(float64(n), b.burst)
 	if b.tokens < need {
-		wait := time.Duration((need - b.tokens) / b.rate * float64(time.Second))
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if err := sleep(ctx, time.Duration((need-b.tokens)/b.rate*float64(time.Second))); err != nil {
+			return err
 		}
 		now = b.now()
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
@@ -50,4 +45,16 @@ func (b *bucket) take(ctx context.Context, n int) error {
 	}
 	b.tokens -= float64(n)
 	return nil
+}
+
+// sleep waits for d or until ctx ends, whichever is first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

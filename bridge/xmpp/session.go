@@ -333,12 +333,8 @@ func (s *Session) Run(ctx context.Context) error {
 		// returning in lock step.
 		wait := backoff/2 + rand.N(backoff/2+1)
 		s.log.Warn("disconnected", "err", err, "retry_in", wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if err := sleep(ctx, wait); err != nil {
+			return err
 		}
 		backoff = min(backoff*2, s.cfg.MaxBackoff)
 	}
