@@ -51,7 +51,6 @@ type client interface {
 	PairPhone(ctx context.Context, phone string, showPushNotification bool, clientType whatsmeow.PairClientType, clientDisplayName string) (string, error)
 	SendPasskeyConfirmation(ctx context.Context) error
 
-	DownloadMediaWithPath(ctx context.Context, directPath string, encFileHash, fileHash, mediaKey []byte, mediaType whatsmeow.MediaType, mmsType string, allowNoHash bool) ([]byte, error)
 	DownloadMediaWithPathToFile(ctx context.Context, directPath string, encFileHash, fileHash, mediaKey []byte, mediaType whatsmeow.MediaType, mmsType string, allowNoHash bool, file whatsmeow.File) error
 	ParseWebMessage(chat types.JID, m *waWeb.WebMessageInfo) (*events.Message, error)
 }
@@ -657,7 +656,7 @@ func (a *Adapter) pollOptions(chat, id string) []string {
 // pairing give names, contacts and LID mappings only (never a flood of old
 // messages); on-demand syncs (RequestHistory) are relayed with History set.
 func (a *Adapter) history(ctx context.Context, c client, n *waE2E.HistorySyncNotification) {
-	f, err := os.CreateTemp("", "waxmpp-history-*")
+	f, err := a.tempFile("history")
 	if err != nil {
 		a.log.Warn("history sync", "err", err)
 		return

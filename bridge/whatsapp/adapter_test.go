@@ -173,11 +173,12 @@ func (f *fakeClient) PairPhone(ctx context.Context, phone string, push bool, ct 
 	return "ABCD-EFGH", f.pairErr
 }
 func (f *fakeClient) SendPasskeyConfirmation(ctx context.Context) error { return nil }
-func (f *fakeClient) DownloadMediaWithPath(ctx context.Context, p string, enc, sha, key []byte, mt whatsmeow.MediaType, mms string, noHash bool) ([]byte, error) {
-	return []byte(string(mt) + " " + p), nil
-}
 func (f *fakeClient) DownloadMediaWithPathToFile(ctx context.Context, p string, enc, sha, key []byte, mt whatsmeow.MediaType, mms string, noHash bool, file whatsmeow.File) error {
-	return errors.New("no network in tests")
+	if p == "/fail" {
+		return errors.New("404")
+	}
+	_, err := file.Write([]byte(string(mt) + " " + p))
+	return err
 }
 func (f *fakeClient) ParseWebMessage(chat types.JID, wm *waWeb.WebMessageInfo) (*events.Message, error) {
 	if chat.IsEmpty() {
@@ -729,6 +730,16 @@ func TestSends(t *testing.T) {
 	b, _ := io.ReadAll(rc)
 	if string(b) != "WhatsApp Image Keys /v/x" {
 		t.Errorf("download %q", b)
+	}
+	if err := rc.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"video","p":"/fail"}`}); err == nil {
+		t.Error("failed download: no error")
+	}
+	// No temporary file is left behind.
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(h.db.Path()), ".waxmpp-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 	if _, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"image","p":"http://evil"}`}); err == nil {
 		t.Error("download with a bad handle: no error")

@@ -1,12 +1,13 @@
 package whatsapp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -299,9 +300,10 @@ var mediaTypes = map[string]whatsmeow.MediaType{
 	"document": whatsmeow.MediaDocument, "sticker": whatsmeow.MediaImage,
 }
 
-// Download implements bridge.WhatsApp. whatsmeow decrypts in memory; media
-// is capped by WhatsApp (100 MB video, 2 GB documents), so a document may
-// need the file variant later.
+// Download implements bridge.WhatsApp. The attachment is downloaded and
+// decrypted into a temporary file beside the state file (on disk: /tmp
+// may be RAM on a Pi, and documents reach 2 GB); closing the reader
+// removes it.
 func (a *Adapter) Download(ctx context.Context, m *bridge.Media) (io.ReadCloser, error) {
 	c, _, err := a.linked()
 	if err != nil {
@@ -315,11 +317,36 @@ func (a *Adapter) Download(ctx context.Context, m *bridge.Media) (io.ReadCloser,
 	if !ok || !strings.HasPrefix(h.DirectPath, "/") {
 		return nil, fmt.Errorf("whatsapp: download: bad media handle")
 	}
-	b, err := c.DownloadMediaWithPath(ctx, h.DirectPath, h.EncSHA256, h.SHA256, h.MediaKey, mt, "", false)
+	f, err := a.tempFile("media")
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: download: %w", err)
 	}
-	return io.NopCloser(bytes.NewReader(b)), nil
+	err = c.DownloadMediaWithPathToFile(ctx, h.DirectPath, h.EncSHA256, h.SHA256, h.MediaKey, mt, "", false, f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("whatsapp: download: %w", err)
+	}
+	return &tempReader{f}, nil
+}
+
+// tempFile creates a private temporary file next to the state file.
+func (a *Adapter) tempFile(kind string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(a.db.Path()), ".waxmpp-"+kind+"-*")
+}
+
+// tempReader is a temporary file removed on Close.
+type tempReader struct{ *os.File }
+
+func (t *tempReader) Close() error {
+	err := t.File.Close()
+	if rerr := os.Remove(t.File.Name()); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // Logout implements bridge.WhatsApp.
