@@ -15,6 +15,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	wastore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"waxmpp/bridge"
@@ -148,5 +149,46 @@ func clearTimes(m *waE2E.Message) {
 	}
 	if p := m.GetEditedMessage().GetMessage().GetProtocolMessage(); p != nil {
 		p.TimestampMS = nil
+	}
+}
+
+// TestKeysRoundTrip: a revoke or reaction built by whatsmeow for the owner
+// (as the phone builds them too) converts back, as the owner's own
+// message, to the same target. This pins the converter's reading of
+// message keys to whatsmeow's writing of them.
+func TestKeysRoundTrip(t *testing.T) {
+	h := newHarness(t, true)
+	cli := whatsmeow.NewClient(h.a.device(), nil)
+	c := testConverter()
+	ctx := context.Background()
+	dm := bridge.ChatID(alice.String())
+	grp := bridge.ChatID(group.String())
+	for _, target := range []bridge.MsgRef{
+		{Chat: dm, Sender: bridge.UserID(alice.String()), ID: "A"},
+		{Chat: dm, Sender: bridge.UserID(own.String()), ID: "B", FromMe: true},
+		{Chat: grp, Sender: bridge.UserID(bob.String()), ID: "C"},
+		{Chat: grp, Sender: bridge.UserID(own.String()), ID: "D", FromMe: true},
+	} {
+		chat, _ := types.ParseJID(string(target.Chat))
+		info := types.MessageInfo{MessageSource: types.MessageSource{Chat: chat, Sender: own, IsFromMe: true, IsGroup: chat.Server == types.GroupServer}, ID: "X", Timestamp: t0}
+		for _, m := range []*waE2E.Message{
+			cli.BuildRevoke(chat, keySender(target), target.ID),
+			cli.BuildReaction(chat, keySender(target), target.ID, "👍"),
+		} {
+			evs := c.convert(ctx, &events.Message{Info: info, Message: m})
+			if len(evs) != 1 {
+				t.Fatalf("%v: %d events", target, len(evs))
+			}
+			var got bridge.MsgRef
+			switch e := evs[0].(type) {
+			case *bridge.Revoke:
+				got = e.Ref
+			case *bridge.Reaction:
+				got = e.Target
+			}
+			if got != target {
+				t.Errorf("%T: got %+v, want %+v", evs[0], got, target)
+			}
+		}
 	}
 }
