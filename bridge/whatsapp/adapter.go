@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,19 +109,20 @@ type Adapter struct {
 	fetchVersion func(context.Context) (*wastore.WAVersionContainer, error)
 	now          func() time.Time
 
-	mu        sync.Mutex
-	dev       *wastore.Device
-	cli       client
-	runCtx    context.Context
-	pairing   bool
-	pairedAs  *events.PairSuccess
-	aliases   map[bridge.Alias]bool
-	undecr    map[bridge.MsgRef]bool // Undecryptable sent, Message not yet
-	phoneSeen time.Time
-	phoneSave time.Time
-	phoneAsk  time.Time
-	phoneWarn bool // PhoneOffline was reported
-	wg        sync.WaitGroup
+	mu            sync.Mutex
+	dev           *wastore.Device
+	cli           client
+	runCtx        context.Context
+	pairing       bool
+	pairedAs      *events.PairSuccess
+	aliases       map[bridge.Alias]bool
+	undecr        map[bridge.MsgRef]bool // Undecryptable sent, Message not yet
+	phoneSeen     time.Time
+	phoneSave     time.Time
+	phoneAsk      time.Time
+	phoneWarn     bool // PhoneOffline was reported
+	phoneWarnDays int
+	wg            sync.WaitGroup
 }
 
 var _ bridge.WhatsApp = (*Adapter)(nil)
@@ -232,7 +234,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 
 	a.updateVersion(ctx)
 	if !a.paired() {
-		a.emit(&bridge.Status{State: bridge.NotPaired, Reason: "waxmpp is not linked to a WhatsApp account yet: send /pair (QR code) or /pair +<your number> (link code)"})
+		a.emit(&bridge.Status{State: bridge.NotPaired, Reason: "no linked device"})
 	} else {
 		a.connect(ctx)
 	}
@@ -255,7 +257,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 func (a *Adapter) connect(ctx context.Context) {
 	if err := a.client().Connect(); err != nil {
 		a.log.Warn("connect", "err", err)
-		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "cannot connect to WhatsApp: " + err.Error()})
+		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "cannot connect: " + err.Error()})
 	}
 }
 
@@ -332,7 +334,7 @@ func (a *Adapter) handle(c client, evt any) {
 	ctx := context.Background()
 	switch e := evt.(type) {
 	case *events.Connected:
-		a.emit(&bridge.Status{State: bridge.Connected, Reason: "connected to WhatsApp"})
+		a.emit(&bridge.Status{State: bridge.Connected, Reason: "connected"})
 		// Unavailable, so that the phone keeps showing notifications.
 		a.spawn(func(ctx context.Context) {
 			if err := c.SendPresence(ctx, types.PresenceUnavailable); err != nil {
@@ -341,19 +343,19 @@ func (a *Adapter) handle(c client, evt any) {
 		})
 		return
 	case *events.Disconnected:
-		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "the connection to WhatsApp dropped; reconnecting"})
+		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "connection lost, reconnecting"})
 		return
 	case *events.KeepAliveTimeout:
-		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("WhatsApp stopped answering keep-alive pings (%d missed); reconnecting if it does not recover", e.ErrorCount)})
+		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("no answer to %d keep-alive pings", e.ErrorCount)})
 		return
 	case *events.KeepAliveRestored:
-		a.emit(&bridge.Status{State: bridge.Connected, Reason: "WhatsApp answers keep-alive pings again"})
+		a.emit(&bridge.Status{State: bridge.Connected, Reason: "keep-alive pings answered again"})
 		return
 	case *events.LoggedOut:
-		a.loggedOut(c, "WhatsApp unlinked waxmpp ("+loggedOutWords(e.Reason)+"). Send /pair to link it again.")
+		a.loggedOut(c, loggedOutWords(e.Reason))
 		return
 	case *events.StreamReplaced:
-		a.emit(&bridge.Status{State: bridge.StreamReplaced, Reason: "another program connected with this link (a second waxmpp with a copy of the state file?). Stop it, then restart waxmpp."})
+		a.emit(&bridge.Status{State: bridge.StreamReplaced, Reason: "another connection with the same link replaced this one"})
 		return
 	case *events.ClientOutdated:
 		a.emit(outdated())
@@ -361,7 +363,7 @@ func (a *Adapter) handle(c client, evt any) {
 		return
 	case *events.TemporaryBan:
 		a.emit(&bridge.Status{State: bridge.TempBanned, Until: a.now().Add(e.Expire).UTC(),
-			Reason: fmt.Sprintf("WhatsApp banned this account temporarily: %s", e.Code.String())})
+			Reason: banWords(e.Code)})
 		// whatsmeow does not reconnect after a ban; try again when it ends.
 		a.spawn(func(ctx context.Context) { a.reconnectAfter(ctx, c, e.Expire+time.Minute) })
 		return
@@ -373,7 +375,7 @@ func (a *Adapter) handle(c client, evt any) {
 		case e.Reason.IsLoggedOut():
 			// whatsmeow sends LoggedOut too.
 		default:
-			a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("WhatsApp refused the connection: %s %s", e.Reason.String(), e.Message)})
+			a.emit(&bridge.Status{State: bridge.Disconnected, Reason: strings.TrimSpace(fmt.Sprintf("connection refused: %s %s", e.Reason.String(), e.Message))})
 		}
 		return
 	case *events.PairSuccess:
@@ -518,9 +520,20 @@ func (a *Adapter) Resolve(ctx context.Context, id bridge.UserID) (lid, phone bri
 }
 
 func outdated() *bridge.Status {
-	return &bridge.Status{State: bridge.Outdated, Reason: "WhatsApp refused waxmpp's client version as outdated. Restart waxmpp while online (it fetches the current version at start-up); if that does not help, update waxmpp."}
+	return &bridge.Status{State: bridge.Outdated, Reason: "client version " + wastore.GetWAVersion().String() + " is outdated"}
 }
 
+// banWords is the ban's reason without its number.
+func banWords(code events.TempBanReason) string {
+	s := code.String()
+	if _, after, ok := strings.Cut(s, ": "); ok {
+		s = after
+	}
+	return s
+}
+
+// loggedOutWords is WhatsApp's logout reason in words (the core adds what
+// to do).
 func loggedOutWords(r events.ConnectFailureReason) string {
 	switch r {
 	case events.ConnectFailureLoggedOut:
@@ -528,7 +541,7 @@ func loggedOutWords(r events.ConnectFailureReason) string {
 	case events.ConnectFailureMainDeviceGone:
 		return "the phone's WhatsApp was reinstalled or moved to another phone"
 	case events.ConnectFailureUnknownLogout:
-		return "WhatsApp gave no reason; often the phone was offline for more than 14 days"
+		return "no reason given; often the phone was offline for more than 14 days"
 	}
 	return r.String()
 }
@@ -577,7 +590,7 @@ func (a *Adapter) sawPhone(t time.Time) {
 		}
 	}
 	if back {
-		a.emit(&bridge.Status{State: bridge.Connected, Reason: "your phone is online again", PhoneLastSeen: t})
+		a.emit(&bridge.Status{State: bridge.Connected, Reason: "phone online again", PhoneLastSeen: t})
 	}
 }
 
@@ -603,9 +616,11 @@ func (a *Adapter) checkPhone(ctx context.Context) {
 	if ask {
 		a.phoneAsk = now
 	}
-	warn := off >= phoneWarnAfter && !warned
+	// Told at day 12, then daily, so the day count stays current.
+	days := int(off / (24 * time.Hour))
+	warn := off >= phoneWarnAfter && (!warned || days != a.phoneWarnDays)
 	if warn {
-		a.phoneWarn = true
+		a.phoneWarn, a.phoneWarnDays = true, days
 	}
 	c := a.cli
 	a.mu.Unlock()
@@ -616,9 +631,8 @@ func (a *Adapter) checkPhone(ctx context.Context) {
 		}
 	}
 	if warn {
-		days := int(off / (24 * time.Hour))
 		a.emit(&bridge.Status{State: bridge.PhoneOffline, PhoneLastSeen: seen,
-			Reason: fmt.Sprintf("your phone has not been online for %d days; WhatsApp unlinks waxmpp after about 14. Open WhatsApp on the phone.", days)})
+			Reason: fmt.Sprintf("phone not online for %d days", days)})
 	}
 }
 

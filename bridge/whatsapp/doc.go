@@ -77,8 +77,11 @@
 // online for about 14 days. The adapter notes when the phone was last
 // active (messages and receipts from the owner's device 0) and keeps it in
 // the settings. From day 10 it sends the phone a peer request once a day
-// (WhatsApp delivers it by push, which wakes the app); at day 12 it
-// reports PhoneOffline.
+// (WhatsApp delivers it by push, which wakes the app); from day 12 it
+// reports PhoneOffline, once a day so the day count stays current.
+//
+// Status.Reason holds WhatsApp's side in a few words ("the device was
+// removed from Linked devices on the phone"); the core adds what to do.
 //
 // # History
 //

@@ -358,7 +358,7 @@ func (a *Adapter) Logout(ctx context.Context) error {
 	if err := c.Logout(ctx); err != nil {
 		return fmt.Errorf("whatsapp: logout: %w", err)
 	}
-	a.loggedOut(c, "waxmpp was unlinked as you asked. Send /pair to link it again.")
+	a.loggedOut(c, "unlinked with /logout")
 	return nil
 }
 
