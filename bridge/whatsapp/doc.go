@@ -104,10 +104,10 @@
 // link with the account's passkey (a WebAuthn assertion for whatsapp.com).
 // A headless bridge cannot do that: the attempt ends with a PairResult
 // saying so. What to tell the owner: link by scanning the QR code with
-// WhatsApp on the phone itself (Settings → Linked devices → Link a device),
-// which proves possession without a passkey. When WhatsApp instead shows a
-// confirmation code on the phone, the same code arrives as a PairCode
-// with LinkCode set: compare the two.
+// WhatsApp on the phone itself (Settings → Linked devices → Link a device);
+// scanning from the phone holding the account is the usual proof of
+// possession. Whether WhatsApp still insists on a passkey for QR links
+// cannot be checked from here (see Not verified).
 //
 // # Try it with your phone
 //

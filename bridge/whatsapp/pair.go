@@ -19,10 +19,8 @@ import (
 // relying party whatsapp.com). That needs a browser on whatsapp.com and
 // the passkey's authenticator; a headless bridge cannot produce it, so
 // the attempt ends with a PairResult saying so, and the owner is told to
-// link by QR code from the phone itself, which WhatsApp then accepts
-// without a passkey. When WhatsApp instead asks to confirm a handoff code
-// (events.PairPasskeyConfirmation without SkipHandoffUX), the code is
-// shown as a PairCode.LinkCode to compare with the phone, and confirmed.
+// link by QR code from the phone itself. (A handoff confirmation only
+// follows a passkey response, which waxmpp never sends.)
 func (a *Adapter) Pair(ctx context.Context, phone string) error {
 	var num string
 	if phone != "" {
@@ -99,7 +97,7 @@ func (a *Adapter) pairLoop(ctx context.Context, c client, qr <-chan whatsmeow.QR
 			sentCode = true
 			code, err := c.PairPhone(ctx, num, true, whatsmeow.PairClientChrome, "Chrome (Linux)")
 			if err != nil {
-				fail(fmt.Sprintf("WhatsApp refused a link code for +%s (%v). Check the number: it must be the phone's own number, with country code.", num, err))
+				fail(fmt.Sprintf("WhatsApp refused a link code for +%s (%v); the number must be the phone's own, with country code", num, err))
 				return
 			}
 			a.emit(&bridge.PairCode{LinkCode: code, Expires: a.now().Add(linkCodeValid)})
@@ -120,38 +118,37 @@ func (a *Adapter) pairLoop(ctx context.Context, c client, qr <-chan whatsmeow.QR
 			return
 		case whatsmeow.QRChannelTimeout.Event:
 			if num != "" {
-				fail("the link code was not entered in time. Send /pair +number again for a new one.")
+				fail("the link code was not entered in time")
 			} else {
-				fail("no QR code was scanned in time. Send /pair again for new codes.")
+				fail("no QR code was scanned in time")
 			}
 			return
 		case whatsmeow.QRChannelClientOutdated.Event:
 			a.emit(outdated())
-			fail("WhatsApp refused waxmpp's version as outdated; restart waxmpp online and try again.")
+			fail("WhatsApp refused waxmpp's version as outdated")
 			return
 		case whatsmeow.QRChannelScannedWithoutMultidevice.Event:
 			// The same code can be scanned again once the phone is updated.
 			a.log.Info("QR scanned by a phone without multi-device support")
 		case whatsmeow.QRChannelEventPasskeyRequest:
-			fail("WhatsApp asked to confirm this link with your passkey, which waxmpp cannot use. Link by scanning the QR code (send /pair without a number) with WhatsApp on the phone: Settings → Linked devices → Link a device.")
+			fail("WhatsApp asked to confirm this link with your passkey, which waxmpp cannot use; link with the QR code instead (/pair without a number), scanned in WhatsApp on the phone under Settings → Linked devices → Link a device")
 			return
 		case whatsmeow.QRChannelEventPasskeyResponse:
-			if pc := item.PasskeyConfirmation; pc != nil {
-				a.emit(&bridge.PairCode{LinkCode: pc.Code, Expires: a.now().Add(linkCodeValid)})
-			}
+			// Follows only a passkey response, which waxmpp never sends;
+			// confirm as whatsmeow does when WhatsApp skips the handoff.
 			if err := c.SendPasskeyConfirmation(ctx); err != nil {
 				fail("confirming the link failed: " + err.Error())
 				return
 			}
 		case whatsmeow.QRChannelEventError:
-			msg := "pairing failed"
+			msg := "WhatsApp reported an error"
 			if item.Error != nil {
-				msg += ": " + item.Error.Error()
+				msg = item.Error.Error()
 			}
 			fail(msg)
 			return
 		default:
-			fail("pairing failed: " + item.Event)
+			fail("unexpected pairing event " + item.Event)
 			return
 		}
 	}
