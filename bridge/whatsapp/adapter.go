@@ -738,10 +738,11 @@ func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([
 			if err != nil || name == "" {
 				return
 			}
+			// Group subjects only: a direct chat's name here may be a
+			// push name or the address book's; the app-state contacts
+			// (EmitAppStateEventsOnFullSync) say which.
 			if j.Server == types.GroupServer {
 				a.emit(&bridge.ChatInfo{Chat: chatID(j), Kind: bridge.Group, Name: name})
-			} else if j.Server == types.DefaultUserServer || j.Server == types.HiddenUserServer {
-				a.emit(&bridge.ContactInfo{User: userID(j), FullName: name})
 			}
 		},
 		pushName: func(id, name string) {

@@ -232,12 +232,6 @@ func (c *converter) message(ctx context.Context, e *events.Message, history bool
 		}
 		return append(out, &bridge.Edit{Ref: c.keyRef(info, se.GetTargetMessageKey()), Time: info.Timestamp, Text: text(dm)})
 	}
-	if e.IsEdit {
-		// An edit that arrived in the legacy EditedMessage wrapper.
-		if p := m.GetProtocolMessage(); p != nil {
-			return append(out, &bridge.Edit{Ref: c.keyRef(info, p.GetKey()), Time: info.Timestamp, Text: text(p.GetEditedMessage())})
-		}
-	}
 
 	msg := &bridge.Message{
 		Ref:      ref,
