@@ -237,6 +237,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		a.emit(&bridge.Status{State: bridge.NotPaired, Reason: "no linked device"})
 	} else {
 		a.connect(ctx)
+		a.checkPhone(ctx) // waxmpp itself may have been down for days
 	}
 	t := time.NewTicker(phoneCheckEvery)
 	defer t.Stop()
@@ -607,8 +608,9 @@ func (a *Adapter) checkPhone(ctx context.Context) {
 	seen, asked, warned := a.phoneSeen, a.phoneAsk, a.phoneWarn
 	if seen.IsZero() {
 		// Never seen since this version started watching: start now.
-		a.phoneSeen = now
+		a.phoneSeen, a.phoneSave = now, now
 		a.mu.Unlock()
+		_ = store.PutSetting(a.db, settingPhoneSeen, now.UTC())
 		return
 	}
 	off := now.Sub(seen)

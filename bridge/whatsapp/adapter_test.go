@@ -887,3 +887,24 @@ func TestNormalizePhoneForms(t *testing.T) {
 		}
 	}
 }
+
+// TestPhoneOfflineAtStart: waxmpp was itself down while the phone stayed
+// offline; the owner is told at start-up, not an hour later.
+func TestPhoneOfflineAtStart(t *testing.T) {
+	h := newHarness(t, true)
+	if err := store.PutSetting(h.db, settingPhoneSeen, t0.Add(-13*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Reload, as a restart would.
+	a, err := newAdapter(context.Background(), h.db, slog.New(slog.NewTextHandler(io.Discard, nil)), h.events, h.a.newClient, h.a.fetchVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.now = h.a.now
+	h.a = a
+	h.run()
+	h.status(bridge.PhoneOffline)
+	if c := h.client(); len(c.peer) != 1 {
+		t.Errorf("%d wake-up requests, want 1", len(c.peer))
+	}
+}
