@@ -223,6 +223,7 @@ func (c *Core) Run(ctx context.Context) error {
 				continue
 			}
 			c.ownerMessage(ctx, m)
+			c.x.Handled(m)
 		case cmd, ok := <-cmds:
 			if !ok {
 				cmds = nil

@@ -194,6 +194,8 @@ func (f *fakeXMPP) Upload(_ context.Context, name, ct string, size int64, r io.R
 	return "https://up.example/" + name, nil
 }
 
+func (f *fakeXMPP) Handled(bridge.OwnerMessage) {}
+
 func (f *fakeXMPP) Stats() (bridge.XMPPStats, error) {
 	return bridge.XMPPStats{Connected: true, Queued: 2, Unconfirmed: 1, Lag: 3 * time.Second, Reconnects: 4}, nil
 }

@@ -92,6 +92,12 @@ type XMPP interface {
 	Upload(ctx context.Context, name, contentType string, size int64, r io.Reader) (string, error)
 	// Stats reports connection and queue health for /status.
 	Stats() (XMPPStats, error)
+	// Handled tells the XMPP side that the core has durably dealt with m
+	// (sent it, held it, answered or refused it). Until then the XMPP side
+	// must be able to deliver m again after a crash (it replays the
+	// server's archive from the last handled message); the core drops
+	// what it already handled by id. Called in the order m arrived.
+	Handled(m OwnerMessage)
 }
 
 // Outgoing is one message from the bot to the owner. Only Body is needed
@@ -135,6 +141,9 @@ type OwnerMessage struct {
 	ChatState TypingState
 	URL       string // XEP-0066 or a lone URL body (aesgcm:// too)
 	Time      time.Time
+	// Archive is the id the bot's server archive gave the message
+	// (XEP-0359 stanza-id, XEP-0313), "" when the server keeps none.
+	Archive string
 }
 
 // Command is an XEP-0050 ad-hoc command from the owner's client: the same

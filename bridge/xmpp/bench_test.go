@@ -94,7 +94,6 @@ func BenchmarkRelayToOwner(b *testing.B) {
 	cfg.Rate, cfg.Burst = 1<<30, 1<<20
 	cfg.PingInterval, cfg.PingTimeout = 10*time.Second, 10*time.Second
 	cfg.Outbox = db.Queue("bench-out")
-	cfg.Seen = db
 	s := startSession(b, cfg)
 
 	direct, err := goxmpp.Options{

@@ -40,8 +40,10 @@ func (b *Bot) Run(ctx context.Context) error {
 	for {
 		select {
 		case m := <-b.s.Inbound():
+			om := OwnerMessage(m, time.Now())
+			om.Archive = archiveID(m, b.s.bare)
 			select {
-			case b.owner <- OwnerMessage(m, time.Now()):
+			case b.owner <- om:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -143,6 +145,9 @@ func (b *Bot) Send(msgs ...bridge.Outgoing) ([]string, error) {
 
 // SendNow sends without queueing (bridge.XMPP).
 func (b *Bot) SendNow(o bridge.Outgoing) error { return b.s.SendNow(message(o)) }
+
+// Handled records that the core has dealt with m (bridge.XMPP).
+func (b *Bot) Handled(m bridge.OwnerMessage) { b.s.handled(m.Archive) }
 
 // SetPresence sets the bot's presence (bridge.XMPP).
 func (b *Bot) SetPresence(show, status string) { b.s.SetPresence(show, status) }

@@ -39,6 +39,8 @@ const (
 	NSOOB          = "jabber:x:oob"                           // XEP-0066
 	NSDelay        = "urn:xmpp:delay"                         // XEP-0203
 	NSCarbons      = "urn:xmpp:carbons:2"                     // XEP-0280
+	NSMAM          = "urn:xmpp:mam:2"                         // XEP-0313
+	NSRSM          = "http://jabber.org/protocol/rsm"         // XEP-0059
 	NSForward      = "urn:xmpp:forward:0"                     // XEP-0297
 	NSCaps         = "http://jabber.org/protocol/caps"        // XEP-0115
 	NSDiscoInfo    = "http://jabber.org/protocol/disco#info"  // XEP-0030
@@ -642,6 +644,13 @@ func (*Inbound) stanza()    {}
 func (*InPresence) stanza() {}
 func (*InIQ) stanza()       {}
 
+// Archived describes the XEP-0313 result wrapper of an archived message.
+type Archived struct {
+	QueryID string // the query it answers
+	ID      string // the archive id (the stanza-id the archive gave it)
+	From    string // the wrapper's from: the archive, i.e. the bot's own bare JID
+}
+
 // Carbon tells whether a message came wrapped in an XEP-0280 carbon.
 type Carbon string
 
@@ -733,6 +742,10 @@ type Inbound struct {
 
 	Carbon     Carbon // XEP-0280
 	CarbonFrom string // the wrapper's from; only the bot's own bare JID is legitimate
+
+	// Archived is set for a message forwarded from a message archive
+	// (XEP-0313 result); the fields above describe the archived message.
+	Archived *Archived
 }
 
 // BodyWithoutFallback returns Body without the parts marked as fallback for
@@ -1182,6 +1195,32 @@ func parseMessage(n *node, outer bool) *Inbound {
 			if c.name.Local == "delay" {
 				if t, err := time.Parse(time.RFC3339Nano, c.attr("stamp")); err == nil {
 					m.Delay = &Delay{Stamp: t.UTC(), From: Clean(c.attr("from")), Reason: Clean(c.text())}
+				}
+			}
+		case NSMAM:
+			// XEP-0313: an archived message, forwarded with its original
+			// delay. The inner message is what the owner sent.
+			if !outer || c.name.Local != "result" {
+				continue
+			}
+			fw := c.child(NSForward, "forwarded")
+			if fw == nil {
+				continue
+			}
+			var delay *Delay
+			if d := fw.child(NSDelay, "delay"); d != nil {
+				if t, err := time.Parse(time.RFC3339Nano, d.attr("stamp")); err == nil {
+					delay = &Delay{Stamp: t.UTC(), From: Clean(d.attr("from"))}
+				}
+			}
+			for _, inner := range fw.children() {
+				if inner.name.Local == "message" && (inner.name.Space == NSClient || inner.name.Space == ns) {
+					im := parseMessage(inner, false)
+					im.Archived = &Archived{QueryID: Clean(c.attr("queryid")), ID: Clean(c.attr("id")), From: m.From}
+					if im.Delay == nil {
+						im.Delay = delay
+					}
+					return im
 				}
 			}
 		case NSCarbons:

@@ -112,6 +112,10 @@ func (s *Session) setup(ctx context.Context, c *conn) error {
 			return err
 		}
 	}
+	if err := s.catchUp(ctx); err != nil {
+		// Not fatal: live messages still flow; say what may be missing.
+		s.log.Warn("archive catch-up failed", "err", err)
+	}
 	return nil
 }
 

@@ -287,6 +287,8 @@ func TestStrangerIgnored(t *testing.T) {
 	stranger.Send("<iq to='" + full + "' type='set' id='s5'><command xmlns='http://jabber.org/protocol/commands' node='x' action='execute'/></iq>")
 	// A forged carbon from the stranger claiming to be the owner.
 	stranger.Send("<message to='" + full + "' type='chat' id='s6'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message from='" + srv.JID("owner") + "/x' to='" + bot + "' type='chat' id='s7'><body>forged</body></message></forwarded></received></message>")
+	// A forged archive result.
+	stranger.Send("<message to='" + full + "'><result xmlns='urn:xmpp:mam:2' queryid='q' id='x'><forwarded xmlns='urn:xmpp:forward:0'><message from='" + srv.JID("owner") + "/x' to='" + bot + "' type='chat' id='s8'><body>forged archive</body></message></forwarded></result></message>")
 	// The subscription request is refused.
 	stranger.Next(t, 5*time.Second, func(e *pt.Elem) bool {
 		return e.XMLName.Local == "presence" && e.Attr("type") == "unsubscribed"
@@ -302,8 +304,8 @@ func TestStrangerIgnored(t *testing.T) {
 		t.Fatal("owner's message not relayed")
 	}
 	st, _ := s.Stats()
-	if st.Dropped < 7 {
-		t.Fatalf("Dropped = %d, want ≥ 7 (3 messages, 1 subscription, 2 IQs, 1 carbon)", st.Dropped)
+	if st.Dropped < 8 {
+		t.Fatalf("Dropped = %d, want ≥ 8 (3 messages, 1 subscription, 2 IQs, 1 carbon, 1 archive result)", st.Dropped)
 	}
 	// The stranger's IQs got no answer at all.
 	if e, err := stranger.Wait(500*time.Millisecond, func(e *pt.Elem) bool {
@@ -352,8 +354,11 @@ func TestOutboxSurvivesServerKill(t *testing.T) {
 	cfg := botConfig(t, srv)
 	cfg.Rate = 40000 // slow enough to be mid-way when the server dies
 	cfg.Burst = 4000
-	cfg.PingInterval = time.Second
-	cfg.PingTimeout = time.Second
+	// A dead server is noticed by the closed socket; the ping timeout only
+	// has to exceed how long a busy server (storing every message offline,
+	// under -race on a loaded machine) takes to work through the backlog.
+	cfg.PingInterval, cfg.PingTimeout = time.Second, 10*time.Second
+
 	q := cfg.Outbox.(*memQueue)
 	s := startSession(t, cfg)
 	// The owner's roster must allow offline storage: mutual subscription
@@ -510,5 +515,66 @@ func TestHungServer(t *testing.T) {
 		if !seen[id] {
 			t.Fatalf("message %s lost", id)
 		}
+	}
+}
+
+// TestArchiveCatchUp: messages that reached the bot but were not handled
+// when it stopped (a crash) come back from the server's archive at the next
+// login; handled ones do not.
+func TestArchiveCatchUp(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	owner := srv.Dial(t, "owner")
+	cur := &memCursor{}
+	run := func() (*Session, context.CancelFunc, chan error) {
+		cfg := botConfig(t, srv)
+		cfg.Cursor = cur
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		waitFor(t, 10*time.Second, "connected", func() bool { return s.connected.Load() })
+		return s, cancel, done
+	}
+	s1, stop1, done1 := run()
+	waitFor(t, 5*time.Second, "cursor initialised", func() bool { id, _ := cur.LoadCursor(); return id != "" })
+	bot := srv.JID("bot")
+	for _, id := range []string{"m1", "m2", "m3"} {
+		owner.Send("<message to='" + bot + "' type='chat' id='" + id + "'><body>" + id + "</body></message>")
+	}
+	var got []*Inbound
+	for range 3 {
+		select {
+		case m := <-s1.Inbound():
+			got = append(got, m)
+		case <-time.After(5 * time.Second):
+			t.Fatal("live message missing")
+		}
+	}
+	if archiveID(got[0], s1.bare) == "" {
+		t.Fatalf("no archive id on %+v", got[0])
+	}
+	s1.handled(archiveID(got[0], s1.bare)) // the core handled m1, then waxmpp died
+	stop1()
+	<-done1
+
+	s2, stop2, done2 := run()
+	defer func() { stop2(); <-done2 }()
+	for _, want := range []string{"m2", "m3"} {
+		select {
+		case m := <-s2.Inbound():
+			if m.ID != want || m.Archived == nil || m.Delay == nil {
+				t.Fatalf("replayed %+v, want %s from the archive with its delay", m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s not replayed", want)
+		}
+	}
+	select {
+	case m := <-s2.Inbound():
+		t.Fatalf("unexpected %+v: m1 was handled, the bot's own messages are not the owner's", m)
+	case <-time.After(time.Second):
 	}
 }

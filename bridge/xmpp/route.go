@@ -5,7 +5,6 @@ import (
 
 	"strings"
 	"sync"
-	"time"
 )
 
 // bareJID lower-cases a JID and drops its resource. Localpart and domain
@@ -157,6 +156,17 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 }
 
 func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
+	if m.Archived != nil {
+		// Only our own archive, answering our own query, is trusted.
+		q, _ := s.mamQuery.Load().(string)
+		if a := bareJID(m.Archived.From); a != "" && a != s.bare || q == "" || m.Archived.QueryID != q {
+			s.drop("archive", m.Archived.From)
+			return nil
+		}
+		if bareJID(m.From) == s.bare {
+			return nil // the bot's own messages to the owner, archived too
+		}
+	}
 	if m.Carbon != CarbonNone {
 		// The bot never enables carbons; a carbon is either one of ours
 		// or forged.
@@ -175,9 +185,7 @@ func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
 		if key == "" {
 			key = m.ID
 		}
-		if dup, err := s.seen(key); err != nil {
-			return err
-		} else if dup {
+		if s.recent.seen(key) {
 			s.duplicates.Add(1)
 			return nil
 		}
@@ -190,9 +198,28 @@ func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
 	}
 }
 
-func (s *Session) seen(key string) (bool, error) {
-	if s.cfg.Seen == nil {
-		return false, nil
+// recentIDs is a bounded set of the latest ids, oldest forgotten first.
+// Across restarts the core drops what it already handled, by id.
+type recentIDs struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+const recentMax = 4096
+
+// seen records id and reports whether it was already there.
+func (r *recentIDs) seen(id string) bool {
+	if _, ok := r.set[id]; ok {
+		return true
 	}
-	return s.cfg.Seen.Seen("xmpp-in", key, time.Now())
+	if r.set == nil {
+		r.set = make(map[string]struct{}, recentMax)
+		r.ring = make([]string, recentMax)
+	}
+	delete(r.set, r.ring[r.next])
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % recentMax
+	r.set[id] = struct{}{}
+	return false
 }

@@ -27,10 +27,13 @@ type Queue interface {
 	Oldest() (bridge.QueueItem, bool, error)
 }
 
-// Deduper remembers ids (bridge/store's DB.Seen): Seen records id under kind
-// and reports whether it was already there.
-type Deduper interface {
-	Seen(kind, id string, now time.Time) (bool, error)
+// Cursor keeps, durably, the archive id (XEP-0313) of the last owner
+// message the core has handled; after a reconnect the session replays the
+// server's archive from there, so a message that reached the bot just
+// before a crash is not lost.
+type Cursor interface {
+	LoadCursor() (string, error)
+	SaveCursor(id string) error
 }
 
 // Config configures a Session. JID, Password, Owner and Outbox are required.
@@ -56,7 +59,7 @@ type Config struct {
 	MaxBackoff   time.Duration // default 5 min
 
 	Outbox Queue
-	Seen   Deduper // nil: no duplicate suppression across restarts
+	Cursor Cursor // nil: no archive replay after a restart
 	Log    *slog.Logger
 }
 
@@ -119,6 +122,12 @@ type Session struct {
 	show    string
 	status  string
 	upload  *uploadService // discovered per server, nil until needed
+
+	// recent remembers the ids of the owner's latest messages (reader
+	// goroutine only): a resend or an archive replay of one is dropped.
+	recent recentIDs
+	// mamQuery is the id of the archive query running, "" if none.
+	mamQuery atomic.Value
 
 	// cmds carries XEP-0050 commands to the core (Bot.Commands).
 	// Capacity 8; a command that finds it full waits up to 30 s on its own

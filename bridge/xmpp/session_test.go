@@ -78,21 +78,23 @@ func (q *memQueue) Oldest() (bridge.QueueItem, bool, error) {
 	return q.items[0], true, nil
 }
 
-type memSeen struct {
-	mu  sync.Mutex
-	ids map[string]bool
+// memCursor is an in-memory Cursor.
+type memCursor struct {
+	mu sync.Mutex
+	id string
 }
 
-func (m *memSeen) Seen(kind, id string, _ time.Time) (bool, error) {
+func (m *memCursor) LoadCursor() (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.ids == nil {
-		m.ids = map[string]bool{}
-	}
-	k := kind + "\x00" + id
-	dup := m.ids[k]
-	m.ids[k] = true
-	return dup, nil
+	return m.id, nil
+}
+
+func (m *memCursor) SaveCursor(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.id = id
+	return nil
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -129,7 +131,7 @@ func botConfig(t testing.TB, srv *pt.Server) Config {
 		MinBackoff:   50 * time.Millisecond,
 		MaxBackoff:   500 * time.Millisecond,
 		Outbox:       &memQueue{},
-		Seen:         &memSeen{},
+		Cursor:       &memCursor{},
 		Log:          testLogger(t),
 	}
 }

@@ -36,7 +36,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		PingInterval: cfg.PingInterval,
 		PingTimeout:  cfg.PingTimeout,
 		Outbox:       db.Queue("xmpp-out"),
-		Seen:         db,
+		Cursor:       cursor{db},
 		Log:          log.With("component", "xmpp"),
 	})
 	if err != nil {
@@ -126,6 +126,18 @@ func xmppResult(ctx context.Context, err error, jid string) error {
 	}
 	return err
 }
+
+// cursor keeps the XMPP archive cursor in the store's settings.
+type cursor struct{ db *store.DB }
+
+const cursorSetting = "xmpp.archive_cursor"
+
+func (c cursor) LoadCursor() (string, error) {
+	id, _, err := store.GetSetting[string](c.db, cursorSetting)
+	return id, err
+}
+
+func (c cursor) SaveCursor(id string) error { return store.PutSetting(c.db, cursorSetting, id) }
 
 // rootCAs is the system's roots plus the PEM certificates in file.
 func rootCAs(file string) (*x509.CertPool, error) {

@@ -1,0 +1,135 @@
+package xmpp
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Archive catch-up (XEP-0313). go-xmpp has no XEP-0198, so the server
+// forgets a message once it wrote it to the bot's socket; if waxmpp dies
+// before the core has handled it, only the server's archive still has it.
+// The core reports each handled owner message (Bot.Handled); the session
+// saves its archive id (Cursor) and, on every login, asks the archive for
+// the owner's messages after that id. Replays the core already handled are
+// dropped by id (by the session while it runs, by the core across
+// restarts). A server without an archive (no mod_mam) just has nothing to
+// replay.
+
+const mamPage = 100
+
+// fromStart is the cursor of an archive that was empty when waxmpp first
+// looked: everything in it is new.
+const fromStart = "^"
+
+type mamFin struct {
+	Complete string `xml:"complete,attr"`
+	Set      struct {
+		Last string `xml:"last"`
+	} `xml:"http://jabber.org/protocol/rsm set"`
+}
+
+// catchUp replays the owner's archived messages after the cursor. With no
+// cursor yet it only records where the archive ends now.
+func (s *Session) catchUp(ctx context.Context) error {
+	if s.cfg.Cursor == nil {
+		return nil
+	}
+	after, err := s.cfg.Cursor.LoadCursor()
+	if err != nil {
+		return fmt.Errorf("xmpp: archive cursor: %w", err)
+	}
+	qid := "mam-" + s.NewID()
+	s.mamQuery.Store(qid)
+	defer s.mamQuery.Store("")
+	if after == "" {
+		// First run: start from the archive's newest message, or from its
+		// beginning when it is empty.
+		last, _, err := s.mamPage(ctx, qid, "", true)
+		if err != nil {
+			return err
+		}
+		if last == "" {
+			last = fromStart
+		}
+		return s.cfg.Cursor.SaveCursor(last)
+	}
+	for pages := 0; pages < 1000; pages++ { // 100k messages: a bound, not a plan
+		last, complete, err := s.mamPage(ctx, qid, after, false)
+		if err != nil {
+			if strings.Contains(err.Error(), "item-not-found") {
+				// The archive no longer has our cursor (expired): start
+				// again from its end rather than replay everything.
+				s.log.Warn("archive no longer holds the last handled message; some messages sent while waxmpp was down may be missing", "cursor", after)
+				return s.cfg.Cursor.SaveCursor("")
+			}
+			return err
+		}
+		if complete || last == "" {
+			return nil
+		}
+		after = last
+	}
+	return nil
+}
+
+// mamPage asks for one page of the owner's messages after the archive id
+// after (or, with latest, just the newest one). The results arrive as
+// messages before the answer and go through routeMessage.
+func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (last string, complete bool, err error) {
+	var w writer
+	w.open("query", NSMAM, "queryid", qid)
+	w.open("x", NSDataForms, "type", "submit")
+	w.open("field", "", "var", "FORM_TYPE", "type", "hidden")
+	w.elem("value", "", NSMAM)
+	w.close()
+	w.open("field", "", "var", "with")
+	w.elem("value", "", s.cfg.Owner)
+	w.close()
+	w.close()
+	w.open("set", NSRSM)
+	if latest {
+		w.elem("max", "", "1")
+		w.empty("before", "")
+	} else {
+		w.elem("max", "", fmt.Sprint(mamPage))
+		if after != fromStart {
+			w.elem("after", "", after)
+		}
+	}
+	w.close()
+	w.close()
+	res, err := s.iq(ctx, IQ{Type: "set", Payload: Inner{w.bytes()}})
+	if err != nil {
+		return "", false, fmt.Errorf("xmpp: archive query: %w", err)
+	}
+	var fin mamFin
+	if err := res.Unmarshal(&fin); err != nil {
+		return "", false, err
+	}
+	return fin.Set.Last, fin.Complete == "true", nil
+}
+
+// handled saves the archive id of a message the core has dealt with.
+func (s *Session) handled(archiveID string) {
+	if s.cfg.Cursor == nil || archiveID == "" {
+		return
+	}
+	if err := s.cfg.Cursor.SaveCursor(archiveID); err != nil {
+		s.log.Error("cannot save the archive cursor", "err", err)
+	}
+}
+
+// archiveID is the id our own archive gave m: the XEP-0359 stanza-id added
+// by the bot's server (by = the bot's bare JID), or the XEP-0313 result id.
+func archiveID(m *Inbound, bare string) string {
+	if m.Archived != nil {
+		return m.Archived.ID
+	}
+	for _, id := range m.StanzaIDs {
+		if bareJID(id.By) == bare {
+			return id.ID
+		}
+	}
+	return ""
+}
