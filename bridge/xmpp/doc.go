@@ -38,8 +38,16 @@
 //     carbons are dropped (the bot never enables them). IQ results are
 //     accepted only from the entity the request went to. The owner's
 //     unknown IQ requests get service-unavailable.
-//   - Duplicates in: the owner's messages are dropped when their origin-id
-//     (or id) was seen before, persistently (store's Seen).
+//   - Nothing lost inbound: without XEP-0198 the server forgets a message
+//     once written to the bot's socket. The core reports each owner message
+//     it has durably handled (Bot.Handled); its archive id (XEP-0359
+//     stanza-id by the bot's bare JID) is saved as a cursor, and every
+//     login replays the owner's messages after it from the server's
+//     archive (XEP-0313). Only results of our own query from our own
+//     archive are accepted. With no archive there is nothing to replay.
+//   - Duplicates in: the session drops an owner message whose origin-id (or
+//     id) is among the last 4,096 it saw (resends, archive replays); across
+//     restarts the core drops what it already handled, by the same id.
 //   - Roster: at each login the bot pre-approves the owner's subscription
 //     and asks for the owner's (RFC 6121 §3.4), so both see each other's
 //     presence: the bot's presence is the bridge's health light.
