@@ -47,6 +47,7 @@ type client interface {
 	SendChatPresence(ctx context.Context, jid types.JID, state types.ChatPresence, media types.ChatPresenceMedia) error
 	SendPresence(ctx context.Context, state types.Presence) error
 	IsOnWhatsApp(ctx context.Context, phones []string) ([]types.IsOnWhatsAppResponse, error)
+	GetJoinedGroups(ctx context.Context) ([]*types.GroupInfo, error)
 
 	GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error)
 	PairPhone(ctx context.Context, phone string, showPushNotification bool, clientType whatsmeow.PairClientType, clientDisplayName string) (string, error)
@@ -122,6 +123,7 @@ type Adapter struct {
 	phoneAsk      time.Time
 	phoneWarn     bool // PhoneOffline was reported
 	phoneWarnDays int
+	groupsFetched bool // once per run: names of all groups
 	wg            sync.WaitGroup
 }
 
@@ -342,6 +344,14 @@ func (a *Adapter) handle(c client, evt any) {
 				a.log.Debug("send presence", "err", err)
 			}
 		})
+		a.emitConverted(ctx, alias(a.selfLID(), a.self()))
+		a.mu.Lock()
+		first := !a.groupsFetched
+		a.groupsFetched = true
+		a.mu.Unlock()
+		if first {
+			a.spawn(func(ctx context.Context) { a.fetchGroups(ctx, c) })
+		}
 		return
 	case *events.Disconnected:
 		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "connection lost, reconnecting"})
@@ -402,6 +412,26 @@ func (a *Adapter) handle(c client, evt any) {
 		}
 	}
 	a.emitConverted(ctx, a.conv.convert(ctx, evt))
+}
+
+// fetchGroups tells the core every group's name and the identities of
+// its members, once per run: names otherwise arrive only with changes.
+func (a *Adapter) fetchGroups(ctx context.Context, c client) {
+	gs, err := c.GetJoinedGroups(ctx)
+	if err != nil {
+		a.log.Info("fetch groups", "err", err)
+		a.mu.Lock()
+		a.groupsFetched = false // try again at the next connect
+		a.mu.Unlock()
+		return
+	}
+	for _, g := range gs {
+		evs := []bridge.Event{&bridge.ChatInfo{Chat: chatID(g.JID), Kind: bridge.Group, Name: g.Name}}
+		for _, p := range g.Participants {
+			evs = append(evs, alias(p.LID, p.PhoneNumber)...)
+		}
+		a.emitConverted(ctx, evs)
+	}
 }
 
 // reconnectAfter connects c again after d, unless it was replaced (logged

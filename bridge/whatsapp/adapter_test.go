@@ -155,6 +155,10 @@ func (f *fakeClient) IsOnWhatsApp(ctx context.Context, phones []string) ([]types
 	}
 	return out, nil
 }
+func (f *fakeClient) GetJoinedGroups(ctx context.Context) ([]*types.GroupInfo, error) {
+	return []*types.GroupInfo{{JID: group, GroupName: types.GroupName{Name: "Family"},
+		Participants: []types.GroupParticipant{{JID: bobLID, LID: bobLID, PhoneNumber: bob}}}}, nil
+}
 func (f *fakeClient) GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -352,7 +356,8 @@ func TestPairQR(t *testing.T) {
 	}
 	// whatsmeow stores the new identity, then reports success.
 	id := types.NewADJID(own.User, 0, 9)
-	c.dev.ID = &id
+	c.dev.ID, c.dev.LID = &id, types.NewADJID(ownLID.User, 0, 9)
+	c.dev.LID.Server = types.HiddenUserServer
 	c.dispatch(&events.PairSuccess{ID: id, BusinessName: "", Platform: "android"})
 	qr <- whatsmeow.QRChannelSuccess
 	close(qr)
@@ -362,10 +367,23 @@ func TestPairQR(t *testing.T) {
 	}
 	c.dispatch(&events.Connected{})
 	h.status(bridge.Connected)
+	// The owner's own two identities, then every group's name.
+	if a, ok := h.next().(*bridge.Alias); !ok || a.Phone != bridge.UserID(own.String()) {
+		t.Fatalf("got %+v", a)
+	}
+	if ci, ok := h.next().(*bridge.ChatInfo); !ok || ci.Name != "Family" {
+		t.Fatalf("got %+v", ci)
+	}
+	if a, ok := h.next().(*bridge.Alias); !ok || a.LID != bridge.UserID(bobLID.String()) {
+		t.Fatalf("got %+v", a)
+	}
+	c.dispatch(&events.Connected{}) // a reconnect: groups are not fetched again
+	h.status(bridge.Connected)
+	h.none()
 	waitFor(t, "unavailable presence", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return len(c.presence) == 1 && c.presence[0] == types.PresenceUnavailable
+		return len(c.presence) == 2 && c.presence[0] == types.PresenceUnavailable
 	})
 	if err := h.a.Pair(context.Background(), ""); !errors.Is(err, bridge.ErrAlreadyPaired) {
 		t.Errorf("Pair when paired: got %v, want ErrAlreadyPaired", err)
@@ -501,6 +519,8 @@ func TestLogoutMidSession(t *testing.T) {
 	old := h.client()
 	old.dispatch(&events.Connected{})
 	h.status(bridge.Connected)
+	h.next() // the group list: ChatInfo
+	h.next() // and its member's Alias
 	old.dispatch(&events.LoggedOut{Reason: events.ConnectFailureLoggedOut})
 	s := h.status(bridge.LoggedOut)
 	if s.Reason != "the device was removed from Linked devices on the phone" {
