@@ -60,7 +60,9 @@
 // shows both (SenderAlt, RecipientAlt, PushName.JIDAlt, group participant
 // lists, history mappings, app-state contacts), the adapter stores the pair
 // in whatsmeow's LID store and emits one bridge.Alias, so the core keeps
-// one chat per person. Resolve answers either way.
+// one chat per person. Resolve answers either way. On the first connect of
+// a run the adapter also tells every group's name and its members'
+// identities (GetJoinedGroups), and the owner's own LID.
 //
 // # Life events
 //
