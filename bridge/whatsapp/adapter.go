@@ -92,8 +92,8 @@ const (
 // unbounded in-memory FIFO, then returns; it never waits for the core. One
 // goroutine (started by Run) drains the FIFO into the core's channel in
 // order, waiting for the core as long as it needs. Memory is the only
-// bound: a core that stops reading grows the FIFO, and Stats-free logging
-// warns every 10 000 pending events. Events still in the FIFO when Run
+// bound: a core that stops reading grows the FIFO (Pending tells how
+// much; a warning is logged at every 10 000). Events still in the FIFO when Run
 // returns are dropped: WhatsApp already acknowledged them (whatsmeow acks
 // before handlers run), so a crash right after a message arrived can lose
 // it; making that durable needs an acknowledgement from the core.
@@ -292,6 +292,14 @@ func (a *Adapter) updateVersion(ctx context.Context) {
 	}
 }
 
+// Pending is the number of events converted but not yet taken by the
+// core's channel. Safe to call from any goroutine.
+func (a *Adapter) Pending() int {
+	a.q.mu.Lock()
+	defer a.q.mu.Unlock()
+	return len(a.q.items) + a.q.held
+}
+
 // emit queues an event for the core; it never blocks.
 func (a *Adapter) emit(evs ...bridge.Event) {
 	if n := a.q.push(evs...); n > 0 && n%10000 == 0 {
@@ -309,6 +317,7 @@ func (a *Adapter) drain(ctx context.Context) {
 		for _, e := range evs {
 			select {
 			case a.out <- e:
+				a.q.delivered()
 			case <-ctx.Done():
 				return
 			}
@@ -792,10 +801,18 @@ func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([
 	})
 }
 
+// delivered counts one taken event as handed on.
+func (q *fifo) delivered() {
+	q.mu.Lock()
+	q.held--
+	q.mu.Unlock()
+}
+
 // fifo is an unbounded queue of events: push never blocks.
 type fifo struct {
 	mu     sync.Mutex
 	items  []bridge.Event
+	held   int           // taken by wait, not yet delivered
 	signal chan struct{} // capacity 1: "items is not empty"
 	once   sync.Once
 }
@@ -827,6 +844,7 @@ func (q *fifo) wait(ctx context.Context) ([]bridge.Event, bool) {
 		q.mu.Lock()
 		items := q.items
 		q.items = nil
+		q.held += len(items)
 		q.mu.Unlock()
 		if len(items) > 0 {
 			return items, true

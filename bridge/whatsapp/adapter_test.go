@@ -651,12 +651,16 @@ func TestHandlerNeverBlocks(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("handler took %v for %d events", d, n)
 	}
+	if p := h.a.Pending(); p != n {
+		t.Errorf("Pending = %d, want %d", p, n)
+	}
 	for i := range n {
 		p := h.next().(*bridge.Presence)
 		if p.Online != (i%2 == 1) {
 			t.Fatalf("event %d out of order", i)
 		}
 	}
+	waitFor(t, "Pending to reach 0", func() bool { return h.a.Pending() == 0 })
 }
 
 func TestRetryAfterUndecryptable(t *testing.T) {
