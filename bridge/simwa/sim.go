@@ -193,9 +193,17 @@ func (s *Sim) emit(ctx context.Context, ev bridge.Event) bool {
 
 // conn is one control connection.
 type conn struct {
-	c      net.Conn
-	wmu    sync.Mutex
-	cursor uint64 // op actions without since continues here
+	c        net.Conn
+	wmu      sync.Mutex
+	cursor   uint64        // op actions without since continues here
+	watching bool          // set by watch, read by serve (same goroutine)
+	dead     chan struct{} // closed when a push failed
+	deadOnce sync.Once
+}
+
+func (c *conn) kill() {
+	c.deadOnce.Do(func() { close(c.dead) })
+	c.c.Close()
 }
 
 func (c *conn) write(v any) error {
@@ -212,7 +220,7 @@ func (c *conn) write(v any) error {
 }
 
 func (s *Sim) serve(ctx context.Context, nc net.Conn) {
-	c := &conn{c: nc}
+	c := &conn{c: nc, dead: make(chan struct{})}
 	defer func() {
 		s.mu.Lock()
 		delete(s.watchers, c)
@@ -249,6 +257,15 @@ func (s *Sim) serve(ctx context.Context, nc net.Conn) {
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		c.write(Reply{Error: "closing: " + err.Error()})
+		return
+	}
+	// A watcher that closed its sending side (echo … | socat) still
+	// reads: keep pushing until a push fails or the simulator stops.
+	if c.watching {
+		select {
+		case <-c.dead:
+		case <-ctx.Done():
+		}
 	}
 }
 
@@ -268,7 +285,7 @@ func (s *Sim) handle(ctx context.Context, c *conn, req *Request) (Reply, error) 
 		return s.actionsOp(ctx, c, req)
 	case "watch":
 		if err := s.watch(c, req); err != nil && !errors.Is(err, errWatching) {
-			c.c.Close() // the reply or backlog could not be written
+			c.kill() // the reply or backlog could not be written
 		}
 		return Reply{}, errWatching
 	case "script":
@@ -425,6 +442,7 @@ func (s *Sim) watch(c *conn, req *Request) error {
 	backlog := s.since(since, types)
 	s.watchers[c] = watch{types: types}
 	s.mu.Unlock()
+	c.watching = true
 	// The reply goes first so the client knows the stream has begun.
 	if err := c.write(Reply{ID: req.ID, OK: true}); err != nil {
 		return err
@@ -477,7 +495,7 @@ func (s *Sim) record(a Action) {
 			s.mu.Lock()
 			delete(s.watchers, t.c)
 			s.mu.Unlock()
-			t.c.c.Close()
+			t.c.kill()
 		}
 	}
 }

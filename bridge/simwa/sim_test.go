@@ -1,6 +1,7 @@
 package simwa
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -265,5 +266,28 @@ func TestGenerateAndDownload(t *testing.T) {
 	b, _ := io.ReadAll(rc)
 	if string(b) != "hello" {
 		t.Fatalf("download %q", b)
+	}
+}
+
+// TestWatchAfterHalfClose: a watcher that closed its sending side, as
+// `echo '{"op":"watch"}' | socat …` does, still gets the actions.
+func TestWatchAfterHalfClose(t *testing.T) {
+	s, _, sock := start(t)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte(`{"op":"watch"}` + "\n"))
+	c.(*net.UnixConn).CloseWrite()
+	r := bufio.NewReader(c)
+	if l, err := r.ReadString('\n'); err != nil || l != `{"ok":true}`+"\n" {
+		t.Fatalf("watch reply %q %v", l, err)
+	}
+	time.Sleep(50 * time.Millisecond) // serve has seen the EOF
+	s.SetOnline(t.Context(), true)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, `"type":"set_online"`) {
+		t.Fatalf("pushed %q %v", l, err)
 	}
 }

@@ -93,6 +93,17 @@ type simEnv struct {
 	stanzas  []*pt.Elem     // everything the owner received
 	changed  chan struct{}
 	ownerSeq int
+	// discard counts messages the owner receives instead of keeping them
+	// (a benchmark's load phase).
+	discard   bool
+	discarded int
+}
+
+// counted is how many messages were discarded.
+func (e *simEnv) counted() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.discarded
 }
 
 // Well-known people and chats of the simulated address book.
@@ -167,7 +178,11 @@ func (e *simEnv) collect() {
 			return
 		}
 		e.mu.Lock()
-		e.stanzas = append(e.stanzas, s)
+		if !e.discard {
+			e.stanzas = append(e.stanzas, s)
+		} else if s.XMLName.Local == "message" {
+			e.discarded++
+		}
 		close(e.changed)
 		e.changed = make(chan struct{})
 		e.mu.Unlock()

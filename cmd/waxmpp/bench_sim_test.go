@@ -1,0 +1,259 @@
+//go:build simwa
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"waxmpp/bridge"
+	pt "waxmpp/bridge/prosodytest"
+	"waxmpp/bridge/simwa"
+)
+
+// BenchmarkSimBridge measures the whole binary: N messages WhatsApp →
+// bridge → Prosody → owner, and N owner → Prosody → bridge → WhatsApp,
+// each against a direct client-to-client run through the same Prosody in
+// the same run (the ratio is bridge/direct throughput). Latency is from
+// the control request (or the owner's send) to the owner's receipt (or the
+// simulator's send action). Then the binary's resident memory
+// (/proc/PID/status VmRSS): idle, and after loading 2,000 contacts, 500
+// chats and 100,000 relayed (so mapped) messages. Goal: idle ≤ 40 MB.
+func BenchmarkSimBridge(b *testing.B) {
+	const n = 2000
+	for range b.N {
+		e := newSimEnv(b, envOptions{})
+		e.addressBook()
+		e.command("/to alice")
+		body := strings.Repeat("lorem ipsum ", 8)
+		stranger := e.srv.Dial(b, "stranger")
+		owner := e.srv.JID("owner")
+
+		// Direct: stranger → owner.
+		sent := make([]time.Time, n)
+		m := e.mark()
+		t0 := time.Now()
+		for i := range n {
+			sent[i] = time.Now()
+			stranger.Send(fmt.Sprintf("<message to='%s' type='chat' id='d%d'><body>#%d %s</body></message>", owner, i, i, body))
+		}
+		dIn := e.ownerRun(m, n, t0, sent, "")
+		b.Logf("direct in: %.0f msg/s", dIn.rate)
+
+		// Bridge: WhatsApp → owner, 100 events per control request.
+		sent = make([]time.Time, n)
+		m = e.mark()
+		t0 = time.Now()
+		for i := 0; i < n; i += 100 {
+			var evs []bridge.Event
+			now := time.Now()
+			for j := i; j < i+100; j++ {
+				sent[j] = now
+				evs = append(evs, textMsg(alice, alice, fmt.Sprintf("BENCH%d", j), fmt.Sprintf("#%d %s", j, body), "Alice"))
+			}
+			if err := e.sim.Inject(evs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wIn := e.ownerRun(m, n, t0, sent, "*Alice*")
+		b.Logf("bridge in: %.0f msg/s", wIn.rate)
+
+		// Direct: owner → stranger.
+		sent = make([]time.Time, n)
+		got := make(chan relayRun, 1)
+		go func() {
+			lat := make([]time.Duration, 0, n)
+			seen := make([]bool, n)
+			start := time.Now()
+			for len(lat) < n {
+				s, err := stranger.Wait(60*time.Second, pt.Messages)
+				if err != nil {
+					break
+				}
+				i, ok := number(s.Body(), n)
+				if !ok || seen[i] {
+					continue
+				}
+				seen[i] = true
+				lat = append(lat, s.Received.Sub(sent[i]))
+			}
+			got <- relayRun{rate: float64(len(lat)) / time.Since(start).Seconds(), lat: lat}
+		}()
+		for i := range n {
+			sent[i] = time.Now()
+			e.owner.Send(fmt.Sprintf("<message to='%s' type='chat' id='o%d'><body>#%d %s</body></message>", stranger.JID, i, i, body))
+		}
+		dOut := <-got
+		b.Logf("direct out: %.0f msg/s", dOut.rate)
+		if len(dOut.lat) < n {
+			b.Fatalf("the stranger got %d of %d", len(dOut.lat), n)
+		}
+
+		// Bridge: owner → WhatsApp.
+		sent = make([]time.Time, n)
+		m = e.mark()
+		t0 = time.Now()
+		for i := range n {
+			sent[i] = time.Now()
+			e.sendID(fmt.Sprintf("bench-out-%d", i), fmt.Sprintf("#%d %s", i, body), "")
+		}
+		wOut := e.waRun(m, n, t0, sent)
+		b.Logf("bridge out: %.0f msg/s", wOut.rate)
+
+		report := func(name string, d, w relayRun) {
+			b.ReportMetric(d.rate, name+"-direct-msg/s")
+			b.ReportMetric(w.rate, name+"-bridge-msg/s")
+			b.ReportMetric(w.rate/d.rate, name+"-ratio")
+			b.ReportMetric(ms(pct(d.lat, 0.5)), name+"-direct-p50-ms")
+			b.ReportMetric(ms(pct(d.lat, 0.99)), name+"-direct-p99-ms")
+			b.ReportMetric(ms(pct(w.lat, 0.5)), name+"-bridge-p50-ms")
+			b.ReportMetric(ms(pct(w.lat, 0.99)), name+"-bridge-p99-ms")
+		}
+		report("in", dIn, wIn)
+		report("out", dOut, wOut)
+
+		// Memory: idle, then loaded.
+		quiet(e, 2*time.Second)
+		idle := rss(b, e.cmd.Process.Pid, "VmRSS")
+		b.Logf("idle RSS %.1f MB", idle/1024)
+		e.mu.Lock()
+		e.discard = true
+		e.mu.Unlock()
+		msgs := loadMessages()
+		before := e.counted()
+		t0 = time.Now()
+		if _, err := e.sim.Do(simwa.Request{Op: "generate", Gen: &simwa.Gen{Contacts: 2000, Chats: 500, Messages: msgs, Prefix: "LOAD", Text: "load"}}); err != nil {
+			b.Fatal(err)
+		}
+		if !e.waitLogs(20*time.Minute, func([]simwa.Action, []*pt.Elem) bool { return e.discarded-before >= msgs }) {
+			b.Fatalf("the owner got %d of %d loaded messages", e.counted()-before, msgs)
+		}
+		load := time.Since(t0)
+		quiet(e, 2*time.Second)
+		loaded := rss(b, e.cmd.Process.Pid, "VmRSS")
+		peak := rss(b, e.cmd.Process.Pid, "VmHWM")
+		b.ReportMetric(idle/1024, "idle-RSS-MB")
+		b.ReportMetric(loaded/1024, "loaded-RSS-MB")
+		b.ReportMetric(peak/1024, "peak-RSS-MB")
+		b.ReportMetric(float64(msgs)/load.Seconds(), "load-msg/s")
+		if idle > 40*1024 {
+			b.Errorf("idle RSS %.1f MB, goal ≤ 40 MB", idle/1024)
+		}
+	}
+}
+
+type relayRun struct {
+	rate float64
+	lat  []time.Duration
+}
+
+// ownerRun waits for n numbered messages at the owner after m (bodies
+// containing marker, if set).
+func (e *simEnv) ownerRun(m mark, n int, t0 time.Time, sent []time.Time, marker string) relayRun {
+	e.tb.Helper()
+	var r relayRun
+	ok := e.waitLogs(2*time.Minute, func(_ []simwa.Action, ss []*pt.Elem) bool {
+		seen := make([]bool, n)
+		r.lat = r.lat[:0]
+		var last time.Time
+		for _, s := range ss[m.stanzas:] {
+			if s.XMLName.Local != "message" || (marker != "" && !strings.Contains(s.Body(), marker)) {
+				continue
+			}
+			i, ok := number(s.Body(), n)
+			if !ok || seen[i] {
+				continue
+			}
+			seen[i] = true
+			r.lat = append(r.lat, s.Received.Sub(sent[i]))
+			last = s.Received
+		}
+		r.rate = float64(len(r.lat)) / last.Sub(t0).Seconds()
+		return len(r.lat) == n
+	})
+	if !ok {
+		e.tb.Fatalf("the owner got %d of %d", len(r.lat), n)
+	}
+	return r
+}
+
+// waRun waits for n numbered send_text actions after m.
+func (e *simEnv) waRun(m mark, n int, t0 time.Time, sent []time.Time) relayRun {
+	e.tb.Helper()
+	var r relayRun
+	ok := e.waitLogs(2*time.Minute, func(as []simwa.Action, _ []*pt.Elem) bool {
+		seen := make([]bool, n)
+		r.lat = r.lat[:0]
+		var last time.Time
+		for _, a := range as[m.actions:] {
+			if a.Type != "send_text" {
+				continue
+			}
+			i, ok := number(a.Text, n)
+			if !ok || seen[i] {
+				continue
+			}
+			seen[i] = true
+			r.lat = append(r.lat, a.At.Sub(sent[i]))
+			last = a.At
+		}
+		r.rate = float64(len(r.lat)) / last.Sub(t0).Seconds()
+		return len(r.lat) == n
+	})
+	if !ok {
+		e.tb.Fatalf("WhatsApp got %d of %d", len(r.lat), n)
+	}
+	return r
+}
+
+// number reads the "#i " in a body.
+func number(body string, n int) (int, bool) {
+	mm := numRE.FindStringSubmatch(body)
+	if mm == nil {
+		return 0, false
+	}
+	i, err := strconv.Atoi(mm[1])
+	return i, err == nil && i >= 0 && i < n
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(float64(len(s)-1)*p)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// rss reads a kB field of /proc/PID/status.
+func rss(tb testing.TB, pid int, field string) float64 {
+	tb.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kb
+		}
+	}
+	tb.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// loadMessages is how many messages the load phase relays: 100,000, or
+// $WAXMPP_BENCH_LOAD for a quicker look.
+func loadMessages() int {
+	if n, err := strconv.Atoi(os.Getenv("WAXMPP_BENCH_LOAD")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
