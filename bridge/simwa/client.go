@@ -113,23 +113,36 @@ func (c *Client) State() (State, error) {
 	return *rep.State, nil
 }
 
-// Watcher receives every action of one simulator process as it happens.
+// Watcher receives every action of one simulator process as it happens,
+// and, from WatchAll, the core's acknowledgements.
 type Watcher struct {
-	C    <-chan Action // closed when the connection ends (the process died)
-	c    net.Conn
-	done chan struct{}
-	err  error
+	// C and Handled are closed when the connection ends (the process
+	// died). Handled is nil from Watch. A WatchAll reader must read both.
+	C       <-chan Action
+	Handled <-chan Event
+	c       net.Conn
+	done    chan struct{}
+	err     error
 }
 
 // Watch opens a watching connection (op watch) from the start of the
 // process's log, so nothing the process did is missed.
 func Watch(path string, timeout time.Duration, types ...string) (*Watcher, error) {
+	return openWatch(path, timeout, false, types)
+}
+
+// WatchAll is Watch with the core's acknowledgements on Handled.
+func WatchAll(path string, timeout time.Duration) (*Watcher, error) {
+	return openWatch(path, timeout, true, nil)
+}
+
+func openWatch(path string, timeout time.Duration, handled bool, types []string) (*Watcher, error) {
 	c, err := Dial(path, timeout)
 	if err != nil {
 		return nil, err
 	}
 	var zero uint64
-	b, _ := json.Marshal(Request{Op: "watch", Since: &zero, Types: types})
+	b, _ := json.Marshal(Request{Op: "watch", Since: &zero, Types: types, Handled: handled})
 	if _, err := c.c.Write(append(b, '\n')); err != nil {
 		c.Close()
 		return nil, err
@@ -146,9 +159,17 @@ func Watch(path string, timeout time.Duration, types ...string) (*Watcher, error
 	}
 	ch := make(chan Action, 1024)
 	w := &Watcher{C: ch, c: c.c, done: make(chan struct{})}
+	var hch chan Event
+	if handled {
+		hch = make(chan Event, 1024)
+		w.Handled = hch
+	}
 	go func() {
 		defer close(w.done)
 		defer close(ch)
+		if hch != nil {
+			defer close(hch)
+		}
 		for {
 			l, err := c.r.ReadBytes('\n')
 			if err != nil {
@@ -156,10 +177,16 @@ func Watch(path string, timeout time.Duration, types ...string) (*Watcher, error
 				return
 			}
 			var p Pushed
-			if err := json.Unmarshal(l, &p); err != nil || p.Action == nil {
-				continue // a reply to a request on this connection
+			if err := json.Unmarshal(l, &p); err != nil {
+				continue
 			}
-			ch <- *p.Action
+			switch {
+			case p.Action != nil:
+				ch <- *p.Action
+			case p.Handled != nil && hch != nil:
+				hch <- *p.Handled
+			}
+			// Anything else is a reply to a request on this connection.
 		}
 	}()
 	return w, nil
@@ -172,6 +199,12 @@ func (w *Watcher) Close() error {
 		for range w.C {
 		}
 	}()
+	if w.Handled != nil {
+		go func() {
+			for range w.Handled {
+			}
+		}()
+	}
 	<-w.done
 	return err
 }

@@ -66,7 +66,16 @@
 // send across kills watches, and reconnects after each restart. A watcher
 // that does not read for 10s is disconnected (it would stall the bridge).
 // Requests may still be sent on a watching connection; their replies are
-// interleaved with the pushed actions.
+// interleaved with the pushed actions. With "handled":true the watch also
+// pushes each event the core acknowledges as durably handled
+// (bridge.WhatsApp's Handled), as {"handled":{…the event…}}, before the
+// core goes on: after a kill, a test re-injects exactly the events it never
+// saw acknowledged, as WhatsApp redelivers what a device never acknowledged.
+//
+//	→ {"op":"watch","handled":true}
+//	← {"ok":true}
+//	← {"handled":{"type":"message","chat":"491701234567@s.whatsapp.net","sender":"491701234567@s.whatsapp.net","id":"M1","time":"…","kind":"text","text":"hi","push_name":"Alice"}}
+//	← {"action":{"seq":1,…}}
 //
 // script — add a rule answering matching calls; rules apply first-added
 // first, and one with "times":N is used up after N matches (0: forever):
@@ -86,9 +95,10 @@
 //
 // reset — remove all rules.
 //
-// state — {"boot","pid","paired","online","events","actions","rules"}:
-// "boot" changes with every start of the process; "actions" is the last
-// seq.
+// state — {"boot","pid","paired","online","events","handled","actions",
+// "rules"}: "boot" changes with every start of the process; "events" counts
+// the events the core took from its channel, "handled" those it
+// acknowledged; "actions" is the last seq.
 //
 // generate — a test aid for loading the bridge: injects, in this order,
 // "contacts" ContactInfo events (users 491000000000@s.whatsapp.net,
@@ -176,7 +186,9 @@
 //
 // Buffering and backpressure: an event request blocks until the core's
 // channel (whose buffer the binary sizes) accepts the event; a slow core
-// thus slows the test, never loses an event. Events the simulator makes
+// thus slows the test. Accepted is not acknowledged: an event is safe only
+// once the core called Handled for it (watch with "handled"); until then a
+// kill may lose it, and the test, playing WhatsApp, delivers it again. Events the simulator makes
 // itself (the start-up status, PairCode, logged_out) are sent from their
 // own goroutine, because the core is inside the call that causes them.
 // Actions are recorded when the bridge's call returns, after the watchers

@@ -66,13 +66,15 @@ type Sim struct {
 	paired   bool
 	online   bool
 	events   uint64
+	handled  uint64
 	ids      uint64
 	media    map[string][]byte
 	sent     map[string]time.Time // id → send time, for the edit window
 }
 
 type watch struct {
-	types map[string]bool
+	types   map[string]bool
+	handled bool // push acknowledgements too
 }
 
 // New listens on cfg.Socket. Serve with Run.
@@ -314,7 +316,7 @@ func (s *Sim) state() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return State{Boot: s.boot, PID: os.Getpid(), Paired: s.paired, Online: s.online,
-		Events: s.events, Actions: s.seq, Rules: len(s.rules)}
+		Events: s.events, Handled: s.handled, Actions: s.seq, Rules: len(s.rules)}
 }
 
 // inject converts all events first (nothing is sent when one is bad), then
@@ -440,7 +442,7 @@ func (s *Sim) watch(c *conn, req *Request) error {
 	types := typeSet(req.Types)
 	s.mu.Lock()
 	backlog := s.since(since, types)
-	s.watchers[c] = watch{types: types}
+	s.watchers[c] = watch{types: types, handled: req.Handled}
 	s.mu.Unlock()
 	c.watching = true
 	// The reply goes first so the client knows the stream has begun.
@@ -496,6 +498,42 @@ func (s *Sim) record(a Action) {
 			delete(s.watchers, t.c)
 			s.mu.Unlock()
 			t.c.kill()
+		}
+	}
+}
+
+// ack is the core's acknowledgement of ev (bridge.WhatsApp's Handled): it
+// is counted and pushed, as the event's wire form, to the watchers that
+// asked for acknowledgements, before the core goes on. A test that kills
+// the binary re-injects exactly the events it never saw acknowledged, as
+// WhatsApp redelivers what the device never acknowledged.
+func (s *Sim) ack(ev bridge.Event) {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	s.mu.Lock()
+	s.handled++
+	var ts []*conn
+	for c, w := range s.watchers {
+		if w.handled {
+			ts = append(ts, c)
+		}
+	}
+	s.mu.Unlock()
+	if len(ts) == 0 {
+		return
+	}
+	w, err := FromBridge(ev)
+	if err != nil {
+		s.log.Warn("acknowledged an event without a wire form", "err", err)
+		return
+	}
+	for _, c := range ts {
+		if err := c.write(Pushed{Handled: &w}); err != nil {
+			s.log.Warn("dropping a watcher that does not read", "err", err)
+			s.mu.Lock()
+			delete(s.watchers, c)
+			s.mu.Unlock()
+			c.kill()
 		}
 	}
 }

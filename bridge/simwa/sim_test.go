@@ -291,3 +291,37 @@ func TestWatchAfterHalfClose(t *testing.T) {
 		t.Fatalf("pushed %q %v", l, err)
 	}
 }
+
+// TestAcknowledgements: the core's acknowledgements reach a watcher that
+// asked for them, as the events' wire form, and are counted.
+func TestAcknowledgements(t *testing.T) {
+	s, _, sock := start(t)
+	w, err := WatchAll(sock, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	plain, err := Watch(sock, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ev := &bridge.Message{Ref: bridge.MsgRef{Chat: "c@s.whatsapp.net", Sender: "c@s.whatsapp.net", ID: "M1"}, Kind: bridge.Text, Text: "hi", Time: t0}
+	s.ack(ev)
+	s.SetOnline(t.Context(), true)
+	select {
+	case h := <-w.Handled:
+		if h.Type != "message" || h.ID != "M1" || h.Text != "hi" {
+			t.Fatalf("acknowledged %+v", h)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no acknowledgement pushed")
+	}
+	if a := <-plain.C; a.Type != "set_online" {
+		t.Fatalf("a plain watcher got %+v first, want the action only", a)
+	}
+	c := dial(t, sock)
+	if st, err := c.State(); err != nil || st.Handled != 1 {
+		t.Fatalf("state %+v %v, want handled 1", st, err)
+	}
+}

@@ -32,6 +32,7 @@ type Request struct {
 	Types   []string `json:"types,omitempty"`    // op actions, watch: only these action types
 	Rule    *Rule    `json:"rule,omitempty"`     // op script
 	Gen     *Gen     `json:"generate,omitempty"` // op generate
+	Handled bool     `json:"handled,omitempty"`  // op watch: push the core's acknowledgements too
 }
 
 // Reply answers one Request. Ok false comes with Error.
@@ -45,10 +46,12 @@ type Reply struct {
 	N       int             `json:"n,omitempty"` // events accepted (events, generate); rules (script)
 }
 
-// Pushed is a line the simulator writes on a watching connection for each
-// action, as it happens.
+// Pushed is a line the simulator writes on a watching connection: an
+// action as it happens, or (when the watch asked for them) an event the
+// core acknowledged as durably handled.
 type Pushed struct {
-	Action *Action `json:"action"`
+	Action  *Action `json:"action,omitempty"`
+	Handled *Event  `json:"handled,omitempty"`
 }
 
 // State describes the running simulator (op state).
@@ -58,6 +61,7 @@ type State struct {
 	Paired  bool   `json:"paired"`
 	Online  bool   `json:"online"`
 	Events  uint64 `json:"events"`  // events accepted by the core since start
+	Handled uint64 `json:"handled"` // events the core acknowledged since start
 	Actions uint64 `json:"actions"` // actions since start (the last seq)
 	Rules   int    `json:"rules"`   // script rules in force
 }
