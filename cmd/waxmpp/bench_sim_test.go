@@ -206,7 +206,7 @@ func (e *simEnv) waRun(m mark, n int, t0 time.Time, sent []time.Time) relayRun {
 		return len(r.lat) == n
 	})
 	if !ok {
-		e.tb.Fatalf("WhatsApp got %d of %d", len(r.lat), n)
+		e.tb.Fatalf("WhatsApp got %d of %d; the log about the first missing one:\n%s", len(r.lat), n, e.logAbout(firstMissing(e, m, n)))
 	}
 	return r
 }
@@ -256,4 +256,33 @@ func loadMessages() int {
 		return n
 	}
 	return 100_000
+}
+
+// firstMissing is the first number without a send_text action after m.
+func firstMissing(e *simEnv, m mark, n int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := make([]bool, n)
+	for _, a := range e.actions[m.actions:] {
+		if i, ok := number(a.Text, n); ok && a.Type == "send_text" {
+			seen[i] = true
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			return fmt.Sprintf("#%d ", i)
+		}
+	}
+	return "#none"
+}
+
+// logAbout is the binary's log lines that mention s.
+func (e *simEnv) logAbout(s string) string {
+	var out []string
+	for line := range strings.SplitSeq(e.stderr.String(), "\n") {
+		if strings.Contains(line, s) || strings.Contains(line, "=== start") {
+			out = append(out, line)
+		}
+	}
+	return s + ":\n" + strings.Join(out, "\n")
 }

@@ -97,6 +97,21 @@ type simEnv struct {
 	// (a benchmark's load phase).
 	discard   bool
 	discarded int
+	// acked counts the core's acknowledgements of messages, by WhatsApp id.
+	acked map[string]int
+}
+
+// unacked returns the messages of evs the core has not acknowledged.
+func (e *simEnv) unacked(evs []*bridge.Message) []bridge.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []bridge.Event
+	for _, m := range evs {
+		if e.acked[m.Ref.ID] == 0 {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // counted is how many messages were discarded.
@@ -120,7 +135,7 @@ type envOptions struct {
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	tb.Helper()
-	e := &simEnv{tb: tb, changed: make(chan struct{})}
+	e := &simEnv{tb: tb, changed: make(chan struct{}), acked: map[string]int{}}
 	e.srv = pt.Start(tb, pt.Options{})
 	e.owner = e.srv.Dial(tb, "owner")
 	e.bot = e.srv.JID("bot")
@@ -223,7 +238,7 @@ func (e *simEnv) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	w, err := simwa.Watch(e.sock, 5*time.Second)
+	w, err := simwa.WatchAll(e.sock, 5*time.Second)
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -231,12 +246,30 @@ func (e *simEnv) start() {
 	e.watchDone = make(chan struct{})
 	go func(w *simwa.Watcher, done chan struct{}) {
 		defer close(done)
-		for a := range w.C {
-			e.mu.Lock()
-			e.actions = append(e.actions, a)
-			close(e.changed)
-			e.changed = make(chan struct{})
-			e.mu.Unlock()
+		acts, acks := w.C, w.Handled
+		for acts != nil || acks != nil {
+			select {
+			case a, ok := <-acts:
+				if !ok {
+					acts = nil
+					continue
+				}
+				e.mu.Lock()
+				e.actions = append(e.actions, a)
+				close(e.changed)
+				e.changed = make(chan struct{})
+				e.mu.Unlock()
+			case h, ok := <-acks:
+				if !ok {
+					acks = nil
+					continue
+				}
+				e.mu.Lock()
+				if h.Type == "message" {
+					e.acked[h.ID]++
+				}
+				e.mu.Unlock()
+			}
 		}
 	}(e.watch, e.watchDone)
 	c, err := simwa.Dial(e.sock, 5*time.Second)
