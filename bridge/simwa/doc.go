@@ -24,21 +24,23 @@
 // "op" and may carry an "id" (any JSON value) that its reply echoes. Every
 // reply has "ok"; when it is false, "error" says why in words. A
 // connection answers its requests in order. Field names are snake_case;
-// unknown fields are an error; times are RFC 3339 (omitted: now);
-// durations are Go duration strings ("5s", "1m30s").
+// unknown fields are an error (names are matched as Go's encoding/json
+// does, ignoring case: write them as documented); times are RFC 3339
+// (omitted: now); durations are Go duration strings ("5s", "1m30s").
 //
 // With socat or python:
 //
 //	echo '{"op":"state"}' | socat - UNIX-CONNECT:/tmp/sim.sock
-//	{"ok":true,"state":{"boot":"1879A2C0DE","pid":4242,"paired":true,"online":false,"events":1,"actions":0,"rules":0}}
+//	{"ok":true,"state":{"boot":"1879A2C0DE","pid":4242,"paired":true,"online":false,"events":1,"handled":1,"actions":0,"rules":0}}
 //
 //	python3 -c 'import socket,json,sys; s=socket.socket(socket.AF_UNIX); s.connect("/tmp/sim.sock"); f=s.makefile("rw"); f.write(json.dumps({"op":"event","event":{"type":"message","chat":"491701234567@s.whatsapp.net","id":"M1","text":"hi","push_name":"Alice"}})+"\n"); f.flush(); print(f.readline())'
 //
 // # Ops
 //
-// event — inject one event; the reply comes once the bridge's core has
-// taken it from its channel buffer, so requests on one connection reach
-// the core in order:
+// event — inject one event; the reply comes once the core's event channel
+// accepted it, so requests on one connection reach the core in order. The
+// binary gives that channel a buffer: the core may not have dealt with the
+// event yet (see the acknowledgements under watch):
 //
 //	→ {"op":"event","event":{"type":"message","chat":"491701234567@s.whatsapp.net","sender":"491701234567@s.whatsapp.net","id":"M1","text":"hi","push_name":"Alice"}}
 //	← {"ok":true,"n":1}
