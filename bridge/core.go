@@ -217,6 +217,7 @@ func (c *Core) Run(ctx context.Context) error {
 				continue
 			}
 			c.event(ctx, ev)
+			c.wa.Handled(ev)
 		case m, ok := <-owner:
 			if !ok {
 				owner = nil

@@ -141,6 +141,8 @@ func (f *fakeWA) RequestHistory(_ context.Context, chat bridge.ChatID, n int, _ 
 	return nil
 }
 
+func (f *fakeWA) Handled(bridge.Event) {}
+
 func (f *fakeWA) Download(context.Context, *bridge.Media) (io.ReadCloser, error) {
 	return nil, errors.New("no media")
 }

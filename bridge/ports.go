@@ -49,6 +49,11 @@ type WhatsApp interface {
 	RequestHistory(ctx context.Context, chat ChatID, n int, before *MsgRef) error
 	// Download opens a media attachment's content.
 	Download(ctx context.Context, m *Media) (io.ReadCloser, error)
+	// Handled tells the adapter that the core has durably dealt with ev
+	// (an event it delivered), in delivery order. The adapter keeps each
+	// event on disk until then and delivers what is left again after a
+	// restart; the core drops what it already handled.
+	Handled(ev Event)
 }
 
 // SendOptions shape an outgoing WhatsApp text.

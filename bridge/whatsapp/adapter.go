@@ -35,7 +35,7 @@ type client interface {
 	Disconnect()
 	IsConnected() bool
 	Logout(ctx context.Context) error
-	AddEventHandler(h whatsmeow.EventHandler) uint32
+	AddEventHandlerWithSuccessStatus(h whatsmeow.EventHandlerWithSuccessStatus) uint32
 
 	SendMessage(ctx context.Context, to types.JID, m *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error)
 	SendPeerMessage(ctx context.Context, m *waE2E.Message) (whatsmeow.SendResponse, error)
@@ -87,23 +87,23 @@ const (
 // companion device, speaking the domain's types (bridge.WhatsApp).
 //
 // Buffering: whatsmeow calls the event handler from its node-handling
-// goroutine and waits for it (only after 5 minutes does it go on without
-// it). The handler converts the event and appends the results to an
-// unbounded in-memory FIFO, then returns; it never waits for the core. One
-// goroutine (started by Run) drains the FIFO into the core's channel in
-// order, waiting for the core as long as it needs. Memory is the only
-// bound: a core that stops reading grows the FIFO (Pending tells how
-// much; a warning is logged at every 10 000). Events still in the FIFO when Run
-// returns are dropped: WhatsApp already acknowledged them (whatsmeow acks
-// before handlers run), so a crash right after a message arrived can lose
-// it; making that durable needs an acknowledgement from the core.
+// goroutine and, with SynchronousAck, acknowledges a message to WhatsApp
+// only after the handler returned. The handler converts the event and
+// appends the results to a durable queue in the state file (one fsync,
+// shared by concurrent writers), then returns; it never waits for the
+// core. One goroutine (started by Run) delivers the queue to the core's
+// channel in order, waiting for the core as long as it needs; an event
+// leaves the queue when the core calls Handled. After a crash the
+// undelivered and unhandled events are delivered again (the core drops
+// what it already handled). Disk is the only bound: Pending tells how many
+// events wait.
 type Adapter struct {
 	db      *store.DB
 	log     *slog.Logger
 	out     chan<- bridge.Event
 	devices *store.Devices
 	conv    *converter
-	q       fifo
+	q       inbox
 
 	// test seams
 	newClient    func(*wastore.Device) client
@@ -135,6 +135,9 @@ func New(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- brid
 	wl := waLogger{log.With("component", "whatsmeow")}
 	return newAdapter(ctx, db, log, events, func(d *wastore.Device) client {
 		c := whatsmeow.NewClient(d, wl)
+		// Acknowledge a message to WhatsApp only after the handler has
+		// queued it on disk (DESIGN §3).
+		c.SynchronousAck = true
 		c.EnableAutoReconnect = true
 		c.InitialAutoReconnect = true // offline at start-up: keep trying
 		// Undecryptable messages: ask the phone to resend them too.
@@ -158,6 +161,7 @@ func newAdapter(ctx context.Context, db *store.DB, log *slog.Logger, out chan<- 
 	a := &Adapter{
 		db: db, log: log.With("component", "whatsapp"), out: out,
 		devices:      db.Devices(waLogger{log.With("component", "whatsmeow-store")}),
+		q:            newInbox(db.Queue("whatsapp-in")),
 		newClient:    mk,
 		fetchVersion: fetch,
 		now:          time.Now,
@@ -182,7 +186,14 @@ func newAdapter(ctx context.Context, db *store.DB, log *slog.Logger, out chan<- 
 // setClient makes dev the current device with a fresh client.
 func (a *Adapter) setClient(dev *wastore.Device) {
 	c := a.newClient(dev)
-	c.AddEventHandler(func(evt any) { a.handle(c, evt) })
+	// The handler reports failure when an event could not be queued
+	// durably: whatsmeow then does not acknowledge the message, and
+	// WhatsApp delivers it again.
+	c.AddEventHandlerWithSuccessStatus(func(evt any) bool {
+		before := a.q.failures.Load()
+		a.handle(c, evt)
+		return a.q.failures.Load() == before
+	})
 	a.mu.Lock()
 	a.dev, a.cli = dev, c
 	a.conv.dec = c
@@ -295,33 +306,30 @@ func (a *Adapter) updateVersion(ctx context.Context) {
 // Pending is the number of events converted but not yet taken by the
 // core's channel. Safe to call from any goroutine.
 func (a *Adapter) Pending() int {
-	a.q.mu.Lock()
-	defer a.q.mu.Unlock()
-	return len(a.q.items) + a.q.held
+	n, err := a.q.q.Len()
+	if err != nil {
+		a.log.Warn("inbox length", "err", err)
+	}
+	return n
 }
 
-// emit queues an event for the core; it never blocks.
+// emit queues evs durably for the core, in order.
 func (a *Adapter) emit(evs ...bridge.Event) {
-	if n := a.q.push(evs...); n > 0 && n%10000 == 0 {
-		a.log.Warn("events waiting for the core", "n", n)
+	if err := a.q.push(evs...); err != nil {
+		a.log.Error("cannot queue WhatsApp events on disk; WhatsApp will deliver them again", "err", err)
 	}
 }
 
-// drain moves queued events to the core's channel, in order.
+// drain delivers queued events to the core's channel, in order.
 func (a *Adapter) drain(ctx context.Context) {
-	for {
-		evs, ok := a.q.wait(ctx)
-		if !ok {
-			return
-		}
-		for _, e := range evs {
-			select {
-			case a.out <- e:
-				a.q.delivered()
-			case <-ctx.Done():
-				return
-			}
-		}
+	a.q.deliver(ctx, a.out, a.log)
+}
+
+// Handled removes ev, and everything delivered before it, from the queue
+// (bridge.WhatsApp).
+func (a *Adapter) Handled(ev bridge.Event) {
+	if err := a.q.handled(ev); err != nil {
+		a.log.Error("cannot remove a handled event from the inbox", "err", err)
 	}
 }
 
@@ -475,6 +483,12 @@ func (a *Adapter) retryOutdated(ctx context.Context, c client) {
 // emitConverted records what converted events teach (LID mappings, poll
 // options, pending retries) and queues them.
 func (a *Adapter) emitConverted(ctx context.Context, evs []bridge.Event) {
+	a.emit(a.prepare(ctx, evs)...)
+}
+
+// prepare is emitConverted without the emit: it drops aliases already
+// reported and marks retries.
+func (a *Adapter) prepare(ctx context.Context, evs []bridge.Event) []bridge.Event {
 	out := evs[:0]
 	for _, ev := range evs {
 		switch e := ev.(type) {
@@ -507,7 +521,7 @@ func (a *Adapter) emitConverted(ctx context.Context, evs []bridge.Event) {
 		}
 		out = append(out, ev)
 	}
-	a.emit(out...)
+	return out
 }
 
 // putLID stores a LID⇄phone mapping in whatsmeow's LID store (both
@@ -747,6 +761,18 @@ func (a *Adapter) history(ctx context.Context, c client, n *waE2E.HistorySyncNot
 // its messages reach the core.
 func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([]byte) (int, error) }, relay bool) (waHistorySync.HistorySync_HistorySyncType, error) {
 	var oldest *bridge.Message // of the current conversation
+	// A history sync holds thousands of messages: queue them in batches,
+	// one fsync per batch, not per message (an SD card does ~25–100 fsyncs
+	// a second).
+	var batch []bridge.Event
+	add := func(evs ...bridge.Event) {
+		batch = append(batch, evs...)
+		if len(batch) >= historyBatch {
+			a.emit(batch...)
+			batch = nil
+		}
+	}
+	defer func() { a.emit(batch...) }()
 	return readHistory(r, historySink{
 		message: func(chat string, wm *waWeb.WebMessageInfo) {
 			if !relay {
@@ -768,7 +794,7 @@ func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([
 					oldest = m
 				}
 			}
-			a.emitConverted(ctx, evs)
+			add(a.prepare(ctx, evs)...)
 		},
 		conversation: func(id, name string) {
 			if oldest != nil {
@@ -783,79 +809,26 @@ func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([
 			// push name or the address book's; the app-state contacts
 			// (EmitAppStateEventsOnFullSync) say which.
 			if j.Server == types.GroupServer {
-				a.emit(&bridge.ChatInfo{Chat: chatID(j), Kind: bridge.Group, Name: name})
+				add(&bridge.ChatInfo{Chat: chatID(j), Kind: bridge.Group, Name: name})
 			}
 		},
 		pushName: func(id, name string) {
 			if j, err := types.ParseJID(id); err == nil && name != "" {
-				a.emit(&bridge.ContactInfo{User: userID(j), PushName: name})
+				add(&bridge.ContactInfo{User: userID(j), PushName: name})
 			}
 		},
 		mapping: func(pn, lid string) {
 			p, err1 := types.ParseJID(pn)
 			l, err2 := types.ParseJID(lid)
 			if err1 == nil && err2 == nil {
-				a.emitConverted(ctx, alias(l, p))
+				add(a.prepare(ctx, alias(l, p))...)
 			}
 		},
 	})
 }
 
-// delivered counts one taken event as handed on.
-func (q *fifo) delivered() {
-	q.mu.Lock()
-	q.held--
-	q.mu.Unlock()
-}
-
-// fifo is an unbounded queue of events: push never blocks.
-type fifo struct {
-	mu     sync.Mutex
-	items  []bridge.Event
-	held   int           // taken by wait, not yet delivered
-	signal chan struct{} // capacity 1: "items is not empty"
-	once   sync.Once
-}
-
-func (q *fifo) init() { q.once.Do(func() { q.signal = make(chan struct{}, 1) }) }
-
-// push appends evs and returns the queue's length.
-func (q *fifo) push(evs ...bridge.Event) int {
-	q.init()
-	if len(evs) == 0 {
-		return 0
-	}
-	q.mu.Lock()
-	q.items = append(q.items, evs...)
-	n := len(q.items)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-	return n
-}
-
-// wait takes everything queued, waiting until there is something or ctx
-// ends (ok false).
-func (q *fifo) wait(ctx context.Context) ([]bridge.Event, bool) {
-	q.init()
-	for {
-		q.mu.Lock()
-		items := q.items
-		q.items = nil
-		q.held += len(items)
-		q.mu.Unlock()
-		if len(items) > 0 {
-			return items, true
-		}
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return nil, false
-		}
-	}
-}
+// historyBatch is how many history events share one durable write.
+const historyBatch = 256
 
 // waLogger sends whatsmeow's logs to slog. whatsmeow logs message contents
 // and numbers at debug level only, matching the project's rule.

@@ -29,18 +29,18 @@
 // # Buffering
 //
 // whatsmeow handles incoming nodes one at a time and calls event handlers
-// synchronously (it goes on without a handler only after 5 minutes). The
-// handler here converts the event and appends the results to an unbounded
-// in-memory FIFO, then returns; one goroutine owned by Run drains the FIFO
-// into the core's channel in order. The core may be slow; whatsmeow never
-// waits for it. Network work triggered by events (presence, history
-// downloads, reconnects) runs on goroutines Run waits for.
-//
-// whatsmeow acknowledges a message to WhatsApp before handlers run
-// (SynchronousAck is off), so a power cut between the acknowledgement and
-// the core's durable queue loses what was in the FIFO. Closing that gap
-// needs an acknowledgement from the core (a durable inbound queue); until
-// then the window is the FIFO's drain time, normally milliseconds.
+// synchronously. With SynchronousAck, it acknowledges a message to
+// WhatsApp only after the handlers returned. The handler here converts the
+// event and appends the results to a durable queue in the state file
+// (inbox.go: one fsync, shared with concurrent writers; history syncs in
+// batches of 256), then returns; if that write fails it reports failure,
+// so whatsmeow does not acknowledge and WhatsApp delivers again. One
+// goroutine owned by Run delivers the queue to the core's channel in
+// order; events leave the disk once the core has handled them (Handled,
+// removal batched), so a crash or power cut loses nothing: the rest is
+// delivered again at the next start and the core drops what it already
+// handled. Network work triggered by events (presence, history downloads,
+// reconnects) runs on goroutines Run waits for.
 //
 // # whatsmeow settings
 //

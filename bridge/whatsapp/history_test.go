@@ -157,6 +157,7 @@ func TestHistoryMemoryChild(t *testing.T) {
 		for {
 			select {
 			case e := <-h.events:
+				h.a.Handled(e)
 				if m, ok := e.(*bridge.Message); ok && m.History {
 					n++
 				}
@@ -180,10 +181,7 @@ func TestHistoryMemoryChild(t *testing.T) {
 	}
 	// Let the drain goroutine empty the FIFO.
 	for i := 0; i < 1000; i++ {
-		h.a.q.mu.Lock()
-		empty := len(h.a.q.items) == 0
-		h.a.q.mu.Unlock()
-		if empty {
+		if h.a.Pending() == 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

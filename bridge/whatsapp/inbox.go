@@ -1,0 +1,165 @@
+package whatsapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+)
+
+// inbox is the durable queue of WhatsApp events on their way to the core.
+// push is called from whatsmeow's handler (and the adapter's goroutines),
+// deliver runs on one goroutine, handled on the core's.
+type inbox struct {
+	q *store.Queue
+	// signal says "the queue grew". Capacity 1: a pending signal already
+	// says "look again".
+	signal   chan struct{}
+	failures atomic.Uint64 // pushes that did not reach the disk
+
+	mu    sync.Mutex
+	seqs  map[bridge.Event]uint64 // delivered, not yet handled
+	done  uint64                  // everything up to here is handled
+	acked uint64                  // everything up to here is off the disk
+}
+
+// ackEvery bounds how many handled events may wait for their removal from
+// disk: removal is batched (one fsync per batch, or when the inbox goes
+// idle, or every second), and after a crash those few are delivered again
+// and dropped by the core.
+const ackEvery = 256
+
+func newInbox(q *store.Queue) inbox {
+	return inbox{q: q, signal: make(chan struct{}, 1), seqs: map[bridge.Event]uint64{}}
+}
+
+// push writes evs to disk, in order, in one transaction.
+func (b *inbox) push(evs ...bridge.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	recs := make([][]byte, 0, len(evs))
+	for _, ev := range evs {
+		r, err := bridge.MarshalEvent(ev)
+		if err != nil {
+			b.failures.Add(1)
+			return err
+		}
+		recs = append(recs, r)
+	}
+	if _, err := b.q.Enqueue(recs...); err != nil {
+		b.failures.Add(1)
+		return fmt.Errorf("whatsapp: queue %d events: %w", len(evs), err)
+	}
+	select {
+	case b.signal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// deliver sends queued events to out in order until ctx ends: first what
+// a previous run left, then what arrives. A record that cannot be decoded
+// (a damaged file) is logged and skipped; it leaves the queue with the
+// next handled event.
+func (b *inbox) deliver(ctx context.Context, out chan<- bridge.Event, log *slog.Logger) {
+	var after uint64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		items, err := b.q.Peek(after, 64)
+		if err != nil {
+			log.Error("cannot read the inbox", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if len(items) == 0 {
+			b.flush(log)
+			select {
+			case <-b.signal:
+			case <-tick.C:
+			case <-ctx.Done():
+				b.flush(log)
+				return
+			}
+			continue
+		}
+		for _, it := range items {
+			after = it.Seq
+			ev, err := bridge.UnmarshalEvent(it.Data)
+			if err != nil {
+				log.Error("skipping a damaged inbox record", "seq", it.Seq, "err", err)
+				continue
+			}
+			b.mu.Lock()
+			b.seqs[ev] = it.Seq
+			b.mu.Unlock()
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				b.flush(log)
+				return
+			}
+		}
+	}
+}
+
+// flush removes the handled events from disk.
+func (b *inbox) flush(log *slog.Logger) {
+	b.mu.Lock()
+	seq := b.done
+	b.mu.Unlock()
+	if err := b.ackThrough(seq); err != nil {
+		log.Error("cannot remove handled events from the inbox", "err", err)
+	}
+}
+
+func (b *inbox) ackThrough(seq uint64) error {
+	b.mu.Lock()
+	if seq <= b.acked {
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	if err := b.q.AckThrough(seq); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.acked = max(b.acked, seq)
+	b.mu.Unlock()
+	return nil
+}
+
+// handled marks ev and everything queued before it as handled; they leave
+// the disk in batches (ackEvery).
+func (b *inbox) handled(ev bridge.Event) error {
+	b.mu.Lock()
+	seq, ok := b.seqs[ev]
+	if ok {
+		delete(b.seqs, ev)
+		if len(b.seqs) > 0 {
+			for e, s := range b.seqs {
+				if s < seq {
+					delete(b.seqs, e)
+				}
+			}
+		}
+		b.done = max(b.done, seq)
+	}
+	due := b.done >= b.acked+ackEvery
+	seq = b.done
+	b.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return b.ackThrough(seq)
+}
