@@ -245,10 +245,12 @@ func (a *Adapter) Run(ctx context.Context) error {
 	go func() { defer a.wg.Done(); a.drain(ctx) }()
 	defer a.wg.Wait()
 
-	a.updateVersion(ctx)
 	if !a.paired() {
+		// Nothing to connect to until /pair: no network at all (Pair
+		// fetches the version first).
 		a.emit(&bridge.Status{State: bridge.NotPaired, Reason: "no linked device"})
 	} else {
+		a.updateVersion(ctx)
 		a.connect(ctx)
 		a.checkPhone(ctx) // waxmpp itself may have been down for days
 	}

@@ -56,10 +56,13 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	// adapter buffers beyond it on its own side and never drops (see its
 	// doc); the core drains it one event at a time.
 	events := make(chan bridge.Event, 256)
-	wa, err := newWhatsApp(ctx, m.Config, db, log, events)
+	wa, waitWA, err := newWhatsApp(ctx, m.Config, db, log, events)
 	var ce *bridge.ConfigError
 	if errors.As(err, &ce) {
 		return err
+	}
+	if waitWA != nil {
+		defer func() { cancel(); waitWA() }() // the adapter stops before the store closes
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(ctx) }()

@@ -3,6 +3,7 @@
 // Usage:
 //
 //	waxmpp run [--config FILE]   run the bridge until SIGINT or SIGTERM
+//	waxmpp pair [--phone +NUMBER]        link WhatsApp in the terminal (bridge stopped)
 //	waxmpp backup [--config FILE] FILE   copy the state file, also while running
 //	waxmpp version               print the version, Go version and platform
 //	waxmpp help                  print this usage
@@ -59,6 +60,9 @@ const usage = `usage: waxmpp <command> [flags]
 commands:
   run [--config FILE]   run the bridge until SIGINT or SIGTERM
                         (FILE defaults to $WAXMPP_CONFIG, else /etc/waxmpp/config.toml)
+  pair [--config FILE] [--phone +NUMBER]
+                        link WhatsApp in this terminal (QR code, or a link
+                        code for NUMBER); the bridge must be stopped
   backup [--config FILE] FILE
                         write a consistent copy of the state file, also
                         while the bridge runs
@@ -109,6 +113,8 @@ type Main struct {
 	ConfigPath string
 	// BackupFile is where backup writes the copy.
 	BackupFile string
+	// Phone is pair's --phone: a link code for this number, not a QR code.
+	Phone string
 
 	// Config is the loaded configuration, once Run has read it.
 	Config bridge.Config
@@ -147,12 +153,15 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 			def = p
 		}
 		fs.StringVar(&m.ConfigPath, "config", def, "config file")
-	case "backup":
+	case "backup", "pair":
 		def := DefaultConfigPath
 		if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
 			def = p
 		}
 		fs.StringVar(&m.ConfigPath, "config", def, "config file")
+		if cmd == "pair" {
+			fs.StringVar(&m.Phone, "phone", "", "link with an 8-character code for this number instead of a QR code")
+		}
 	case "version":
 	case "help", "-h", "-help", "--help":
 		return errHelp
@@ -191,6 +200,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.run(ctx)
 	case "backup":
 		return m.backup(ctx)
+	case "pair":
+		return m.runPair(ctx, m.Phone)
 	}
 	return &usageError{"no command given"}
 }

@@ -41,6 +41,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "backup", args: []string{"backup", "/tmp/copy.db"}, env: env, wantCmd: "backup", wantConfig: "/env/config.toml"},
 		{name: "backup without file", args: []string{"backup"}, wantCode: exitUsage, wantErrIn: "name the file"},
 		{name: "backup two files", args: []string{"backup", "a", "b"}, wantCode: exitUsage, wantErrIn: "name the file"},
+		{name: "pair", args: []string{"pair", "--phone", "+49 170 1234567"}, wantCmd: "pair", wantConfig: DefaultConfigPath},
+		{name: "pair extra argument", args: []string{"pair", "now"}, wantCode: exitUsage, wantErrIn: "unexpected argument"},
 		{name: "version", args: []string{"version"}, wantCmd: "version"},
 		{name: "version extra argument", args: []string{"version", "x"}, wantCode: exitUsage, wantErrIn: "unexpected argument"},
 		{name: "help", args: []string{"help"}, wantCode: exitUsage},

@@ -22,6 +22,9 @@ import (
 type pairer interface {
 	Run(ctx context.Context) error
 	Pair(ctx context.Context, phone string) error
+	// Handled takes events off the adapter's durable inbox; pairing's
+	// events are for this terminal, not for the core at the next start.
+	Handled(ev bridge.Event)
 }
 
 var newPairer = func(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (pairer, error) {
@@ -96,6 +99,7 @@ func (m *Main) runPair(ctx context.Context, phone string) error {
 		case <-settle.C:
 			return m.pairDone(linked)
 		case ev := <-events:
+			wa.Handled(ev)
 			switch e := ev.(type) {
 			case *bridge.PairCode:
 				n++

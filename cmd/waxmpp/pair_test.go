@@ -27,6 +27,8 @@ func (f *fakePairer) Run(ctx context.Context) error {
 	return nil
 }
 
+func (f *fakePairer) Handled(bridge.Event) {}
+
 func (f *fakePairer) Pair(ctx context.Context, phone string) error {
 	f.phone <- phone
 	if f.pairErr != nil {

@@ -18,9 +18,9 @@ import (
 // events; a control request that injects one returns once the channel took
 // it. A test build has no real WhatsApp: without the key it fails with a
 // config error.
-func newWhatsApp(ctx context.Context, cfg bridge.Config, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, error) {
+func newWhatsApp(ctx context.Context, cfg bridge.Config, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(), error) {
 	if cfg.WhatsApp.Simulator == "" {
-		return nil, &bridge.ConfigError{Field: "whatsapp.simulator",
+		return nil, nil, &bridge.ConfigError{Field: "whatsapp.simulator",
 			Problem: "this binary is a test build (-tags simwa) with only the simulated WhatsApp; set whatsapp.simulator, or use a build without the tag"}
 	}
 	sim, err := simwa.New(simwa.Config{
@@ -29,13 +29,15 @@ func newWhatsApp(ctx context.Context, cfg bridge.Config, db *store.DB, log *slog
 		Log:    log.With("component", "simwa"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Warn("using the simulated WhatsApp (test build)", "component", "simwa", "socket", cfg.WhatsApp.Simulator, "boot", sim.Boot())
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := sim.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("simulated WhatsApp stopped", "component", "simwa", "err", err)
 		}
 	}()
-	return sim, nil
+	return sim, func() { <-done }, nil
 }
