@@ -27,7 +27,7 @@ type conn struct {
 // after any read, decode or write error it is closed and Run dials anew
 // (go-xmpp may hold its decoder lock after a decode error, and a stream
 // that lost a stanza mid-way cannot be trusted).
-func (s *Session) serve(ctx context.Context, l *link) error {
+func (s *Session) serve(ctx context.Context, l *link, from string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{})}
 	s.mu.Lock()
@@ -42,7 +42,7 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 	setupDone := make(chan struct{})
 	go func() {
 		defer close(setupDone)
-		if err := s.setup(ctx, c); err != nil {
+		if err := s.setup(ctx, c, from); err != nil {
 			cancel(err)
 		}
 	}()
@@ -79,9 +79,9 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 	return err
 }
 
-// setup runs once per link: roster check, subscription with the owner,
-// presence with caps.
-func (s *Session) setup(ctx context.Context, c *conn) error {
+// setup runs once per link: presence with caps, roster check, subscription
+// with the owner, and the archive replay from the cursor from.
+func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 	if err := s.sendCtrl(ctx, c, s.presence()); err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (s *Session) setup(ctx context.Context, c *conn) error {
 			return err
 		}
 	}
-	if err := s.catchUp(ctx); err != nil {
+	if err := s.catchUp(ctx, from); err != nil {
 		// Not fatal: live messages still flow; say what may be missing.
 		s.log.Warn("archive catch-up failed", "err", err)
 	}

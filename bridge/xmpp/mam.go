@@ -29,15 +29,19 @@ type mamFin struct {
 	} `xml:"http://jabber.org/protocol/rsm set"`
 }
 
-// catchUp replays the owner's archived messages after the cursor. With no
-// cursor yet it only records where the archive ends now.
-func (s *Session) catchUp(ctx context.Context) error {
+// loadCursor reads the archive cursor, "" when there is none.
+func (s *Session) loadCursor() (string, error) {
+	if s.cfg.Cursor == nil {
+		return "", nil
+	}
+	return s.cfg.Cursor.LoadCursor()
+}
+
+// catchUp replays the owner's archived messages after the cursor after.
+// With no cursor yet it only records where the archive ends now.
+func (s *Session) catchUp(ctx context.Context, after string) error {
 	if s.cfg.Cursor == nil {
 		return nil
-	}
-	after, err := s.cfg.Cursor.LoadCursor()
-	if err != nil {
-		return fmt.Errorf("xmpp: archive cursor: %w", err)
 	}
 	qid := "mam-" + s.NewID()
 	s.mamQuery.Store(qid)

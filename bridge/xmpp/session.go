@@ -320,6 +320,14 @@ func record(t time.Time, stanza []byte) []byte {
 func (s *Session) Run(ctx context.Context) error {
 	backoff := s.cfg.MinBackoff
 	for {
+		// Where the archive replay of this link starts, read before login:
+		// the server delivers stored messages right after it, and the core
+		// may handle (and move the cursor past) them before the replay
+		// asks, skipping what was lost in between.
+		from, cerr := s.loadCursor()
+		if cerr != nil {
+			s.log.Error("cannot read the archive cursor", "err", cerr)
+		}
 		l, err := s.dial(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -329,7 +337,7 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			start := time.Now()
-			err = s.serve(ctx, l)
+			err = s.serve(ctx, l, from)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
