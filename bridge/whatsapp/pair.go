@@ -52,7 +52,7 @@ func (a *Adapter) Pair(ctx context.Context, phone string) error {
 		a.pairing = false
 		a.mu.Unlock()
 	}
-	a.updateVersion(pctx) // an outdated version is refused at pairing too
+	a.updateVersion(pctx)           // an outdated version is refused at pairing too
 	qr, err := c.GetQRChannel(pctx) // before Connect, or the first codes are missed
 	if err == nil && !c.IsConnected() {
 		err = c.Connect()
