@@ -2,7 +2,9 @@ package simwa
 
 import "waxmpp/bridge"
 
-// Handled is the core's acknowledgement of an event (bridge.WhatsApp). The
-// simulator keeps nothing across a restart: a test re-injects what it wants
-// delivered again, as WhatsApp would redeliver what was never acknowledged.
-func (s *Sim) Handled(bridge.Event) {}
+// Handled implements bridge.WhatsApp: the core's acknowledgement that it
+// has durably dealt with ev. The simulator counts it and pushes it to the
+// watchers that asked for acknowledgements (see ack). It keeps nothing
+// across a restart: a test re-injects what was never acknowledged, as
+// WhatsApp redelivers what a device never acknowledged.
+func (s *Sim) Handled(ev bridge.Event) { s.ack(ev) }

@@ -307,7 +307,7 @@ func TestAcknowledgements(t *testing.T) {
 	}
 	defer plain.Close()
 	ev := &bridge.Message{Ref: bridge.MsgRef{Chat: "c@s.whatsapp.net", Sender: "c@s.whatsapp.net", ID: "M1"}, Kind: bridge.Text, Text: "hi", Time: t0}
-	s.ack(ev)
+	s.Handled(ev)
 	s.SetOnline(t.Context(), true)
 	select {
 	case h := <-w.Handled:
