@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,11 +79,12 @@ type simEnv struct {
 	conf  string
 	sock  string
 
-	cmd    *exec.Cmd
-	exited chan error
-	stderr *syncBuffer
-	sim    *simwa.Client
-	watch  *simwa.Watcher
+	cmd     *exec.Cmd
+	exited  chan error
+	stderr  *syncBuffer
+	logFile *os.File // the binary's whole log, kept with the dir when a test fails
+	sim     *simwa.Client
+	watch   *simwa.Watcher
 	// watchDone is closed when the watcher has recorded all the process's
 	// actions (its connection ended).
 	watchDone chan struct{}
@@ -144,7 +146,13 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("kept %s (config, state, waxmpp.log)", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
 	e.dir = dir
 	e.sock = filepath.Join(dir, "sim.sock")
 	rate := o.rate
@@ -213,9 +221,16 @@ func (e *simEnv) start() {
 	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
 	if e.stderr == nil {
 		e.stderr = &syncBuffer{}
+		f, err := os.OpenFile(filepath.Join(e.dir, "waxmpp.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			e.tb.Fatal(err)
+		}
+		e.tb.Cleanup(func() { f.Close() })
+		e.logFile = f
 	}
 	fmt.Fprintf(e.stderr, "=== start %d ===\n", e.starts)
-	e.cmd.Stderr = e.stderr
+	fmt.Fprintf(e.logFile, "=== start %d ===\n", e.starts)
+	e.cmd.Stderr = io.MultiWriter(e.stderr, e.logFile)
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.cmd.Start(); err != nil {
 		e.tb.Fatal(err)
