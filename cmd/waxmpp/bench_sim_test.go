@@ -27,7 +27,7 @@ import (
 func BenchmarkSimBridge(b *testing.B) {
 	const n = 2000
 	for range b.N {
-		e := newSimEnv(b, envOptions{})
+		e := newSimEnv(b, envOptions{pingInterval: time.Minute, pingTimeout: 20 * time.Second})
 		e.addressBook()
 		e.command("/to alice")
 		body := strings.Repeat("lorem ipsum ", 8)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -133,6 +134,10 @@ const (
 
 type envOptions struct {
 	rate int // xmpp.rate; 0: 10 MB/s (Prosody's limits are off)
+	// ping is xmpp.ping_interval and ping_timeout; zero: 5s and 3s, so
+	// that tests notice a dead link fast. A loaded Prosody may answer
+	// slower than 3s.
+	pingInterval, pingTimeout time.Duration
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -167,15 +172,16 @@ server = %q
 ca_file = %q
 rate = %d
 burst = %d
-ping_interval = "5s"
-ping_timeout = "3s"
+ping_interval = %q
+ping_timeout = %q
 [whatsapp]
 simulator = %q
 [store]
 path = %q
 [log]
 level = "debug"
-`, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, max(rate, 1<<20), e.sock, filepath.Join(dir, "waxmpp.db"))
+`, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, max(rate, 1<<20),
+		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), e.sock, filepath.Join(dir, "waxmpp.db"))
 	e.conf = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.conf, []byte(doc), 0o600); err != nil {
 		tb.Fatal(err)
