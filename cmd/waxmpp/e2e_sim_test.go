@@ -672,7 +672,9 @@ var numRE = regexp.MustCompile(`#(\d+) `)
 // after a crash); as a last resort it resends, with the same id, what never
 // reached WhatsApp, and each such message is reported as lost.
 func TestSimBurstWithKills(t *testing.T) {
-	e := newSimEnv(t, envOptions{})
+	// The default ping tolerance: a Prosody loaded by the burst may take
+	// more than the 3s other tests allow.
+	e := newSimEnv(t, envOptions{pingInterval: time.Minute, pingTimeout: 20 * time.Second})
 	e.addressBook()
 	e.command("/to alice")
 	m := e.mark()
