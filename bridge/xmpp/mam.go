@@ -43,13 +43,12 @@ func (s *Session) catchUp(ctx context.Context, after string) error {
 	if s.cfg.Cursor == nil {
 		return nil
 	}
-	qid := "mam-" + s.NewID()
-	s.mamQuery.Store(qid)
-	defer s.mamQuery.Store("")
 	if after == "" {
 		// First run: start from the archive's newest message, or from its
-		// beginning when it is empty.
-		last, _, err := s.mamPage(ctx, qid, "", true)
+		// beginning when it is empty. This query only finds the position:
+		// its result (a message handled live, or before waxmpp) is not
+		// replayed (routeMessage drops answers to no replay query).
+		last, _, err := s.mamPage(ctx, "mam-pos-"+s.NewID(), "", true)
 		if err != nil {
 			return err
 		}
@@ -58,6 +57,9 @@ func (s *Session) catchUp(ctx context.Context, after string) error {
 		}
 		return s.cfg.Cursor.SaveCursor(last)
 	}
+	qid := "mam-" + s.NewID()
+	s.mamQuery.Store(qid)
+	defer s.mamQuery.Store("")
 	for pages := 0; pages < 1000; pages++ { // 100k messages: a bound, not a plan
 		last, complete, err := s.mamPage(ctx, qid, after, false)
 		if err != nil {

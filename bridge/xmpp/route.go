@@ -159,9 +159,12 @@ func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
 	if m.Archived != nil {
 		// Only our own archive, answering our own query, is trusted.
 		q, _ := s.mamQuery.Load().(string)
-		if a := bareJID(m.Archived.From); a != "" && a != s.bare || q == "" || m.Archived.QueryID != q {
+		if a := bareJID(m.Archived.From); a != "" && a != s.bare {
 			s.drop("archive", m.Archived.From)
 			return nil
+		}
+		if q == "" || m.Archived.QueryID != q {
+			return nil // our archive answering the position query
 		}
 		if bareJID(m.From) == s.bare {
 			return nil // the bot's own messages to the owner, archived too
