@@ -29,6 +29,14 @@ type mamFin struct {
 	} `xml:"http://jabber.org/protocol/rsm set"`
 }
 
+// replayed ends an archive replay: the cursor may move again.
+func (s *Session) replayed() {
+	s.replaying.Store(false)
+	if s.inflight.Load() <= 0 {
+		s.saveCursor()
+	}
+}
+
 // loadCursor reads the archive cursor, "" when there is none.
 func (s *Session) loadCursor() (string, error) {
 	if s.cfg.Cursor == nil {
@@ -55,7 +63,11 @@ func (s *Session) catchUp(ctx context.Context, after string) error {
 		if last == "" {
 			last = fromStart
 		}
-		return s.cfg.Cursor.SaveCursor(last)
+		if err := s.cfg.Cursor.SaveCursor(last); err != nil {
+			return err
+		}
+		s.replayed()
+		return nil
 	}
 	qid := "mam-" + s.NewID()
 	s.mamQuery.Store(qid)
@@ -67,11 +79,16 @@ func (s *Session) catchUp(ctx context.Context, after string) error {
 				// The archive no longer has our cursor (expired): start
 				// again from its end rather than replay everything.
 				s.log.Warn("archive no longer holds the last handled message; some messages sent while waxmpp was down may be missing", "cursor", after)
-				return s.cfg.Cursor.SaveCursor("")
+				if err := s.cfg.Cursor.SaveCursor(""); err != nil {
+					return err
+				}
+				s.replayed()
+				return nil
 			}
 			return err
 		}
 		if complete || last == "" {
+			s.replayed()
 			return nil
 		}
 		after = last
@@ -117,11 +134,39 @@ func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (
 }
 
 // handled saves the archive id of a message the core has dealt with.
+//
+// Archive ids are opaque, so "everything before this one is handled" is
+// known only at quiet moments: the cursor is saved when no replay is
+// unfinished and every message delivered so far has been handled. Then
+// the last handled message is also the newest delivered one, and all that
+// the archive holds before it was delivered and handled. Under constant
+// traffic the cursor lags; a crash then replays a little more, which the
+// core drops by id.
 func (s *Session) handled(archiveID string) {
-	if s.cfg.Cursor == nil || archiveID == "" {
+	n := s.inflight.Add(-1)
+	if s.cfg.Cursor == nil {
 		return
 	}
-	if err := s.cfg.Cursor.SaveCursor(archiveID); err != nil {
+	s.mu.Lock()
+	if archiveID != "" {
+		s.lastHandled = archiveID
+	}
+	s.mu.Unlock()
+	if n <= 0 && !s.replaying.Load() {
+		s.saveCursor()
+	}
+}
+
+// saveCursor persists the last handled archive id, if any is new.
+func (s *Session) saveCursor() {
+	s.mu.Lock()
+	id := s.lastHandled
+	s.lastHandled = ""
+	s.mu.Unlock()
+	if id == "" {
+		return
+	}
+	if err := s.cfg.Cursor.SaveCursor(id); err != nil {
 		s.log.Error("cannot save the archive cursor", "err", err)
 	}
 }

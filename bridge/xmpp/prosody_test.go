@@ -541,22 +541,28 @@ func TestArchiveCatchUp(t *testing.T) {
 	s1, stop1, done1 := run()
 	waitFor(t, 5*time.Second, "cursor initialised", func() bool { id, _ := cur.LoadCursor(); return id != "" })
 	bot := srv.JID("bot")
-	for _, id := range []string{"m1", "m2", "m3"} {
+	receive := func(id string) *Inbound {
+		t.Helper()
 		owner.Send("<message to='" + bot + "' type='chat' id='" + id + "'><body>" + id + "</body></message>")
-	}
-	var got []*Inbound
-	for range 3 {
 		select {
 		case m := <-s1.Inbound():
-			got = append(got, m)
+			if m.ID != id {
+				t.Fatalf("got %s, want %s", m.ID, id)
+			}
+			return m
 		case <-time.After(5 * time.Second):
-			t.Fatal("live message missing")
+			t.Fatalf("live message %s missing", id)
+			return nil
 		}
 	}
-	if archiveID(got[0], s1.bare) == "" {
-		t.Fatalf("no archive id on %+v", got[0])
+	m1 := receive("m1")
+	if archiveID(m1, s1.bare) == "" {
+		t.Fatalf("no archive id on %+v", m1)
 	}
-	s1.handled(archiveID(got[0], s1.bare)) // the core handled m1, then waxmpp died
+	s1.handled(archiveID(m1, s1.bare)) // the core handled m1: nothing else in flight, the cursor moves
+	waitFor(t, 5*time.Second, "cursor at m1", func() bool { id, _ := cur.LoadCursor(); return id == archiveID(m1, s1.bare) })
+	receive("m2")
+	receive("m3") // delivered, never handled: waxmpp dies first
 	stop1()
 	<-done1
 	// While the bot is away the owner writes m4: the server stores it and

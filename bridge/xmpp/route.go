@@ -193,10 +193,12 @@ func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
 			return nil
 		}
 	}
+	s.inflight.Add(1) // before the send: the consumer may report it handled at once
 	select {
 	case s.in <- m:
 		return nil
 	case <-ctx.Done():
+		s.inflight.Add(-1)
 		return context.Cause(ctx)
 	}
 }

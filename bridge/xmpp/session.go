@@ -122,12 +122,22 @@ type Session struct {
 	show    string
 	status  string
 	upload  *uploadService // discovered per server, nil until needed
+	// lastHandled is the archive id of the last handled owner message not
+	// yet saved as the cursor.
+	lastHandled string
 
 	// recent remembers the ids of the owner's latest messages (reader
 	// goroutine only): a resend or an archive replay of one is dropped.
 	recent recentIDs
 	// mamQuery is the id of the archive query running, "" if none.
 	mamQuery atomic.Value
+	// replaying is true from before a login until its archive replay has
+	// completed; meanwhile the cursor stays where the replay started, so a
+	// replay cut short (a dying link, a crash) starts there again.
+	replaying atomic.Bool
+	// inflight counts owner messages handed to Inbound and not yet
+	// reported handled.
+	inflight atomic.Int64
 
 	// cmds carries XEP-0050 commands to the core (Bot.Commands).
 	// Capacity 8; a command that finds it full waits up to 30 s on its own
@@ -324,6 +334,7 @@ func (s *Session) Run(ctx context.Context) error {
 		// the server delivers stored messages right after it, and the core
 		// may handle (and move the cursor past) them before the replay
 		// asks, skipping what was lost in between.
+		s.replaying.Store(true)
 		from, cerr := s.loadCursor()
 		if cerr != nil {
 			s.log.Error("cannot read the archive cursor", "err", cerr)
