@@ -48,7 +48,6 @@ type fakeClient struct {
 	read       []string
 	logouts    int
 	disconnect int
-	web        []*waWeb.WebMessageInfo
 }
 
 type sentMsg struct {

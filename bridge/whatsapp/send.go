@@ -365,14 +365,12 @@ func (a *Adapter) Logout(ctx context.Context) error {
 // ErrBadNumber is a phone number that cannot be an E.164 number.
 var ErrBadNumber = errors.New("whatsapp: a phone number is written in international form: + then country code and number, e.g. +491701234567")
 
-// normalizePhone returns the digits of an E.164 number ('+' optional;
-// spaces, dots, dashes and parentheses allowed).
+// NormalizePhone returns the digits of an E.164 number ('+' or "00"
+// optional; spaces, dots, dashes and parentheses allowed).
 func NormalizePhone(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(s, "+")
-	if strings.HasPrefix(s, "00") {
-		s = s[2:]
-	}
+	s = strings.TrimPrefix(s, "00")
 	var b strings.Builder
 	for _, r := range s {
 		switch {
