@@ -111,25 +111,11 @@ func (s *deviceStore) DeleteOldBufferedHashes(ctx context.Context) error {
 			return err
 		}
 		for _, d := range devs {
-			b := top.Bucket(d)
-			var del [][]byte
-			err := b.ForEach(func(k, v []byte) error {
+			if _, err := deleteWhere(top.Bucket(d), func(k, v []byte) (bool, error) {
 				r, err := decodeBufferedEvent(k, v)
-				if err != nil {
-					return err
-				}
-				if r.insertTSMS < cutoff {
-					del = append(del, append([]byte(nil), k...))
-				}
-				return nil
-			})
-			if err != nil {
+				return err == nil && r.insertTSMS < cutoff, err
+			}); err != nil {
 				return err
-			}
-			for _, k := range del {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
 			}
 		}
 		return nil
@@ -204,25 +190,33 @@ func (s *deviceStore) DeleteOldOutgoingEvents(ctx context.Context) error {
 		if b == nil {
 			return nil
 		}
-		var del [][]byte
-		err := b.ForEach(func(k, v []byte) error {
+		_, err := deleteWhere(b, func(k, v []byte) (bool, error) {
 			r, err := decodeOutgoing(k, v)
-			if err != nil {
-				return err
-			}
-			if r.timestampMS < cutoff {
-				del = append(del, append([]byte(nil), k...))
-			}
-			return nil
+			return err == nil && r.timestampMS < cutoff, err
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range del {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return err
 	})
+}
+
+// deleteWhere deletes the records of b for which drop says so and returns
+// how many. bbolt forbids deleting while iterating, so keys are collected
+// first. An error from drop (a damaged record) stops it, deleting nothing.
+func deleteWhere(b *bolt.Bucket, drop func(k, v []byte) (bool, error)) (int, error) {
+	var del [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		ok, err := drop(k, v)
+		if ok {
+			del = append(del, append([]byte(nil), k...))
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range del {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(del), nil
 }

@@ -517,27 +517,12 @@ func (s *deviceStore) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff tim
 		if b == nil {
 			return nil
 		}
-		var del [][]byte
-		err := b.ForEach(func(k, v []byte) error {
+		d, err := deleteWhere(b, func(k, v []byte) (bool, error) {
 			r, err := decodePrivacyToken(k, v)
-			if err != nil {
-				return err
-			}
-			if r.timestamp < cutoff.Unix() {
-				del = append(del, append([]byte(nil), k...))
-			}
-			return nil
+			return err == nil && r.timestamp < cutoff.Unix(), err
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range del {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = int64(len(del))
-		return nil
+		n = int64(d)
+		return err
 	})
 	if err != nil {
 		return 0, err
