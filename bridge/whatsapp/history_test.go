@@ -95,8 +95,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // process and checks its peak RSS stays under 150 MB (a Raspberry Pi has
 // 512 MB and more to do).
 func TestHistoryMemory(t *testing.T) {
-	if os.Getenv("WAXMPP_HISTORY_CHILD") != "" {
-		return // the child runs TestHistoryMemoryChild
+	if path := os.Getenv("WAXMPP_HISTORY_CHILD"); path != "" {
+		historyMemoryChild(t, path) // this process is the child
+		return
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "history.zlib")
@@ -110,7 +111,7 @@ func TestHistoryMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	exe := os.Getenv("WAXMPP_TEST_EXEC") // e.g. an ARM binary under qemu
-	args := []string{"-test.run=^TestHistoryMemoryChild$", "-test.v"}
+	args := []string{"-test.run=^TestHistoryMemory$", "-test.v"}
 	var cmd *exec.Cmd
 	if exe != "" {
 		cmd = exec.Command(exe, append([]string{os.Args[0]}, args...)...)
@@ -138,15 +139,11 @@ func TestHistoryMemory(t *testing.T) {
 	}
 }
 
-// TestHistoryMemoryChild is the child of TestHistoryMemory: it runs the
-// adapter's history path (stream parse, ParseWebMessage, conversion, the
-// event FIFO) with a reader draining events like the core.
-func TestHistoryMemoryChild(t *testing.T) {
-	path := os.Getenv("WAXMPP_HISTORY_CHILD")
-	if path == "" {
-		t.Log("runs only as TestHistoryMemory's child")
-		return
-	}
+// historyMemoryChild is TestHistoryMemory in its child process: it runs
+// the adapter's history path (stream parse, ParseWebMessage, conversion,
+// the durable inbox) on the file at path with a reader handling events
+// like the core.
+func historyMemoryChild(t *testing.T, path string) {
 	h := newHarness(t, true)
 	h.run()
 	c := h.client()
