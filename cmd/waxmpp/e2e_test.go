@@ -196,24 +196,11 @@ func TestBinaryRun(t *testing.T) {
 		}
 	}()
 
-	cmd := command(t, []string{"NOTIFY_SOCKET=" + sock}, "run", "--config", cfg)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	cmd, stderr, exited := startBinary(t, []string{"NOTIFY_SOCKET=" + sock}, "run", "--config", cfg)
 
-	expectNote(t, notes, "READY=1", &stderr)
+	expectNote(t, notes, "READY=1", stderr)
 	// stderr reaches the buffer through a pipe, so it may lag the note.
-	waitFor(t, &stderr, "msg=started")
+	waitFor(t, stderr, "msg=started")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +212,34 @@ func TestBinaryRun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("still running 5s after SIGTERM; stderr:\n%s", stderr.String())
 	}
-	expectNote(t, notes, "STOPPING=1", &stderr)
+	expectNote(t, notes, "STOPPING=1", stderr)
 	if strings.Contains(stderr.String(), testPassword) {
 		t.Errorf("the password was logged:\n%s", stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state", "waxmpp.db")); err != nil {
 		t.Errorf("no state file: %v", err)
 	}
+}
+
+// startBinary starts the built binary with args; stderr is captured. A
+// process still running when the test ends is killed.
+func startBinary(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer, <-chan error) {
+	t.Helper()
+	cmd := command(t, env, args...)
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return cmd, stderr, exited
 }
 
 func expectNote(t *testing.T, notes <-chan string, want string, stderr fmt.Stringer) {

@@ -45,20 +45,7 @@ func TestBinaryWithProsody(t *testing.T) {
 	srv := pt.Start(t, pt.Options{})
 	owner := srv.Dial(t, "owner")
 	cfgPath := prosodyConfig(t, srv, pt.Password("bot"))
-	cmd := command(t, nil, "run", "--config", cfgPath)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
+	cmd, stderr, exited := startBinary(t, nil, "run", "--config", cfgPath)
 	bot := srv.JID("bot")
 	owner.Next(t, 15*time.Second, func(e *pt.Elem) bool {
 		return e.XMLName.Local == "presence" && e.Attr("type") == "subscribe" && e.Attr("from") == bot
