@@ -187,7 +187,7 @@ func (c *Core) cmdMsg(ctx context.Context, args string) string {
 	if out.Action != actSend {
 		return out.Problem
 	}
-	if !c.send(ctx, out.Chat, OwnerMessage{Body: out.Text, Time: c.now()}, nil) {
+	if !c.send(ctx, out.Chat, draft{Body: out.Text, Time: c.now()}, nil) {
 		return "Not sent."
 	}
 	c.wrote(out.Chat)

@@ -86,7 +86,7 @@ type CoreConfig struct {
 	// buffers (see its doc). The core never drops an event.
 	Events <-chan Event
 	// Owner are the owner's messages. Backpressure as Events.
-	Owner <-chan OwnerMessage
+	Owner <-chan OwnerEvent
 	// Commands are XEP-0050 ad-hoc commands (may be nil). Each is answered
 	// on its Reply channel (capacity 1) without blocking.
 	Commands <-chan Command
@@ -144,8 +144,17 @@ type routeState struct {
 	Since []ChatID `json:"since,omitempty"` // spoke since the owner last wrote to the current chat, most recent first
 	// Held are the held messages, oldest first. Backpressure: none needed;
 	// only the owner's typing fills it, and the bot asks after each one.
-	Held     []OwnerMessage `json:"held,omitempty"`
+	Held     []draft  `json:"held,omitempty"`
 	Question []ChatID       `json:"question,omitempty"` // candidates of the last question
+}
+
+// draft is a text of the owner's on its way to WhatsApp, held or about to
+// be sent. Its JSON keys are those of the held messages saved by earlier
+// versions (the fields of their OwnerMessage), so saved routing state loads.
+type draft struct {
+	ID   string    `json:"ID"` // the owner's XMPP id ("" for an ad-hoc /msg)
+	Body string    `json:"Body"`
+	Time time.Time `json:"Time"` // when the owner wrote it
 }
 
 const (
@@ -223,7 +232,7 @@ func (c *Core) Run(ctx context.Context) error {
 				owner = nil
 				continue
 			}
-			c.ownerMessage(ctx, m)
+			c.ownerEvent(ctx, m)
 			c.x.Handled(m)
 		case cmd, ok := <-cmds:
 			if !ok {

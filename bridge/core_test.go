@@ -196,7 +196,7 @@ func (f *fakeXMPP) Upload(_ context.Context, name, ct string, size int64, r io.R
 	return "https://up.example/" + name, nil
 }
 
-func (f *fakeXMPP) Handled(bridge.OwnerMessage) {}
+func (f *fakeXMPP) Handled(bridge.OwnerEvent) {}
 
 func (f *fakeXMPP) Stats() (bridge.XMPPStats, error) {
 	return bridge.XMPPStats{Connected: true, Queued: 2, Unconfirmed: 1, Lag: 3 * time.Second, Reconnects: 4}, nil
@@ -228,7 +228,7 @@ type harness struct {
 	wa     *fakeWA
 	x      *fakeXMPP
 	ev     chan bridge.Event
-	own    chan bridge.OwnerMessage
+	own    chan bridge.OwnerEvent
 	cmds   chan bridge.Command
 	cancel context.CancelFunc
 	done   chan error
@@ -266,7 +266,7 @@ func (h *harness) start() {
 	}
 	h.db = db
 	h.ev = make(chan bridge.Event)
-	h.own = make(chan bridge.OwnerMessage)
+	h.own = make(chan bridge.OwnerEvent)
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: h.wa, XMPP: h.x, Store: db, Events: h.ev, Owner: h.own, Commands: h.cmds,
@@ -301,6 +301,22 @@ func (h *harness) restart() {
 	h.start()
 }
 
+// offline stops the core, lets fn change the store as if another version
+// had written it, and starts the core again.
+func (h *harness) offline(fn func(db *store.DB)) {
+	h.t.Helper()
+	h.stop()
+	db, err := store.Open(h.path, store.Options{NoSync: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	fn(db)
+	if err := db.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.start()
+}
+
 func (h *harness) send(evs ...bridge.Event) {
 	for _, e := range evs {
 		h.ev <- e
@@ -308,16 +324,40 @@ func (h *harness) send(evs ...bridge.Event) {
 }
 
 // owner sends the owner's message; an empty ID gets a fresh one.
-func (h *harness) owner(m bridge.OwnerMessage) string {
-	if m.ID == "" {
+func (h *harness) owner(m bridge.OwnerEvent) string {
+	meta := ownerMeta(m)
+	if meta.ID == "" {
 		h.seq++
-		m.ID = fmt.Sprintf("own%d", h.seq)
+		meta.ID = fmt.Sprintf("own%d", h.seq)
 	}
 	h.own <- m
-	return m.ID
+	return meta.ID
 }
 
-func (h *harness) say(body string) string { return h.owner(bridge.OwnerMessage{Body: body}) }
+// ownerMeta is the OwnerMeta inside an owner event, to fill in.
+func ownerMeta(m bridge.OwnerEvent) *bridge.OwnerMeta {
+	switch e := m.(type) {
+	case *bridge.OwnerText:
+		return &e.OwnerMeta
+	case *bridge.OwnerCorrection:
+		return &e.OwnerMeta
+	case *bridge.OwnerRetraction:
+		return &e.OwnerMeta
+	case *bridge.OwnerReaction:
+		return &e.OwnerMeta
+	case *bridge.OwnerDisplayed:
+		return &e.OwnerMeta
+	case *bridge.OwnerReceived:
+		return &e.OwnerMeta
+	case *bridge.OwnerChatState:
+		return &e.OwnerMeta
+	case *bridge.OwnerOther:
+		return &e.OwnerMeta
+	}
+	panic(fmt.Sprintf("owner event %T", m))
+}
+
+func (h *harness) say(body string) string { return h.owner(&bridge.OwnerText{Body: body}) }
 
 // cmd runs an ad-hoc command and returns its answer; it also syncs.
 func (h *harness) cmd(name, args string) string {

@@ -320,3 +320,91 @@ func (*Alias) waEvent()         {}
 func (*Status) waEvent()        {}
 func (*PairCode) waEvent()      {}
 func (*PairResult) waEvent()    {}
+
+// OwnerEvent is something the owner did in the bot conversation, decoded by
+// the XMPP side (bridge/xmpp) and consumed by the core. The concrete types
+// are those below; the unexported method closes the set. Each comes with
+// the OwnerMeta of the stanza it came in.
+type OwnerEvent interface {
+	Meta() OwnerMeta
+	ownerEvent()
+}
+
+// OwnerMeta is what every owner event carries.
+type OwnerMeta struct {
+	// ID is the stanza's XEP-0359 origin-id, else its id attribute: what
+	// the owner's clients refer to in replies, corrections and markers.
+	ID   string
+	Time time.Time // when the owner sent it (XEP-0203 delay), else when it arrived
+	// Archive is the id the bot's server archive gave the stanza
+	// (XEP-0359 stanza-id, XEP-0313), "" when the server keeps none.
+	Archive string
+}
+
+// Meta returns m; it makes every type that embeds OwnerMeta say its meta.
+func (m OwnerMeta) Meta() OwnerMeta { return m }
+
+// OwnerText is a message the owner wrote: text, a file's URL, or both.
+type OwnerText struct {
+	OwnerMeta
+	Body    string // the text, with any XEP-0461 fallback quote removed
+	ReplyTo string // XEP-0461: the XMPP id replied to
+	URL     string // XEP-0066, or a body that is just a URL (aesgcm:// too)
+}
+
+// OwnerCorrection corrects one of the owner's earlier messages (XEP-0308).
+type OwnerCorrection struct {
+	OwnerMeta
+	Target string // the corrected message's id
+	Body   string // the new text
+}
+
+// OwnerRetraction takes back one of the owner's earlier messages (XEP-0424
+// in any of its forms: v1, v0 fastening, or a correction to " ").
+type OwnerRetraction struct {
+	OwnerMeta
+	Target string
+}
+
+// OwnerReaction is the owner's full set of reactions to Target (XEP-0444);
+// an empty set removes them.
+type OwnerReaction struct {
+	OwnerMeta
+	Target string
+	Emojis []string
+}
+
+// OwnerDisplayed says the owner has read the bot's messages up to Target
+// (XEP-0333 displayed).
+type OwnerDisplayed struct {
+	OwnerMeta
+	Target string
+}
+
+// OwnerReceived says the owner's client got the bot's message Target
+// (XEP-0184).
+type OwnerReceived struct {
+	OwnerMeta
+	Target string
+}
+
+// OwnerChatState is the owner's typing state (XEP-0085).
+type OwnerChatState struct {
+	OwnerMeta
+	State TypingState
+}
+
+// OwnerOther is a stanza from the owner with nothing the bridge acts on. It
+// is delivered all the same, so that it is acknowledged in order.
+type OwnerOther struct {
+	OwnerMeta
+}
+
+func (*OwnerText) ownerEvent()       {}
+func (*OwnerCorrection) ownerEvent() {}
+func (*OwnerRetraction) ownerEvent() {}
+func (*OwnerReaction) ownerEvent()   {}
+func (*OwnerDisplayed) ownerEvent()  {}
+func (*OwnerReceived) ownerEvent()   {}
+func (*OwnerChatState) ownerEvent()  {}
+func (*OwnerOther) ownerEvent()      {}

@@ -97,7 +97,7 @@ func routeModel(t *testing.T, seed uint64, steps int) {
 			}
 			r := rel[rng.IntN(len(rel))]
 			text := fmt.Sprintf("r%d", n)
-			h.owner(bridge.OwnerMessage{Body: text, ReplyTo: h.relayed(r.chat, r.id)})
+			h.owner(&bridge.OwnerText{Body: text, ReplyTo: h.relayed(r.chat, r.id)})
 			want = []string{sendLine(r.chat, text) + " reply=" + r.id}
 			if r.chat == current {
 				since = nil

@@ -9,25 +9,29 @@ import (
 
 // This file handles what the owner writes (DESIGN §2.2, §2.4 right to left).
 
-func (c *Core) ownerMessage(ctx context.Context, m OwnerMessage) {
-	switch {
-	case m.Displayed != "":
-		c.ownerDisplayed(ctx, m.Displayed)
-	case m.Received != "":
+func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) {
+	switch e := ev.(type) {
+	case *OwnerDisplayed:
+		c.ownerDisplayed(ctx, e.Target)
+	case *OwnerReceived:
 		// The owner's client got a relayed message: nothing to tell WhatsApp.
-	case m.Retract != "":
-		c.ownerRetract(ctx, m)
-	case m.Replace != "":
-		c.ownerReplace(ctx, m)
-	case m.React != nil:
-		c.ownerReact(ctx, m)
-	case m.Body != "" || m.URL != "":
-		if m.Body == "" {
-			m.Body = m.URL
+	case *OwnerRetraction:
+		c.ownerRetract(ctx, e.Target)
+	case *OwnerCorrection:
+		c.ownerReplace(ctx, e.Target, e.Body)
+	case *OwnerReaction:
+		c.ownerReact(ctx, e.Target, e.Emojis)
+	case *OwnerText:
+		body := e.Body
+		if body == "" {
+			body = e.URL
 		}
-		c.ownerText(ctx, m)
-	case m.Typing:
-		c.ownerTyping(ctx, m.ChatState)
+		if body != "" {
+			c.ownerText(ctx, draft{ID: e.ID, Body: body, Time: e.Time}, e.ReplyTo)
+		}
+	case *OwnerChatState:
+		c.ownerTyping(ctx, e.State)
+	case *OwnerOther:
 	}
 }
 
@@ -61,12 +65,12 @@ func (c *Core) sentAlready(id string) bool {
 	return l.WA.ID != "" && !strings.HasPrefix(id, relayPrefix)
 }
 
-func (c *Core) ownerText(ctx context.Context, m OwnerMessage) {
+func (c *Core) ownerText(ctx context.Context, m draft, replyTo string) {
 	if c.handled(m.ID) {
 		c.log.Debug("core: duplicate owner message dropped", "id", m.ID)
 		return
 	}
-	in := c.routeIn(m)
+	in := c.routeIn(m.Body, replyTo)
 	out := decide(in)
 	c.log.Debug("core: route", "rule", out.Rule, "action", out.Action.String(), "chat", out.Chat)
 	switch out.Action {
@@ -93,8 +97,8 @@ func (c *Core) ownerText(ctx context.Context, m OwnerMessage) {
 }
 
 // routeIn gathers what decide needs.
-func (c *Core) routeIn(m OwnerMessage) routeIn {
-	in := routeIn{Body: m.Body, ReplyTo: m.ReplyTo, Since: c.route.Since, Question: c.route.Question, Held: len(c.route.Held) > 0}
+func (c *Core) routeIn(body, replyTo string) routeIn {
+	in := routeIn{Body: body, ReplyTo: replyTo, Since: c.route.Since, Question: c.route.Question, Held: len(c.route.Held) > 0}
 	in.Resolve = func(name string) (ChatID, bool) {
 		ch, err := c.resolveChat(name)
 		return ChatID(ch.ID), err == nil
@@ -102,14 +106,14 @@ func (c *Core) routeIn(m OwnerMessage) routeIn {
 	if cur, ok, err := c.st.Route(); err == nil && ok {
 		in.Current = ChatID(cur)
 	}
-	if m.ReplyTo != "" {
+	if replyTo != "" {
 		// A relayed message, a note, or the owner's own earlier message:
 		// all are mapped to their chat.
-		if l, err := c.st.MessageByXMPP(m.ReplyTo); err == nil {
+		if l, err := c.st.MessageByXMPP(replyTo); err == nil {
 			in.Reply = &l
 		}
 	}
-	if strings.HasPrefix(m.Body, ">") {
+	if strings.HasPrefix(body, ">") {
 		if r, err := c.st.RecentMessages("", recentQuotes); err == nil {
 			in.Recent = r
 		}
@@ -119,7 +123,7 @@ func (c *Core) routeIn(m OwnerMessage) routeIn {
 
 // send sends the owner's text to chat (as a reply to quote), maps it, and
 // tells the owner when it failed. It reports success.
-func (c *Core) send(ctx context.Context, chat ChatID, m OwnerMessage, quote *MsgLink) bool {
+func (c *Core) send(ctx context.Context, chat ChatID, m draft, quote *MsgLink) bool {
 	ch, err := c.st.Chat(string(chat))
 	if err != nil {
 		c.say("Not sent: " + err.Error())
@@ -174,7 +178,7 @@ func waProblem(err error) string {
 }
 
 // hold keeps m until the owner says where it goes.
-func (c *Core) hold(m OwnerMessage, cands []ChatID) {
+func (c *Core) hold(m draft, cands []ChatID) {
 	c.route.Held = append(c.route.Held, m)
 	if len(c.route.Held) == 1 || len(cands) > 0 {
 		c.route.Question = cands
@@ -234,7 +238,7 @@ func (c *Core) release(ctx context.Context, chat ChatID) string {
 		quote := c.requote(ch, &m)
 		if !c.sentAlready(m.ID) && !c.send(ctx, ChatID(ch.ID), m, quote) {
 			// Keep it and the rest held: never lost.
-			c.route.Held = append([]OwnerMessage{m}, c.route.Held...)
+			c.route.Held = append([]draft{m}, c.route.Held...)
 			c.saveRoute()
 			return ""
 		}
@@ -248,7 +252,7 @@ func (c *Core) release(ctx context.Context, chat ChatID) string {
 // requote turns a held message that starts with a "> " quote of a message
 // in ch (the chat the owner chose) into a reply to that message, the quote
 // removed, as rule 2 would have done had the quote named one chat.
-func (c *Core) requote(ch Chat, m *OwnerMessage) *MsgLink {
+func (c *Core) requote(ch Chat, m *draft) *MsgLink {
 	q, rest, ok := splitQuote(m.Body)
 	if !ok || strings.TrimSpace(rest) == "" {
 		return nil
@@ -303,39 +307,39 @@ func (c *Core) resolveChat(name string) (Chat, error) {
 	return Chat{}, ErrNotFound
 }
 
-func (c *Core) ownerReplace(ctx context.Context, m OwnerMessage) {
+func (c *Core) ownerReplace(ctx context.Context, target, body string) {
 	for i, h := range c.route.Held {
-		if h.ID == m.Replace {
-			c.route.Held[i].Body = m.Body
+		if h.ID == target {
+			c.route.Held[i].Body = body
 			c.saveRoute()
 			return
 		}
 	}
-	l, err := c.st.MessageByXMPP(m.Replace)
-	if err != nil || l.WA.ID == "" || strings.HasPrefix(m.Replace, relayPrefix) {
+	l, err := c.st.MessageByXMPP(target)
+	if err != nil || l.WA.ID == "" || strings.HasPrefix(target, relayPrefix) {
 		c.say("Not edited: I don't know that message (only messages you sent through waxmpp can be edited).")
 		return
 	}
-	if strings.TrimSpace(m.Body) == "" {
-		c.ownerRetract(ctx, OwnerMessage{Retract: m.Replace})
+	if strings.TrimSpace(body) == "" {
+		c.ownerRetract(ctx, target)
 		return
 	}
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
-	err = c.wa.Edit(wctx, MsgRef{Chat: ChatID(l.WA.Chat), ID: l.WA.ID, FromMe: true}, m.Body)
+	err = c.wa.Edit(wctx, MsgRef{Chat: ChatID(l.WA.Chat), ID: l.WA.ID, FromMe: true}, body)
 	if err != nil {
 		c.say("Not edited: " + waProblem(err) + ".")
 		return
 	}
-	l.Excerpt = excerptOf(m.Body)
+	l.Excerpt = excerptOf(body)
 	if err := c.st.PutMessages(l); err != nil {
 		c.log.Error("core: map edit", "err", err)
 	}
 }
 
-func (c *Core) ownerRetract(ctx context.Context, m OwnerMessage) {
+func (c *Core) ownerRetract(ctx context.Context, target string) {
 	for i, h := range c.route.Held {
-		if h.ID == m.Retract {
+		if h.ID == target {
 			c.route.Held = append(c.route.Held[:i:i], c.route.Held[i+1:]...)
 			if len(c.route.Held) == 0 {
 				c.route.Question = nil
@@ -345,8 +349,8 @@ func (c *Core) ownerRetract(ctx context.Context, m OwnerMessage) {
 			return
 		}
 	}
-	l, err := c.st.MessageByXMPP(m.Retract)
-	if err != nil || l.WA.ID == "" || strings.HasPrefix(m.Retract, relayPrefix) {
+	l, err := c.st.MessageByXMPP(target)
+	if err != nil || l.WA.ID == "" || strings.HasPrefix(target, relayPrefix) {
 		c.say("Not deleted: I don't know that message (only messages you sent through waxmpp can be deleted).")
 		return
 	}
@@ -357,20 +361,20 @@ func (c *Core) ownerRetract(ctx context.Context, m OwnerMessage) {
 	}
 }
 
-func (c *Core) ownerReact(ctx context.Context, m OwnerMessage) {
-	l, err := c.st.MessageByXMPP(m.React.ID)
+func (c *Core) ownerReact(ctx context.Context, target string, emojis []string) {
+	l, err := c.st.MessageByXMPP(target)
 	if err != nil || l.WA.ID == "" {
 		c.say("Reaction not sent: I don't know that message.")
 		return
 	}
 	emoji := ""
-	if n := len(m.React.Emojis); n > 0 {
-		emoji = m.React.Emojis[n-1] // WhatsApp keeps one reaction per person
+	if n := len(emojis); n > 0 {
+		emoji = emojis[n-1] // WhatsApp keeps one reaction per person
 	}
-	target := MsgRef{Chat: ChatID(l.WA.Chat), Sender: UserID(l.WA.Sender), ID: l.WA.ID, FromMe: l.WA.Sender == ""}
+	ref := MsgRef{Chat: ChatID(l.WA.Chat), Sender: UserID(l.WA.Sender), ID: l.WA.ID, FromMe: l.WA.Sender == ""}
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
-	if err := c.wa.React(wctx, target, emoji); err != nil {
+	if err := c.wa.React(wctx, ref, emoji); err != nil {
 		c.say("Reaction not sent: " + waProblem(err) + ".")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/store"
 )
 
 // TestRouting drives DESIGN §2.2 end to end: each step is what the owner or
@@ -56,7 +57,7 @@ func TestRouting(t *testing.T) {
 	// even though Bob is current; the current chat stays Bob.
 	h.send(&bridge.Message{Ref: bridge.MsgRef{Chat: family, Sender: carol, ID: "F1"}, Time: t0, Kind: bridge.Text, Text: "dinner sunday?", PushName: "Carol"})
 	fid := h.relayed(family, "F1")
-	h.owner(bridge.OwnerMessage{Body: "count me in", ReplyTo: fid})
+	h.owner(&bridge.OwnerText{Body: "count me in", ReplyTo: fid})
 	eq(t, "reply", h.wa.take(), []string{`SendText 120363001@g.us "count me in" reply=F1`})
 	// Family spoke since the owner wrote to Bob: plain text asks.
 	h.say("and you bob?")
@@ -67,16 +68,16 @@ func TestRouting(t *testing.T) {
 	h.bodies()
 
 	// A reply to the owner's own earlier message goes to its chat.
-	h.owner(bridge.OwnerMessage{Body: "also", ReplyTo: "own1"})
+	h.owner(&bridge.OwnerText{Body: "also", ReplyTo: "own1"})
 	eq(t, "reply to own", h.wa.take(), []string{`SendText 491111@s.whatsapp.net "also" reply=` + h.waID("own1")})
 	// A reply to something not in the map is refused, never routed.
-	h.owner(bridge.OwnerMessage{Body: "hm", ReplyTo: "bot-command-answer"})
+	h.owner(&bridge.OwnerText{Body: "hm", ReplyTo: "bot-command-answer"})
 	eq(t, "unknown reply", h.bodies(), []string{"Not sent: I don't know which chat the message you replied to belongs to. Use /msg <chat> <text>."})
 	eq(t, "unknown reply: WhatsApp", h.wa.take(), nil)
 
 	// Rule 2: a "> " quote of a relayed message, header included as
 	// clients quote it; the quote is removed and it is a WhatsApp reply.
-	h.owner(bridge.OwnerMessage{Body: "> *Carol* in *Family*: dinner sunday?\nyes, 7pm"})
+	h.owner(&bridge.OwnerText{Body: "> *Carol* in *Family*: dinner sunday?\nyes, 7pm"})
 	eq(t, "quote", h.wa.take(), []string{`SendText 120363001@g.us "yes, 7pm" reply=F1`})
 	// A quote matching nothing is plain text (to Bob: nobody else spoke).
 	h.say("> to be or not to be\nthat is it")
@@ -136,7 +137,7 @@ func TestHeldSurvivesRestart(t *testing.T) {
 	h.restart()
 	eq(t, "asked again", h.bodies(), []string{"Send to 1) Alice Liddell 2) Bob? Answer 1 or 2."})
 	// The XMPP side redelivers the message: not held twice.
-	h.owner(bridge.OwnerMessage{ID: id, Body: "who gets this?"})
+	h.owner(&bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: id}, Body: "who gets this?"})
 	h.say("2")
 	eq(t, "released once", h.wa.take(), []string{`SendText 492222@s.whatsapp.net "who gets this?"`})
 	// Bob is current now, and nobody spoke since: plain text goes there.
@@ -158,8 +159,8 @@ func TestOwnerDuplicates(t *testing.T) {
 	h.setup()
 	h.send(msg(alice, alice, "A1", "hi"))
 	h.say("/to alice")
-	h.owner(bridge.OwnerMessage{ID: "dup-1", Body: "once"})
-	h.owner(bridge.OwnerMessage{ID: "dup-1", Body: "once"})
+	h.owner(&bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: "dup-1"}, Body: "once"})
+	h.owner(&bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: "dup-1"}, Body: "once"})
 	eq(t, "sent once", h.wa.take(), []string{`SendText 491111@s.whatsapp.net "once"`})
 	h.sync()
 	l, err := h.db.MessageByXMPP("dup-1")
@@ -199,8 +200,8 @@ func TestHeldCorrected(t *testing.T) {
 	h.bodies()
 	first := h.say("teh text")
 	second := h.say("oops")
-	h.owner(bridge.OwnerMessage{Replace: first, Body: "the text"})
-	h.owner(bridge.OwnerMessage{Retract: second})
+	h.owner(&bridge.OwnerCorrection{Target: first, Body: "the text"})
+	h.owner(&bridge.OwnerRetraction{Target: second})
 	eq(t, "told", h.bodies(), []string{
 		"Send to 1) Bob 2) Alice Liddell? Answer 1 or 2.",
 		"2 held messages: Send to 1) Bob 2) Alice Liddell? Answer 1 or 2.",
@@ -208,4 +209,37 @@ func TestHeldCorrected(t *testing.T) {
 	})
 	h.say("2")
 	eq(t, "sent", h.wa.take(), []string{`SendText 491111@s.whatsapp.net "the text"`})
+}
+
+// routeV1 is the routing state as versions with one OwnerMessage struct
+// saved it (json.Marshal of their routeState): two held messages, the
+// question, and who spoke since.
+const routeV1 = `{"since":["492222@s.whatsapp.net"],"held":[` +
+	`{"ID":"own7","Body":"who gets this?","ReplyTo":"","Replace":"","Retract":"","React":null,"Displayed":"","Received":"","Typing":false,"ChatState":0,"URL":"","Time":"2026-11-22T10:00:00Z","Archive":""},` +
+	`{"ID":"own8","Body":"and this","ReplyTo":"","Replace":"","Retract":"","React":null,"Displayed":"","Received":"","Typing":false,"ChatState":0,"URL":"","Time":"2026-11-22T10:01:00Z","Archive":"arch8"}],` +
+	`"question":["491111@s.whatsapp.net","492222@s.whatsapp.net"]}`
+
+// TestRouteStateFromOlderVersion: held messages saved by an older version
+// load: the question is asked again, a redelivered one is not held twice,
+// a correction still finds its held message, and the answer sends them.
+func TestRouteStateFromOlderVersion(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.send(msg(alice, alice, "A1", "hi"), msg(bob, bob, "B1", "yo"))
+	h.say("/to alice")
+	h.bodies()
+	h.offline(func(db *store.DB) {
+		if err := db.PutBlob("core.route", []byte(routeV1)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	eq(t, "asked again", h.bodies(), []string{"2 held messages: Send to 1) Alice Liddell 2) Bob? Answer 1 or 2."})
+	h.owner(&bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: "own7"}, Body: "who gets this?"})
+	h.owner(&bridge.OwnerCorrection{Target: "own8", Body: "and this, corrected"})
+	eq(t, "nothing new", h.bodies(), nil)
+	h.say("2")
+	eq(t, "released", h.wa.take(), []string{`SendText 492222@s.whatsapp.net "who gets this?"`, `SendText 492222@s.whatsapp.net "and this, corrected"`})
+	if got := h.waID("own7"); got == "" {
+		t.Error("own7 not mapped")
+	}
 }

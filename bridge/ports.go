@@ -102,7 +102,7 @@ type XMPP interface {
 	// must be able to deliver m again after a crash (it replays the
 	// server's archive from the last handled message); the core drops
 	// what it already handled by id. Called in the order m arrived.
-	Handled(m OwnerMessage)
+	Handled(m OwnerEvent)
 }
 
 // Outgoing is one message from the bot to the owner. Only Body is needed
@@ -128,27 +128,6 @@ type Outgoing struct {
 type Reactions struct {
 	ID     string // the XMPP id reacted to
 	Emojis []string
-}
-
-// OwnerMessage is a message from the owner's XMPP account to the bot,
-// decoded. Exactly one of the action fields is usually set; Body may come
-// with ReplyTo or Replace.
-type OwnerMessage struct {
-	ID        string // origin-id, else the id attribute: what the owner's client refers to
-	Body      string // the text, with any XEP-0461 fallback quote removed
-	ReplyTo   string // XEP-0461: the XMPP id replied to
-	Replace   string // XEP-0308: the owner's earlier message id being corrected
-	Retract   string // XEP-0424 (any of the three forms): id retracted
-	React     *Reactions
-	Displayed string // XEP-0333: the bot's message id the owner has read
-	Received  string // XEP-0184
-	Typing    bool
-	ChatState TypingState
-	URL       string // XEP-0066 or a lone URL body (aesgcm:// too)
-	Time      time.Time
-	// Archive is the id the bot's server archive gave the message
-	// (XEP-0359 stanza-id, XEP-0313), "" when the server keeps none.
-	Archive string
 }
 
 // Command is an XEP-0050 ad-hoc command from the owner's client: the same

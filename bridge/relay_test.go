@@ -146,22 +146,22 @@ func TestOwnerActions(t *testing.T) {
 
 	cases := []struct {
 		name string
-		m    bridge.OwnerMessage
+		m    bridge.OwnerEvent
 		wa   []string
 		told []string
 	}{
-		{"react", bridge.OwnerMessage{React: &bridge.Reactions{ID: a2, Emojis: []string{"👍"}}}, []string{"React 491111@s.whatsapp.net 491111@s.whatsapp.net A2 \"👍\""}, nil},
-		{"unreact", bridge.OwnerMessage{React: &bridge.Reactions{ID: a2}}, []string{"React 491111@s.whatsapp.net 491111@s.whatsapp.net A2 \"\""}, nil},
-		{"react to the unknown", bridge.OwnerMessage{React: &bridge.Reactions{ID: "nope", Emojis: []string{"👍"}}}, nil, []string{"Reaction not sent: I don't know that message."}},
-		{"edit", bridge.OwnerMessage{Replace: sent, Body: "final text"}, []string{"Edit 491111@s.whatsapp.net 3EB0" + "*" + " \"final text\""}, nil},
-		{"edit a relayed message", bridge.OwnerMessage{Replace: a2, Body: "x"}, nil, []string{"Not edited: I don't know that message (only messages you sent through waxmpp can be edited)."}},
-		{"retract", bridge.OwnerMessage{Retract: sent}, []string{"Revoke 491111@s.whatsapp.net 3EB0*"}, nil},
-		{"retract unknown", bridge.OwnerMessage{Retract: "nope"}, nil, []string{"Not deleted: I don't know that message (only messages you sent through waxmpp can be deleted)."}},
-		{"displayed, direct", bridge.OwnerMessage{Displayed: a2}, []string{"MarkRead 491111@s.whatsapp.net 491111@s.whatsapp.net [A1 A2]"}, nil},
-		{"displayed again: nothing new", bridge.OwnerMessage{Displayed: a2}, nil, nil},
-		{"displayed, group: per sender", bridge.OwnerMessage{Displayed: f2}, []string{"MarkRead 120363001@g.us 492222@s.whatsapp.net [F1]", "MarkRead 120363001@g.us 493333@s.whatsapp.net [F2]"}, nil},
-		{"typing to the current chat", bridge.OwnerMessage{Typing: true, ChatState: bridge.Composing}, []string{"SetTyping 491111@s.whatsapp.net 1"}, nil},
-		{"received: nothing", bridge.OwnerMessage{Received: a2}, nil, nil},
+		{"react", &bridge.OwnerReaction{Target: a2, Emojis: []string{"👍"}}, []string{"React 491111@s.whatsapp.net 491111@s.whatsapp.net A2 \"👍\""}, nil},
+		{"unreact", &bridge.OwnerReaction{Target: a2}, []string{"React 491111@s.whatsapp.net 491111@s.whatsapp.net A2 \"\""}, nil},
+		{"react to the unknown", &bridge.OwnerReaction{Target: "nope", Emojis: []string{"👍"}}, nil, []string{"Reaction not sent: I don't know that message."}},
+		{"edit", &bridge.OwnerCorrection{Target: sent, Body: "final text"}, []string{"Edit 491111@s.whatsapp.net 3EB0" + "*" + " \"final text\""}, nil},
+		{"edit a relayed message", &bridge.OwnerCorrection{Target: a2, Body: "x"}, nil, []string{"Not edited: I don't know that message (only messages you sent through waxmpp can be edited)."}},
+		{"retract", &bridge.OwnerRetraction{Target: sent}, []string{"Revoke 491111@s.whatsapp.net 3EB0*"}, nil},
+		{"retract unknown", &bridge.OwnerRetraction{Target: "nope"}, nil, []string{"Not deleted: I don't know that message (only messages you sent through waxmpp can be deleted)."}},
+		{"displayed, direct", &bridge.OwnerDisplayed{Target: a2}, []string{"MarkRead 491111@s.whatsapp.net 491111@s.whatsapp.net [A1 A2]"}, nil},
+		{"displayed again: nothing new", &bridge.OwnerDisplayed{Target: a2}, nil, nil},
+		{"displayed, group: per sender", &bridge.OwnerDisplayed{Target: f2}, []string{"MarkRead 120363001@g.us 492222@s.whatsapp.net [F1]", "MarkRead 120363001@g.us 493333@s.whatsapp.net [F2]"}, nil},
+		{"typing to the current chat", &bridge.OwnerChatState{State: bridge.Composing}, []string{"SetTyping 491111@s.whatsapp.net 1"}, nil},
+		{"received: nothing", &bridge.OwnerReceived{Target: a2}, nil, nil},
 	}
 	for _, c := range cases {
 		h.owner(c.m)
@@ -183,7 +183,7 @@ func TestOwnerActions(t *testing.T) {
 	sent = h.say("typo")
 	h.wa.editErr = bridge.ErrEditWindow
 	h.sync()
-	h.owner(bridge.OwnerMessage{Replace: sent, Body: "fixed"})
+	h.owner(&bridge.OwnerCorrection{Target: sent, Body: "fixed"})
 	eq(t, "edit window", h.bodies(), []string{"Not edited: WhatsApp allows edits for 20 minutes only."})
 }
 
@@ -308,7 +308,8 @@ func TestZeroEvents(t *testing.T) {
 		&bridge.ChatInfo{}, &bridge.Alias{}, &bridge.Status{}, &bridge.PairCode{}, &bridge.PairResult{},
 		&bridge.Message{Ref: bridge.MsgRef{Chat: family}, Kind: bridge.Poll}, &bridge.Message{Ref: bridge.MsgRef{Chat: alice}, Kind: bridge.Location},
 		&bridge.Message{Ref: bridge.MsgRef{Chat: alice}, Kind: bridge.ContactCard}, &bridge.Message{Ref: bridge.MsgRef{Chat: alice}, Kind: bridge.Image})
-	for _, m := range []bridge.OwnerMessage{{}, {React: &bridge.Reactions{}}, {Typing: true}, {Body: ">"}, {Body: "> \n"}, {Body: "/"}, {Body: "//"}, {URL: "https://x.example/a.jpg"}} {
+	for _, m := range []bridge.OwnerEvent{&bridge.OwnerOther{}, &bridge.OwnerText{}, &bridge.OwnerReaction{}, &bridge.OwnerChatState{}, &bridge.OwnerText{Body: ">"}, &bridge.OwnerText{Body: "> \n"}, &bridge.OwnerText{Body: "/"}, &bridge.OwnerText{Body: "//"},
+		&bridge.OwnerText{URL: "https://x.example/a.jpg"}, &bridge.OwnerCorrection{}, &bridge.OwnerRetraction{}, &bridge.OwnerDisplayed{}, &bridge.OwnerReceived{}} {
 		h.owner(m)
 	}
 	if got := h.cmd("help", ""); !strings.HasPrefix(got, "Commands") {

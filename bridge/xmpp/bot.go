@@ -14,23 +14,23 @@ import (
 )
 
 // Bot adapts a Session to the core's port (bridge.XMPP): it converts the
-// owner's stanzas to bridge.OwnerMessage, the core's bridge.Outgoing to
+// owner's stanzas to bridge.OwnerEvent, the core's bridge.Outgoing to
 // stanzas, and serves the owner's commands as XEP-0050 ad-hoc commands.
 type Bot struct {
 	s *Session
-	// owner carries converted owner messages to the core. Backpressure: Run
+	// owner carries converted owner events to the core. Backpressure: Run
 	// blocks when it is full, which in turn blocks the session's reader
 	// (see Session.Inbound); nothing is dropped.
-	owner chan bridge.OwnerMessage
+	owner chan bridge.OwnerEvent
 }
 
 // NewBot returns a Bot over s. Call Run to start converting.
 func NewBot(s *Session) *Bot {
-	return &Bot{s: s, owner: make(chan bridge.OwnerMessage, 64)}
+	return &Bot{s: s, owner: make(chan bridge.OwnerEvent, 64)}
 }
 
-// Owner delivers the owner's messages.
-func (b *Bot) Owner() <-chan bridge.OwnerMessage { return b.owner }
+// Owner delivers the owner's messages, one event per stanza.
+func (b *Bot) Owner() <-chan bridge.OwnerEvent { return b.owner }
 
 // Commands delivers the owner's XEP-0050 ad-hoc commands.
 func (b *Bot) Commands() <-chan bridge.Command { return b.s.cmds }
@@ -40,10 +40,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	for {
 		select {
 		case m := <-b.s.Inbound():
-			om := OwnerMessage(m, time.Now())
-			om.Archive = archiveID(m, b.s.bare)
+			ev := OwnerEvent(m, archiveID(m, b.s.bare), time.Now())
 			select {
-			case b.owner <- om:
+			case b.owner <- ev:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -53,48 +52,63 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 }
 
-// OwnerMessage converts a decoded message from the owner.
-func OwnerMessage(m *Inbound, now time.Time) bridge.OwnerMessage {
-	o := bridge.OwnerMessage{ID: m.OriginID, Body: m.Body, Received: m.Received, Time: now}
-	if o.ID == "" {
-		o.ID = m.ID
+// OwnerEvent converts a decoded message from the owner, whose archive id
+// (see archiveID) is archive, into the one event it stands for. A stanza
+// carries one action; when a client combines several, the first of
+// displayed marker, receipt, retraction, correction, reaction, text and
+// chat state wins. A stanza with none of them is an OwnerOther, so that it
+// is acknowledged in order all the same.
+func OwnerEvent(m *Inbound, archive string, now time.Time) bridge.OwnerEvent {
+	meta := bridge.OwnerMeta{ID: m.OriginID, Time: now, Archive: archive}
+	if meta.ID == "" {
+		meta.ID = m.ID
 	}
 	if m.Delay != nil && !m.Delay.Stamp.IsZero() {
-		o.Time = m.Delay.Stamp
+		meta.Time = m.Delay.Stamp
 	}
-	if m.Reply != nil {
-		o.ReplyTo = m.Reply.ID
-		o.Body = m.BodyWithoutFallback(NSReply)
-	}
-	if m.Retract != nil {
-		o.Retract = m.Retract.ID
-		o.Body = ""
-	} else {
-		o.Replace = m.Replace
-	}
-	if m.Reactions != nil {
-		o.React = &bridge.Reactions{ID: m.Reactions.ID, Emojis: m.Reactions.Emojis}
-		o.Body = m.BodyWithoutFallback(NSReactions)
-	}
-	if m.Marker != nil && m.Marker.Kind == "displayed" {
-		o.Displayed = m.Marker.ID
-	}
-	if m.ChatState != "" {
-		o.Typing = true
-		if m.ChatState == StateComposing {
-			o.ChatState = bridge.Composing
+	body := ""
+	if m.HasBody {
+		body = m.Body
+		if m.Reply != nil {
+			body = m.BodyWithoutFallback(NSReply)
 		}
 	}
 	switch {
+	case m.Marker != nil && m.Marker.Kind == "displayed" && m.Marker.ID != "":
+		return &bridge.OwnerDisplayed{OwnerMeta: meta, Target: m.Marker.ID}
+	case m.Received != "":
+		return &bridge.OwnerReceived{OwnerMeta: meta, Target: m.Received}
+	case m.Retract != nil && m.Retract.ID != "":
+		return &bridge.OwnerRetraction{OwnerMeta: meta, Target: m.Retract.ID}
+	case m.Retract == nil && m.Replace != "":
+		return &bridge.OwnerCorrection{OwnerMeta: meta, Target: m.Replace, Body: body}
+	case m.Reactions != nil:
+		return &bridge.OwnerReaction{OwnerMeta: meta, Target: m.Reactions.ID, Emojis: m.Reactions.Emojis}
+	}
+	if m.Retract != nil {
+		body = "" // a retraction's body is its fallback sentence
+	}
+	t := &bridge.OwnerText{OwnerMeta: meta, Body: body}
+	if m.Reply != nil {
+		t.ReplyTo = m.Reply.ID
+	}
+	switch {
 	case m.OOB != nil && m.OOB.URL != "":
-		o.URL = m.OOB.URL
-	case isLoneURL(o.Body):
-		o.URL = strings.TrimSpace(o.Body)
+		t.URL = m.OOB.URL
+	case isLoneURL(t.Body):
+		t.URL = strings.TrimSpace(t.Body)
 	}
-	if !m.HasBody {
-		o.Body = ""
+	if t.Body != "" || t.URL != "" {
+		return t
 	}
-	return o
+	if m.ChatState != "" {
+		st := bridge.Paused
+		if m.ChatState == StateComposing {
+			st = bridge.Composing
+		}
+		return &bridge.OwnerChatState{OwnerMeta: meta, State: st}
+	}
+	return &bridge.OwnerOther{OwnerMeta: meta}
 }
 
 // isLoneURL: clients send files as a body that is just the URL
@@ -147,7 +161,7 @@ func (b *Bot) Send(msgs ...bridge.Outgoing) ([]string, error) {
 func (b *Bot) SendNow(o bridge.Outgoing) error { return b.s.SendNow(message(o)) }
 
 // Handled records that the core has dealt with m (bridge.XMPP).
-func (b *Bot) Handled(m bridge.OwnerMessage) { b.s.handled(m.Archive) }
+func (b *Bot) Handled(m bridge.OwnerEvent) { b.s.handled(m.Meta().Archive) }
 
 // SetPresence sets the bot's presence (bridge.XMPP).
 func (b *Bot) SetPresence(show, status string) { b.s.SetPresence(show, status) }

@@ -12,49 +12,56 @@ import (
 	pt "waxmpp/bridge/prosodytest"
 )
 
-func TestOwnerMessageConversion(t *testing.T) {
+func TestOwnerEventConversion(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	at := func(id string) bridge.OwnerMeta { return bridge.OwnerMeta{ID: id, Time: now, Archive: "arch"} }
 	for _, tc := range []struct {
 		name string
 		xml  string
-		want bridge.OwnerMessage
+		want bridge.OwnerEvent
 	}{
 		{"origin-id wins over id", `<message id='a' type='chat'><body>hi</body><origin-id xmlns='urn:xmpp:sid:0' id='o'/></message>`,
-			bridge.OwnerMessage{ID: "o", Body: "hi", Time: now}},
+			&bridge.OwnerText{OwnerMeta: at("o"), Body: "hi"}},
 		{"reply without its fallback quote", `<message id='a' type='chat'><body>&gt; Alice: hi
 yes</body><reply xmlns='urn:xmpp:reply:0' to='b@x' id='wx-1'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body start='0' end='12'/></fallback></message>`,
-			bridge.OwnerMessage{ID: "a", Body: "yes", ReplyTo: "wx-1", Time: now}},
+			&bridge.OwnerText{OwnerMeta: at("a"), Body: "yes", ReplyTo: "wx-1"}},
 		{"correction", `<message id='a2'><body>fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='a'/></message>`,
-			bridge.OwnerMessage{ID: "a2", Body: "fixed", Replace: "a", Time: now}},
+			&bridge.OwnerCorrection{OwnerMeta: at("a2"), Body: "fixed", Target: "a"}},
 		{"retraction v1 drops the fallback body", `<message id='r'><retract xmlns='urn:xmpp:message-retract:1' id='a'/><body>retracted</body></message>`,
-			bridge.OwnerMessage{ID: "r", Retract: "a", Time: now}},
+			&bridge.OwnerRetraction{OwnerMeta: at("r"), Target: "a"}},
 		{"retraction as correction to a space", `<message id='r2'><body> </body><replace xmlns='urn:xmpp:message-correct:0' id='a'/></message>`,
-			bridge.OwnerMessage{ID: "r2", Retract: "a", Time: now}},
+			&bridge.OwnerRetraction{OwnerMeta: at("r2"), Target: "a"}},
 		{"reaction", `<message id='x'><reactions xmlns='urn:xmpp:reactions:0' id='wx-2'><reaction>👍</reaction></reactions></message>`,
-			bridge.OwnerMessage{ID: "x", React: &bridge.Reactions{ID: "wx-2", Emojis: []string{"👍"}}, Time: now}},
+			&bridge.OwnerReaction{OwnerMeta: at("x"), Target: "wx-2", Emojis: []string{"👍"}}},
 		{"displayed marker", `<message id='d'><displayed xmlns='urn:xmpp:chat-markers:0' id='wx-3'/></message>`,
-			bridge.OwnerMessage{ID: "d", Displayed: "wx-3", Time: now}},
+			&bridge.OwnerDisplayed{OwnerMeta: at("d"), Target: "wx-3"}},
+		{"receipt", `<message id='rc'><received xmlns='urn:xmpp:receipts' id='wx-4'/></message>`,
+			&bridge.OwnerReceived{OwnerMeta: at("rc"), Target: "wx-4"}},
 		{"composing", `<message id='c'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`,
-			bridge.OwnerMessage{ID: "c", Typing: true, ChatState: bridge.Composing, Time: now}},
+			&bridge.OwnerChatState{OwnerMeta: at("c"), State: bridge.Composing}},
 		{"paused", `<message id='c'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>`,
-			bridge.OwnerMessage{ID: "c", Typing: true, ChatState: bridge.Paused, Time: now}},
+			&bridge.OwnerChatState{OwnerMeta: at("c"), State: bridge.Paused}},
+		{"a body wins over a chat state", `<message id='c2'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+			&bridge.OwnerText{OwnerMeta: at("c2"), Body: "hi"}},
 		{"aesgcm file", `<message id='f'><body>aesgcm://h/x.jpg#00</body></message>`,
-			bridge.OwnerMessage{ID: "f", Body: "aesgcm://h/x.jpg#00", URL: "aesgcm://h/x.jpg#00", Time: now}},
+			&bridge.OwnerText{OwnerMeta: at("f"), Body: "aesgcm://h/x.jpg#00", URL: "aesgcm://h/x.jpg#00"}},
 		{"oob", `<message id='f'><body>see</body><x xmlns='jabber:x:oob'><url>https://h/y.png</url></x></message>`,
-			bridge.OwnerMessage{ID: "f", Body: "see", URL: "https://h/y.png", Time: now}},
+			&bridge.OwnerText{OwnerMeta: at("f"), Body: "see", URL: "https://h/y.png"}},
 		{"text with a URL is text", `<message id='f'><body>look https://h/</body></message>`,
-			bridge.OwnerMessage{ID: "f", Body: "look https://h/", Time: now}},
+			&bridge.OwnerText{OwnerMeta: at("f"), Body: "look https://h/"}},
 		{"offline delay keeps its time", `<message id='o'><body>late</body><delay xmlns='urn:xmpp:delay' stamp='2026-11-21T09:00:00Z'/></message>`,
-			bridge.OwnerMessage{ID: "o", Body: "late", Time: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}},
+			&bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: "o", Archive: "arch", Time: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}, Body: "late"}},
+		{"nothing to act on", `<message id='n'><markable xmlns='urn:xmpp:chat-markers:0'/></message>`,
+			&bridge.OwnerOther{OwnerMeta: at("n")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := DecodeBytes([]byte(tc.xml))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := OwnerMessage(st.(*Inbound), now)
+			got := OwnerEvent(st.(*Inbound), "arch", now)
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got  %+v\nwant %+v", got, tc.want)
+				t.Fatalf("got  %#v\nwant %#v", got, tc.want)
 			}
 		})
 	}
@@ -128,9 +135,9 @@ func TestAdhocCommands(t *testing.T) {
 	}
 	owner.Send("<message to='" + srv.JID("bot") + "' type='chat' id='o1'><body>answer</body></message>")
 	select {
-	case om := <-bot.Owner():
-		if om.ID != "o1" || om.Body != "answer" {
-			t.Fatalf("owner message %+v", om)
+	case ev := <-bot.Owner():
+		if om, ok := ev.(*bridge.OwnerText); !ok || om.ID != "o1" || om.Body != "answer" {
+			t.Fatalf("owner message %#v", ev)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no owner message")
