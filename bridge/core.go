@@ -145,7 +145,7 @@ type routeState struct {
 	// Held are the held messages, oldest first. Backpressure: none needed;
 	// only the owner's typing fills it, and the bot asks after each one.
 	Held     []draft  `json:"held,omitempty"`
-	Question []ChatID       `json:"question,omitempty"` // candidates of the last question
+	Question []ChatID `json:"question,omitempty"` // candidates of the last question
 }
 
 // draft is a text of the owner's on its way to WhatsApp, held or about to
