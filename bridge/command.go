@@ -504,6 +504,7 @@ func (c *Core) cmdPair(ctx context.Context, args string) string {
 	}
 	// Pair only starts the pairing (the steps come as events); it gets the
 	// core's context, not a short timeout, so that the pairing outlives it.
+	c.stopQR()
 	c.qrShown = 0
 	err := c.wa.Pair(ctx, phone)
 	switch {

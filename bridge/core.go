@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -90,9 +91,12 @@ type CoreConfig struct {
 	// Commands are XEP-0050 ad-hoc commands (may be nil). Each is answered
 	// on its Reply channel (capacity 1) without blocking.
 	Commands <-chan Command
-	Log      *slog.Logger
-	Version  string
-	Now      func() time.Time // nil: time.Now
+	// QR renders a pairing QR code's content as a PNG image (bridge/qr's
+	// PNG), which the core uploads and links. nil: the code's text only.
+	QR      func(content string) ([]byte, error)
+	Log     *slog.Logger
+	Version string
+	Now     func() time.Time // nil: time.Now
 }
 
 // waTimeout bounds every WhatsApp call the core makes, so one stuck call
@@ -127,6 +131,14 @@ type Core struct {
 	lastRead  map[ChatID]time.Time   // owner's read marker per chat (in memory)
 	receipted map[string]ReceiptKind // owner's message ids with a receipt sent
 	qrShown   int                    // QR codes shown in this pairing
+	qrSeq     int                    // counts QR uploads started; a result of an older one is stale
+	qrCancel  context.CancelFunc     // cancels the QR upload under way, if any
+	qrDone    chan qrUpload          // QR uploads that ended (see pairCode)
+
+	// bg are the goroutines the core started for slow work (QR uploads);
+	// Run waits for them before it returns. Each sends its result to the
+	// loop, or gives up when Run's ctx ends.
+	bg sync.WaitGroup
 }
 
 // person is what the core knows of a WhatsApp user's names.
@@ -177,6 +189,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
 		people: map[UserID]*person{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
+		qrDone: make(chan qrUpload),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -210,6 +223,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 // goroutine that touches the core's state.
 func (c *Core) Run(ctx context.Context) error {
 	defer c.savePeople()
+	defer c.bg.Wait() // ctx is done: they end promptly
 	if len(c.route.Held) > 0 {
 		c.ask() // after a restart: the question again
 	}
@@ -247,6 +261,8 @@ func (c *Core) Run(ctx context.Context) error {
 					c.log.Warn("core: ad-hoc command reply dropped: reply channel full", "command", cmd.Name)
 				}
 			}
+		case u := <-c.qrDone:
+			c.qrUploaded(u)
 		case <-save.C:
 			if c.dirty && !c.now().Before(c.saveDue) {
 				c.savePeople()

@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/qr"
 	"waxmpp/bridge/store"
 )
 
@@ -155,6 +157,11 @@ type fakeXMPP struct {
 	presence []string
 	uploads  int
 	n        int
+	// gate, when set, holds every upload until it is closed (a slow
+	// server); started counts uploads that began.
+	gate     chan struct{}
+	started  int
+	returned int
 }
 
 func (f *fakeXMPP) Send(ms ...bridge.Outgoing) ([]string, error) {
@@ -185,7 +192,23 @@ func (f *fakeXMPP) SetPresence(show, status string) {
 	f.presence = append(f.presence, show+"|"+status)
 }
 
-func (f *fakeXMPP) Upload(_ context.Context, name, ct string, size int64, r io.Reader) (string, error) {
+func (f *fakeXMPP) Upload(ctx context.Context, name, ct string, size int64, r io.Reader) (string, error) {
+	f.mu.Lock()
+	f.started++
+	gate := f.gate
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.returned++
+		f.mu.Unlock()
+	}()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 	b, _ := io.ReadAll(r)
 	if int64(len(b)) != size || !strings.HasPrefix(string(b), "\x89PNG") {
 		return "", errors.New("bad upload")
@@ -270,7 +293,7 @@ func (h *harness) start() {
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: h.wa, XMPP: h.x, Store: db, Events: h.ev, Owner: h.own, Commands: h.cmds,
-		Version: "1.2.3", Now: h.now,
+		Version: "1.2.3", Now: h.now, QR: qr.PNG,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -367,6 +390,21 @@ func (h *harness) cmd(name, args string) string {
 }
 
 func (h *harness) sync() { h.cmd("help", "") }
+
+// waitSent waits until the owner was sent a body containing want (work the
+// core does in the background reports back in its own time).
+func (h *harness) waitSent(want string) {
+	h.t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		h.x.mu.Lock()
+		found := slices.ContainsFunc(h.x.sent, func(m bridge.Outgoing) bool { return strings.Contains(m.Body, want) })
+		h.x.mu.Unlock()
+		if found {
+			return
+		}
+	}
+	h.t.Fatalf("nothing with %q was sent to the owner", want)
+}
 
 // bodies returns the bodies sent to the owner since the last call.
 func (h *harness) bodies() []string {

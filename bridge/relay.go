@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -541,20 +542,77 @@ func (c *Core) pairCode(ctx context.Context, p *PairCode) {
 	if p.QR == "" {
 		return
 	}
-	png, err := qrPNG(p.QR)
-	if err == nil {
-		uctx, cancel := context.WithTimeout(ctx, waTimeout)
-		var url string
-		url, err = c.x.Upload(uctx, "waxmpp-pair.png", "image/png", int64(len(png)), strings.NewReader(string(png)))
-		cancel()
-		if err == nil {
-			if _, err := c.x.Send(Outgoing{Body: url, URL: url}); err != nil {
-				c.log.Error("core: send QR", "err", err)
-			}
-		}
+	c.stopQR()
+	if c.cfg.QR == nil {
+		c.showQR(qrUpload{code: *p})
+		return
 	}
+	// Rendering is quick; the upload is not (up to waTimeout on a slow
+	// server): it runs on its own goroutine, and its result comes back
+	// through the loop (qrDone), which meanwhile goes on relaying.
+	png, err := c.cfg.QR(p.QR)
 	if err != nil {
-		c.log.Warn("core: QR image not uploaded; sending its text", "err", err)
+		c.log.Warn("QR image not rendered; sending its text", "err", err)
+		c.showQR(qrUpload{code: *p})
+		return
+	}
+	c.qrSeq++
+	u := qrUpload{seq: c.qrSeq, code: *p}
+	uctx, cancel := context.WithTimeout(ctx, waTimeout)
+	c.qrCancel = cancel
+	c.bg.Go(func() {
+		defer cancel()
+		u.url, u.err = c.x.Upload(uctx, "waxmpp-pair.png", "image/png", int64(len(png)), bytes.NewReader(png))
+		select {
+		case c.qrDone <- u:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// qrUpload is a pairing QR code and, once its upload ended, the image's
+// URL or why there is none.
+type qrUpload struct {
+	seq  int // c.qrSeq when the upload started; 0 for no upload
+	code PairCode
+	url  string
+	err  error
+}
+
+// qrUploaded shows a QR code whose upload ended, unless a newer code or
+// the end of the pairing made it stale.
+func (c *Core) qrUploaded(u qrUpload) {
+	if u.seq != c.qrSeq {
+		return
+	}
+	c.qrCancel = nil
+	c.showQR(u)
+}
+
+// stopQR forgets a QR upload under way: its code is stale.
+func (c *Core) stopQR() {
+	if c.qrCancel != nil {
+		c.qrCancel()
+		c.qrCancel = nil
+	}
+	c.qrSeq++
+}
+
+// showQR tells the owner a QR code: the uploaded image's link, if any,
+// then its text (which a QR app can also turn into a code).
+func (c *Core) showQR(u qrUpload) {
+	p := u.code
+	until := ""
+	if !p.Expires.IsZero() {
+		until = " (valid until " + p.Expires.Local().Format("15:04:05") + ")"
+	}
+	if u.err != nil {
+		c.log.Warn("QR image not uploaded; sending its text", "err", u.err)
+	}
+	if u.url != "" {
+		if _, err := c.x.Send(Outgoing{Body: u.url, URL: u.url}); err != nil {
+			c.log.Error("send QR", "err", err)
+		}
 	}
 	c.qrShown++
 	if c.qrShown == 1 {
@@ -566,6 +624,7 @@ func (c *Core) pairCode(ctx context.Context, p *PairCode) {
 }
 
 func (c *Core) pairResult(r *PairResult) {
+	c.stopQR()
 	c.qrShown = 0
 	if !r.OK {
 		msg := "Linking failed"

@@ -279,8 +279,11 @@ func TestStatus(t *testing.T) {
 func TestPairing(t *testing.T) {
 	h := newHarness(t)
 	h.say("/pair")
+	// The codes come 20 s apart; each is shown once its image is up.
 	h.send(&bridge.PairCode{QR: "2@abc,def,ghi", Expires: t0.Add(time.Minute)})
+	h.waitSent("2@abc,def,ghi")
 	h.send(&bridge.PairCode{QR: "2@jkl,mno,pqr", Expires: t0.Add(80 * time.Second)})
+	h.waitSent("2@jkl,mno,pqr")
 	h.say("/pair +49 170 1234567")
 	h.send(&bridge.PairCode{LinkCode: "ABCD-EFGH", Expires: t0.Add(3 * time.Minute)})
 	h.send(&bridge.PairResult{OK: true, ID: me, Name: "Owner"})
@@ -315,4 +318,70 @@ func TestZeroEvents(t *testing.T) {
 	if got := h.cmd("help", ""); !strings.HasPrefix(got, "Commands") {
 		t.Errorf("core not answering after empty events: %q", got)
 	}
+}
+
+// TestPairingUploadInBackground: uploading a QR image (up to 30 s on a slow
+// server) never stops the core: it goes on answering while the upload
+// hangs, shows the code when the upload ends, forgets a code that a newer
+// one replaced during its upload, and shows nothing once pairing ended.
+func TestPairingUploadInBackground(t *testing.T) {
+	h := newHarness(t)
+	gate := make(chan struct{})
+	h.x.mu.Lock()
+	h.x.gate = gate
+	h.x.mu.Unlock()
+	h.say("/pair")
+	h.send(&bridge.PairCode{QR: "2@first", Expires: t0.Add(time.Minute)})
+	answered := make(chan string, 1)
+	go func() { answered <- h.cmd("status", "") }()
+	select {
+	case <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the core is stuck in the QR upload")
+	}
+	eq(t, "while uploading", h.bodies(), []string{"Linking: a QR code follows. Scan it with WhatsApp → Settings → Linked devices → Link a device."})
+	// A newer code replaces the first one during its upload.
+	h.send(&bridge.PairCode{QR: "2@second", Expires: t0.Add(80 * time.Second)})
+	close(gate)
+	h.waitSent("2@second")
+	eq(t, "the newer code only", h.bodies(), []string{
+		"https://up.example/waxmpp-pair.png",
+		"Scan this QR code with WhatsApp → Settings → Linked devices → Link a device (valid until 10:01:20). Its text, for a QR app: 2@second",
+	})
+	// Pairing ends while a code uploads: the code is not shown.
+	gate = make(chan struct{})
+	h.x.mu.Lock()
+	h.x.gate = gate
+	before := h.x.started
+	h.x.mu.Unlock()
+	h.send(&bridge.PairCode{QR: "2@third", Expires: t0.Add(100 * time.Second)})
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		h.x.mu.Lock()
+		n := h.x.started
+		h.x.mu.Unlock()
+		if n > before {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("third upload did not start")
+		}
+	}
+	h.send(&bridge.PairResult{OK: true, ID: me, Name: "Owner"})
+	close(gate)
+	eq(t, "after pairing", h.bodies(), []string{"✅ Linked to WhatsApp as Owner. Chats arrive here as they are active; /help lists the commands."})
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		h.x.mu.Lock()
+		n := h.x.returned
+		h.x.mu.Unlock()
+		if n == before+1 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("third upload did not return")
+		}
+	}
+	for range 10 { // the loop takes the upload's result among these
+		h.sync()
+	}
+	eq(t, "stale code", h.bodies(), nil)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/qr"
 	"waxmpp/bridge/store"
 	"waxmpp/bridge/xmpp"
 )
@@ -79,6 +80,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		Events:   events,
 		Owner:    bot.Owner(),
 		Commands: bot.Commands(),
+		QR:       qr.PNG,
 		Log:      log.With("component", "core"),
 		Version:  version,
 	})
