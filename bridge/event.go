@@ -250,12 +250,11 @@ type ContactInfo struct {
 	BusinessName string
 }
 
-// ChatInfo updates what is known of a chat: a group's name, mute state.
+// ChatInfo updates what is known of a chat: a group's name.
 type ChatInfo struct {
-	Chat       ChatID
-	Kind       ChatKind
-	Name       string    // group subject; "" unknown
-	MutedUntil time.Time // zero: not muted
+	Chat ChatID
+	Kind ChatKind
+	Name string // group subject; "" unknown
 }
 
 // Alias says that LID and Phone are the same person (WhatsApp's move from

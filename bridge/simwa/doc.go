@@ -141,8 +141,7 @@
 //	group_change   chat*, sender (the actor), kind* (joined, left, promoted,
 //	               demoted, subject, description, created), users, subject, text, time
 //	contact_info   user*, full_name, first_name, push_name, business_name
-//	chat_info      chat*, kind (direct, group for …@g.us, broadcast, status), name,
-//	               muted_until
+//	chat_info      chat*, kind (direct, group for …@g.us, broadcast, status), name
 //	alias          lid*, phone*
 //	status         state* (connected, disconnected, logged_out, not_paired,
 //	               stream_replaced, outdated, temp_banned, phone_offline), reason,

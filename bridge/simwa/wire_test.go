@@ -38,7 +38,7 @@ func allEvents() []bridge.Event {
 		&bridge.GroupChange{Chat: grp.Chat, Actor: grp.Sender, Kind: bridge.GroupJoined, Users: []bridge.UserID{"4917@s.whatsapp.net"}, Subject: "S", Text: "T", Time: t0},
 		&bridge.Undecryptable{Ref: ref, Time: t0},
 		&bridge.ContactInfo{User: ref.Sender, FullName: "Alice A", FirstName: "Alice", PushName: "Ali", BusinessName: "A GmbH"},
-		&bridge.ChatInfo{Chat: grp.Chat, Kind: bridge.Group, Name: "Family", MutedUntil: t0},
+		&bridge.ChatInfo{Chat: grp.Chat, Kind: bridge.Group, Name: "Family"},
 		&bridge.Alias{LID: "123@lid", Phone: ref.Sender},
 		&bridge.Status{State: bridge.TempBanned, Reason: "spam", Until: t0, PhoneLastSeen: t0},
 		&bridge.PairCode{QR: "2@x", LinkCode: "ABCD-EFGH", Expires: t0},

@@ -23,7 +23,6 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"waxmpp/bridge"
-	"waxmpp/bridge/store"
 )
 
 // client is the part of *whatsmeow.Client the adapter uses. The real one
@@ -74,15 +73,6 @@ const (
 	linkCodeValid = 160 * time.Second
 )
 
-// Settings the adapter keeps in the state file.
-const (
-	settingVersion   = "whatsapp.version"    // last web version fetched, "2.3000.1234"
-	settingPhoneSeen = "whatsapp.phone_seen" // time.Time
-	settingPhoneAsk  = "whatsapp.phone_ask"  // time.Time of the last wake-up request
-	settingPollPfx   = "whatsapp.poll/"      // + chat/id → JSON option list
-	settingOldestPfx = "whatsapp.oldest/"    // + chat → JSON oldestMsg
-)
-
 // Adapter is the WhatsApp side of the bridge: whatsmeow linked as a
 // companion device, speaking the domain's types (bridge.WhatsApp).
 //
@@ -98,12 +88,14 @@ const (
 // what it already handled). Disk is the only bound: Pending tells how many
 // events wait.
 type Adapter struct {
-	db      *store.DB
-	log     *slog.Logger
-	out     chan<- bridge.Event
-	devices *store.Devices
-	conv    *converter
-	q       inbox
+	log      *slog.Logger
+	out      chan<- bridge.Event
+	devices  Devices
+	settings Settings
+	messages Messages
+	tempDir  string
+	conv     *converter
+	q        inbox
 
 	// test seams
 	newClient    func(*wastore.Device) client
@@ -129,14 +121,14 @@ type Adapter struct {
 
 var _ bridge.WhatsApp = (*Adapter)(nil)
 
-// New loads the linked device (if any) from db and prepares its whatsmeow
-// client; it does not connect (Run does). Events go to events, in order.
-func New(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (*Adapter, error) {
-	wl := waLogger{log.With("component", "whatsmeow")}
-	return newAdapter(ctx, db, log, events, func(d *wastore.Device) client {
+// New loads the linked device (if any) from cfg.Devices and prepares its
+// whatsmeow client; it does not connect (Run does).
+func New(ctx context.Context, cfg Config) (*Adapter, error) {
+	wl := waLogger{cfg.Log.With("component", "whatsmeow")}
+	return newAdapter(ctx, cfg, func(d *wastore.Device) client {
 		c := whatsmeow.NewClient(d, wl)
 		// Acknowledge a message to WhatsApp only after the handler has
-		// queued it on disk (DESIGN §3).
+		// queued it on disk.
 		c.SynchronousAck = true
 		c.EnableAutoReconnect = true
 		c.InitialAutoReconnect = true // offline at start-up: keep trying
@@ -156,12 +148,19 @@ func New(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- brid
 	})
 }
 
-func newAdapter(ctx context.Context, db *store.DB, log *slog.Logger, out chan<- bridge.Event,
+// Logger is whatsmeow's logger interface over slog, for the device store
+// (bridge/store's Devices takes one).
+func Logger(l *slog.Logger) waLog.Logger { return waLogger{l} }
+
+func newAdapter(ctx context.Context, cfg Config,
 	mk func(*wastore.Device) client, fetch func(context.Context) (*wastore.WAVersionContainer, error)) (*Adapter, error) {
 	a := &Adapter{
-		db: db, log: log.With("component", "whatsapp"), out: out,
-		devices:      db.Devices(waLogger{log.With("component", "whatsmeow-store")}),
-		q:            newInbox(db.Queue("whatsapp-in")),
+		log: cfg.Log.With("component", "whatsapp"), out: cfg.Events,
+		devices:      cfg.Devices,
+		settings:     cfg.Settings,
+		messages:     cfg.Messages,
+		tempDir:      cfg.TempDir,
+		q:            newInbox(cfg.Inbox),
 		newClient:    mk,
 		fetchVersion: fetch,
 		now:          time.Now,
@@ -174,10 +173,10 @@ func newAdapter(ctx context.Context, db *store.DB, log *slog.Logger, out chan<- 
 		return nil, fmt.Errorf("whatsapp: load device: %w", err)
 	}
 	a.setClient(dev)
-	if t, ok, err := store.GetSetting[time.Time](db, settingPhoneSeen); err == nil && ok {
+	if t, ok := a.timeSetting(settingPhoneSeen); ok {
 		a.phoneSeen, a.phoneSave = t, t
 	}
-	if t, ok, err := store.GetSetting[time.Time](db, settingPhoneAsk); err == nil && ok {
+	if t, ok := a.timeSetting(settingPhoneAsk); ok {
 		a.phoneAsk = t
 	}
 	return a, nil
@@ -287,17 +286,18 @@ func (a *Adapter) updateVersion(ctx context.Context) {
 	cancel()
 	if err == nil && v != nil && !v.IsZero() {
 		wastore.SetWAVersion(*v)
-		if err := store.PutSetting(a.db, settingVersion, v.String()); err != nil {
+		if err := a.settings.PutBlob(settingVersion, []byte(v.String())); err != nil {
 			a.log.Warn("save web version", "err", err)
 		}
 		a.log.Info("web version", "version", v.String(), "source", "web.whatsapp.com")
 		return
 	}
 	a.log.Info("cannot fetch the current web version", "err", err)
-	s, ok, _ := store.GetSetting[string](a.db, settingVersion)
+	b, ok, _ := a.settings.Blob(settingVersion)
 	if !ok {
 		return
 	}
+	s := string(b)
 	cached, err := wastore.ParseVersion(s)
 	if err == nil && wastore.GetWAVersion().LessThan(cached) {
 		wastore.SetWAVersion(cached)
@@ -641,7 +641,7 @@ func (a *Adapter) sawPhone(t time.Time) {
 	}
 	a.mu.Unlock()
 	if save {
-		if err := store.PutSetting(a.db, settingPhoneSeen, t.UTC()); err != nil {
+		if err := a.putTime(settingPhoneSeen, t); err != nil {
 			a.log.Warn("save phone last seen", "err", err)
 		}
 	}
@@ -665,7 +665,9 @@ func (a *Adapter) checkPhone(ctx context.Context) {
 		// Never seen since this version started watching: start now.
 		a.phoneSeen, a.phoneSave = now, now
 		a.mu.Unlock()
-		_ = store.PutSetting(a.db, settingPhoneSeen, now.UTC())
+		if err := a.putTime(settingPhoneSeen, now); err != nil {
+			a.log.Warn("save phone last seen", "err", err)
+		}
 		return
 	}
 	off := now.Sub(seen)
@@ -682,7 +684,9 @@ func (a *Adapter) checkPhone(ctx context.Context) {
 	c := a.cli
 	a.mu.Unlock()
 	if ask {
-		_ = store.PutSetting(a.db, settingPhoneAsk, now.UTC())
+		if err := a.putTime(settingPhoneAsk, now); err != nil {
+			a.log.Warn("save phone wake-up time", "err", err)
+		}
 		if _, err := c.SendPeerMessage(ctx, wakePhone()); err != nil {
 			a.log.Info("ask phone to come online", "err", err)
 		}
@@ -708,13 +712,13 @@ func wakePhone() *waE2E.Message {
 // votes on polls made before a restart still show option texts.
 func (a *Adapter) putPoll(chat, id string, options []string) {
 	b, _ := json.Marshal(options)
-	if err := store.PutSetting(a.db, settingPollPfx+chat+"/"+id, b); err != nil {
+	if err := a.settings.PutBlob(settingPollPfx+chat+"/"+id, b); err != nil {
 		a.log.Warn("save poll", "err", err)
 	}
 }
 
 func (a *Adapter) pollOptions(chat, id string) []string {
-	b, ok, err := store.GetSetting[[]byte](a.db, settingPollPfx+chat+"/"+id)
+	b, ok, err := a.settings.Blob(settingPollPfx + chat + "/" + id)
 	if err != nil || !ok {
 		return nil
 	}

@@ -200,6 +200,19 @@ func (f *fakeClient) ParseWebMessage(chat types.JID, wm *waWeb.WebMessageInfo) (
 	}, Message: wm.GetMessage()}, nil
 }
 
+// testConfig wires the adapter to db as cmd/waxmpp does.
+func testConfig(db *store.DB, log *slog.Logger, events chan bridge.Event) Config {
+	return Config{
+		Devices:  db.Devices(Logger(log)),
+		Inbox:    db.Queue("whatsapp-in"),
+		Settings: db,
+		Messages: db,
+		TempDir:  filepath.Dir(db.Path()),
+		Log:      log,
+		Events:   events,
+	}
+}
+
 // harness is an adapter on a temporary state file with fake clients.
 type harness struct {
 	t       *testing.T
@@ -235,7 +248,7 @@ func newHarness(t *testing.T, paired bool) *harness {
 	}
 	h := &harness{t: t, db: db, events: make(chan bridge.Event), now: t0}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h.a, err = newAdapter(ctx, db, log, h.events, func(d *wastore.Device) client {
+	h.a, err = newAdapter(ctx, testConfig(db, log, h.events), func(d *wastore.Device) client {
 		f := &fakeClient{dev: d}
 		h.mu.Lock()
 		h.clients = append(h.clients, f)
@@ -594,7 +607,7 @@ func TestPhoneOffline13Days(t *testing.T) {
 		t.Errorf("wake-up is not a peer request: %v", c.peer[0])
 	}
 	// The last-seen time survives a restart.
-	if v, ok, _ := store.GetSetting[time.Time](h.db, settingPhoneSeen); !ok || !v.Equal(t0) {
+	if v, ok := h.a.timeSetting(settingPhoneSeen); !ok || !v.Equal(t0) {
 		t.Errorf("stored last seen %v %v", v, ok)
 	}
 	// The phone reads a message: it is back.
@@ -884,12 +897,12 @@ func TestWebVersion(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	newer := wastore.WAVersionContainer{orig[0], orig[1] + 1, 7}
 	mk := func(d *wastore.Device) client { return &fakeClient{dev: d} }
-	a, err := newAdapter(context.Background(), db, log, nil, mk, func(context.Context) (*wastore.WAVersionContainer, error) { return &newer, nil })
+	a, err := newAdapter(context.Background(), testConfig(db, log, nil), mk, func(context.Context) (*wastore.WAVersionContainer, error) { return &newer, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.updateVersion(context.Background())
-	if s, _, _ := store.GetSetting[string](db, settingVersion); s != newer.String() || wastore.GetWAVersion() != newer {
+	if s, _, _ := db.Blob(settingVersion); string(s) != newer.String() || wastore.GetWAVersion() != newer {
 		t.Fatalf("cached %q, in use %v", s, wastore.GetWAVersion())
 	}
 	// Offline at the next start: the cached version is used.
@@ -917,11 +930,11 @@ func TestNormalizePhoneForms(t *testing.T) {
 // offline; the owner is told at start-up, not an hour later.
 func TestPhoneOfflineAtStart(t *testing.T) {
 	h := newHarness(t, true)
-	if err := store.PutSetting(h.db, settingPhoneSeen, t0.Add(-13*24*time.Hour)); err != nil {
+	if err := h.a.putTime(settingPhoneSeen, t0.Add(-13*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	// Reload, as a restart would.
-	a, err := newAdapter(context.Background(), h.db, slog.New(slog.NewTextHandler(io.Discard, nil)), h.events, h.a.newClient, h.a.fetchVersion)
+	a, err := newAdapter(context.Background(), testConfig(h.db, slog.New(slog.NewTextHandler(io.Discard, nil)), h.events), h.a.newClient, h.a.fetchVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

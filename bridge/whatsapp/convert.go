@@ -67,10 +67,6 @@ func (c *converter) isSelf(j types.JID) bool {
 	return false
 }
 
-// muteForever stands for WhatsApp's "always" mute (-1): bridge.ChatInfo has
-// only an end time.
-var muteForever = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-
 // convert maps one whatsmeow event to zero or more domain events. It never
 // blocks on the network except through dec (which reads the device store).
 // Events of no interest to the owner map to nothing.
@@ -121,17 +117,9 @@ func (c *converter) convert(ctx context.Context, evt any) []bridge.Event {
 			}
 		}
 		return out
-	case *events.Mute:
-		ci := &bridge.ChatInfo{Chat: chatID(e.JID), Kind: chatKind(e.JID)}
-		if a := e.Action; a.GetMuted() {
-			switch end := a.GetMuteEndTimestamp(); {
-			case end < 0 || end == 0:
-				ci.MutedUntil = muteForever
-			default:
-				ci.MutedUntil = time.UnixMilli(end).UTC()
-			}
-		}
-		return []bridge.Event{ci}
+	case *events.Mute, *events.Archive, *events.Pin:
+		// The phone's own chat settings; the bridge has its own /mute.
+		return nil
 	case *events.GroupInfo:
 		return c.groupInfo(e)
 	case *events.JoinedGroup:
@@ -179,75 +167,119 @@ func (c *converter) message(ctx context.Context, e *events.Message, history bool
 	}
 	info := e.Info
 	out := c.aliases(info.MessageSource)
-	ref := c.ref(info)
-
-	if p := m.GetProtocolMessage(); p != nil {
-		switch p.GetType() {
-		case waE2E.ProtocolMessage_REVOKE:
-			return append(out, &bridge.Revoke{Ref: c.keyRef(info, p.GetKey()), By: userID(info.Sender), Time: info.Timestamp})
-		case waE2E.ProtocolMessage_MESSAGE_EDIT:
-			return append(out, &bridge.Edit{Ref: c.keyRef(info, p.GetKey()), Time: info.Timestamp, Text: text(p.GetEditedMessage())})
+	if ev, ok := c.action(ctx, e, m); ok {
+		if ev != nil {
+			out = append(out, ev)
 		}
-		// Ephemeral settings, history sync notifications, key shares: the
-		// domain has no event for them; whatsmeow handles what it must.
 		return out
 	}
-	if r := m.GetReactionMessage(); r != nil {
-		return append(out, c.reaction(info, r))
-	}
-	if m.GetEncReactionMessage() != nil {
-		r, err := c.dec.DecryptReaction(ctx, e)
-		if err != nil {
-			c.log.Debug("cannot decrypt reaction", "id", info.ID, "err", err)
-			return out
-		}
-		return append(out, c.reaction(info, r))
-	}
-	if pu := m.GetPollUpdateMessage(); pu != nil {
-		v, err := c.dec.DecryptPollVote(ctx, e)
-		if err != nil {
-			c.log.Debug("cannot decrypt poll vote", "id", info.ID, "err", err)
-			return out
-		}
-		target := c.keyRef(info, pu.GetPollCreationMessageKey())
-		var chosen []string
-		opts := c.polls.pollOptions(string(target.Chat), target.ID)
-		for _, h := range v.GetSelectedOptions() {
-			chosen = append(chosen, optionFor(opts, h))
-		}
-		return append(out, &bridge.PollVote{Poll: target, Voter: userID(info.Sender), Options: chosen, Time: info.Timestamp})
-	}
-	if se := m.GetSecretEncryptedMessage(); se != nil {
-		if se.GetSecretEncType() != waE2E.SecretEncryptedMessage_MESSAGE_EDIT {
-			return out
-		}
-		dm, err := c.dec.DecryptSecretEncryptedMessage(ctx, e)
-		if err != nil {
-			c.log.Debug("cannot decrypt edit", "id", info.ID, "err", err)
-			return out
-		}
-		dm = unwrap(dm)
-		if p := dm.GetProtocolMessage(); p != nil && p.GetEditedMessage() != nil {
-			dm = p.GetEditedMessage()
-		}
-		return append(out, &bridge.Edit{Ref: c.keyRef(info, se.GetTargetMessageKey()), Time: info.Timestamp, Text: text(dm)})
-	}
-
 	msg := &bridge.Message{
-		Ref:      ref,
+		Ref:      c.ref(info),
 		Time:     info.Timestamp,
 		PushName: info.PushName,
 		ViewOnce: e.IsViewOnce || isViewOnce(m),
 		History:  history,
 		Retry:    e.RetryCount > 0 || e.UnavailableRequestID != "",
 	}
-	var ci *waE2E.ContextInfo
+	ci, ok := textContent(msg, m)
+	if !ok {
+		ci, ok = mediaContent(msg, m)
+	}
+	if !ok {
+		ci, ok = otherContent(msg, m)
+	}
+	if !ok {
+		// Status updates of other kinds, keep-in-chat, pins, buttons and
+		// the like: nothing the owner can act on.
+		return out
+	}
+	if msg.Poll != nil {
+		c.polls.putPoll(string(msg.Ref.Chat), msg.Ref.ID, msg.Poll.Options)
+	}
+	c.context(msg, info, ci)
+	return append(out, msg)
+}
+
+// action converts a message that acts on another one (revoke, edit,
+// reaction, poll vote); ok is false for a message of its own. ev is nil
+// when the action cannot be shown (a payload that does not decrypt, a
+// protocol message the domain has no event for).
+func (c *converter) action(ctx context.Context, e *events.Message, m *waE2E.Message) (ev bridge.Event, ok bool) {
+	info := e.Info
 	switch {
-	case m.Conversation != nil:
-		msg.Kind, msg.Text = bridge.Text, m.GetConversation()
-	case m.ExtendedTextMessage != nil:
-		x := m.GetExtendedTextMessage()
-		msg.Kind, msg.Text, ci = bridge.Text, x.GetText(), x.GetContextInfo()
+	case m.GetProtocolMessage() != nil:
+		return c.protocol(info, m.GetProtocolMessage()), true
+	case m.GetReactionMessage() != nil:
+		return c.reaction(info, m.GetReactionMessage()), true
+	case m.GetEncReactionMessage() != nil:
+		r, err := c.dec.DecryptReaction(ctx, e)
+		if err != nil {
+			c.log.Debug("cannot decrypt reaction", "id", info.ID, "err", err)
+			return nil, true
+		}
+		return c.reaction(info, r), true
+	case m.GetPollUpdateMessage() != nil:
+		return c.pollVote(ctx, e, m.GetPollUpdateMessage()), true
+	case m.GetSecretEncryptedMessage() != nil:
+		return c.secretEdit(ctx, e, m.GetSecretEncryptedMessage()), true
+	}
+	return nil, false
+}
+
+// protocol converts a revoke or an edit; nil for other protocol messages
+// (ephemeral settings, history sync notifications, key shares: the domain
+// has no event for them; whatsmeow handles what it must).
+func (c *converter) protocol(info types.MessageInfo, p *waE2E.ProtocolMessage) bridge.Event {
+	switch p.GetType() {
+	case waE2E.ProtocolMessage_REVOKE:
+		return &bridge.Revoke{Ref: c.keyRef(info, p.GetKey()), By: userID(info.Sender), Time: info.Timestamp}
+	case waE2E.ProtocolMessage_MESSAGE_EDIT:
+		return &bridge.Edit{Ref: c.keyRef(info, p.GetKey()), Time: info.Timestamp, Text: text(p.GetEditedMessage())}
+	}
+	return nil
+}
+
+// pollVote decrypts a vote (encrypted with the poll's message secret) and
+// names the options chosen.
+func (c *converter) pollVote(ctx context.Context, e *events.Message, pu *waE2E.PollUpdateMessage) bridge.Event {
+	info := e.Info
+	v, err := c.dec.DecryptPollVote(ctx, e)
+	if err != nil {
+		c.log.Debug("cannot decrypt poll vote", "id", info.ID, "err", err)
+		return nil
+	}
+	target := c.keyRef(info, pu.GetPollCreationMessageKey())
+	var chosen []string
+	opts := c.polls.pollOptions(string(target.Chat), target.ID)
+	for _, h := range v.GetSelectedOptions() {
+		chosen = append(chosen, optionFor(opts, h))
+	}
+	return &bridge.PollVote{Poll: target, Voter: userID(info.Sender), Options: chosen, Time: info.Timestamp}
+}
+
+// secretEdit decrypts an edit encrypted with the edited message's secret;
+// nil for other secret-encrypted kinds (event and poll edits).
+func (c *converter) secretEdit(ctx context.Context, e *events.Message, se *waE2E.SecretEncryptedMessage) bridge.Event {
+	info := e.Info
+	if se.GetSecretEncType() != waE2E.SecretEncryptedMessage_MESSAGE_EDIT {
+		return nil
+	}
+	dm, err := c.dec.DecryptSecretEncryptedMessage(ctx, e)
+	if err != nil {
+		c.log.Debug("cannot decrypt edit", "id", info.ID, "err", err)
+		return nil
+	}
+	dm = unwrap(dm)
+	if p := dm.GetProtocolMessage(); p != nil && p.GetEditedMessage() != nil {
+		dm = p.GetEditedMessage()
+	}
+	return &bridge.Edit{Ref: c.keyRef(info, se.GetTargetMessageKey()), Time: info.Timestamp, Text: text(dm)}
+}
+
+// mediaContent fills msg from an attachment (image, video, audio,
+// document, sticker) and returns its context; ok is false when m has none.
+func mediaContent(msg *bridge.Message, m *waE2E.Message) (ci *waE2E.ContextInfo, ok bool) {
+	switch {
 	case m.ImageMessage != nil:
 		x := m.GetImageMessage()
 		msg.Kind, msg.Text, ci = bridge.Image, x.GetCaption(), x.GetContextInfo()
@@ -281,6 +313,31 @@ func (c *converter) message(ctx context.Context, e *events.Message, history bool
 		x := m.GetStickerMessage()
 		msg.Kind, ci = bridge.Sticker, x.GetContextInfo()
 		msg.Media = media(x, "sticker", x.GetMimetype(), "", x.GetFileLength(), 0)
+	default:
+		return nil, false
+	}
+	return ci, true
+}
+
+// textContent fills msg from a plain or extended text and returns its
+// context; ok is false when m is not text.
+func textContent(msg *bridge.Message, m *waE2E.Message) (ci *waE2E.ContextInfo, ok bool) {
+	switch {
+	case m.Conversation != nil:
+		msg.Kind, msg.Text = bridge.Text, m.GetConversation()
+	case m.ExtendedTextMessage != nil:
+		x := m.GetExtendedTextMessage()
+		msg.Kind, msg.Text, ci = bridge.Text, x.GetText(), x.GetContextInfo()
+	default:
+		return nil, false
+	}
+	return ci, true
+}
+
+// otherContent fills msg from a location, contact cards or a poll and
+// returns its context; ok is false when m is none of them.
+func otherContent(msg *bridge.Message, m *waE2E.Message) (ci *waE2E.ContextInfo, ok bool) {
+	switch {
 	case m.LocationMessage != nil:
 		x := m.GetLocationMessage()
 		msg.Kind, msg.Text, ci = bridge.Location, x.GetComment(), x.GetContextInfo()
@@ -307,24 +364,26 @@ func (c *converter) message(ctx context.Context, e *events.Message, history bool
 			p.Options = append(p.Options, o.GetOptionName())
 		}
 		msg.Poll = p
-		c.polls.putPoll(string(ref.Chat), ref.ID, p.Options)
 	default:
-		// Status updates of other kinds, keep-in-chat, pins, buttons and
-		// the like: nothing the owner can act on.
-		return out
+		return nil, false
 	}
-	if ci != nil {
-		msg.Forwarded = ci.GetIsForwarded()
-		for _, j := range ci.GetMentionedJID() {
-			msg.Mentions = append(msg.Mentions, bridge.UserID(j))
-		}
-		if id := ci.GetStanzaID(); id != "" {
-			r := c.quoteRef(info, ci)
-			msg.ReplyTo = &r
-			msg.QuotedText = text(ci.GetQuotedMessage())
-		}
+	return ci, true
+}
+
+// context takes forwarding, mentions and the quoted message from ci.
+func (c *converter) context(msg *bridge.Message, info types.MessageInfo, ci *waE2E.ContextInfo) {
+	if ci == nil {
+		return
 	}
-	return append(out, msg)
+	msg.Forwarded = ci.GetIsForwarded()
+	for _, j := range ci.GetMentionedJID() {
+		msg.Mentions = append(msg.Mentions, bridge.UserID(j))
+	}
+	if id := ci.GetStanzaID(); id != "" {
+		r := c.quoteRef(info, ci)
+		msg.ReplyTo = &r
+		msg.QuotedText = text(ci.GetQuotedMessage())
+	}
 }
 
 // unwrap removes WhatsApp's envelope messages (ephemeral, view-once,
@@ -658,18 +717,6 @@ func chatID(j types.JID) bridge.ChatID {
 		return ""
 	}
 	return bridge.ChatID(j.ToNonAD().String())
-}
-
-func chatKind(j types.JID) bridge.ChatKind {
-	switch {
-	case j == types.StatusBroadcastJID:
-		return bridge.StatusChat
-	case j.Server == types.GroupServer:
-		return bridge.Group
-	case j.Server == types.BroadcastServer:
-		return bridge.Broadcast
-	}
-	return bridge.Direct
 }
 
 // hasChild reports whether a call node has a child tag (a call offer has

@@ -4,10 +4,13 @@
 //
 // # Wiring
 //
-//	wa, err := whatsapp.New(ctx, db, log, events) // loads the linked device, if any
-//	go wa.Run(ctx)                                // connects; returns nil when ctx ends
+//	wa, err := whatsapp.New(ctx, cfg) // loads the linked device, if any
+//	go wa.Run(ctx)                    // connects; returns nil when ctx ends
 //
-// New never connects. Run fetches WhatsApp's current web version (whatsmeow
+// Config holds the parts of the state file the adapter uses, each behind
+// a small interface of this package (Devices, Queue, Settings), which
+// bridge/store implements and cmd/waxmpp wires; the adapter imports no
+// other adapter. New never connects. Run fetches WhatsApp's current web version (whatsmeow
 // otherwise announces the version it was built with, which WhatsApp refuses
 // as "client outdated" after a while), keeps it in the settings and falls
 // back to that copy when offline; then it connects, or reports NotPaired.

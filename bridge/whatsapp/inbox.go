@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"waxmpp/bridge"
-	"waxmpp/bridge/store"
 )
 
 // inbox is the durable queue of WhatsApp events on their way to the core.
 // push is called from whatsmeow's handler (and the adapter's goroutines),
 // deliver runs on one goroutine, handled on the core's.
 type inbox struct {
-	q *store.Queue
+	q Queue
 	// signal says "the queue grew". Capacity 1: a pending signal already
 	// says "look again".
 	signal   chan struct{}
@@ -34,7 +33,7 @@ type inbox struct {
 // and dropped by the core.
 const ackEvery = 256
 
-func newInbox(q *store.Queue) inbox {
+func newInbox(q Queue) inbox {
 	return inbox{q: q, signal: make(chan struct{}, 1), seqs: map[bridge.Event]uint64{}}
 }
 
@@ -45,7 +44,7 @@ func (b *inbox) push(evs ...bridge.Event) error {
 	}
 	recs := make([][]byte, 0, len(evs))
 	for _, ev := range evs {
-		r, err := bridge.MarshalEvent(ev)
+		r, err := marshalEvent(ev)
 		if err != nil {
 			b.failures.Add(1)
 			return err
@@ -95,7 +94,7 @@ func (b *inbox) deliver(ctx context.Context, out chan<- bridge.Event, log *slog.
 		}
 		for _, it := range items {
 			after = it.Seq
-			ev, err := bridge.UnmarshalEvent(it.Data)
+			ev, err := unmarshalEvent(it.Data)
 			if err != nil {
 				log.Error("skipping a damaged inbox record", "seq", it.Seq, "err", err)
 				continue

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"waxmpp/bridge"
-	"waxmpp/bridge/store"
 )
 
 // buildText is the message for SendText: a plain conversation message, or
@@ -111,7 +109,7 @@ func (a *Adapter) Edit(ctx context.Context, ref bridge.MsgRef, text string) erro
 	if err != nil {
 		return err
 	}
-	if m, err := a.db.MessageByWA(store.MessageKey{Chat: string(ref.Chat), ID: ref.ID}); err == nil && !m.Time.IsZero() && a.now().Sub(m.Time) > bridge.EditWindow {
+	if m, err := a.messages.MessageByWA(bridge.MessageKey{Chat: string(ref.Chat), ID: ref.ID}); err == nil && !m.Time.IsZero() && a.now().Sub(m.Time) > bridge.EditWindow {
 		return bridge.ErrEditWindow
 	}
 	chat, err := parseJID(string(ref.Chat))
@@ -249,14 +247,16 @@ type oldestMsg struct {
 // RequestHistory with no anchor continues from there.
 func (a *Adapter) noteOldest(m *bridge.Message) {
 	k := settingOldestPfx + string(m.Ref.Chat)
-	if b, ok, _ := store.GetSetting[[]byte](a.db, k); ok {
+	if b, ok, _ := a.settings.Blob(k); ok {
 		var o oldestMsg
 		if json.Unmarshal(b, &o) == nil && !m.Time.Before(o.Time) {
 			return
 		}
 	}
 	b, _ := json.Marshal(oldestMsg{ID: m.Ref.ID, FromMe: m.Ref.FromMe, Time: m.Time})
-	_ = store.PutSetting(a.db, k, b)
+	if err := a.settings.PutBlob(k, b); err != nil {
+		a.log.Warn("save history anchor", "err", err)
+	}
 }
 
 // RequestHistory implements bridge.WhatsApp: it asks the phone (a peer
@@ -274,10 +274,10 @@ func (a *Adapter) RequestHistory(ctx context.Context, chat bridge.ChatID, n int,
 	info := &types.MessageInfo{MessageSource: types.MessageSource{Chat: cj}}
 	if before != nil {
 		info.ID, info.IsFromMe = before.ID, before.FromMe
-		if m, err := a.db.MessageByWA(store.MessageKey{Chat: string(chat), ID: before.ID}); err == nil {
+		if m, err := a.messages.MessageByWA(bridge.MessageKey{Chat: string(chat), ID: before.ID}); err == nil {
 			info.Timestamp = m.Time
 		}
-	} else if b, ok, _ := store.GetSetting[[]byte](a.db, settingOldestPfx+string(chat)); ok {
+	} else if b, ok, _ := a.settings.Blob(settingOldestPfx + string(chat)); ok {
 		var o oldestMsg
 		if json.Unmarshal(b, &o) == nil {
 			info.ID, info.IsFromMe, info.Timestamp = o.ID, o.FromMe, o.Time
@@ -335,7 +335,7 @@ func (a *Adapter) Download(ctx context.Context, m *bridge.Media) (io.ReadCloser,
 
 // tempFile creates a private temporary file next to the state file.
 func (a *Adapter) tempFile(kind string) (*os.File, error) {
-	return os.CreateTemp(filepath.Dir(a.db.Path()), ".waxmpp-"+kind+"-*")
+	return os.CreateTemp(a.tempDir, ".waxmpp-"+kind+"-*")
 }
 
 // tempReader is a temporary file removed on Close.

@@ -45,7 +45,7 @@ func TestSendGolden(t *testing.T) {
 	h := newHarness(t, true)
 	var rec *recordingClient
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := newAdapter(context.Background(), h.db, log, h.events, func(d *wastore.Device) client {
+	a, err := newAdapter(context.Background(), testConfig(h.db, log, h.events), func(d *wastore.Device) client {
 		rec = &recordingClient{Client: whatsmeow.NewClient(d, nil)}
 		return rec
 	}, nil)

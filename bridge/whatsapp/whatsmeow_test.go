@@ -22,7 +22,7 @@ func TestNewConfiguresWhatsmeow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	a, err := New(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)), make(chan bridge.Event))
+	a, err := New(context.Background(), testConfig(db, slog.New(slog.NewTextHandler(io.Discard, nil)), make(chan bridge.Event)))
 	if err != nil {
 		t.Fatal(err)
 	}

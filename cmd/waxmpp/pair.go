@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
@@ -28,7 +29,21 @@ type pairer interface {
 }
 
 var newPairer = func(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (pairer, error) {
-	return whatsapp.New(ctx, db, log, events)
+	return whatsapp.New(ctx, whatsappConfig(db, log, events))
+}
+
+// whatsappConfig wires the WhatsApp adapter to the state file: the store
+// implements the adapter's interfaces.
+func whatsappConfig(db *store.DB, log *slog.Logger, events chan<- bridge.Event) whatsapp.Config {
+	return whatsapp.Config{
+		Devices:  db.Devices(whatsapp.Logger(log.With("component", "whatsmeow-store"))),
+		Inbox:    db.Queue("whatsapp-in"),
+		Settings: db,
+		Messages: db,
+		TempDir:  filepath.Dir(db.Path()),
+		Log:      log,
+		Events:   events,
+	}
 }
 
 // errPairFailed is a pairing that ended without a link; its message is

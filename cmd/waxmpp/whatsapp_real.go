@@ -17,7 +17,7 @@ import (
 // Its events go to events until ctx ends; wait returns once the adapter
 // has stopped (after ctx ended), before db may be closed.
 func newWhatsApp(ctx context.Context, cfg bridge.Config, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(), error) {
-	wa, err := whatsapp.New(ctx, db, log, events)
+	wa, err := whatsapp.New(ctx, whatsappConfig(db, log, events))
 	if err != nil {
 		return nil, nil, err
 	}
