@@ -187,7 +187,7 @@ type adhocCommand struct {
 	args        string // the argument's label; "" means none
 }
 
-// adhocCommands mirrors the chat commands of DESIGN §2.5.
+// adhocCommands mirrors the owner's chat commands (the core's /help).
 var adhocCommands = []adhocCommand{
 	{"help", "Help", ""},
 	{"chats", "List chats", "Filter (optional)"},

@@ -2,7 +2,7 @@
 // github.com/xmppo/go-xmpp, the typed stanza codec, the durable outbox and
 // XEP-0363 upload.
 //
-// Decisions (where DESIGN.md is silent or go-xmpp forces a choice):
+// What the code relies on, and the choices it makes:
 //
 //   - Login: an explicit server ("host:port", or "tls://host:port" for
 //     direct TLS), else SRV _xmpps-client (direct TLS, XEP-0368), then
@@ -10,12 +10,22 @@
 //     STARTTLS is required; certificates are verified for the JID's domain
 //     against the system roots plus an optional CA file. A refused password
 //     ends Run with ErrAuth (the binary exits 78): retrying cannot help.
+//   - Bounded logins: go-xmpp dials by itself and has no deadlines in TLS,
+//     SASL and bind. The session dials the endpoint itself and gives
+//     go-xmpp a one-connection loopback relay to that socket; a login not
+//     done within DialTimeout (or cancelled) has its socket closed and is
+//     waited for, so a late login can never bind the bot's resource and
+//     make the server replace the live session. The relay carries the
+//     link's bytes for as long as it lives. (go-xmpp would send even that
+//     loopback dial to an HTTP_PROXY from the environment unless NO_PROXY
+//     names 127.0.0.1; the service runs without one.)
 //   - Reading: go-xmpp's Recv drops the id attribute of messages and eats
 //     some IQs. After go-xmpp has done TLS, SASL and bind, the session reads
-//     every stanza itself from go-xmpp's own *xml.Decoder (reached once via
-//     reflection, checked against the pinned v0.3.7 layout), so nothing
-//     already buffered is lost and every attribute is seen. go-xmpp's Recv
-//     and periodic pings are never used.
+//     every stanza itself from go-xmpp's own *xml.Decoder (reached via
+//     reflection), so nothing already buffered is lost and every attribute
+//     is seen. New checks go-xmpp's Client layout first: a go-xmpp other
+//     than the pinned v0.3.7 stops New with one error. go-xmpp's Recv and
+//     periodic pings are never used.
 //   - Writing: one writer goroutine per link, with a deadline on every
 //     write, paced by a token bucket (default 8 kB/s, 16 kB burst) below
 //     Prosody's mod_limits (10 kB/s). Control stanzas (IQ answers,

@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"context"
-
 	"strings"
 	"sync"
 )
@@ -33,7 +32,8 @@ func botCaps() *Caps {
 
 // route handles one decoded stanza. Only the owner's bare JID is served;
 // the bot's own server may answer our IQs and push the roster. Everything
-// else is dropped and counted, never surfaced (DESIGN §4).
+// else is dropped and counted, never surfaced: a stranger can never reach
+// the core.
 func (s *Session) route(ctx context.Context, c *conn, st Stanza) error {
 	switch v := st.(type) {
 	case *InIQ:
@@ -146,7 +146,8 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 		}
 		return nil
 	case p.Type == "subscribe":
-		// Refuse strangers' subscription requests (DESIGN §4).
+		// Refuse strangers' subscription requests: only the owner sees
+		// the bot's presence.
 		s.drop("subscribe", p.From)
 		return s.sendCtrl(ctx, c, mustPresence(Unsubscribed(from)))
 	default:

@@ -158,6 +158,9 @@ func New(cfg Config) (*Session, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	if err := checkGoXMPP(goxmppClient); err != nil {
+		return nil, err
+	}
 	_, domain, ok := strings.Cut(cfg.JID, "@")
 	if !ok || domain == "" {
 		return nil, fmt.Errorf("xmpp: JID %q has no domain", cfg.JID)

@@ -9,10 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	goxmpp "github.com/xmppo/go-xmpp"
 
 	"waxmpp/bridge"
 	pt "waxmpp/bridge/prosodytest"
@@ -175,7 +178,7 @@ func TestGoXMPPInternals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	defer l.conn.Close()
+	defer l.close()
 	if !strings.HasPrefix(l.jid, srv.JID("bot")+"/") {
 		t.Fatalf("bound JID %q, want %s/…", l.jid, srv.JID("bot"))
 	}
@@ -198,6 +201,54 @@ func TestGoXMPPInternals(t *testing.T) {
 				return
 			}
 		}
+	}
+}
+
+// TestLoginBounded: a login the server does not answer in time is given
+// up, and its socket closed, so that it cannot finish later, bind the same
+// resource and make the server replace the live session.
+func TestLoginBounded(t *testing.T) {
+	srv := pt.Start(t, pt.Options{})
+	cfg := botConfig(t, srv)
+	// The live session must not notice the server's pause on its own.
+	cfg.PingInterval, cfg.PingTimeout = 30*time.Second, 30*time.Second
+	s := startSession(t, cfg)
+	late := botConfig(t, srv)
+	late.defaults()
+	srv.Freeze()
+	t0 := time.Now()
+	_, err := dialEndpoint(context.Background(), endpoint{Addr: srv.Addr()}, &late, time.Second)
+	took := time.Since(t0)
+	srv.Thaw()
+	if err == nil {
+		t.Fatal("a login at a frozen server succeeded")
+	}
+	if took > 3*time.Second {
+		t.Fatalf("the login gave up after %v, want about its 1s timeout", took)
+	}
+	// Given the chance, a login left running now binds the live session's
+	// resource, and Prosody closes the live stream with <conflict/>.
+	time.Sleep(4 * time.Second)
+	if n := s.reconnects.Load(); n != 0 || !s.connected.Load() {
+		t.Fatalf("the live session reconnected %d times after a login timed out: the late login replaced it", n)
+	}
+}
+
+// TestNewRefusesOtherGoXMPP: a go-xmpp whose Client lacks the fields the
+// session reads stops New with one clear error (not a reconnect loop).
+func TestNewRefusesOtherGoXMPP(t *testing.T) {
+	defer func(t0 reflect.Type) { goxmppClient = t0 }(goxmppClient)
+	goxmppClient = reflect.TypeFor[struct {
+		conn    net.Conn
+		decoder *xml.Decoder
+	}]()
+	_, err := New(Config{JID: "bot@example.org", Password: "x", Owner: "owner@example.org", Outbox: &memQueue{}})
+	if err == nil || !strings.Contains(err.Error(), "go-xmpp") || !strings.Contains(err.Error(), "field p") {
+		t.Fatalf("New with another go-xmpp layout: %v, want an error naming go-xmpp and the field p", err)
+	}
+	goxmppClient = reflect.TypeFor[goxmpp.Client]()
+	if _, err := New(Config{JID: "bot@example.org", Password: "x", Owner: "owner@example.org", Outbox: &memQueue{}}); err != nil {
+		t.Fatalf("New with the pinned go-xmpp: %v", err)
 	}
 }
 
@@ -245,7 +296,8 @@ func TestLoginWrongPasswordStopsRun(t *testing.T) {
 	}
 }
 
-// fakeResolver answers SRV look-ups from a table; names not in it fail.
+// fakeResolver answers SRV look-ups from a table, in the table's order (the
+// order net.Resolver has already sorted); names not in it fail.
 type fakeResolver map[string][]*net.SRV
 
 func (f fakeResolver) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
@@ -258,7 +310,7 @@ func (f fakeResolver) LookupSRV(_ context.Context, service, proto, name string) 
 
 func TestEndpointsOrder(t *testing.T) {
 	r := fakeResolver{
-		"_xmpps-client._tcp.example.org": {{Target: "b.example.org.", Port: 5223, Priority: 20}, {Target: "a.example.org.", Port: 443, Priority: 10}},
+		"_xmpps-client._tcp.example.org": {{Target: "a.example.org.", Port: 443, Priority: 10}, {Target: "b.example.org.", Port: 5223, Priority: 20}},
 		"_xmpp-client._tcp.example.org":  {{Target: "c.example.org.", Port: 5222, Priority: 5}},
 		"_xmpp-client._tcp.dot.org":      {{Target: ".", Port: 0}},
 	}
@@ -278,24 +330,6 @@ func TestEndpointsOrder(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("endpoints(%s, %q) = %v, want %v", tc.domain, tc.explicit, got, tc.want)
 		}
-	}
-}
-
-func TestOrderSRVWeights(t *testing.T) {
-	in := []*net.SRV{{Target: "light", Priority: 1, Weight: 1}, {Target: "heavy", Priority: 1, Weight: 99}, {Target: "last", Priority: 2}}
-	heavyFirst := 0
-	for range 1000 {
-		out := orderSRV(in)
-		if len(out) != 3 || out[2].Target != "last" {
-			t.Fatalf("orderSRV = %v: priority 2 must come last", out)
-		}
-		if out[0].Target == "heavy" {
-			heavyFirst++
-		}
-	}
-	// P(heavy first) = 100/102; 1000 draws give ≥ 950 with overwhelming odds.
-	if heavyFirst < 950 {
-		t.Fatalf("heavy first %d/1000 times, want ≥ 950", heavyFirst)
 	}
 }
 
@@ -333,7 +367,7 @@ func TestSRVSelection(t *testing.T) {
 			if err != nil {
 				t.Fatalf("dial via SRV: %v", err)
 			}
-			l.conn.Close()
+			l.close()
 		})
 	}
 }

@@ -1,0 +1,209 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"time"
+)
+
+// write is the link's only writer. It sends control stanzas first, then
+// outbox items in order, paced by the token bucket; it pings to confirm
+// what it wrote and to detect a dead link.
+//
+// Confirmation: the server processes a stream in order, so the result of a
+// ping written after outbox item N proves items up to N arrived; only then
+// are they acknowledged (removed) from the durable outbox. Unconfirmed items
+// are written again, unchanged (same id), on the next link.
+func (s *Session) write(ctx context.Context, c *conn) error {
+	w := &outWriter{s: s, c: c, pace: newBucket(s.cfg.Rate, s.cfg.Burst), pings: map[string]uint64{}}
+	tick := time.NewTicker(min(s.cfg.PingInterval, s.cfg.PingTimeout) / 2)
+	defer tick.Stop()
+	defer s.unconfirmed.Store(0)
+	for {
+		if did, err := w.urgent(ctx); err != nil {
+			return err
+		} else if did {
+			continue
+		}
+		if did, err := w.drain(ctx); err != nil {
+			return err
+		} else if did {
+			continue
+		}
+		if err := w.idle(ctx, tick.C); err != nil {
+			return err
+		}
+	}
+}
+
+// outWriter is the state of one link's writer goroutine.
+type outWriter struct {
+	s    *Session
+	c    *conn
+	pace *bucket
+	// written is the outbox seq of the last item written on this link,
+	// confirmed the last one a ping result proved the server has.
+	written, confirmed uint64
+	pings              map[string]uint64 // ping id → outbox seq written before it
+	pingSent           time.Time         // oldest unanswered ping, zero if none
+	lastPing           time.Time
+}
+
+// send writes one stanza, paced, with a deadline.
+func (w *outWriter) send(ctx context.Context, b []byte) error {
+	if err := w.pace.take(ctx, len(b)); err != nil {
+		return context.Cause(ctx)
+	}
+	w.c.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
+	if _, err := w.c.conn.Write(b); err != nil {
+		return fmt.Errorf("xmpp: write: %w", err)
+	}
+	return nil
+}
+
+// ping asks the server for a result that confirms everything written so far.
+func (w *outWriter) ping(ctx context.Context) error {
+	id := "p-" + w.s.NewID()
+	b, _ := EncodeIQ(IQ{ID: id, Type: "get", To: w.s.domain, Payload: pingPayload{}})
+	if err := w.send(ctx, b); err != nil {
+		return err
+	}
+	w.pings[id] = w.written
+	if w.pingSent.IsZero() {
+		w.pingSent = time.Now()
+	}
+	w.lastPing = time.Now()
+	return nil
+}
+
+// pong handles a ping result: the outbox is acknowledged up to what was
+// written before that ping.
+func (w *outWriter) pong(id string) error {
+	seq, ok := w.pings[id]
+	if !ok {
+		return nil
+	}
+	// Results arrive in order; older pings are answered too.
+	for pid, ps := range w.pings {
+		if ps <= seq {
+			delete(w.pings, pid)
+		}
+	}
+	w.pingSent = time.Time{}
+	if len(w.pings) > 0 {
+		w.pingSent = time.Now()
+	}
+	if seq > w.confirmed {
+		if err := w.s.cfg.Outbox.AckThrough(seq); err != nil {
+			return fmt.Errorf("xmpp: ack outbox through %d: %w", seq, err)
+		}
+		w.confirmed = seq
+		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
+	}
+	return nil
+}
+
+// silent reports a ping unanswered for longer than PingTimeout.
+func (w *outWriter) silent() error {
+	if !w.pingSent.IsZero() && time.Since(w.pingSent) > w.s.cfg.PingTimeout {
+		return fmt.Errorf("xmpp: no ping answer within %v", w.s.cfg.PingTimeout)
+	}
+	return nil
+}
+
+// pending reports whether a ping is out that covers outbox seq.
+func (w *outWriter) pending(seq uint64) bool {
+	for _, s := range w.pings {
+		if s >= seq {
+			return true
+		}
+	}
+	return false
+}
+
+// urgent handles, without waiting, a control stanza or a ping result.
+func (w *outWriter) urgent(ctx context.Context) (bool, error) {
+	select {
+	case b := <-w.c.ctrl:
+		return true, w.send(ctx, b)
+	case id := <-w.c.pongs:
+		return true, w.pong(id)
+	case <-ctx.Done():
+		return true, context.Cause(ctx)
+	default:
+		return false, nil
+	}
+}
+
+// drain writes the next outbox items, up to 32, yielding to control
+// stanzas and ping results. It reports false when the outbox has nothing
+// left to write.
+func (w *outWriter) drain(ctx context.Context) (bool, error) {
+	items, err := w.s.cfg.Outbox.Peek(w.written, 32)
+	if err != nil {
+		return false, fmt.Errorf("xmpp: read outbox: %w", err)
+	}
+	if len(items) == 0 {
+		return false, nil
+	}
+	for _, it := range items {
+		if len(it.Data) < 8 {
+			// A record we cannot have written: drop it rather than
+			// wedge the queue behind it forever.
+			w.s.log.Error("dropping malformed outbox record", "seq", it.Seq)
+		} else if err := w.send(ctx, it.Data[8:]); err != nil {
+			return false, err
+		}
+		w.written = it.Seq
+		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
+		if len(w.c.ctrl) > 0 || len(w.c.pongs) > 0 {
+			break
+		}
+	}
+	// During a long drain, confirm as we go, so acknowledgements (and the
+	// resend window after a failure) stay small, and notice a server that
+	// stopped answering.
+	if err := w.silent(); err != nil {
+		return false, err
+	}
+	if time.Since(w.lastPing) >= confirmEvery && !w.pending(w.written) {
+		return true, w.ping(ctx)
+	}
+	return true, nil
+}
+
+// idle confirms what was written since the last ping, then waits for the
+// next thing to do: a control stanza, a ping result, a grown outbox or the
+// keepalive tick.
+func (w *outWriter) idle(ctx context.Context, tick <-chan time.Time) error {
+	if w.written > w.confirmed && !w.pending(w.written) {
+		return w.ping(ctx)
+	}
+	select {
+	case b := <-w.c.ctrl:
+		return w.send(ctx, b)
+	case id := <-w.c.pongs:
+		return w.pong(id)
+	case <-w.s.kick:
+		return nil
+	case <-tick:
+		if err := w.silent(); err != nil {
+			return err
+		}
+		if time.Since(w.lastPing) >= w.s.cfg.PingInterval {
+			return w.ping(ctx)
+		}
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// confirmEvery is how often a draining writer pings to confirm what it
+// wrote: about 100 bytes a second, ~1% of the default pace.
+const confirmEvery = time.Second
+
+type pingPayload struct {
+	XMLName xml.Name `xml:"urn:xmpp:ping ping"`
+}
