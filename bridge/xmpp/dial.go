@@ -66,4 +66,3 @@ func withPort(hostport, port string) string {
 	}
 	return net.JoinHostPort(strings.Trim(hostport, "[]"), port)
 }
-
