@@ -1,25 +1,92 @@
 package prosodytest
 
 import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
-// TestServerRoundTrip proves the harness itself: two accounts log in over
-// STARTTLS with the test CA and exchange a message, also across a restart.
+// TestServerRoundTrip proves the harness itself, for each server: two
+// accounts log in over STARTTLS with the test CA and exchange a message,
+// also across a restart; the server listens on 127.0.0.1 only.
 func TestServerRoundTrip(t *testing.T) {
-	s := Start(t, Options{})
-	owner := s.Dial(t, "owner")
-	stranger := s.Dial(t, "stranger")
-	stranger.Send("<message to='owner@" + Domain + "' type='chat' id='m1'><body>a &lt; b</body></message>")
-	got := owner.Next(t, 5*time.Second, Messages)
-	if got.Body() != "a < b" || got.Attr("id") != "m1" {
-		t.Fatalf("got %s, want body %q id m1", got, "a < b")
+	for _, kind := range Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			s := Start(t, Options{Kind: kind})
+			owner := s.Dial(t, "owner")
+			stranger := s.Dial(t, "stranger")
+			stranger.Send("<message to='owner@" + Domain + "' type='chat' id='m1'><body>a &lt; b</body></message>")
+			got := owner.Next(t, 5*time.Second, Messages)
+			if got.Body() != "a < b" || got.Attr("id") != "m1" {
+				t.Fatalf("got %s, want body %q id m1", got, "a < b")
+			}
+			for _, a := range listening(t, s.proc.pid()) {
+				if !strings.HasPrefix(a, "127.0.0.1:") {
+					t.Errorf("%s listens on %s, beyond loopback", kind, a)
+				}
+			}
+			s.Kill()
+			s.Restart()
+			o2 := s.Dial(t, "owner")
+			if o2.JID == "" {
+				t.Fatal("no JID after restart")
+			}
+		})
 	}
-	s.Kill()
-	s.Restart()
-	o2 := s.Dial(t, "owner")
-	if o2.JID == "" {
-		t.Fatal("no JID after restart")
+}
+
+// listening lists the TCP addresses pid listens on (IPv4 and IPv6).
+func listening(t *testing.T, pid int) []string {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, fd := range fds {
+		l, err := os.Readlink(filepath.Join(fmt.Sprintf("/proc/%d/fd", pid), fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var out []string
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) < 10 || fs[3] != "0A" || !inodes[fs[9]] {
+				continue
+			}
+			out = append(out, hexAddr(fs[1]))
+		}
+		fh.Close()
+	}
+	if len(out) == 0 {
+		t.Fatalf("pid %d listens nowhere", pid)
+	}
+	return out
+}
+
+// hexAddr turns /proc/net/tcp's "0100007F:1F90" into "127.0.0.1:8080"
+// (IPv6 addresses are left in hex: they are never loopback-only here).
+func hexAddr(s string) string {
+	ip, port, _ := strings.Cut(s, ":")
+	var p int
+	fmt.Sscanf(port, "%X", &p)
+	if len(ip) == 8 {
+		var b [4]int
+		for i := range 4 {
+			fmt.Sscanf(ip[6-2*i:8-2*i], "%X", &b[i])
+		}
+		return fmt.Sprintf("%d.%d.%d.%d:%d", b[0], b[1], b[2], b[3], p)
+	}
+	return "[" + ip + "]:" + fmt.Sprint(p)
 }

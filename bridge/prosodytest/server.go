@@ -1,0 +1,245 @@
+// Package prosodytest runs a throwaway XMPP server on loopback for tests and
+// benchmarks: Prosody or ejabberd, from Debian's packages, with a generated
+// config, CA and certificate in a temp dir, the accounts bot, owner and
+// stranger, HTTP file upload, and each server's own throttle that can be
+// switched on (Prosody's mod_limits; ejabberd's c2s shaper, on as shipped).
+//
+// A server is never optional: when it is missing the test fails, it is not
+// skipped, so CI can never pass without having run the XMPP tests.
+//
+// Every socket a server opens is bound to 127.0.0.1. ejabberd runs as the
+// ejabberd user (ejabberdctl run as root would start it through su, in a
+// session of its own), without epmd (a fixed distribution port on
+// 127.0.0.1), and is stopped by the PID it writes; its VM also ends by
+// itself when the test process is gone.
+package prosodytest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Domain is the XMPP domain every test server serves. It resolves nowhere:
+// clients connect to Server.Addr and verify the certificate against it.
+const Domain = "waxmpp.test"
+
+// Accounts created on every server, each with the password Password(user).
+var Accounts = []string{"bot", "owner", "stranger"}
+
+// Password is the password of a test account.
+func Password(user string) string { return "pw-" + user }
+
+// Kind is a server implementation.
+type Kind string
+
+const (
+	Prosody  Kind = "prosody"  // Debian bookworm: 0.12
+	Ejabberd Kind = "ejabberd" // Debian bookworm: 23.01
+)
+
+// Kinds are the servers every XMPP-side test runs against.
+var Kinds = []Kind{Prosody, Ejabberd}
+
+// Options choose how the server is configured.
+type Options struct {
+	// Kind is the server; "" means Prosody.
+	Kind Kind
+	// Limits turns on the server's c2s throttle at its default: Prosody's
+	// mod_limits at Rate (Prosody syntax, e.g. "10kb/s"; empty means
+	// Debian's default of 10kb/s) with a 2 s burst. ejabberd's shaper
+	// (3,000 B/s, 20,000 B burst as shipped) is on unless NoShaper: the
+	// tests that are not about throttling switch it off.
+	Limits   bool
+	Rate     string
+	NoShaper bool
+	// UploadLimit is the HTTP upload size limit in bytes (0: 10 MiB).
+	UploadLimit int64
+}
+
+// Server is one running server.
+type Server struct {
+	Kind       Kind
+	Dir        string // temp dir holding config, certificates, data and log
+	CAFile     string // PEM of the CA that signed the server's certificate
+	ConfigFile string
+	C2SPort    int // STARTTLS
+	TLSPort    int // direct TLS (XEP-0368)
+	HTTPSPort  int // HTTP upload
+
+	tb    testing.TB
+	opts  Options
+	proc  process
+	roots *x509.CertPool
+}
+
+// process is how one kind of server is run.
+type process interface {
+	start(tb testing.TB)
+	register(tb testing.TB, user, pass string)
+	// signal sends sig to every process of the server.
+	signal(sig syscall.Signal)
+	// stop ends the server gracefully (kill: at once) and waits for it.
+	stop(kill bool)
+	logFiles() []string
+	// pid is the server's main process, 0 when it is not running.
+	pid() int
+}
+
+// Start starts a server and registers Accounts. It is stopped by tb.Cleanup.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	if opts.Kind == "" {
+		opts.Kind = Prosody
+	}
+	if opts.UploadLimit == 0 {
+		opts.UploadLimit = 10 << 20
+	}
+	s := &Server{Kind: opts.Kind, tb: tb, opts: opts}
+	switch opts.Kind {
+	case Prosody:
+		s.Dir = tb.TempDir()
+		s.proc = &prosody{s: s, bin: binary(tb, "prosody", "prosody")}
+	case Ejabberd:
+		s.proc = newEjabberd(tb, s)
+	default:
+		tb.Fatalf("unknown server kind %q", opts.Kind)
+	}
+	ports := freePorts(tb, 3)
+	s.C2SPort, s.TLSPort, s.HTTPSPort = ports[0], ports[1], ports[2]
+	s.writeCerts(tb)
+	s.proc.start(tb)
+	tb.Cleanup(s.Stop)
+	if e, ok := s.proc.(*ejabberd); ok {
+		e.registerAll(tb, Accounts)
+		return s
+	}
+	for _, u := range Accounts {
+		s.Register(u, Password(u))
+	}
+	return s
+}
+
+// binary finds a server's program or fails the test.
+func binary(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		tb.Fatalf("%s is not installed (apt-get install %s): the XMPP tests need a real server and are never skipped", name, pkg)
+	}
+	return p
+}
+
+// Addr is the STARTTLS client address.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.C2SPort) }
+
+// TLSAddr is the direct-TLS client address.
+func (s *Server) TLSAddr() string { return fmt.Sprintf("127.0.0.1:%d", s.TLSPort) }
+
+// JID is user's bare JID.
+func (s *Server) JID(user string) string { return user + "@" + Domain }
+
+// TLSConfig trusts only the test CA.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.roots, ServerName: Domain, MinVersion: tls.VersionTLS12}
+}
+
+// Register creates (or re-creates) an account.
+func (s *Server) Register(user, pass string) {
+	s.tb.Helper()
+	s.proc.register(s.tb, user, pass)
+}
+
+// Kill stops the server at once (SIGKILL), like a crash.
+func (s *Server) Kill() { s.proc.stop(true) }
+
+// Freeze stops the server's processes (SIGSTOP): sockets stay open but
+// nothing is read or answered, like a hung server or a dead network path.
+func (s *Server) Freeze() { s.proc.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() { s.proc.signal(syscall.SIGCONT) }
+
+// Stop stops the server gracefully, killing it after 10 s.
+func (s *Server) Stop() { s.proc.stop(false) }
+
+// Restart starts the server again after Kill or Stop, on the same ports
+// and data.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	s.proc.start(s.tb)
+}
+
+// Log is the server's log so far.
+func (s *Server) Log() string {
+	var b bytes.Buffer
+	for _, f := range s.proc.logFiles() {
+		data, _ := os.ReadFile(f)
+		b.Write(data)
+	}
+	return b.String()
+}
+
+// LogContains reports whether the server logged a line containing sub.
+func (s *Server) LogContains(sub string) bool {
+	sc := bufio.NewScanner(strings.NewReader(s.Log()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitListening waits until every port accepts connections, failing the
+// test if exited is closed first or after 30 s.
+func (s *Server) waitListening(tb testing.TB, exited <-chan struct{}, ports ...int) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range ports {
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				tb.Fatalf("%s exited during start-up:\n%s", s.Kind, s.Log())
+			default:
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("%s did not listen on %d within 30s:\n%s", s.Kind, p, s.Log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func freePorts(tb testing.TB, n int) []int {
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
