@@ -159,7 +159,10 @@ func (s *Server) Register(user, pass string) {
 	s.proc.register(s.tb, user, pass)
 }
 
-// Kill stops the server at once (SIGKILL), like a crash.
+// Kill stops the server at once (SIGKILL), like a crash. ejabberd then
+// loses what its Mnesia tables took in the last minutes (disc_only tables
+// are dets files, saved every 3 minutes), accounts included: tests that
+// need a server to keep its data over a crash use Prosody.
 func (s *Server) Kill() { s.proc.stop(true) }
 
 // Freeze stops the server's processes (SIGSTOP): sockets stay open but
