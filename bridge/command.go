@@ -317,9 +317,13 @@ func (c *Core) cmdHistory(ctx context.Context, args string) string {
 	if problem != "" {
 		return problem
 	}
+	before, ok := c.anchorOf(ch)
+	if !ok {
+		return "No message of " + c.chatName(ch) + " has come through waxmpp yet, so there is nothing to ask for history before. Try again after its next message."
+	}
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
-	if err := c.wa.RequestHistory(wctx, ChatID(ch.ID), n, nil); err != nil {
+	if err := c.wa.RequestHistory(wctx, before, n); err != nil {
 		return "Could not ask for history: " + waProblem(err) + "."
 	}
 	return fmt.Sprintf("Asked your phone for up to %d earlier messages of %s; they arrive marked as old. The phone must be online.", n, c.chatName(ch))

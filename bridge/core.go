@@ -118,8 +118,9 @@ type Core struct {
 	st  Store
 
 	people  map[UserID]*person // names, persisted as "core.people"
-	dirty   bool               // people changed since saved
-	saveDue time.Time          // when to save people
+	oldest  map[ChatID]anchor  // each chat's oldest known message, persisted as "core.oldest"
+	dirty   bool               // people or oldest changed since saved
+	saveDue time.Time          // when to save them
 
 	route routeState // persisted as "core.route"
 
@@ -169,9 +170,22 @@ type draft struct {
 	Time time.Time `json:"Time"` // when the owner wrote it
 }
 
+// anchor is the oldest message of a chat the core knows: where /history
+// continues. Its JSON is that of the records the WhatsApp adapter kept
+// before the core decided the anchor ("whatsapp.oldest/<chat>"), which are
+// read where the core has none.
+type anchor struct {
+	ID     string    `json:"id"`
+	FromMe bool      `json:"me,omitempty"`
+	Chat   ChatID    `json:"c,omitempty"` // the chat as WhatsApp named it; "" for the chat's own id
+	Time   time.Time `json:"t"`
+}
+
 const (
-	settingPeople = "core.people"
-	settingRoute  = "core.route"
+	settingOldest      = "core.oldest"
+	settingOldestOfOld = "whatsapp.oldest/" // + chat id: an anchor as older versions kept it
+	settingPeople      = "core.people"
+	settingRoute       = "core.route"
 )
 
 // NewCore checks cfg and loads the persisted state.
@@ -188,7 +202,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	}
 	c := &Core{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
-		people: map[UserID]*person{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
+		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
 		qrDone: make(chan qrUpload),
 	}
 	if c.log == nil {
@@ -204,6 +218,15 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 			// Names are a cache that refills from WhatsApp: start over.
 			c.log.Warn("core: names unreadable, starting over", "err", err)
 			c.people = map[UserID]*person{}
+		}
+	}
+	if b, ok, err := cfg.Store.Blob(settingOldest); err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	} else if ok {
+		if err := json.Unmarshal(b, &c.oldest); err != nil {
+			// History anchors refill as messages arrive.
+			c.log.Warn("history anchors unreadable, starting over", "err", err)
+			c.oldest = map[ChatID]anchor{}
 		}
 	}
 	if b, ok, err := cfg.Store.Blob(settingRoute); err != nil {
@@ -222,7 +245,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 // Run relays until ctx ends, then returns ctx.Err(). It is the only
 // goroutine that touches the core's state.
 func (c *Core) Run(ctx context.Context) error {
-	defer c.savePeople()
+	defer c.saveCache()
 	defer c.bg.Wait() // ctx is done: they end promptly
 	if len(c.route.Held) > 0 {
 		c.ask() // after a restart: the question again
@@ -265,7 +288,7 @@ func (c *Core) Run(ctx context.Context) error {
 			c.qrUploaded(u)
 		case <-save.C:
 			if c.dirty && !c.now().Before(c.saveDue) {
-				c.savePeople()
+				c.saveCache()
 			}
 		}
 	}
@@ -378,19 +401,59 @@ func (c *Core) markDirty() {
 	}
 }
 
-func (c *Core) savePeople() {
+// saveCache saves the names and history anchors, if they changed.
+func (c *Core) saveCache() {
 	if !c.dirty {
 		return
 	}
-	b, err := json.Marshal(c.people)
-	if err == nil {
-		err = c.st.PutBlob(settingPeople, b)
-	}
-	if err != nil {
-		c.log.Error("core: save names", "err", err)
-		return
+	for _, s := range []struct {
+		name string
+		v    any
+	}{{settingPeople, c.people}, {settingOldest, c.oldest}} {
+		b, err := json.Marshal(s.v)
+		if err == nil {
+			err = c.st.PutBlob(s.name, b)
+		}
+		if err != nil {
+			c.log.Error("save "+s.name, "err", err)
+			return
+		}
 	}
 	c.dirty = false
+}
+
+// noteOldest remembers m when it is the oldest message of ch the core has
+// seen: /history continues before it.
+func (c *Core) noteOldest(ch Chat, m *Message) {
+	if m.Time.IsZero() || m.Ref.ID == "" {
+		return
+	}
+	if a, ok := c.oldest[ChatID(ch.ID)]; ok && !m.Time.Before(a.Time) {
+		return
+	}
+	a := anchor{ID: m.Ref.ID, FromMe: m.Ref.FromMe, Time: m.Time}
+	if m.Ref.Chat != ChatID(ch.ID) {
+		a.Chat = m.Ref.Chat
+	}
+	c.oldest[ChatID(ch.ID)] = a
+	c.markDirty()
+}
+
+// anchorOf is where a history request for ch continues: the oldest
+// message of ch known, ok false when none is.
+func (c *Core) anchorOf(ch Chat) (HistoryAnchor, bool) {
+	a, ok := c.oldest[ChatID(ch.ID)]
+	if !ok {
+		b, found, err := c.st.Blob(settingOldestOfOld + ch.ID)
+		if err != nil || !found || json.Unmarshal(b, &a) != nil || a.ID == "" {
+			return HistoryAnchor{}, false
+		}
+	}
+	chat := a.Chat
+	if chat == "" {
+		chat = ChatID(ch.ID)
+	}
+	return HistoryAnchor{Ref: MsgRef{Chat: chat, ID: a.ID, FromMe: a.FromMe}, Time: a.Time}, true
 }
 
 func (c *Core) saveRoute() {

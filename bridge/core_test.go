@@ -51,6 +51,7 @@ type fakeWA struct {
 	editErr error
 	lookup  map[string]bridge.UserID
 	pairErr error
+	history []bridge.HistoryAnchor // the anchors of history requests
 }
 
 func (f *fakeWA) log(format string, a ...any) {
@@ -138,8 +139,11 @@ func (f *fakeWA) Lookup(_ context.Context, phone string) (bridge.UserID, bool, e
 	return id, ok, nil
 }
 
-func (f *fakeWA) RequestHistory(_ context.Context, chat bridge.ChatID, n int, _ *bridge.MsgRef) error {
-	f.log("RequestHistory %s %d", chat, n)
+func (f *fakeWA) RequestHistory(_ context.Context, before bridge.HistoryAnchor, n int) error {
+	f.log("RequestHistory %s %d", before.Ref.Chat, n)
+	f.mu.Lock()
+	f.history = append(f.history, before)
+	f.mu.Unlock()
 	return nil
 }
 
@@ -352,6 +356,9 @@ func (h *harness) owner(m bridge.OwnerEvent) string {
 	if meta.ID == "" {
 		h.seq++
 		meta.ID = fmt.Sprintf("own%d", h.seq)
+	}
+	if meta.Time.IsZero() {
+		meta.Time = h.now() // as the XMPP side stamps it on arrival
 	}
 	h.own <- m
 	return meta.ID

@@ -154,11 +154,9 @@ func (c *Core) send(ctx context.Context, chat ChatID, m draft, quote *MsgLink) b
 	if ref.ID == "" {
 		ref.ID = waSendID(m.ID)
 	}
-	t := m.Time
-	if t.IsZero() {
-		t = c.now()
-	}
-	if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: t}); err != nil {
+	// Mapped with the time WhatsApp took it (not when the owner wrote it:
+	// a held message goes later), which the edit window counts from.
+	if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now()}); err != nil {
 		c.log.Error("core: map owner message", "err", err)
 	}
 	return true
@@ -322,6 +320,11 @@ func (c *Core) ownerReplace(ctx context.Context, target, body string) {
 	}
 	if strings.TrimSpace(body) == "" {
 		c.ownerRetract(ctx, target)
+		return
+	}
+	if c.now().Sub(l.Time) > EditWindow {
+		// WhatsApp would ignore the edit without a word.
+		c.say("Not edited: " + waProblem(ErrEditWindow) + ".")
 		return
 	}
 	wctx, cancel := waCtx(ctx)

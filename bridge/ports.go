@@ -19,8 +19,9 @@ type WhatsApp interface {
 	SendText(ctx context.Context, chat ChatID, text string, opts SendOptions) (MsgRef, time.Time, error)
 	// SendLocation sends a location pin.
 	SendLocation(ctx context.Context, chat ChatID, g Geo) (MsgRef, time.Time, error)
-	// Edit changes the text of one of the owner's messages. WhatsApp allows
-	// it for 20 minutes (EditWindow); later it returns ErrEditWindow.
+	// Edit changes the text of one of the owner's messages. WhatsApp
+	// accepts edits for EditWindow after sending and silently ignores
+	// later ones: the core asks only within the window.
 	Edit(ctx context.Context, ref MsgRef, text string) error
 	// Revoke deletes one of the owner's messages for everyone.
 	Revoke(ctx context.Context, ref MsgRef) error
@@ -43,10 +44,10 @@ type WhatsApp interface {
 	// Lookup resolves a phone number (E.164) to a WhatsApp user; ok false
 	// when the number is not on WhatsApp.
 	Lookup(ctx context.Context, phone string) (id UserID, ok bool, err error)
-	// RequestHistory asks the phone for up to n messages of chat older
-	// than before (nil: the oldest known). They arrive as Message events
-	// with History set.
-	RequestHistory(ctx context.Context, chat ChatID, n int, before *MsgRef) error
+	// RequestHistory asks the phone for up to n messages of before.Ref.Chat
+	// older than before (the core passes the oldest message of the chat it
+	// knows). They arrive as Message events with History set.
+	RequestHistory(ctx context.Context, before HistoryAnchor, n int) error
 	// Download opens a media attachment's content.
 	Download(ctx context.Context, m *Media) (io.ReadCloser, error)
 	// Handled tells the adapter that the core has durably dealt with ev
@@ -68,8 +69,17 @@ type SendOptions struct {
 	ID string
 }
 
-// EditWindow is how long after sending WhatsApp accepts an edit.
+// EditWindow is how long after sending WhatsApp accepts an edit (as
+// whatsmeow's EditWindow). The core measures it from when WhatsApp took the
+// message, not from when the owner wrote it (a held message is sent later).
 const EditWindow = 20 * time.Minute
+
+// HistoryAnchor is a message a history request continues before: its
+// reference as WhatsApp named it and when it was sent (the phone wants both).
+type HistoryAnchor struct {
+	Ref  MsgRef
+	Time time.Time
+}
 
 // Errors the WhatsApp side returns; the core turns them into plain words.
 var (

@@ -95,6 +95,7 @@ func (c *Core) message(m *Message) {
 		c.log.Error("core: chat", "chat", m.Ref.Chat, "err", err)
 		return
 	}
+	c.noteOldest(ch, m)
 	k := c.key(m.Ref)
 	k.Chat = ch.ID
 	old, dup := c.lookupWA(m.Ref)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/store"
 )
 
 // describe renders an Outgoing for golden files: the body and the XEPs set.
@@ -384,4 +385,87 @@ func TestPairingUploadInBackground(t *testing.T) {
 		h.sync()
 	}
 	eq(t, "stale code", h.bodies(), nil)
+}
+
+// TestEditWindow: the core keeps WhatsApp's 20-minute edit window itself
+// (WhatsApp drops a late edit without a word), counted from when the
+// message went to WhatsApp: a message held for 25 minutes can be edited
+// right after it was sent.
+func TestEditWindow(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.send(msg(alice, alice, "A1", "hi"))
+	h.say("/to alice")
+	sent := h.say("typo")
+	h.sync()
+	h.advance(19 * time.Minute)
+	h.owner(&bridge.OwnerCorrection{Target: sent, Body: "fixed"})
+	h.bodies()
+	eq(t, "within the window", h.wa.take(), []string{`SendText 491111@s.whatsapp.net "typo"`, `Edit 491111@s.whatsapp.net ` + h.waID(sent) + ` "fixed"`})
+	h.advance(2 * time.Minute)
+	h.owner(&bridge.OwnerCorrection{Target: sent, Body: "fixed again"})
+	eq(t, "after the window", h.bodies(), []string{"Not edited: WhatsApp allows edits for 20 minutes only."})
+	eq(t, "after the window: WhatsApp", h.wa.take(), nil)
+
+	// Held for 25 minutes, then sent: the window starts at the send.
+	h.send(msg(bob, bob, "B1", "yo"))
+	held := h.say("held a while")
+	h.sync()
+	h.advance(25 * time.Minute)
+	h.say("2")
+	h.sync()
+	h.advance(time.Minute)
+	h.owner(&bridge.OwnerCorrection{Target: held, Body: "held, fixed"})
+	h.bodies()
+	eq(t, "held, then edited", h.wa.take(), []string{`SendText 492222@s.whatsapp.net "held a while"`, `Edit 492222@s.whatsapp.net ` + h.waID(held) + ` "held, fixed"`})
+}
+
+// TestHistoryAnchor: /history continues before the oldest message of the
+// chat the core knows (older history included, across a restart); a chat
+// with no known message gets plain words, and WhatsApp is not asked.
+func TestHistoryAnchor(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.send(msg(alice, alice, "A2", "now"))
+	h.send(&bridge.Message{Ref: bridge.MsgRef{Chat: alice, Sender: alice, ID: "A1"}, Time: t0.Add(-time.Hour), Kind: bridge.Text, Text: "old", History: true})
+	h.send(&bridge.Message{Ref: bridge.MsgRef{Chat: alice, Sender: me, ID: "A3", FromMe: true}, Time: t0.Add(time.Hour), Kind: bridge.Text, Text: "newer"})
+	h.send(&bridge.Message{Ref: bridge.MsgRef{Chat: family, Sender: me, ID: "F0", FromMe: true}, Time: t0.Add(-2 * time.Hour), Kind: bridge.Text, Text: "mine", History: true})
+	h.restart()
+	h.bodies()
+	h.say("/history alice 30")
+	h.say("/history family")
+	h.say("/history work")
+	got := h.bodies()
+	want := []string{
+		"Asked your phone for up to 30 earlier messages of Alice Liddell; they arrive marked as old. The phone must be online.",
+		"Asked your phone for up to 20 earlier messages of Family; they arrive marked as old. The phone must be online.",
+		"No message of Work has come through waxmpp yet, so there is nothing to ask for history before. Try again after its next message.",
+	}
+	eq(t, "answers", got, want)
+	eq(t, "requests", h.wa.take(), []string{"RequestHistory 491111@s.whatsapp.net 30", "RequestHistory 120363001@g.us 20"})
+	wantAnchors := []bridge.HistoryAnchor{
+		{Ref: bridge.MsgRef{Chat: alice, ID: "A1"}, Time: t0.Add(-time.Hour)},
+		{Ref: bridge.MsgRef{Chat: family, ID: "F0", FromMe: true}, Time: t0.Add(-2 * time.Hour)},
+	}
+	if fmt.Sprint(h.wa.history) != fmt.Sprint(wantAnchors) {
+		t.Errorf("anchors %v, want %v", h.wa.history, wantAnchors)
+	}
+}
+
+// TestHistoryAnchorOfOlderVersion: the anchors the WhatsApp adapter kept
+// before the core decided them ("whatsapp.oldest/<chat>") still serve.
+func TestHistoryAnchorOfOlderVersion(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.offline(func(db *store.DB) {
+		if err := db.PutBlob("whatsapp.oldest/"+work, []byte(`{"id":"W0","me":true,"t":"2026-11-20T08:00:00Z"}`)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h.say("/history work 5")
+	h.sync()
+	want := []bridge.HistoryAnchor{{Ref: bridge.MsgRef{Chat: work, ID: "W0", FromMe: true}, Time: time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)}}
+	if fmt.Sprint(h.wa.history) != fmt.Sprint(want) {
+		t.Errorf("anchors %v, want %v", h.wa.history, want)
+	}
 }

@@ -820,12 +820,13 @@ func (s *Sim) Lookup(ctx context.Context, phone string) (bridge.UserID, bool, er
 
 // RequestHistory implements bridge.WhatsApp; the test injects the history
 // messages.
-func (s *Sim) RequestHistory(ctx context.Context, chat bridge.ChatID, n int, before *bridge.MsgRef) error {
+func (s *Sim) RequestHistory(ctx context.Context, before bridge.HistoryAnchor, n int) error {
+	chat := before.Ref.Chat
 	err := s.checkPaired()
 	if err == nil {
 		err = apply(ctx, s.rule("request_history", string(chat), "", "", ""))
 	}
-	s.record(Action{Type: "request_history", Chat: string(chat), N: n, Before: wireRef(before), Error: errText(err)})
+	s.record(Action{Type: "request_history", Chat: string(chat), N: n, Before: wireRef(&before.Ref), Error: errText(err)})
 	return err
 }
 

@@ -786,26 +786,23 @@ func TestSends(t *testing.T) {
 	}
 }
 
+// TestRequestHistory: the request the phone gets names the anchor the
+// core chose (the core keeps each chat's oldest message).
 func TestRequestHistory(t *testing.T) {
 	h := newHarness(t, true)
 	h.run()
 	c := h.client()
 	ctx := context.Background()
 	chat := bridge.ChatID(alice.String())
-	if err := h.a.RequestHistory(ctx, chat, 20, nil); !errors.Is(err, bridge.ErrNotFound) {
+	if err := h.a.RequestHistory(ctx, bridge.HistoryAnchor{Ref: bridge.MsgRef{Chat: chat}}, 20); !errors.Is(err, bridge.ErrNotFound) {
 		t.Errorf("no anchor: %v", err)
 	}
-	for i, ts := range []time.Time{t0, t0.Add(-time.Hour), t0.Add(time.Hour)} {
-		info := dmInfo(fmt.Sprintf("H%d", i), alice, false)
-		info.Timestamp = ts
-		c.dispatch(msg(t, "text", info))
-		h.next()
-	}
-	if err := h.a.RequestHistory(ctx, chat, 20, nil); err != nil {
+	before := bridge.HistoryAnchor{Ref: bridge.MsgRef{Chat: chat, ID: "H1"}, Time: t0.Add(-time.Hour)}
+	if err := h.a.RequestHistory(ctx, before, 20); err != nil {
 		t.Fatal(err)
 	}
 	r := c.peer[0].GetProtocolMessage().GetPeerDataOperationRequestMessage().GetHistorySyncOnDemandRequest()
-	if r.GetOldestMsgID() != "H1" || r.GetOnDemandMsgCount() != 20 || r.GetChatJID() != alice.String() || r.GetOldestMsgTimestampMS() != t0.Add(-time.Hour).Unix() {
+	if r.GetOldestMsgID() != "H1" || r.GetOnDemandMsgCount() != 20 || r.GetChatJID() != alice.String() || r.GetOldestMsgTimestampMS() != t0.Add(-time.Hour).Unix() || r.GetOldestMsgFromMe() {
 		t.Errorf("request %v", r)
 	}
 }

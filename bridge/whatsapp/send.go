@@ -262,29 +262,19 @@ func (a *Adapter) noteOldest(m *bridge.Message) {
 // RequestHistory implements bridge.WhatsApp: it asks the phone (a peer
 // message); the answer arrives later as an on-demand history sync, relayed
 // as Messages with History set. The phone must be online.
-func (a *Adapter) RequestHistory(ctx context.Context, chat bridge.ChatID, n int, before *bridge.MsgRef) error {
+func (a *Adapter) RequestHistory(ctx context.Context, before bridge.HistoryAnchor, n int) error {
 	c, _, err := a.linked()
 	if err != nil {
 		return err
 	}
+	chat := before.Ref.Chat
 	cj, err := parseJID(string(chat))
 	if err != nil {
 		return err
 	}
-	info := &types.MessageInfo{MessageSource: types.MessageSource{Chat: cj}}
-	if before != nil {
-		info.ID, info.IsFromMe = before.ID, before.FromMe
-		if m, err := a.messages.MessageByWA(bridge.MessageKey{Chat: string(chat), ID: before.ID}); err == nil {
-			info.Timestamp = m.Time
-		}
-	} else if b, ok, _ := a.settings.Blob(settingOldestPfx + string(chat)); ok {
-		var o oldestMsg
-		if json.Unmarshal(b, &o) == nil {
-			info.ID, info.IsFromMe, info.Timestamp = o.ID, o.FromMe, o.Time
-		}
-	}
+	info := &types.MessageInfo{MessageSource: types.MessageSource{Chat: cj, IsFromMe: before.Ref.FromMe}, ID: before.Ref.ID, Timestamp: before.Time}
 	if info.ID == "" {
-		return fmt.Errorf("whatsapp: history of %s: %w (no message of that chat is known yet)", chat, bridge.ErrNotFound)
+		return fmt.Errorf("whatsapp: history of %s: %w (no anchor message)", chat, bridge.ErrNotFound)
 	}
 	if n <= 0 || n > 500 {
 		n = 50
