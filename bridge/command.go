@@ -10,7 +10,7 @@ import (
 	"unicode"
 )
 
-// This file holds the owner's commands (DESIGN §2.5), typed in the bot
+// This file holds the owner's commands (see the package doc), typed in the bot
 // conversation ("/to alice") or run as XEP-0050 ad-hoc commands.
 
 // parseCommand splits "/Name args" into the lower-cased name and the
@@ -96,7 +96,7 @@ func (c *Core) chatArg(cmd, arg string) (Chat, string) {
 		return Chat{}, "No chat " + strconv.Quote(arg) + ". /chats lists them, /find <name> searches, /new <+number> starts one."
 	}
 	if err != nil {
-		return Chat{}, "Could not look up " + strconv.Quote(arg) + ": " + err.Error()
+		return Chat{}, "Could not look up " + strconv.Quote(arg) + ": " + c.storeProblem("resolve chat", err)
 	}
 	return ch, ""
 }
@@ -112,7 +112,7 @@ func (c *Core) currentChat() (ChatID, bool) {
 func (c *Core) cmdChats(filter string) string {
 	chats, err := c.st.Chats()
 	if err != nil {
-		return "Could not read the chats: " + err.Error()
+		return "Could not read the chats: " + c.storeProblem("list chats", err)
 	}
 	cur, _ := c.currentChat()
 	now := c.now()
@@ -169,7 +169,7 @@ func (c *Core) cmdTo(ctx context.Context, args string) string {
 		return c.release(ctx, ChatID(ch.ID))
 	}
 	if err := c.st.SetRoute(ch.ID); err != nil {
-		return "Could not set the chat: " + err.Error()
+		return "Could not set the chat: " + c.storeProblem("set current chat", err)
 	}
 	if len(c.route.Since) > 0 {
 		c.route.Since = nil
@@ -223,20 +223,20 @@ func (c *Core) cmdNew(ctx context.Context, args string) string {
 	defer cancel()
 	id, on, err := c.wa.Lookup(wctx, "+"+num)
 	if err != nil {
-		return "Could not look up +" + num + ": " + waProblem(err) + "."
+		return "Could not look up +" + num + ": " + c.waProblem("look up number", err) + "."
 	}
 	if !on {
 		return "+" + num + " is not on WhatsApp."
 	}
 	ch, err := c.chat(ChatID(bareUser(id)), "")
 	if err != nil {
-		return "Could not start the chat: " + err.Error()
+		return "Could not start the chat: " + c.storeProblem("start chat", err)
 	}
 	if len(c.route.Held) > 0 {
 		return "Chat " + c.chatName(ch) + " (" + ch.Handle + ") is ready. Held messages still wait for your answer; /to " + ch.Handle + " sends them there."
 	}
 	if err := c.st.SetRoute(ch.ID); err != nil {
-		return "Could not set the chat: " + err.Error()
+		return "Could not set the chat: " + c.storeProblem("set current chat", err)
 	}
 	if len(c.route.Since) > 0 {
 		c.route.Since = nil
@@ -252,7 +252,7 @@ func (c *Core) cmdFind(args string) string {
 	q := strings.ToLower(args)
 	chats, err := c.st.Chats()
 	if err != nil {
-		return "Could not read the chats: " + err.Error()
+		return "Could not read the chats: " + c.storeProblem("list chats", err)
 	}
 	var lines []string
 	inChat := map[string]bool{}
@@ -324,7 +324,7 @@ func (c *Core) cmdHistory(ctx context.Context, args string) string {
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
 	if err := c.wa.RequestHistory(wctx, before, n); err != nil {
-		return "Could not ask for history: " + waProblem(err) + "."
+		return "Could not ask for history: " + c.waProblem("request history", err) + "."
 	}
 	return fmt.Sprintf("Asked your phone for up to %d earlier messages of %s; they arrive marked as old. The phone must be online.", n, c.chatName(ch))
 }
@@ -375,7 +375,7 @@ func (c *Core) cmdMute(args string) string {
 	}
 	ch.MutedUntil = until
 	if _, err := c.st.PutChat(ch); err != nil {
-		return "Could not mute: " + err.Error()
+		return "Could not mute: " + c.storeProblem("mute", err)
 	}
 	if i := indexChat(c.route.Since, ChatID(ch.ID)); i >= 0 {
 		// A muted chat does not count as having spoken.
@@ -419,7 +419,7 @@ func (c *Core) cmdUnmute(args string) string {
 	}
 	ch.MutedUntil = time.Time{}
 	if _, err := c.st.PutChat(ch); err != nil {
-		return "Could not unmute: " + err.Error()
+		return "Could not unmute: " + c.storeProblem("unmute", err)
 	}
 	return "Relaying " + c.chatName(ch) + " again."
 }
@@ -469,7 +469,8 @@ func (c *Core) cmdStatus() string {
 	}
 	b.WriteString("\nXMPP: ")
 	if st, err := c.x.Stats(); err != nil {
-		b.WriteString("unknown (" + err.Error() + ")")
+		c.log.Warn("xmpp stats", "err", err)
+		b.WriteString("unknown (see the log)")
 	} else {
 		if st.Connected {
 			b.WriteString("connected")
@@ -515,7 +516,7 @@ func (c *Core) cmdPair(ctx context.Context, args string) string {
 	case errors.Is(err, ErrAlreadyPaired):
 		return "WhatsApp is already linked. /logout first to link another phone."
 	case err != nil:
-		return "Could not start linking: " + waProblem(err) + "."
+		return "Could not start linking: " + c.waProblem("pair", err) + "."
 	}
 	if phone != "" {
 		return "Linking to " + phone + ": a code to enter on the phone follows."
@@ -530,7 +531,7 @@ func (c *Core) cmdLogout(ctx context.Context, args string) string {
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
 	if err := c.wa.Logout(wctx); err != nil {
-		return "Could not log out: " + waProblem(err) + "."
+		return "Could not log out: " + c.waProblem("logout", err) + "."
 	}
 	return "Logged out of WhatsApp. /pair links again."
 }

@@ -13,49 +13,6 @@ import (
 	"time"
 )
 
-// Decisions of the core where DESIGN is silent (DESIGN §2 and §3 are its
-// spec; these belong in the package doc):
-//
-//   - Routing (§2.2). The current chat changes only by /to, /new, or by
-//     answering a "Send to…?" question. A reply (XEP-0461 or "> " quote) or
-//     /msg sends once and leaves the current chat alone. "Spoke since" counts
-//     everything relayed with a chat's name on it (messages, the owner's own
-//     messages from the phone to another chat, reactions, calls, group
-//     events); muted chats never count. A reply to a bot message that is not
-//     in the map (a command answer, a pruned message) is refused, never
-//     routed to the current chat. A "> " quote matching messages of several
-//     chats holds and asks among them (the answer sends it as a reply to the
-//     quoted message of the chosen chat); a quote matching nothing is plain
-//     text.
-//   - Held messages. While messages are held, every further plain message
-//     is held too (order is kept); the question is asked again with fresh
-//     candidates. The answer is a bare number from the last question or a
-//     chat's handle; /to <chat> also releases them there; /cancel drops them.
-//     The answer makes that chat current. Held messages and the "spoke since"
-//     set are persisted (setting "core.route"), so a restart keeps them.
-//   - "//text" sends "/text". Unknown "/words" are answered, not sent. A
-//     command sent as a reply is a command (not text for the replied chat).
-//   - Duplicates. WhatsApp→XMPP: a message whose key is in the map is not
-//     relayed again. Order: XMPP.Send (durable) first, then the map. A crash
-//     in between relays it again with the same derived XMPP id (relayID), which
-//     clients and the outbox drop. XMPP→WhatsApp: an owner id in the map is
-//     not sent again. Order: WhatsApp.SendText with a WhatsApp id derived from
-//     the owner's id (SendOptions.ID), then the map; a crash in between resends
-//     with the same WhatsApp id, which recipients drop.
-//   - Mute is the bridge's own (/mute); the phone's mute state is not used,
-//     so nothing is silently dropped. Muted chats are mapped (without an XMPP
-//     id) but not relayed.
-//   - Reactions the owner made on the phone are not relayed (the owner made
-//     them). Typing is relayed for direct chats only. Delivered/read receipts
-//     go to the owner once per message (the first member's, in groups).
-//   - Calls: offered and missed calls are told; ended and rejected are not.
-//   - status@broadcast (WhatsApp stories) is not relayed.
-//   - Notes the bot writes about a chat (calls, group events, reactions in
-//     groups) are mapped to their chat, so replying to them routes there.
-//   - /logout needs "/logout yes": it unlinks the device.
-//   - QR pairing: each QR code is uploaded as a PNG (XEP-0363) and sent as a
-//     link with the code's text below; without upload, only the text.
-
 // Store is what the core keeps in bridge/store (*store.DB satisfies it).
 // Methods block on disk (fsync); they are called from the core's goroutine.
 type Store interface {
@@ -216,7 +173,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	} else if ok {
 		if err := json.Unmarshal(b, &c.people); err != nil {
 			// Names are a cache that refills from WhatsApp: start over.
-			c.log.Warn("core: names unreadable, starting over", "err", err)
+			c.log.Warn("names unreadable, starting over", "err", err)
 			c.people = map[UserID]*person{}
 		}
 	}
@@ -235,7 +192,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		if err := json.Unmarshal(b, &c.route); err != nil {
 			// Held messages cannot be recovered; refusing to start
 			// would not recover them either. Say so loudly.
-			c.log.Error("core: routing state unreadable; held messages lost", "err", err)
+			c.log.Error("routing state unreadable; held messages lost", "err", err)
 			c.route = routeState{}
 		}
 	}
@@ -281,7 +238,7 @@ func (c *Core) Run(ctx context.Context) error {
 				select {
 				case cmd.Reply <- text:
 				default:
-					c.log.Warn("core: ad-hoc command reply dropped: reply channel full", "command", cmd.Name)
+					c.log.Warn("ad-hoc command reply dropped: reply channel full", "command", cmd.Name)
 				}
 			}
 		case u := <-c.qrDone:
@@ -302,7 +259,7 @@ func waCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // say sends the owner a line from the bot itself (not about a chat).
 func (c *Core) say(text string) {
 	if _, err := c.x.Send(Outgoing{Body: text}); err != nil {
-		c.log.Error("core: tell owner", "err", err)
+		c.log.Error("tell owner", "err", err)
 	}
 }
 
@@ -311,7 +268,7 @@ func (c *Core) say(text string) {
 func (c *Core) sayAbout(chat Chat, out Outgoing) {
 	ids, err := c.x.Send(out)
 	if err != nil {
-		c.log.Error("core: relay note", "chat", chat.ID, "err", err)
+		c.log.Error("relay note", "err", err)
 		return
 	}
 	if len(ids) == 1 && ids[0] != "" {
@@ -321,7 +278,7 @@ func (c *Core) sayAbout(chat Chat, out Outgoing) {
 		}
 		if id != "" {
 			if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: id, Time: c.now()}); err != nil {
-				c.log.Error("core: map note", "chat", chat.ID, "err", err)
+				c.log.Error("map note", "err", err)
 			}
 		}
 	}
@@ -462,7 +419,7 @@ func (c *Core) saveRoute() {
 		err = c.st.PutBlob(settingRoute, b)
 	}
 	if err != nil {
-		c.log.Error("core: save routing state", "err", err)
+		c.log.Error("save routing state", "err", err)
 	}
 }
 
@@ -537,7 +494,7 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 	}
 	if o := c.other(UserID(id)); o != "" {
 		if err := c.st.AddAlias(ch.ID, string(o)); err != nil {
-			c.log.Warn("core: alias", "err", err)
+			c.log.Warn("save alias", "err", err)
 		}
 	}
 	return ch, nil

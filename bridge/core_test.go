@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,6 +253,8 @@ type harness struct {
 	t      *testing.T
 	path   string
 	db     *store.DB
+	st     *faultStore // the core's store: db, with failures on demand
+	log    logBuffer   // the core's log
 	wa     *fakeWA
 	x      *fakeXMPP
 	ev     chan bridge.Event
@@ -292,12 +295,13 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.db = db
+	h.st = &faultStore{DB: db}
 	h.ev = make(chan bridge.Event)
 	h.own = make(chan bridge.OwnerEvent)
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
-		WhatsApp: h.wa, XMPP: h.x, Store: db, Events: h.ev, Owner: h.own, Commands: h.cmds,
-		Version: "1.2.3", Now: h.now, QR: qr.PNG,
+		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds,
+		Version: "1.2.3", Now: h.now, QR: qr.PNG, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		h.t.Fatal(err)

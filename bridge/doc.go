@@ -1,10 +1,149 @@
 // Package bridge is waxmpp's domain and core: the types that describe chats,
-// messages, contacts and events, the engine that routes them between
-// WhatsApp and the owner's XMPP account, the owner's commands, the typed
-// configuration, and the small interfaces the core consumes.
+// messages, contacts and events, the engine that relays between WhatsApp
+// and the owner's XMPP account, its routing rules, the owner's commands, and
+// the small interfaces (ports) the core consumes.
 //
-// It imports no protocol or storage library. The adapters live in
-// subpackages named after what they wrap: bridge/whatsapp (whatsmeow),
-// bridge/xmpp (go-xmpp) and bridge/store (bbolt). They speak this package's
-// types and never import each other; cmd/waxmpp wires them together.
+// It imports only the standard library. The adapters live in subpackages
+// named after what they wrap: bridge/whatsapp (whatsmeow), bridge/xmpp
+// (go-xmpp), bridge/store (bbolt), bridge/qr (QR images). They speak this
+// package's types and never import each other; cmd/waxmpp wires them.
+//
+// # The shape
+//
+// waxmpp links to the owner's WhatsApp account as a companion device and
+// logs into an ordinary XMPP account, the bot. Every WhatsApp chat reaches
+// the owner's own XMPP account as messages from the bot; what the owner
+// writes to the bot goes back to WhatsApp. The WhatsApp side delivers Event
+// values, the XMPP side OwnerEvent values; one goroutine (Core.Run) owns all
+// of the core's state and handles them one at a time. Slow work that must
+// not stall it (uploading a pairing QR image) runs on a goroutine the core
+// starts, owns and waits for; its result comes back through the loop.
+//
+// # What the owner reads
+//
+// Each relayed message is one chat message from the bot. Its first line
+// names the chat and the sender, styled with XEP-0393 strong emphasis:
+//
+//	*Alice*: text                 a direct chat
+//	*Bob* in *Family*: text       a group
+//	*You* → *Alice*: text         what the owner wrote on the phone
+//	*Family*: Bob joined          a note about a chat (calls, group events)
+//
+// Names come from the owner's WhatsApp address book, then the push name the
+// person chose, then the phone number. Each chat also has a short handle
+// (alice, family, alice2), unique and never given to another chat, shown by
+// /chats and accepted wherever a chat is named. Relayed messages never carry
+// a <nick/> (clients would rename the bot).
+//
+// # Routing what the owner writes
+//
+// A misrouted message is the worst failure the bridge can have: the core
+// routes with certainty, or holds the message and asks. In this order:
+//
+//  1. A command ("/word …") is a command, even when sent as a reply; "//x"
+//     sends the text "/x". /msg <chat> <text> sends once to that chat.
+//  2. An XEP-0461 reply to a relayed message (or note, or the owner's own
+//     earlier message) goes to that message's chat, as a WhatsApp reply.
+//     A reply to a bot message that names no chat (a command's answer) is
+//     refused, never routed elsewhere.
+//  3. A "> " quote (XEP-0393, as Conversations, Siskin and Monal write
+//     replies) that matches the text of a recently relayed message goes to
+//     that message's chat as a WhatsApp reply to it, the quote removed.
+//     When the quoted words were said in several chats, the bot asks.
+//  4. While messages are held, a bare number from the question, or a chat's
+//     handle, answers it: the held messages go to that chat, in order, and
+//     it becomes the current chat. /to <chat> also releases them there;
+//     /cancel drops them.
+//  5. Plain text goes to the current chat only if no other chat has relayed
+//     anything since the owner last wrote to it. Otherwise it is held and
+//     the bot asks ("Send to 1) Alice 2) Family? Answer 1 or 2."). While
+//     anything is held, further plain text is held too (order is kept).
+//
+// The current chat changes only by /to, /new, or by answering a question.
+// A reply, a quote or /msg sends once and leaves it alone. "Spoke since"
+// counts everything relayed with a chat's name on it: messages, the owner's
+// own messages from the phone, reactions and notes; muted chats never
+// count. Held messages, the pending question and the "spoke since" set are
+// saved in the store (setting "core.route"), so a restart keeps them and
+// asks again.
+//
+// # Nothing lost, nothing twice
+//
+// WhatsApp to XMPP: a message whose key is in the message map is not relayed
+// again. XMPP.Send (durable) comes first, then the map; a crash in between
+// relays it again with the same XMPP id, derived from the WhatsApp key
+// (relayID), which the outbox and clients drop. XMPP to WhatsApp: the
+// WhatsApp id is derived from the owner's XMPP id (SendOptions.ID), so a
+// resend after a crash between "sent" and "recorded" is dropped by the
+// recipients. Both sides keep what they delivered until the core calls
+// their Handled, in delivery order.
+//
+// # Feature mapping
+//
+//	WhatsApp              to the owner                    from the owner
+//	text, formatting      body, XEP-0393                  body
+//	reply                 XEP-0461 + XEP-0428 fallback    XEP-0461 or "> " quote
+//	edit                  XEP-0308 on the relayed message XEP-0308, within 20 minutes
+//	                                                      of the send (EditWindow)
+//	delete (revoke)       XEP-0424 with a fallback body   XEP-0424 v1, v0, or a
+//	                                                      correction to " "
+//	reaction              XEP-0444 in direct chats; a     XEP-0444 (WhatsApp keeps
+//	                      note in groups (no reactor lost) one reaction: the last)
+//	delivered / read      XEP-0184 / XEP-0333 displayed   XEP-0333 displayed: mark read
+//	                      on the owner's message          (per sender in groups)
+//	typing                XEP-0085, direct chats only     XEP-0085, to the current
+//	                                                      chat when text would go there
+//	media                 a line naming the kind and the  a file URL is sent as text
+//	                      caption
+//	location, contact,    readable text (geo: URI, name   a lone geo: URI is sent as
+//	poll, call, group     and number, options, "missed    a location
+//	events                call", "Bob joined")
+//	undecryptable         a placeholder, corrected when
+//	                      the phone resends it
+//
+// Further decisions: reactions the owner made on the phone are not relayed
+// (the owner made them); delivered and read go to the owner once per
+// message (the first member's, in groups); of calls, offered and missed are
+// told, ended and rejected are not; status@broadcast (stories) is not
+// relayed. Mute is the bridge's own (/mute): the phone's mute state is not
+// used, so nothing is dropped without the owner's word; a muted chat's
+// messages are mapped (a reply to them still finds them) but not relayed.
+//
+// # Commands
+//
+// In the bot conversation, and the same as XEP-0050 ad-hoc commands:
+//
+//	/help                    the commands
+//	/chats [filter]          chats and their handles
+//	/to <chat>               the current chat; releases held messages there
+//	/msg <chat> <text>       send once
+//	/new <+number>           start a chat with a phone number
+//	/find <name>             search chats and contacts
+//	/history <chat> [n]      ask the phone for n (default 20) messages older
+//	                         than the oldest of the chat the core knows
+//	/mute <chat> [30m|8h|2d|1w]  stop relaying (default: until /unmute)
+//	/unmute [chat]           relay again
+//	/status                  WhatsApp and XMPP health, queues, version
+//	/pair [+number]          link WhatsApp by QR code, or by a code for that number
+//	/logout yes              unlink WhatsApp (without "yes" it only explains)
+//	/cancel                  drop held messages
+//
+// Unknown commands and bad arguments get one line saying what is wrong and
+// what would work. A chat is named by its handle, its JID, its +number, or
+// its name when that is unique.
+//
+// # WhatsApp's life
+//
+// The bot's presence is the bridge's health light: available when WhatsApp
+// is connected; away while reconnecting or when the phone has been offline
+// (with the day count); dnd when logged out or not linked (the status says
+// to send /pair). Life events are told to the owner once, in plain words,
+// with what to do: logged out, the phone offline for 10 days or more
+// (WhatsApp unlinks companion devices after about 14), the link taken over
+// by another client, this version refused, a temporary ban. QR pairing: each
+// code is uploaded as a PNG (XEP-0363) and linked, with its text below;
+// without upload, only the text.
+//
+// Messages to the owner are plain words; internals (store and protocol
+// errors) go to the log, which the caller scopes to the component.
 package bridge

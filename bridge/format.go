@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// This file turns WhatsApp content into the text the owner reads (DESIGN
-// §2.1, §2.4). It is pure: names come in through a function.
+// This file turns WhatsApp content into the text the owner reads (see "What
+// the owner reads" in the package doc). It is pure: names come in through a
+// function.
 
 // relayPrefix starts the XMPP id of every message the bot relays from
 // WhatsApp; ids the owner's clients make never do (they are UUIDs), so the

@@ -11,8 +11,9 @@ import (
 
 // TestRouteModel runs random sequences of WhatsApp messages and owner
 // messages (plain text, answers, replies, /to, /msg) through the real core
-// and store, restarting it now and then, and checks every WhatsApp send against a model of DESIGN
-// §2.2: nothing is ever sent to a chat the model does not name.
+// and store, restarting it now and then, and checks every WhatsApp send
+// against a model of the routing rules: nothing is ever sent to a chat the
+// model does not name.
 func TestRouteModel(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { routeModel(t, seed, 300) })

@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// This file handles what the owner writes (DESIGN §2.2, §2.4 right to left).
+// This file handles what the owner writes: routing and the feature mapping
+// from the owner to WhatsApp (see the package doc).
 
 func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) {
 	switch e := ev.(type) {
@@ -58,7 +59,7 @@ func (c *Core) sentAlready(id string) bool {
 	l, err := c.st.MessageByXMPP(id)
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
-			c.log.Error("core: message map", "err", err)
+			c.log.Error("message map", "err", err)
 		}
 		return false
 	}
@@ -67,12 +68,12 @@ func (c *Core) sentAlready(id string) bool {
 
 func (c *Core) ownerText(ctx context.Context, m draft, replyTo string) {
 	if c.handled(m.ID) {
-		c.log.Debug("core: duplicate owner message dropped", "id", m.ID)
+		c.log.Debug("duplicate owner message dropped", "id", m.ID)
 		return
 	}
 	in := c.routeIn(m.Body, replyTo)
 	out := decide(in)
-	c.log.Debug("core: route", "rule", out.Rule, "action", out.Action.String(), "chat", out.Chat)
+	c.log.Debug("route", "rule", out.Rule, "action", out.Action.String(), "chat", out.Chat)
 	switch out.Action {
 	case actReject:
 		c.say(out.Problem)
@@ -126,7 +127,7 @@ func (c *Core) routeIn(body, replyTo string) routeIn {
 func (c *Core) send(ctx context.Context, chat ChatID, m draft, quote *MsgLink) bool {
 	ch, err := c.st.Chat(string(chat))
 	if err != nil {
-		c.say("Not sent: " + err.Error())
+		c.say("Not sent: " + c.storeProblem("look up chat", err))
 		return false
 	}
 	wctx, cancel := waCtx(ctx)
@@ -147,8 +148,8 @@ func (c *Core) send(ctx context.Context, chat ChatID, m draft, quote *MsgLink) b
 		ref, _, err = c.wa.SendText(wctx, ChatID(ch.ID), m.Body, opts)
 	}
 	if err != nil {
-		c.log.Warn("core: send to WhatsApp", "chat", ch.ID, "err", err)
-		c.say("⚠️ Not sent to " + c.chatName(ch) + ": " + waProblem(err) + "\n> " + short(m.Body, 80))
+		c.log.Warn("send to WhatsApp", "err", err)
+		c.say("⚠️ Not sent to " + c.chatName(ch) + ": " + c.waProblem("send to WhatsApp", err) + "\n> " + short(m.Body, 80))
 		return false
 	}
 	if ref.ID == "" {
@@ -157,22 +158,37 @@ func (c *Core) send(ctx context.Context, chat ChatID, m draft, quote *MsgLink) b
 	// Mapped with the time WhatsApp took it (not when the owner wrote it:
 	// a held message goes later), which the edit window counts from.
 	if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now()}); err != nil {
-		c.log.Error("core: map owner message", "err", err)
+		c.log.Error("map owner message", "err", err)
 	}
 	return true
 }
 
-// waProblem says a WhatsApp error in plain words.
-func waProblem(err error) string {
+// waProblem says a WhatsApp error in plain words. An error it has no
+// words for goes to the log (as what failed: op) and the owner reads that
+// WhatsApp refused.
+func (c *Core) waProblem(op string, err error) string {
 	switch {
 	case errors.Is(err, ErrNotPaired):
 		return "waxmpp is not linked to WhatsApp; send /pair"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "WhatsApp did not answer in time; try again"
 	case errors.Is(err, ErrEditWindow):
-		return "WhatsApp allows edits for 20 minutes only"
+		return editWindowText
+	case errors.Is(err, ErrNotFound):
+		return "WhatsApp does not know that message or chat"
 	}
-	return err.Error()
+	c.log.Warn(op, "err", err)
+	return "WhatsApp refused (waxmpp's log says why)"
+}
+
+const editWindowText = "WhatsApp allows edits for 20 minutes only"
+
+// storeProblem logs a failure to read or write the state file (as what
+// failed: op) and says it in plain words. It happens when the SD card is
+// full or failing.
+func (c *Core) storeProblem(op string, err error) string {
+	c.log.Error(op, "err", err)
+	return "waxmpp could not read or write its data (its log says why; is the disk full?)"
 }
 
 // hold keeps m until the owner says where it goes.
@@ -222,10 +238,10 @@ func (c *Core) ask() {
 func (c *Core) release(ctx context.Context, chat ChatID) string {
 	ch, err := c.st.Chat(string(chat))
 	if err != nil {
-		return "Not sent: " + err.Error()
+		return "Not sent: " + c.storeProblem("look up chat", err)
 	}
 	if err := c.st.SetRoute(ch.ID); err != nil {
-		return "Not sent: " + err.Error()
+		return "Not sent: " + c.storeProblem("set current chat", err)
 	}
 	c.route.Since = nil
 	// Each message leaves the held list only after it was sent (and
@@ -324,19 +340,19 @@ func (c *Core) ownerReplace(ctx context.Context, target, body string) {
 	}
 	if c.now().Sub(l.Time) > EditWindow {
 		// WhatsApp would ignore the edit without a word.
-		c.say("Not edited: " + waProblem(ErrEditWindow) + ".")
+		c.say("Not edited: " + editWindowText + ".")
 		return
 	}
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
 	err = c.wa.Edit(wctx, MsgRef{Chat: ChatID(l.WA.Chat), ID: l.WA.ID, FromMe: true}, body)
 	if err != nil {
-		c.say("Not edited: " + waProblem(err) + ".")
+		c.say("Not edited: " + c.waProblem("edit", err) + ".")
 		return
 	}
 	l.Excerpt = excerptOf(body)
 	if err := c.st.PutMessages(l); err != nil {
-		c.log.Error("core: map edit", "err", err)
+		c.log.Error("map edit", "err", err)
 	}
 }
 
@@ -360,7 +376,7 @@ func (c *Core) ownerRetract(ctx context.Context, target string) {
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
 	if err := c.wa.Revoke(wctx, MsgRef{Chat: ChatID(l.WA.Chat), ID: l.WA.ID, FromMe: true}); err != nil {
-		c.say("Not deleted: " + waProblem(err) + ".")
+		c.say("Not deleted: " + c.waProblem("revoke", err) + ".")
 	}
 }
 
@@ -378,7 +394,7 @@ func (c *Core) ownerReact(ctx context.Context, target string, emojis []string) {
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
 	if err := c.wa.React(wctx, ref, emoji); err != nil {
-		c.say("Reaction not sent: " + waProblem(err) + ".")
+		c.say("Reaction not sent: " + c.waProblem("react", err) + ".")
 	}
 }
 
@@ -400,7 +416,7 @@ func (c *Core) ownerDisplayed(ctx context.Context, id string) {
 	}
 	recent, err := c.st.RecentMessages(l.WA.Chat, 100)
 	if err != nil {
-		c.log.Error("core: recent messages", "err", err)
+		c.log.Error("recent messages", "err", err)
 		return
 	}
 	bySender := map[string][]string{}
@@ -421,7 +437,7 @@ func (c *Core) ownerDisplayed(ctx context.Context, id string) {
 		err := c.wa.MarkRead(wctx, chat, UserID(s), bySender[s], c.now())
 		cancel()
 		if err != nil {
-			c.log.Warn("core: mark read", "err", err)
+			c.log.Warn("mark read", "err", err)
 		}
 	}
 }
@@ -439,6 +455,6 @@ func (c *Core) ownerTyping(ctx context.Context, state TypingState) {
 	wctx, cancel := waCtx(ctx)
 	defer cancel()
 	if err := c.wa.SetTyping(wctx, ChatID(cur), state); err != nil {
-		c.log.Debug("core: typing", "err", err)
+		c.log.Debug("typing", "err", err)
 	}
 }

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -8,7 +9,7 @@ import (
 	"waxmpp/bridge/store"
 )
 
-// TestRouting drives DESIGN §2.2 end to end: each step is what the owner or
+// TestRouting drives the routing rules end to end: each step is what the owner or
 // WhatsApp does, then what reached WhatsApp and what the owner was told.
 func TestRouting(t *testing.T) {
 	h := newHarness(t)
@@ -241,5 +242,47 @@ func TestRouteStateFromOlderVersion(t *testing.T) {
 	eq(t, "released", h.wa.take(), []string{`SendText 492222@s.whatsapp.net "who gets this?"`, `SendText 492222@s.whatsapp.net "and this, corrected"`})
 	if got := h.waID("own7"); got == "" {
 		t.Error("own7 not mapped")
+	}
+}
+
+// TestPlainWords: what fails inside (the store, WhatsApp) reaches the owner
+// in plain words; the internal error text goes to the log only.
+func TestPlainWords(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	h.send(msg(alice, alice, "A1", "hi"))
+	h.bodies()
+	diskErr := errors.New("store: set route to 491111@s.whatsapp.net: bbolt: write /var/lib/waxmpp/waxmpp.db: no space left on device")
+	h.st.set("SetRoute", diskErr)
+	h.st.set("Chats", diskErr)
+	h.say("/to alice")
+	h.say("/chats")
+	h.sync()
+	h.st.set("SetRoute", nil)
+	h.st.set("Chats", nil)
+	h.say("/to alice")
+	h.wa.mu.Lock()
+	h.wa.sendErr = errors.New("whatsapp: send to 491111@s.whatsapp.net: server returned error 479")
+	h.wa.mu.Unlock()
+	h.say("hello")
+	got := h.bodies()
+	eq(t, "told", got, []string{
+		"Could not set the chat: waxmpp could not read or write its data (its log says why; is the disk full?)",
+		"Could not read the chats: waxmpp could not read or write its data (its log says why; is the disk full?)",
+		"→ Alice Liddell (alice): plain messages go there now.",
+		"⚠️ Not sent to Alice Liddell: WhatsApp refused (waxmpp's log says why)\n> hello",
+	})
+	for _, b := range got {
+		for _, internal := range []string{"store:", "bbolt", "491111@", "whatsapp:", "479"} {
+			if strings.Contains(b, internal) {
+				t.Errorf("the owner reads %q (internal %q)", b, internal)
+			}
+		}
+	}
+	log := h.log.String()
+	for _, want := range []string{"no space left on device", "server returned error 479"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// This file relays WhatsApp's events to the owner (DESIGN §2.4, left to
-// right) and tells the owner about WhatsApp's life (§2.6, §3).
+// This file relays WhatsApp's events to the owner (the feature mapping from
+// WhatsApp to the owner) and tells the owner about WhatsApp's life.
 
 const waitingText = "⏳ waiting for this message…"
 
@@ -53,7 +53,7 @@ func (c *Core) event(ctx context.Context, ev Event) {
 	case *PairResult:
 		c.pairResult(e)
 	default:
-		c.log.Warn("core: unknown event", "type", fmt.Sprintf("%T", ev))
+		c.log.Warn("unknown event", "type", fmt.Sprintf("%T", ev))
 	}
 }
 
@@ -72,7 +72,7 @@ func (c *Core) lookupWA(r MsgRef) (MsgLink, bool) {
 	l, err := c.st.MessageByWA(c.key(r))
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
-			c.log.Error("core: message map", "err", err)
+			c.log.Error("message map", "err", err)
 		}
 		return MsgLink{}, false
 	}
@@ -92,7 +92,7 @@ func (c *Core) message(m *Message) {
 	}
 	ch, err := c.chat(m.Ref.Chat, m.PushName)
 	if err != nil {
-		c.log.Error("core: chat", "chat", m.Ref.Chat, "err", err)
+		c.log.Error("look up chat", "err", err)
 		return
 	}
 	c.noteOldest(ch, m)
@@ -100,7 +100,7 @@ func (c *Core) message(m *Message) {
 	k.Chat = ch.ID
 	old, dup := c.lookupWA(m.Ref)
 	if dup && !(m.Retry && old.XMPPID != "") {
-		c.log.Debug("core: duplicate message dropped", "id", m.Ref.ID)
+		c.log.Debug("duplicate message dropped", "id", m.Ref.ID)
 		return
 	}
 	text := content(m, c.name)
@@ -108,7 +108,7 @@ func (c *Core) message(m *Message) {
 	if muted(ch, c.now()) && !dup {
 		// Mapped, not relayed: a WhatsApp reply to it still finds it.
 		if err := c.st.PutMessages(MsgLink{WA: k, Excerpt: excerptOf(text), Time: m.Time}); err != nil {
-			c.log.Error("core: map muted message", "err", err)
+			c.log.Error("map muted message", "err", err)
 		}
 		return
 	}
@@ -132,7 +132,7 @@ func (c *Core) message(m *Message) {
 		out.Delay = m.Time
 	}
 	if _, err := c.x.Send(out); err != nil {
-		c.log.Error("core: relay message", "chat", ch.ID, "err", err)
+		c.log.Error("relay message", "err", err)
 		return
 	}
 	xid := out.ID
@@ -140,12 +140,12 @@ func (c *Core) message(m *Message) {
 		xid = old.XMPPID
 	}
 	if err := c.st.PutMessages(MsgLink{WA: k, XMPPID: xid, Excerpt: excerptOf(text), Time: m.Time}); err != nil {
-		c.log.Error("core: map message", "err", err)
+		c.log.Error("map message", "err", err)
 	}
 	if !m.History {
 		if m.Time.After(ch.LastActivity.Add(time.Minute)) {
 			if err := c.st.Touch(ch.ID, m.Time); err != nil {
-				c.log.Warn("core: touch chat", "err", err)
+				c.log.Warn("touch chat", "err", err)
 			}
 		}
 		c.spoke(ChatID(ch.ID))
@@ -166,7 +166,7 @@ func (c *Core) undecryptable(u *Undecryptable) {
 	}
 	ch, err := c.chat(u.Ref.Chat, "")
 	if err != nil {
-		c.log.Error("core: chat", "err", err)
+		c.log.Error("look up chat", "err", err)
 		return
 	}
 	if muted(ch, c.now()) {
@@ -176,11 +176,11 @@ func (c *Core) undecryptable(u *Undecryptable) {
 	k.Chat = ch.ID
 	out := Outgoing{ID: relayID(k), Body: c.headerFor(ch, u.Ref) + waitingText, Markable: true}
 	if _, err := c.x.Send(out); err != nil {
-		c.log.Error("core: relay placeholder", "err", err)
+		c.log.Error("relay placeholder", "err", err)
 		return
 	}
 	if err := c.st.PutMessages(MsgLink{WA: k, XMPPID: out.ID, Time: u.Time}); err != nil {
-		c.log.Error("core: map placeholder", "err", err)
+		c.log.Error("map placeholder", "err", err)
 	}
 	c.spoke(ChatID(ch.ID))
 }
@@ -199,12 +199,12 @@ func (c *Core) edit(e *Edit) {
 		return
 	}
 	if _, err := c.x.Send(Outgoing{Replace: l.XMPPID, Body: body}); err != nil {
-		c.log.Error("core: relay edit", "err", err)
+		c.log.Error("relay edit", "err", err)
 		return
 	}
 	l.Excerpt = excerptOf(e.Text)
 	if err := c.st.PutMessages(l); err != nil {
-		c.log.Error("core: map edit", "err", err)
+		c.log.Error("map edit", "err", err)
 	}
 }
 
@@ -228,7 +228,7 @@ func (c *Core) revoke(r *Revoke) {
 	}
 	fallback := noteHeader(c.chatName(ch)) + cleanName(who) + " deleted " + what
 	if _, err := c.x.Send(Outgoing{Retract: l.XMPPID, Body: fallback}); err != nil {
-		c.log.Error("core: relay revoke", "err", err)
+		c.log.Error("relay revoke", "err", err)
 	}
 }
 
@@ -247,7 +247,7 @@ func (c *Core) reaction(r *Reaction) {
 			emojis = []string{r.Emoji}
 		}
 		if _, err := c.x.Send(Outgoing{React: &Reactions{ID: l.XMPPID, Emojis: emojis}}); err != nil {
-			c.log.Error("core: relay reaction", "err", err)
+			c.log.Error("relay reaction", "err", err)
 		}
 		return
 	}
@@ -306,7 +306,7 @@ func (c *Core) receipt(r *Receipt) {
 			out = Outgoing{Displayed: l.XMPPID}
 		}
 		if err := c.x.SendNow(out); err != nil {
-			c.log.Debug("core: receipt not sent", "err", err)
+			c.log.Debug("receipt not sent", "err", err)
 			continue
 		}
 		if len(c.receipted) > 10000 {
@@ -325,7 +325,7 @@ func (c *Core) typing(t *Typing) {
 		return
 	}
 	if err := c.x.SendNow(Outgoing{Typing: true, ChatState: t.State}); err != nil {
-		c.log.Debug("core: typing not sent", "err", err)
+		c.log.Debug("typing not sent", "err", err)
 	}
 }
 
@@ -348,14 +348,14 @@ func (c *Core) call(e *Call) {
 func (c *Core) groupChange(g *GroupChange) {
 	ch, err := c.chat(g.Chat, "")
 	if err != nil {
-		c.log.Error("core: chat", "err", err)
+		c.log.Error("look up chat", "err", err)
 		return
 	}
 	name := c.chatName(ch)
 	if g.Kind == GroupSubject && g.Subject != "" && g.Subject != ch.Name {
 		ch.Name = g.Subject
 		if ch2, err := c.st.PutChat(ch); err != nil {
-			c.log.Error("core: rename chat", "err", err)
+			c.log.Error("rename chat", "err", err)
 		} else {
 			c.rehandle(ch2)
 		}
@@ -389,7 +389,7 @@ func (c *Core) contactInfo(ci *ContactInfo) {
 		if n := c.name(UserID(ch.ID)); n != ch.Name {
 			ch.Name = n
 			if ch2, err := c.st.PutChat(ch); err != nil {
-				c.log.Error("core: rename chat", "err", err)
+				c.log.Error("rename chat", "err", err)
 			} else {
 				c.rehandle(ch2)
 			}
@@ -412,7 +412,7 @@ func (c *Core) chatInfo(ci *ChatInfo) {
 			ch.Name = c.name(UserID(id))
 		}
 	} else if err != nil {
-		c.log.Error("core: chat", "err", err)
+		c.log.Error("look up chat", "err", err)
 		return
 	}
 	if ci.Name == "" || ci.Name == ch.Name || ch.Kind == Direct {
@@ -423,7 +423,7 @@ func (c *Core) chatInfo(ci *ChatInfo) {
 		ch.Name = ci.Name
 	}
 	if ch, err = c.st.PutChat(ch); err != nil {
-		c.log.Error("core: put chat", "err", err)
+		c.log.Error("put chat", "err", err)
 		return
 	}
 	c.rehandle(ch)
@@ -446,16 +446,16 @@ func (c *Core) alias(a *Alias) {
 	case errP == nil:
 		err := c.st.AddAlias(string(phone), string(lid))
 		if err != nil {
-			c.log.Error("core: alias", "err", err)
+			c.log.Error("save alias", "err", err)
 		}
 	case errL == nil:
 		if err := c.st.AddAlias(string(lid), string(phone)); err != nil {
-			c.log.Error("core: alias", "err", err)
+			c.log.Error("save alias", "err", err)
 		}
 	}
 }
 
-// ---- WhatsApp's life (§2.6) ----
+// ---- WhatsApp's life ----
 
 func (c *Core) statusEvent(s *Status) {
 	prev := c.status

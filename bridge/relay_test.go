@@ -132,7 +132,7 @@ func TestRelayGolden(t *testing.T) {
 }
 
 // TestOwnerActions: what the owner does to relayed messages reaches
-// WhatsApp (DESIGN §2.4, right to left).
+// WhatsApp (the feature mapping, owner to WhatsApp).
 func TestOwnerActions(t *testing.T) {
 	h := newHarness(t)
 	h.setup()

@@ -6,10 +6,10 @@ import (
 	"unicode"
 )
 
-// This file holds the routing decision of DESIGN §2.2 as a pure function, so
-// that it can be tested and fuzzed without a store or a network: the core
-// gathers the facts (routeIn), decide says what to do (routeOut), and the
-// core does it.
+// This file holds the routing decision (the package doc's "Routing what the
+// owner writes") as a pure function, so that it can be tested and fuzzed
+// without a store or a network: the core gathers the facts (routeIn),
+// decide says what to do (routeOut), and the core does it.
 
 // maxCandidates is how many chats a "Send to 1) … 2) …?" question offers.
 const maxCandidates = 5
@@ -65,7 +65,7 @@ type routeOut struct {
 	Rule       string   // which rule decided, for logs and tests
 }
 
-// decide applies DESIGN §2.2 in order: XEP-0461 reply, "> " quote, /msg,
+// decide applies the routing rules in order: XEP-0461 reply, "> " quote, /msg,
 // the answer to a pending question, then plain text to the current chat
 // only when no other chat spoke since the owner last wrote to it. It never
 // guesses: when in doubt it holds. A command (a body starting with one "/")

@@ -187,7 +187,7 @@ func FuzzParseCommand(f *testing.F) {
 }
 
 // FuzzRoute feeds random owner messages and relayed-message histories to
-// decide and checks the invariant of DESIGN §2.2: when it sends, the chat
+// decide and checks the routing invariant: when it sends, the chat
 // is provably the target — the reply's chat, the only chat whose message
 // the quote matches, the /msg target, or the current chat when no other
 // chat spoke since; an answer names a chat of the question or a handle.
