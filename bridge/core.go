@@ -97,6 +97,8 @@ type Core struct {
 	// Run waits for them before it returns. Each sends its result to the
 	// loop, or gives up when Run's ctx ends.
 	bg sync.WaitGroup
+
+	healthReq chan chan Health // Health's requests; unbuffered, answered by Run (health.go)
 }
 
 // person is what the core knows of a WhatsApp user's names.
@@ -160,7 +162,8 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
 		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
-		qrDone: make(chan qrUpload),
+		qrDone:    make(chan qrUpload),
+		healthReq: make(chan chan Health),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -243,6 +246,8 @@ func (c *Core) Run(ctx context.Context) error {
 			}
 		case u := <-c.qrDone:
 			c.qrUploaded(u)
+		case reply := <-c.healthReq:
+			reply <- c.health() // capacity 1: never blocks
 		case <-save.C:
 			if c.dirty && !c.now().Before(c.saveDue) {
 				c.saveCache()
