@@ -70,6 +70,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	if err != nil {
 		// No WhatsApp side in this build: the XMPP session alone.
 		log.Warn("WhatsApp unavailable; relaying nothing", "component", "main", "err", err)
+		m.notifyState("READY=1\nSTATUS=no WhatsApp in this build: XMPP only")
 		return waitXMPP(ctx, sess, done, cfg.JID, log)
 	}
 	bot := xmpp.NewBot(sess)
@@ -90,6 +91,11 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		return err
 	}
 	wg.Go(func() { bot.Run(ctx) })
+	if m.Getenv("NOTIFY_SOCKET") != "" { // service.go
+		wg.Go(func() {
+			supervise(ctx, core.Health, watchdogInterval(m.Getenv), m.notifyState, log.With("component", "main"))
+		})
+	}
 	coreDone := make(chan error, 1)
 	go func() { coreDone <- core.Run(ctx) }()
 	select {

@@ -242,17 +242,29 @@ func startBinary(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBu
 	return cmd, stderr, exited
 }
 
+// expectNote waits for a note with the line want; notes with STATUS= and
+// WATCHDOG=1 lines only come between (service.go).
 func expectNote(t *testing.T, notes <-chan string, want string, stderr fmt.Stringer) {
 	t.Helper()
-	select {
-	case got, ok := <-notes:
-		if !ok {
-			t.Fatalf("notify socket closed before %q", want)
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case got, ok := <-notes:
+			if !ok {
+				t.Fatalf("notify socket closed before %q", want)
+			}
+			other := false
+			for l := range strings.SplitSeq(got, "\n") {
+				if l == want {
+					return
+				}
+				other = other || !(strings.HasPrefix(l, "STATUS=") || l == "WATCHDOG=1")
+			}
+			if other {
+				t.Fatalf("sd_notify %q, want %q", got, want)
+			}
+		case <-timeout:
+			t.Fatalf("no sd_notify %q within 5s; stderr:\n%s", want, stderr.String())
 		}
-		if got != want {
-			t.Fatalf("sd_notify %q, want %q", got, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no sd_notify %q within 5s; stderr:\n%s", want, stderr.String())
 	}
 }

@@ -96,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cerr
 	}
 	m.report(err)
+	if m.Command == "run" {
+		m.notifyState("STATUS=" + stopStatus(err))
+	}
 	return exitCode(err)
 }
 
@@ -119,8 +122,9 @@ type Main struct {
 	// Config is the loaded configuration, once Run has read it.
 	Config bridge.Config
 
-	log *slog.Logger
-	db  *store.DB
+	log     *slog.Logger
+	db      *store.DB
+	journal bool // stderr is the journal (journal.go)
 }
 
 // NewMain returns a Main writing to the process's stdout and stderr.
@@ -207,12 +211,14 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 func (m *Main) run(ctx context.Context) error {
+	m.journal = isJournal(m.Stderr, m.Getenv("JOURNAL_STREAM"))
+	m.notifyState("STATUS=starting")
 	cfg, err := bridge.LoadConfig(m.ConfigPath)
 	if err != nil {
 		return err
 	}
 	m.Config = cfg
-	m.log = newLogger(m.Stderr, cfg.Log, m.Getenv("JOURNAL_STREAM") != "")
+	m.log = newLogger(m.Stderr, cfg.Log, m.journal)
 	log := m.log.With("component", "main")
 	log.Info("config loaded", "path", m.ConfigPath, "config", cfg.Redacted())
 	warnReadable(log, m.ConfigPath, cfg)
@@ -229,7 +235,7 @@ func (m *Main) run(ctx context.Context) error {
 	defer stopControl()
 
 	log.Info("started", "version", version)
-	notify(log, daemon.SdNotifyReady)
+	// READY=1 comes from supervise, once the core's loop answers.
 	err = m.runBridge(ctx, m.log, db)
 	notify(log, daemon.SdNotifyStopping)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
@@ -265,8 +271,12 @@ func (m *Main) report(err error) {
 		fmt.Fprint(m.Stderr, usage)
 		return
 	}
+	prefix := "waxmpp: "
+	if m.journal {
+		prefix = "<3>waxmpp: " // priority err (journal.go)
+	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(m.Stderr, "waxmpp: %s\n", line)
+		fmt.Fprintf(m.Stderr, "%s%s\n", prefix, line)
 	}
 	var ue *usageError
 	switch {
@@ -295,7 +305,8 @@ func exitCode(err error) int {
 }
 
 // newLogger builds the root logger. Under systemd (journal) the journal
-// stamps each line, so the handler's own time is left out.
+// stamps each line, so the handler's own time is left out, and each line
+// starts with its priority (journal.go).
 func newLogger(w io.Writer, c bridge.LogConfig, journal bool) *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
@@ -309,6 +320,9 @@ func newLogger(w io.Writer, c bridge.LogConfig, journal bool) *slog.Logger {
 			}
 			return a
 		}
+	}
+	if journal {
+		return slog.New(newJournalHandler(w, c.Format == "json", opts))
 	}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
