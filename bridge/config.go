@@ -202,7 +202,12 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // values, each naming its key and, where known, its line. ParseConfig does
 // not touch the file system: password_file and ca_file are read by
 // LoadConfig.
-func ParseConfig(r io.Reader) (Config, error) {
+func ParseConfig(r io.Reader) (Config, error) { return parseConfig(r, "") }
+
+// parseConfig is ParseConfig; credential, when not empty, is the password
+// file used when the config names neither xmpp.password nor
+// xmpp.password_file (see PasswordCredential).
+func parseConfig(r io.Reader, credential string) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
 	if err != nil {
 		return Config{}, &ConfigError{Problem: "cannot read the config", Err: err}
@@ -233,6 +238,9 @@ func ParseConfig(r io.Reader) (Config, error) {
 			Problem: "set either xmpp.password or xmpp.password_file, not both",
 		}})
 	}
+	if credential != "" && !md.IsDefined("xmpp", "password") && !md.IsDefined("xmpp", "password_file") {
+		cfg.XMPP.PasswordFile = credential
+	}
 	if err := cfg.notConfigured(); err != nil {
 		return Config{}, err
 	}
@@ -242,13 +250,39 @@ func ParseConfig(r io.Reader) (Config, error) {
 	return cfg, nil
 }
 
+// PasswordCredential is the systemd credential that holds the bot's
+// password when the config names neither xmpp.password nor
+// xmpp.password_file: the unit's LoadCredential=waxmpp.password gives the
+// service /etc/credstore/waxmpp.password as
+// $CREDENTIALS_DIRECTORY/waxmpp.password. Outside the service (waxmpp pair
+// as root) the file in /etc/credstore is read directly.
+const PasswordCredential = "waxmpp.password"
+
+// credstore is systemd's credential store on disk; tests replace it.
+var credstore = "/etc/credstore"
+
+// credentialFile is where the password credential is, "" if nowhere.
+func credentialFile() string {
+	for _, dir := range []string{os.Getenv("CREDENTIALS_DIRECTORY"), credstore} {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, PasswordCredential)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
 // LoadConfig reads the config file at path (see ParseConfig), resolves
 // relative paths in it against the file's directory, reads
 // xmpp.password_file into XMPP.Password and checks that xmpp.ca_file holds
 // certificates.
 //
-// A missing file, or one without xmpp.jid or a password, yields an error
-// wrapping ErrNotConfigured.
+// Without xmpp.password and xmpp.password_file the password is the systemd
+// credential PasswordCredential. A missing file, or one without xmpp.jid or
+// a password, yields an error wrapping ErrNotConfigured.
 func LoadConfig(path string) (Config, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -258,7 +292,7 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %w", path, &ConfigError{Problem: "cannot open the file", Err: err})
 	}
 	defer f.Close()
-	cfg, err := ParseConfig(f)
+	cfg, err := parseConfig(f, credentialFile())
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
