@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 # Cross targets: name=GOARCH[/GOARM]
 TARGETS     := linux-arm64=arm64 linux-armv6=arm/6 linux-armv7=arm/7 linux-amd64=amd64
 
-.PHONY: build cross test test-arm bench fuzz lint clean
+.PHONY: build cross test test-arm bench fuzz lint clean deb apt-repo test-install
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/waxmpp ./cmd/waxmpp
@@ -55,3 +55,15 @@ lint:
 clean:
 	rm -rf dist
 	$(GO) clean -testcache
+
+# Packages and the apt repository (packaging/). Settings, e.g. APT_URL and
+# APT_KEY, are described at the top of packaging/deb.sh and apt-repo.sh.
+deb:
+	bash packaging/deb.sh
+
+apt-repo:
+	bash packaging/apt-repo.sh
+
+# Install, run, upgrade and purge the packages on a booted systemd (as root).
+test-install:
+	bash packaging/installtest/run.sh
