@@ -25,8 +25,9 @@ import (
 	"testing"
 	"time"
 
-	"go.mau.fi/whatsmeow/types"
 	bolt "go.etcd.io/bbolt"
+	waAdv "go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/types"
 
 	"waxmpp/bridge/prosodytest"
 	"waxmpp/bridge/store"
@@ -458,6 +459,7 @@ ping_timeout = "3s"
 		m.must("systemctl stop waxmpp")
 		kept = prepareState(t, dbPath)
 		m.must("systemctl start waxmpp")
+		oldPID := m.show("MainPID")
 
 		serve(t, serveDir, *repo2Flag)
 		out := m.must("apt-get update && apt-get upgrade -y")
@@ -466,7 +468,7 @@ ping_timeout = "3s"
 			t.Fatalf("apt-get upgrade kept %s:\n%s", v1, out)
 		}
 		m.waitUnit("running after the upgrade", 30*time.Second, func() bool {
-			return m.show("ActiveState") == "active" && m.show("MainPID") != mainPID
+			return m.show("ActiveState") == "active" && m.show("MainPID") != oldPID
 		})
 		if v := m.must("waxmpp version"); !strings.Contains(v, v2) {
 			t.Errorf("waxmpp version %q after the upgrade to %s", v, v2)
@@ -474,7 +476,7 @@ ping_timeout = "3s"
 		m.waitUnit("XMPP connected after the upgrade", 30*time.Second, func() bool {
 			return strings.Contains(m.show("StatusText"), "XMPP connected")
 		})
-		// The message sent while it restarted is answered.
+		// The newer version answers.
 		sendWhileDown(t, "after-upgrade")
 		expectAnswer(t, 30*time.Second)
 		m.must("systemctl stop waxmpp")
@@ -531,6 +533,12 @@ func prepareState(t *testing.T, path string) map[string]string {
 	jid := types.NewADJID("491700000001", 0, 7)
 	dev.ID = &jid
 	dev.PushName = "Install test"
+	// A paired device's account signature (the bytes' values do not
+	// matter here: nothing reaches WhatsApp).
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{
+		Details: []byte("details"), AccountSignature: make([]byte, 64),
+		AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64),
+	}
 	if err := dev.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
