@@ -150,10 +150,6 @@ func (f *fakeWA) RequestHistory(_ context.Context, before bridge.HistoryAnchor, 
 
 func (f *fakeWA) Handled(bridge.Event) {}
 
-func (f *fakeWA) Download(context.Context, *bridge.Media) (io.ReadCloser, error) {
-	return nil, errors.New("no media")
-}
-
 // fakeXMPP records what the core sends the owner.
 type fakeXMPP struct {
 	mu       sync.Mutex

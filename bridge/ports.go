@@ -48,8 +48,21 @@ type WhatsApp interface {
 	// older than before (the core passes the oldest message of the chat it
 	// knows). They arrive as Message events with History set.
 	RequestHistory(ctx context.Context, before HistoryAnchor, n int) error
-	// Download opens a media attachment's content.
-	Download(ctx context.Context, m *Media) (io.ReadCloser, error)
+	// Download writes a media attachment's content to the file at path
+	// (created, or truncated) and returns its length. ErrMediaExpired
+	// (wrapped) when WhatsApp's servers no longer have it: ask the phone
+	// with RequestMediaRetry. Unlike the other methods it may be called
+	// from any goroutine: the core's transfers run on their own.
+	Download(ctx context.Context, m *Media, path string) (int64, error)
+	// SendMedia uploads m.Path (streamed, never read whole into memory)
+	// and sends it to chat as the message m describes. Like SendText
+	// otherwise (opts.ID); may be called from any goroutine.
+	SendMedia(ctx context.Context, chat ChatID, m *OutMedia, opts SendOptions) (MsgRef, time.Time, error)
+	// RequestMediaRetry asks the phone to upload ref's attachment m
+	// again. The answer arrives as a MediaRetry event (the phone may be
+	// offline: it may take days, or never come). May be called from any
+	// goroutine.
+	RequestMediaRetry(ctx context.Context, ref MsgRef, m *Media) error
 	// Handled tells the adapter that the core has durably dealt with ev
 	// (an event it delivered), in delivery order. The adapter keeps each
 	// event on disk until then and delivers what is left again after a

@@ -88,12 +88,41 @@
 //	{"op":"script","rule":{"action":"lookup","phone":"+4915550000","found":false}}
 //	{"op":"script","rule":{"action":"lookup","phone":"+4915550001","found":true,"user":"123456789@lid"}}
 //
-// Matchers: "chat", "id" (the target message: edit, revoke, react; the
-// first id of mark_read; the handle of download), "phone" (pair, lookup;
-// '+' ignored), "text_contains" (send_text, edit; the emoji of react).
-// Answers: "delay", "error" (edit_window, not_paired, already_paired and
-// not_found become the bridge's sentinel errors — bridge.ErrEditWindow and
-// so on —, any other text a plain error), and for lookup "found"/"user".
+// Matchers: "chat", "id" (the target message: edit, revoke, react,
+// media_retry; the first id of mark_read; the handle of download),
+// "phone" (pair, lookup; '+' ignored), "text_contains" (send_text, edit;
+// the caption of send_media; the emoji of react). Answers: "delay",
+// "error" (edit_window, not_paired, already_paired and not_found become
+// the bridge's sentinel errors — bridge.ErrEditWindow and so on —;
+// http_403, http_404 and http_410 make a download fail as expired media,
+// bridge.ErrMediaExpired; any other text a plain error), for lookup
+// "found"/"user", and for media_retry "answer" (below).
+//
+// # Media
+//
+// A message event's "media" carries what Download writes into the file
+// the bridge names: "data" (base64), else the file "file" (a path on this
+// machine, read at download time: large files need not cross the
+// socket), else "size" bytes of a fixed pattern (byte i is 'a' + i%26;
+// Pattern). Media expires as on WhatsApp when a rule says so:
+//
+//	{"op":"event","event":{"type":"message","chat":"491701234567@s.whatsapp.net","id":"P1","kind":"image","text":"the beach","media":{"mime_type":"image/jpeg","size":52011,"handle":"P1","file":"/tmp/t/beach.jpg"}}}
+//	{"op":"script","rule":{"action":"download","id":"P1","error":"http_410","times":1}}
+//
+// The bridge then asks the phone (action media_retry). Unless scripted,
+// the phone answers at once with a media_retry event whose handle is the
+// old one + "/retry", with the same content; "answer":"gone" makes it say
+// the file is no longer on the phone, "answer":"none" makes it never
+// answer (a test may inject the answer itself later):
+//
+//	{"op":"script","rule":{"action":"media_retry","id":"P1","answer":"gone"}}
+//	{"op":"event","event":{"type":"media_retry","chat":"491701234567@s.whatsapp.net","id":"P1","media":{"handle":"P1-again","file":"/tmp/t/beach.jpg"}}}
+//
+// What the bridge sends is recorded as a send_media action with every
+// field of the WhatsApp message and the bytes' SHA-256 (and the bytes,
+// base64, up to 1 MiB):
+//
+//	{"action":{"seq":9,"type":"send_media","chat":"491701234567@s.whatsapp.net","id":"3EB0…","media":{"kind":"voice","mime_type":"audio/ogg; codecs=opus","size":5161,"sha256":"9f2c…","duration":"2.5s","waveform":[0,12,…,100],"data":"T2dnUw…"},…}}
 //
 // reset — remove all rules.
 //
@@ -120,8 +149,8 @@
 //	               voice, document, sticker, location, live_location, contact_card,
 //	               poll), text (the caption for media), mentions [user], reply_to
 //	               {chat, sender, id, from_me}, quoted_text, media {mime_type,
-//	               file_name, size, duration, handle*, data (base64: what Download
-//	               returns)}, location {lat, lon, name, address}, contacts [{name,
+//	               file_name, size, duration, handle*, data (base64) or file (a
+//	               path): what Download writes}, location {lat, lon, name, address}, contacts [{name,
 //	               numbers, vcard}], poll {question, options, selectable},
 //	               forwarded, view_once, history, retry
 //	edit           chat*, id*, sender, from_me (the edited message), text, time
@@ -148,6 +177,9 @@
 //	               until, phone_last_seen
 //	pair_code      qr or link_code*, expires
 //	pair_result    ok, user, name, error
+//	media_retry    chat*, id*, sender, from_me (the message), media (the file
+//	               uploaded again: handle*, data or file; absent: gone from the
+//	               phone), error
 //
 // # Actions
 //
@@ -168,7 +200,11 @@
 //	logout
 //	lookup           phone; user, found returned
 //	request_history  chat, n, before
-//	download         handle
+//	download         handle; size (bytes written)
+//	send_media       chat, media {kind, mime_type, file_name, size, sha256, width,
+//	                 height, duration, thumbnail (base64 JPEG), waveform, gif_playback,
+//	                 caption, data}, reply_to, quoted_text, mentions, id; time returned
+//	media_retry      target (the message), handle
 //
 // # Behaviour
 //
@@ -177,7 +213,9 @@
 // Download fail with not_paired while unpaired. Logout unpairs and is
 // followed by Status logged_out; Pair (when unpaired) is followed by one
 // PairCode, and an injected pair_result with "ok":true (or a status
-// connected) pairs again. Lookup finds every number of 6 to 15 digits as
+// connected) pairs again. Download, SendMedia and RequestMediaRetry may
+// be called from any goroutine, as the bridge's transfers are. SendMedia
+// reads the whole file (as an upload would), streamed. Lookup finds every number of 6 to 15 digits as
 // <digits>@s.whatsapp.net. Edit fails with edit_window for a message this
 // process sent more than 20 minutes before. Returned ids are the id the
 // core chose (SendOptions.ID), else "3EB0<boot><counter>", unique across

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -63,12 +62,13 @@ type Sim struct {
 	changed  chan struct{}
 	watchers map[*conn]watch
 	rules    []*Rule
+	life     context.Context // Run's: for answers the simulator sends later
 	paired   bool
 	online   bool
 	events   uint64
 	handled  uint64
 	ids      uint64
-	media    map[string][]byte
+	media    map[string]source    // handle → what Download writes
 	sent     map[string]time.Time // id → send time, for the edit window
 }
 
@@ -107,7 +107,7 @@ func New(cfg Config) (*Sim, error) {
 		changed:  make(chan struct{}),
 		watchers: make(map[*conn]watch),
 		paired:   !cfg.Unpaired,
-		media:    make(map[string][]byte),
+		media:    make(map[string]source),
 		sent:     make(map[string]time.Time),
 	}, nil
 }
@@ -143,6 +143,9 @@ func (s *Sim) Boot() string { return s.boot }
 // listener and every connection and returns nil. At start, unless
 // Config.Unpaired, it tells the core that WhatsApp is connected.
 func (s *Sim) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.life = ctx
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	conns := make(map[net.Conn]struct{})
@@ -349,8 +352,12 @@ func (s *Sim) observe(w *Event, ev bridge.Event) {
 	defer s.mu.Unlock()
 	switch v := ev.(type) {
 	case *bridge.Message:
-		if w.Media != nil && w.Media.Data != nil {
-			s.media[w.Media.Handle] = w.Media.Data
+		if w.Media != nil {
+			s.media[w.Media.Handle] = source{data: w.Media.Data, file: w.Media.File}
+		}
+	case *bridge.MediaRetry:
+		if w.Media != nil && (w.Media.Data != nil || w.Media.File != "") {
+			s.media[w.Media.Handle] = source{data: w.Media.Data, file: w.Media.File}
 		}
 	case *bridge.PairResult:
 		if v.OK {
@@ -644,6 +651,12 @@ func (s *Sim) send(ctx context.Context, a Action) (bridge.MsgRef, time.Time, err
 		s.record(a)
 		return bridge.MsgRef{}, time.Time{}, err
 	}
+	return s.done(a)
+}
+
+// done records a successful send: the id (the core's, else a new one) and
+// the time returned.
+func (s *Sim) done(a Action) (bridge.MsgRef, time.Time, error) {
 	id, at := a.ID, s.now()
 	if id == "" {
 		id = s.newID()
@@ -828,32 +841,6 @@ func (s *Sim) RequestHistory(ctx context.Context, before bridge.HistoryAnchor, n
 	}
 	s.record(Action{Type: "request_history", Chat: string(chat), N: n, Before: wireRef(&before.Ref), Error: errText(err)})
 	return err
-}
-
-// Download implements bridge.WhatsApp: the media's injected data, else
-// Size bytes of a fixed pattern.
-func (s *Sim) Download(ctx context.Context, m *bridge.Media) (io.ReadCloser, error) {
-	err := apply(ctx, s.rule("download", "", m.Handle, "", ""))
-	s.mu.Lock()
-	data, ok := s.media[m.Handle]
-	s.mu.Unlock()
-	s.record(Action{Type: "download", Handle: m.Handle, Error: errText(err)})
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}
-	return io.NopCloser(io.LimitReader(pattern{}, m.Size)), nil
-}
-
-type pattern struct{}
-
-func (pattern) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte('a' + i%26)
-	}
-	return len(p), nil
 }
 
 // generate injects synthetic events (op generate).

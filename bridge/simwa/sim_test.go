@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -259,11 +258,11 @@ func TestGenerateAndDownload(t *testing.T) {
 	if m := evs[6].(*bridge.Message); m.Ref.ID != "L3" || m.Text != "#3 generated" || m.Ref.Chat != "491000000000@s.whatsapp.net" {
 		t.Fatalf("generated %#v", m)
 	}
-	rc, err := s.Download(t.Context(), evs[7].(*bridge.Message).Media)
-	if err != nil {
+	path := filepath.Join(t.TempDir(), "dl")
+	if _, err := s.Download(t.Context(), evs[7].(*bridge.Message).Media, path); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(rc)
+	b, _ := os.ReadFile(path)
 	if string(b) != "hello" {
 		t.Fatalf("download %q", b)
 	}

@@ -22,7 +22,7 @@ func (e *Event) ToBridge(now time.Time) (bridge.Event, error) {
 	}
 	conv, ok := toBridge[e.Type]
 	if !ok {
-		return nil, fmt.Errorf("event: unknown type %q; want message, edit, revoke, reaction, poll_vote, receipt, typing, presence, call, group_change, undecryptable, contact_info, chat_info, alias, status, pair_code or pair_result", e.Type)
+		return nil, fmt.Errorf("event: unknown type %q; want message, edit, revoke, reaction, poll_vote, receipt, typing, presence, call, group_change, undecryptable, contact_info, chat_info, alias, status, pair_code, pair_result or media_retry", e.Type)
 	}
 	return conv(e, at)
 }
@@ -46,6 +46,7 @@ var toBridge = map[string]func(e *Event, at time.Time) (bridge.Event, error){
 	"status":        (*Event).status,
 	"pair_code":     (*Event).pairCode,
 	"pair_result":   (*Event).pairResult,
+	"media_retry":   (*Event).mediaRetry,
 }
 
 // ref is the event's subject message (chat and id required).
@@ -87,8 +88,7 @@ func (e *Event) message(at time.Time) (bridge.Event, error) {
 		if err := need("media.handle", e.Media.Handle); err != nil {
 			return nil, err
 		}
-		m.Media = &bridge.Media{MimeType: e.Media.MimeType, FileName: e.Media.FileName, Size: e.Media.Size,
-			Duration: time.Duration(e.Media.Duration), Handle: e.Media.Handle}
+		m.Media = e.Media.media()
 	}
 	if e.Location != nil {
 		g := bridge.Geo(*e.Location)
@@ -304,4 +304,28 @@ func (e *Event) pairCode(time.Time) (bridge.Event, error) {
 
 func (e *Event) pairResult(time.Time) (bridge.Event, error) {
 	return &bridge.PairResult{OK: e.OK, ID: bridge.UserID(e.User), Name: e.Name, Err: e.Error}, nil
+}
+
+func (m *Media) media() *bridge.Media {
+	return &bridge.Media{MimeType: m.MimeType, FileName: m.FileName, Size: m.Size,
+		Duration: time.Duration(m.Duration), Handle: m.Handle}
+}
+
+// mediaRetry is the phone's answer to a media retry request: with
+// "media", the attachment uploaded again (its new handle); without, gone.
+func (e *Event) mediaRetry(time.Time) (bridge.Event, error) {
+	r, err := e.ref()
+	if err != nil {
+		return nil, err
+	}
+	ev := &bridge.MediaRetry{Ref: r, Err: e.Error}
+	if e.Media != nil {
+		if err := need("media.handle", e.Media.Handle); err != nil {
+			return nil, err
+		}
+		ev.Media = e.Media.media()
+	} else if ev.Err == "" {
+		ev.Err = "not on the phone"
+	}
+	return ev, nil
 }

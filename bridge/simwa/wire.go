@@ -102,9 +102,10 @@ func wireRef(r *bridge.MsgRef) *Ref {
 	return &Ref{Chat: string(r.Chat), Sender: string(r.Sender), ID: r.ID, FromMe: r.FromMe}
 }
 
-// Media is an attachment on the wire. Data, when set, is what Download
-// returns (base64 in JSON); otherwise Download returns Size bytes of a
-// fixed pattern.
+// Media is an attachment on the wire. Its content, what Download writes,
+// is Data (base64 in JSON), else the file at File (read when downloaded:
+// a test's large files need not pass through the socket), else Size bytes
+// of a fixed pattern (Pattern).
 type Media struct {
 	MimeType string   `json:"mime_type,omitempty"`
 	FileName string   `json:"file_name,omitempty"`
@@ -112,7 +113,32 @@ type Media struct {
 	Duration Duration `json:"duration,omitzero"`
 	Handle   string   `json:"handle"`
 	Data     []byte   `json:"data,omitempty"`
+	File     string   `json:"file,omitempty"`
 }
+
+// SentMedia is an attachment the bridge sent (action send_media): every
+// field the WhatsApp message carries, and the uploaded bytes' SHA-256
+// (hex), with the bytes themselves (Data) when they are at most
+// MaxSentData.
+type SentMedia struct {
+	Kind      string   `json:"kind"` // image, video, audio, voice, document, sticker
+	MimeType  string   `json:"mime_type"`
+	FileName  string   `json:"file_name,omitempty"`
+	Size      int64    `json:"size"`
+	SHA256    string   `json:"sha256"`
+	Width     int      `json:"width,omitempty"`
+	Height    int      `json:"height,omitempty"`
+	Duration  Duration `json:"duration,omitzero"`
+	Thumbnail []byte   `json:"thumbnail,omitempty"` // JPEG
+	Waveform  []int    `json:"waveform,omitempty"`  // 64 values, 0–100
+	GIF       bool     `json:"gif_playback,omitempty"`
+	Caption   string   `json:"caption,omitempty"`
+	Data      []byte   `json:"data,omitempty"`
+}
+
+// MaxSentData is the largest upload whose bytes a send_media action
+// carries; larger ones are told by size and SHA-256.
+const MaxSentData = 1 << 20
 
 // Geo is a location on the wire.
 type Geo struct {
@@ -192,7 +218,7 @@ type Event struct {
 	LinkCode      string    `json:"link_code,omitempty"`      // pair_code
 	Expires       time.Time `json:"expires,omitzero"`         // pair_code
 	OK            bool      `json:"ok,omitempty"`             // pair_result
-	Error         string    `json:"error,omitempty"`          // pair_result
+	Error         string    `json:"error,omitempty"`          // pair_result, media_retry
 }
 
 // Action is one call the bridge made on the simulated WhatsApp, recorded
@@ -204,24 +230,26 @@ type Action struct {
 	Type string    `json:"type"`
 	At   time.Time `json:"at"` // when the call returned
 
-	Chat       string   `json:"chat,omitempty"`
-	Text       string   `json:"text,omitempty"`
-	ReplyTo    *Ref     `json:"reply_to,omitempty"`
-	QuotedText string   `json:"quoted_text,omitempty"`
-	Mentions   []string `json:"mentions,omitempty"`
-	Location   *Geo     `json:"location,omitempty"`
-	Target     *Ref     `json:"target,omitempty"` // edit, revoke, react
-	Emoji      string   `json:"emoji,omitempty"`
-	Sender     string   `json:"sender,omitempty"` // mark_read
-	IDs        []string `json:"ids,omitempty"`    // mark_read
-	State      string   `json:"state,omitempty"`  // set_typing
-	Online     *bool    `json:"online,omitempty"` // set_online
-	Phone      string   `json:"phone,omitempty"`  // pair, lookup
-	User       string   `json:"user,omitempty"`   // lookup's answer
-	Found      *bool    `json:"found,omitempty"`  // lookup's answer
-	N          int      `json:"n,omitempty"`      // request_history
-	Before     *Ref     `json:"before,omitempty"` // request_history
-	Handle     string   `json:"handle,omitempty"` // download
+	Chat       string     `json:"chat,omitempty"`
+	Text       string     `json:"text,omitempty"`
+	ReplyTo    *Ref       `json:"reply_to,omitempty"`
+	QuotedText string     `json:"quoted_text,omitempty"`
+	Mentions   []string   `json:"mentions,omitempty"`
+	Location   *Geo       `json:"location,omitempty"`
+	Target     *Ref       `json:"target,omitempty"` // edit, revoke, react
+	Emoji      string     `json:"emoji,omitempty"`
+	Sender     string     `json:"sender,omitempty"` // mark_read
+	IDs        []string   `json:"ids,omitempty"`    // mark_read
+	State      string     `json:"state,omitempty"`  // set_typing
+	Online     *bool      `json:"online,omitempty"` // set_online
+	Phone      string     `json:"phone,omitempty"`  // pair, lookup
+	User       string     `json:"user,omitempty"`   // lookup's answer
+	Found      *bool      `json:"found,omitempty"`  // lookup's answer
+	N          int        `json:"n,omitempty"`      // request_history
+	Before     *Ref       `json:"before,omitempty"` // request_history
+	Handle     string     `json:"handle,omitempty"` // download, media_retry
+	Size       int64      `json:"size,omitempty"`   // download: bytes written
+	Media      *SentMedia `json:"media,omitempty"`  // send_media
 
 	// What the simulator returned for sends.
 	ID   string    `json:"id,omitempty"`
@@ -253,6 +281,10 @@ type Rule struct {
 	// Lookup answers (action lookup): User and Found.
 	User  string `json:"user,omitempty"`
 	Found *bool  `json:"found,omitempty"`
+	// Answer is the phone's answer to a media_retry: "uploaded" (the
+	// default: a MediaRetry event with a new handle, same content), "gone"
+	// (no longer on the phone) or "none" (the phone never answers).
+	Answer string `json:"answer,omitempty"`
 }
 
 // Gen asks the simulator to inject synthetic events (op generate), a test
@@ -274,6 +306,10 @@ var errorCodes = map[string]error{
 	"not_paired":     bridge.ErrNotPaired,
 	"already_paired": bridge.ErrAlreadyPaired,
 	"not_found":      bridge.ErrNotFound,
+	// download: WhatsApp's media servers no longer have the file.
+	"http_403": fmt.Errorf("%w (HTTP 403)", bridge.ErrMediaExpired),
+	"http_404": fmt.Errorf("%w (HTTP 404)", bridge.ErrMediaExpired),
+	"http_410": fmt.Errorf("%w (HTTP 410)", bridge.ErrMediaExpired),
 }
 
 // enum tables: wire names of the bridge's enumerations.
@@ -396,6 +432,7 @@ var actionTypes = map[string]bool{
 	"send_text": true, "send_location": true, "edit": true, "revoke": true, "react": true,
 	"mark_read": true, "set_typing": true, "set_online": true, "pair": true, "logout": true,
 	"lookup": true, "request_history": true, "download": true,
+	"send_media": true, "media_retry": true,
 }
 
 func (r *Rule) check() error {
@@ -410,6 +447,15 @@ func (r *Rule) check() error {
 	}
 	if (r.User != "" || r.Found != nil) && r.Action != "lookup" {
 		return errors.New("rule: user and found answer lookups only")
+	}
+	switch r.Answer {
+	case "":
+	case "uploaded", "gone", "none":
+		if r.Action != "media_retry" {
+			return errors.New("rule: answer is for media_retry only")
+		}
+	default:
+		return fmt.Errorf("rule: answer %q is not one of uploaded, gone, none", r.Answer)
 	}
 	return nil
 }
@@ -518,6 +564,13 @@ func FromBridge(ev bridge.Event) (Event, error) {
 		e.Type, e.QR, e.LinkCode, e.Expires = "pair_code", v.QR, v.LinkCode, v.Expires
 	case *bridge.PairResult:
 		e.Type, e.OK, e.User, e.Name, e.Error = "pair_result", v.OK, string(v.ID), v.Name, v.Err
+	case *bridge.MediaRetry:
+		e.Type = "media_retry"
+		flat(&e, v.Ref)
+		e.Error = v.Err
+		if m := v.Media; m != nil {
+			e.Media = &Media{MimeType: m.MimeType, FileName: m.FileName, Size: m.Size, Duration: Duration(m.Duration), Handle: m.Handle}
+		}
 	default:
 		return Event{}, fmt.Errorf("simwa: no wire form for %T", ev)
 	}

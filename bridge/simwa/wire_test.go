@@ -43,6 +43,8 @@ func allEvents() []bridge.Event {
 		&bridge.Status{State: bridge.TempBanned, Reason: "spam", Until: t0, PhoneLastSeen: t0},
 		&bridge.PairCode{QR: "2@x", LinkCode: "ABCD-EFGH", Expires: t0},
 		&bridge.PairResult{OK: true, ID: ref.Sender, Name: "Me", Err: "e"},
+		&bridge.MediaRetry{Ref: grp, Media: &bridge.Media{MimeType: "image/jpeg", Size: 99, Handle: "h1/retry"}},
+		&bridge.MediaRetry{Ref: ref, Err: "not on the phone"},
 	}
 }
 

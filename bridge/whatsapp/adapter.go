@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -53,6 +54,8 @@ type client interface {
 	SendPasskeyConfirmation(ctx context.Context) error
 
 	DownloadMediaWithPathToFile(ctx context.Context, directPath string, encFileHash, fileHash, mediaKey []byte, mediaType whatsmeow.MediaType, mmsType string, allowNoHash bool, file whatsmeow.File) error
+	UploadReader(ctx context.Context, plaintext io.Reader, tempFile io.ReadWriteSeeker, appInfo whatsmeow.MediaType) (whatsmeow.UploadResponse, error)
+	SendMediaRetryReceipt(ctx context.Context, message *types.MessageInfo, mediaKey []byte) error
 	ParseWebMessage(chat types.JID, m *waWeb.WebMessageInfo) (*events.Message, error)
 }
 
@@ -416,6 +419,9 @@ func (a *Adapter) handle(c client, evt any) {
 		return
 	case *events.HistorySync:
 		// Only with automatic downloads (not ours); names only.
+		return
+	case *events.MediaRetry:
+		a.emitConverted(ctx, a.mediaRetry(e))
 		return
 	case *events.Message:
 		if n := e.Message.GetProtocolMessage().GetHistorySyncNotification(); n != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type fakeClient struct {
 	read       []string
 	logouts    int
 	disconnect int
+	uploads    []uploaded // UploadReader calls (media_test.go)
+	retries    []types.MessageInfo
 }
 
 type sentMsg struct {
@@ -179,6 +182,9 @@ func (f *fakeClient) SendPasskeyConfirmation(ctx context.Context) error { return
 func (f *fakeClient) DownloadMediaWithPathToFile(ctx context.Context, p string, enc, sha, key []byte, mt whatsmeow.MediaType, mms string, noHash bool, file whatsmeow.File) error {
 	if p == "/fail" {
 		return errors.New("404")
+	}
+	if err := f.expiredDownload(p); err != nil {
+		return err
 	}
 	_, err := file.Write([]byte(string(mt) + " " + p))
 	return err
@@ -763,25 +769,21 @@ func TestSends(t *testing.T) {
 	if _, ok, err := h.a.Lookup(ctx, "+4915100000000"); err != nil || ok {
 		t.Errorf("Lookup of a number not on WhatsApp = %v %v", ok, err)
 	}
-	rc, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"image","p":"/v/x","k":"AA=="}`})
-	if err != nil {
-		t.Fatal(err)
+	dl := filepath.Join(t.TempDir(), "dl")
+	if n, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"image","p":"/v/x","k":"AA=="}`}, dl); err != nil || n != 24 {
+		t.Fatal(n, err)
 	}
-	b, _ := io.ReadAll(rc)
-	if string(b) != "WhatsApp Image Keys /v/x" {
+	if b, _ := os.ReadFile(dl); string(b) != "WhatsApp Image Keys /v/x" {
 		t.Errorf("download %q", b)
 	}
-	if err := rc.Close(); err != nil {
-		t.Error(err)
-	}
-	if _, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"video","p":"/fail"}`}); err == nil {
+	if _, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"video","p":"/fail"}`}, dl); err == nil {
 		t.Error("failed download: no error")
 	}
 	// No temporary file is left behind.
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(h.db.Path()), ".waxmpp-*")); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
-	if _, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"image","p":"http://evil"}`}); err == nil {
+	if _, err := h.a.Download(ctx, &bridge.Media{Handle: `{"t":"image","p":"http://evil"}`}, dl); err == nil {
 		t.Error("download with a bad handle: no error")
 	}
 }

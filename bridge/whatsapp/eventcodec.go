@@ -41,6 +41,7 @@ var eventTypes = map[string]func() bridge.Event{
 	"status":        func() bridge.Event { return new(bridge.Status) },
 	"pair_code":     func() bridge.Event { return new(bridge.PairCode) },
 	"pair_result":   func() bridge.Event { return new(bridge.PairResult) },
+	"media_retry":   func() bridge.Event { return new(bridge.MediaRetry) },
 }
 
 // eventNames is eventTypes reversed.

@@ -32,6 +32,8 @@ func sampleEvents() []bridge.Event {
 		&bridge.Status{State: bridge.TempBanned, Reason: "r", Until: at, PhoneLastSeen: at},
 		&bridge.PairCode{QR: "2@abc", LinkCode: "ABCD-EFGH", Expires: at},
 		&bridge.PairResult{OK: true, ID: "4917@s.whatsapp.net", Name: "Me", Err: ""},
+		&bridge.MediaRetry{Ref: ref, Media: &bridge.Media{MimeType: "image/jpeg", Size: 42, Handle: "h2"}},
+		&bridge.MediaRetry{Ref: ref, Err: "no longer on the phone"},
 	}
 }
 

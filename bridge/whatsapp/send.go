@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +23,14 @@ func buildText(text string, opts bridge.SendOptions, self types.JID) *waE2E.Mess
 	if opts.ReplyTo == nil && len(opts.Mentions) == 0 {
 		return &waE2E.Message{Conversation: proto.String(text)}
 	}
+	return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String(text), ContextInfo: contextInfo(opts, self)}}
+}
+
+// contextInfo carries a reply and mentions; nil without either.
+func contextInfo(opts bridge.SendOptions, self types.JID) *waE2E.ContextInfo {
+	if opts.ReplyTo == nil && len(opts.Mentions) == 0 {
+		return nil
+	}
 	ci := &waE2E.ContextInfo{}
 	if r := opts.ReplyTo; r != nil {
 		ci.StanzaID = proto.String(r.ID)
@@ -39,7 +46,7 @@ func buildText(text string, opts bridge.SendOptions, self types.JID) *waE2E.Mess
 	for _, m := range opts.Mentions {
 		ci.MentionedJID = append(ci.MentionedJID, string(m))
 	}
-	return &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String(text), ContextInfo: ci}}
+	return ci
 }
 
 func buildLocation(g bridge.Geo) *waE2E.Message {
@@ -285,58 +292,9 @@ func (a *Adapter) RequestHistory(ctx context.Context, before bridge.HistoryAncho
 	return nil
 }
 
-var mediaTypes = map[string]whatsmeow.MediaType{
-	"image": whatsmeow.MediaImage, "video": whatsmeow.MediaVideo, "audio": whatsmeow.MediaAudio,
-	"document": whatsmeow.MediaDocument, "sticker": whatsmeow.MediaImage,
-}
-
-// Download implements bridge.WhatsApp. The attachment is downloaded and
-// decrypted into a temporary file beside the state file (on disk: /tmp
-// may be RAM on a Pi, and documents reach 2 GB); closing the reader
-// removes it.
-func (a *Adapter) Download(ctx context.Context, m *bridge.Media) (io.ReadCloser, error) {
-	c, _, err := a.linked()
-	if err != nil {
-		return nil, err
-	}
-	var h mediaHandle
-	if err := json.Unmarshal([]byte(m.Handle), &h); err != nil {
-		return nil, fmt.Errorf("whatsapp: download: bad media handle: %w", err)
-	}
-	mt, ok := mediaTypes[h.Type]
-	if !ok || !strings.HasPrefix(h.DirectPath, "/") {
-		return nil, fmt.Errorf("whatsapp: download: bad media handle")
-	}
-	f, err := a.tempFile("media")
-	if err != nil {
-		return nil, fmt.Errorf("whatsapp: download: %w", err)
-	}
-	err = c.DownloadMediaWithPathToFile(ctx, h.DirectPath, h.EncSHA256, h.SHA256, h.MediaKey, mt, "", false, f)
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("whatsapp: download: %w", err)
-	}
-	return &tempReader{f}, nil
-}
-
 // tempFile creates a private temporary file next to the state file.
 func (a *Adapter) tempFile(kind string) (*os.File, error) {
 	return os.CreateTemp(a.tempDir, ".waxmpp-"+kind+"-*")
-}
-
-// tempReader is a temporary file removed on Close.
-type tempReader struct{ *os.File }
-
-func (t *tempReader) Close() error {
-	err := t.File.Close()
-	if rerr := os.Remove(t.File.Name()); err == nil {
-		err = rerr
-	}
-	return err
 }
 
 // Logout implements bridge.WhatsApp.
