@@ -9,13 +9,12 @@
 // The package itself has no build tag: it needs only the standard library
 // and package bridge, so its tests and fuzz target run with every
 // `go test ./...`. The binary links it only when built with -tags simwa
-// (cmd/waxmpp/whatsapp_simwa.go); then the config key
+// (cmd/waxmpp/whatsapp_simwa.go); then
 //
-//	[whatsapp]
-//	simulator = "/run/waxmpp-sim.sock"
+//	waxmpp run --simulator /run/waxmpp-sim.sock
 //
 // replaces the real WhatsApp connection with the simulator, listening on
-// that Unix socket (mode 0600). A build without the tag refuses the key.
+// that Unix socket (mode 0600). A build without the tag has no such flag.
 //
 // # Protocol
 //

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"waxmpp/bridge"
+	"waxmpp/bridge/config"
 	"waxmpp/bridge/store"
 )
 
@@ -27,14 +27,11 @@ func controlPath(dbPath string) string {
 // runs, it reads the file itself; while one runs (it holds the file's
 // lock), the daemon streams a snapshot over its control socket.
 func (m *Main) backup(ctx context.Context) error {
-	cfg, err := bridge.LoadConfig(m.ConfigPath)
-	if err != nil && !errors.Is(err, bridge.ErrNotConfigured) {
+	st, err := config.LoadStore(m.ConfigPath)
+	if err != nil {
 		return err
 	}
-	if cfg.Store.Path == "" {
-		cfg = bridge.DefaultConfig()
-	}
-	db, err := store.Open(cfg.Store.Path, store.Options{Timeout: 500 * time.Millisecond})
+	db, err := store.Open(st.Path, store.Options{Timeout: 500 * time.Millisecond})
 	var n int64
 	switch {
 	case err == nil:
@@ -43,7 +40,7 @@ func (m *Main) backup(ctx context.Context) error {
 			err = cerr
 		}
 	case errors.Is(err, store.ErrLocked):
-		n, err = fetchBackup(ctx, controlPath(cfg.Store.Path), m.BackupFile)
+		n, err = fetchBackup(ctx, controlPath(st.Path), m.BackupFile)
 	}
 	if err != nil {
 		return err

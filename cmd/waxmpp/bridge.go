@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"waxmpp/bridge"
+	"waxmpp/bridge/config"
 	"waxmpp/bridge/qr"
 	"waxmpp/bridge/store"
 	"waxmpp/bridge/xmpp"
@@ -18,12 +20,20 @@ import (
 
 // runBridge wires the adapters and runs them until ctx is done. It returns
 // nil once ctx is done, an error a restart may cure (exit 1), or a
-// *bridge.ConfigError when only the owner can fix it (exit 78).
+// *config.Error when only the owner can fix it (exit 78).
+//
+// The parts (XMPP session, WhatsApp adapter, core, bot, pruning) run in one
+// errgroup: when one of them fails, or stops while it should run, all stop
+// and runBridge returns its error, so that the service manager restarts the
+// whole bridge rather than letting it run half (an XMPP side relaying
+// nothing). The WhatsApp adapter stops only after the core: what the core
+// sends and acknowledges while it stops still reaches it. All have stopped
+// when runBridge returns, before the store may close.
 func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) error {
 	cfg := m.Config.XMPP
 	roots, err := rootCAs(cfg.CAFile)
 	if err != nil {
-		return &bridge.ConfigError{Field: "xmpp.ca_file", Problem: err.Error(), Err: err}
+		return &config.Error{Field: "xmpp.ca_file", Problem: err.Error(), Err: err}
 	}
 	sess, err := xmpp.New(xmpp.Config{
 		JID:          cfg.JID,
@@ -34,8 +44,8 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		RootCAs:      roots,
 		Rate:         cfg.Rate,
 		Burst:        cfg.Burst,
-		PingInterval: cfg.PingInterval,
-		PingTimeout:  cfg.PingTimeout,
+		PingInterval: time.Duration(cfg.PingInterval),
+		PingTimeout:  time.Duration(cfg.PingTimeout),
 		Outbox:       db.Queue("xmpp-out"),
 		Cursor:       cursor{db},
 		Log:          log.With("component", "xmpp"),
@@ -43,36 +53,42 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	if err != nil {
 		return err
 	}
-	// Until WhatsApp says otherwise the bot shows that it is not linked
-	// (DESIGN §2.6); the core updates it from WhatsApp's life events.
+	// Until WhatsApp says otherwise the bot shows that it is not linked;
+	// the core updates it from WhatsApp's life events.
 	sess.SetPresence("dnd", "WhatsApp is not linked yet")
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // runs before wg.Wait
-	wg.Go(func() { prune(ctx, db, m.Config.Store.Retention, log.With("component", "store")) })
+	g, gctx := errgroup.WithContext(ctx)
+	// part runs one part of the bridge in g until its ctx ends. A part that
+	// returns before that has failed, even with nil.
+	part := func(ctx context.Context, name string, run func(context.Context) error) {
+		g.Go(func() error {
+			err := run(ctx)
+			if ctx.Err() == nil && err == nil {
+				err = fmt.Errorf("%s stopped on its own", name)
+			}
+			return err
+		})
+	}
+	// waCtx ends after the core has returned (or when start-up fails).
+	waCtx, stopWA := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWA()
 
 	// events carries WhatsApp's events to the core. Capacity 256: the
 	// adapter buffers beyond it on its own side and never drops (see its
 	// doc); the core drains it one event at a time.
 	events := make(chan bridge.Event, 256)
-	wa, waitWA, err := newWhatsApp(ctx, m.Config, db, log, events)
-	var ce *bridge.ConfigError
-	if errors.As(err, &ce) {
-		return err
-	}
-	if waitWA != nil {
-		defer func() { cancel(); waitWA() }() // the adapter stops before the store closes
-	}
-	done := make(chan error, 1)
-	go func() { done <- sess.Run(ctx) }()
-	if err != nil {
-		// No WhatsApp side in this build: the XMPP session alone.
+	wa, runWA, err := openWhatsApp(waCtx, m.Simulator, db, log, events)
+	switch {
+	case errors.Is(err, errNoWhatsApp):
 		log.Warn("WhatsApp unavailable; relaying nothing", "component", "main", "err", err)
 		m.notifyState("READY=1\nSTATUS=no WhatsApp in this build: XMPP only")
-		return waitXMPP(ctx, sess, done, cfg.JID, log)
+		part(gctx, "xmpp", sess.Run)
+		part(gctx, "owner log", func(ctx context.Context) error { logOwner(ctx, sess, log); return nil })
+		return bridgeResult(ctx, g.Wait(), cfg.JID)
+	case err != nil:
+		return err
 	}
+	part(waCtx, "whatsapp", runWA)
 	bot := xmpp.NewBot(sess)
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: wa,
@@ -86,53 +102,58 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		Version:  version,
 	})
 	if err != nil {
-		cancel()
-		<-done
+		stopWA()
+		g.Wait()
 		return err
 	}
-	wg.Go(func() { bot.Run(ctx) })
+	part(gctx, "xmpp", sess.Run)
+	part(gctx, "bot", bot.Run)
 	if m.Getenv("NOTIFY_SOCKET") != "" { // service.go
-		wg.Go(func() {
+		part(gctx, "watchdog", func(ctx context.Context) error {
 			supervise(ctx, core.Health, watchdogInterval(m.Getenv), m.notifyState, log.With("component", "main"))
+			return nil
 		})
 	}
-	coreDone := make(chan error, 1)
-	go func() { coreDone <- core.Run(ctx) }()
-	select {
-	case err = <-done:
-		err = xmppResult(ctx, err, cfg.JID) // before cancel: ctx tells who stopped it
-		cancel()
-		<-coreDone
-		return err
-	case err = <-coreDone:
-		cancel()
-		<-done
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			return nil
-		}
-		return err
-	}
+	part(gctx, "core", func(ctx context.Context) error {
+		defer stopWA()
+		return core.Run(ctx)
+	})
+	part(gctx, "pruning", func(ctx context.Context) error {
+		prune(ctx, db, time.Duration(m.Config.Store.Retention), log.With("component", "store"))
+		return nil
+	})
+	return bridgeResult(ctx, g.Wait(), cfg.JID)
 }
 
-// waitXMPP runs the session without a core: the owner's messages are
-// logged at debug level only.
-func waitXMPP(ctx context.Context, sess *xmpp.Session, done <-chan error, jid string, log *slog.Logger) error {
+// openWhatsApp is newWhatsApp (whatsapp_real.go, or whatsapp_simwa.go in a
+// test build); tests replace it with one that fails.
+var openWhatsApp = newWhatsApp
+
+// errNoWhatsApp is newWhatsApp's answer in a test build without a
+// simulated WhatsApp: the bridge then runs the XMPP side alone.
+var errNoWhatsApp = errors.New("no WhatsApp in this build")
+
+// logOwner stands in for the core when there is no WhatsApp: the owner's
+// messages are logged at debug level only.
+func logOwner(ctx context.Context, sess *xmpp.Session, log *slog.Logger) {
 	for {
 		select {
 		case msg := <-sess.Inbound():
 			log.Debug("owner message", "component", "xmpp", "id", msg.ID, "body", msg.Body)
-		case err := <-done:
-			return xmppResult(ctx, err, jid)
+		case <-ctx.Done():
+			return
 		}
 	}
 }
 
-// xmppResult maps the end of the XMPP session to runBridge's result.
-func xmppResult(ctx context.Context, err error, jid string) error {
+// bridgeResult maps the first error of the bridge's parts to runBridge's
+// result: a login the server refused is the owner's to fix; what ends with
+// ctx is a clean stop.
+func bridgeResult(ctx context.Context, err error, jid string) error {
 	if errors.Is(err, xmpp.ErrAuth) {
-		return &bridge.ConfigError{Field: "xmpp.password", Problem: fmt.Sprintf("the server refused the login of %s; check the password", jid), Err: err}
+		return &config.Error{Field: "xmpp.password", Problem: fmt.Sprintf("the server refused the login of %s; check the password", jid), Err: err}
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
 	return err

@@ -33,10 +33,11 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"waxmpp/bridge"
+	"waxmpp/bridge/config"
 	"waxmpp/bridge/store"
 )
 
@@ -60,7 +61,7 @@ const usage = `usage: waxmpp <command> [flags]
 commands:
   run [--config FILE]   run the bridge until SIGINT or SIGTERM
                         (FILE defaults to $WAXMPP_CONFIG, else /etc/waxmpp/config.toml)
-  pair [--config FILE] [--phone +NUMBER]
+` + simUsage + `  pair [--config FILE] [--phone +NUMBER]
                         link WhatsApp in this terminal (QR code, or a link
                         code for NUMBER); the bridge must be stopped
   backup [--config FILE] FILE
@@ -118,9 +119,12 @@ type Main struct {
 	BackupFile string
 	// Phone is pair's --phone: a link code for this number, not a QR code.
 	Phone string
+	// Simulator is run's --simulator, in a test build (-tags simwa) only:
+	// the control socket of the simulated WhatsApp that replaces WhatsApp.
+	Simulator string
 
 	// Config is the loaded configuration, once Run has read it.
-	Config bridge.Config
+	Config config.Config
 
 	log     *slog.Logger
 	db      *store.DB
@@ -151,19 +155,16 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	fs.SetOutput(io.Discard) // report prints the error and the usage once
 	fs.Usage = func() {}
 	switch cmd {
-	case "run":
+	case "run", "backup", "pair":
 		def := DefaultConfigPath
 		if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
 			def = p
 		}
 		fs.StringVar(&m.ConfigPath, "config", def, "config file")
-	case "backup", "pair":
-		def := DefaultConfigPath
-		if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
-			def = p
-		}
-		fs.StringVar(&m.ConfigPath, "config", def, "config file")
-		if cmd == "pair" {
+		switch cmd {
+		case "run":
+			simFlag(fs, &m.Simulator)
+		case "pair":
 			fs.StringVar(&m.Phone, "phone", "", "link with an 8-character code for this number instead of a QR code")
 		}
 	case "version":
@@ -189,6 +190,9 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 	if cmd == "run" && m.ConfigPath == "" {
 		return &usageError{"run: --config must name a file"}
 	}
+	if p := checkSimulator(m.Simulator); p != "" {
+		return &usageError{"run --simulator: " + p}
+	}
 	m.Command = cmd
 	return nil
 }
@@ -213,7 +217,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) run(ctx context.Context) error {
 	m.journal = isJournal(m.Stderr, m.Getenv("JOURNAL_STREAM"))
 	m.notifyState("STATUS=starting")
-	cfg, err := bridge.LoadConfig(m.ConfigPath)
+	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
 	}
@@ -223,7 +227,7 @@ func (m *Main) run(ctx context.Context) error {
 	log.Info("config loaded", "path", m.ConfigPath, "config", cfg.Redacted())
 	warnReadable(log, m.ConfigPath, cfg)
 
-	db, err := store.Open(cfg.Store.Path, store.Options{MessageMaxAge: cfg.Store.Retention})
+	db, err := store.Open(cfg.Store.Path, store.Options{MessageMaxAge: time.Duration(cfg.Store.Retention)})
 	if err != nil {
 		return err
 	}
@@ -282,7 +286,7 @@ func (m *Main) report(err error) {
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprint(m.Stderr, usage)
-	case errors.Is(err, bridge.ErrNotConfigured):
+	case errors.Is(err, config.ErrNotConfigured):
 		fmt.Fprintf(m.Stderr, "waxmpp: write %s; see README\n", m.ConfigPath)
 	}
 }
@@ -291,13 +295,13 @@ func (m *Main) report(err error) {
 // exit status; see the package documentation.
 func exitCode(err error) int {
 	var ue *usageError
-	var ce *bridge.ConfigError
+	var ce *config.Error
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errHelp), errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, bridge.ErrNotConfigured), errors.As(err, &ce):
+	case errors.Is(err, config.ErrNotConfigured), errors.As(err, &ce):
 		return exitExConfig
 	default:
 		return exitFailure
@@ -307,7 +311,7 @@ func exitCode(err error) int {
 // newLogger builds the root logger. Under systemd (journal) the journal
 // stamps each line, so the handler's own time is left out, and each line
 // starts with its priority (journal.go).
-func newLogger(w io.Writer, c bridge.LogConfig, journal bool) *slog.Logger {
+func newLogger(w io.Writer, c config.Log, journal bool) *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		level = slog.LevelInfo // unreachable: Validate admits only valid levels
@@ -341,7 +345,7 @@ func notify(log *slog.Logger, state string) {
 // warnReadable warns when the file holding the password can be read by
 // users other than the service's: others at all, or a group that is not
 // the process's own (root:waxmpp 0640 is the intended packaging).
-func warnReadable(log *slog.Logger, configPath string, cfg bridge.Config) {
+func warnReadable(log *slog.Logger, configPath string, cfg config.Config) {
 	path := configPath
 	if cfg.XMPP.PasswordFile != "" {
 		path = cfg.XMPP.PasswordFile

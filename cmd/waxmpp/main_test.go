@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/config"
+	"waxmpp/bridge/simwa"
 	"waxmpp/bridge/store"
 )
 
@@ -81,9 +84,9 @@ func TestExitCode(t *testing.T) {
 		{"nil", nil, 0},
 		{"usage", &usageError{"x"}, 2},
 		{"help", flag.ErrHelp, 2},
-		{"not configured", fmt.Errorf("config x: %w: no jid", bridge.ErrNotConfigured), 78},
-		{"config error", fmt.Errorf("config x: %w", &bridge.ConfigError{Field: "xmpp.rate", Problem: "low"}), 78},
-		{"joined config errors", fmt.Errorf("config x: %w", errors.Join(&bridge.ConfigError{Field: "a"}, &bridge.ConfigError{Field: "b"})), 78},
+		{"not configured", fmt.Errorf("config x: %w: no jid", config.ErrNotConfigured), 78},
+		{"config error", fmt.Errorf("config x: %w", &config.Error{Field: "xmpp.rate", Problem: "low"}), 78},
+		{"joined config errors", fmt.Errorf("config x: %w", errors.Join(&config.Error{Field: "a"}, &config.Error{Field: "b"})), 78},
 		{"store locked", fmt.Errorf("store: open x: %w", store.ErrLocked), 1},
 		{"runtime", errors.New("xmpp: connection refused"), 1},
 		{"canceled", context.Canceled, 1},
@@ -332,5 +335,73 @@ func waitFor(t *testing.T, out fmt.Stringer, s string) {
 			t.Fatalf("no %q within 5s; output:\n%s", s, out.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunWhatsAppFails: when the WhatsApp side cannot start, or stops while
+// the bridge runs, the daemon exits 1 (so that systemd restarts it) naming
+// the cause, instead of running the XMPP side alone and relaying nothing.
+func TestRunWhatsAppFails(t *testing.T) {
+	tests := []struct {
+		name   string
+		open   func(ctx context.Context, sock string, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(context.Context) error, error)
+		wantIn string
+	}{
+		{
+			name: "cannot start",
+			open: func(context.Context, string, *store.DB, *slog.Logger, chan<- bridge.Event) (bridge.WhatsApp, func(context.Context) error, error) {
+				return nil, nil, errors.New("whatsapp: load device: disk on fire")
+			},
+			wantIn: "waxmpp: whatsapp: load device: disk on fire",
+		},
+		{
+			name:   "fails after start",
+			open:   simWhatsApp(errors.New("whatsapp: gone for good")),
+			wantIn: "waxmpp: whatsapp: gone for good",
+		},
+		{
+			name:   "stops after start",
+			open:   simWhatsApp(nil),
+			wantIn: "waxmpp: whatsapp stopped on its own",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := openWhatsApp
+			openWhatsApp = tt.open
+			t.Cleanup(func() { openWhatsApp = old })
+			cfg := writeConfig(t, t.TempDir(), "", "")
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() { done <- run(t.Context(), []string{"run", "--config", cfg}, &stdout, &stderr, noEnv) }()
+			select {
+			case code := <-done:
+				if code != 1 {
+					t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("still running 10s after WhatsApp failed; stderr:\n%s", stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantIn) {
+				t.Errorf("stderr lacks %q:\n%s", tt.wantIn, stderr.String())
+			}
+		})
+	}
+}
+
+// simWhatsApp opens the simulated WhatsApp (a real bridge.WhatsApp, usable
+// in any build) whose run ends after a moment with err.
+func simWhatsApp(err error) func(ctx context.Context, sock string, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(context.Context) error, error) {
+	return func(ctx context.Context, _ string, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(context.Context) error, error) {
+		sim, serr := simwa.New(simwa.Config{Socket: filepath.Join(filepath.Dir(db.Path()), "sim.sock"), Events: events, Log: log})
+		if serr != nil {
+			return nil, nil, serr
+		}
+		return sim, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			sim.Run(ctx)
+			return err
+		}, nil
 	}
 }

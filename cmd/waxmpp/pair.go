@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/config"
 	"waxmpp/bridge/store"
 	"waxmpp/bridge/whatsapp"
 )
@@ -62,16 +63,14 @@ func (m *Main) runPair(ctx context.Context, phone string) error {
 			return &usageError{fmt.Sprintf("pair --phone %q: %v", phone, err)}
 		}
 	}
-	cfg, err := bridge.LoadConfig(m.ConfigPath)
-	if err != nil && !errors.Is(err, bridge.ErrNotConfigured) {
+	// Before setup has named the accounts too: [store] as the file sets it.
+	st, err := config.LoadStore(m.ConfigPath)
+	if err != nil {
 		return err
 	}
-	if cfg.Store.Path == "" {
-		cfg = bridge.DefaultConfig()
-	}
-	db, err := store.Open(cfg.Store.Path, store.Options{Timeout: 500 * time.Millisecond})
+	db, err := store.Open(st.Path, store.Options{Timeout: 500 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("pair: waxmpp is running and holds %s. Either send /pair to the bot in your XMPP client, or stop it (systemctl stop waxmpp) and run this again", cfg.Store.Path)
+		return fmt.Errorf("pair: waxmpp is running and holds %s. Either send /pair to the bot in your XMPP client, or stop it (systemctl stop waxmpp) and run this again", st.Path)
 	} else if err != nil {
 		return err
 	}

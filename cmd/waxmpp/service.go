@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/config"
 	"waxmpp/bridge/xmpp"
 )
 
@@ -122,11 +123,11 @@ func supervise(ctx context.Context, health func(context.Context) (bridge.Health,
 // stopStatus is the STATUS= of a `waxmpp run` that ends with err: why it
 // stopped, and what to do where someone can.
 func stopStatus(err error) string {
-	var ce *bridge.ConfigError
+	var ce *config.Error
 	switch {
 	case err == nil:
 		return "stopped"
-	case errors.Is(err, bridge.ErrNotConfigured):
+	case errors.Is(err, config.ErrNotConfigured):
 		return "not configured: run sudo waxmpp setup"
 	case errors.Is(err, xmpp.ErrAuth):
 		return "the XMPP server refused the bot's password: run sudo waxmpp setup"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/config"
 	"waxmpp/bridge/xmpp"
 )
 
@@ -170,9 +171,9 @@ func TestStopStatus(t *testing.T) {
 		want string
 	}{
 		{nil, "stopped"},
-		{fmt.Errorf("config /etc/waxmpp/config.toml: %w: the file does not exist", bridge.ErrNotConfigured), "not configured: run sudo waxmpp setup"},
-		{&bridge.ConfigError{Field: "xmpp.password", Problem: "refused", Err: xmpp.ErrAuth}, "the XMPP server refused the bot's password: run sudo waxmpp setup"},
-		{fmt.Errorf("config c: %w", &bridge.ConfigError{Field: "xmpp.rate", Line: 4, Problem: "1 is out of range"}), "invalid config: xmpp.rate (line 4): 1 is out of range (journalctl -u waxmpp)"},
+		{fmt.Errorf("config /etc/waxmpp/config.toml: %w: the file does not exist", config.ErrNotConfigured), "not configured: run sudo waxmpp setup"},
+		{&config.Error{Field: "xmpp.password", Problem: "refused", Err: xmpp.ErrAuth}, "the XMPP server refused the bot's password: run sudo waxmpp setup"},
+		{fmt.Errorf("config c: %w", &config.Error{Field: "xmpp.rate", Line: 4, Problem: "1 is out of range"}), "invalid config: xmpp.rate (line 4): 1 is out of range (journalctl -u waxmpp)"},
 		{errors.New("store: disk on fire\nmore"), "failed: store: disk on fire"},
 	} {
 		if got := stopStatus(tt.err); got != tt.want {
@@ -225,7 +226,7 @@ func TestJournalLogger(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
 			var buf bytes.Buffer
-			log := newLogger(&buf, bridge.LogConfig{Level: "debug", Format: format}, true).With("component", "x")
+			log := newLogger(&buf, config.Log{Level: "debug", Format: format}, true).With("component", "x")
 			log.Debug("d")
 			log.Info("i", "k", "v")
 			log.Warn("w")
@@ -248,7 +249,7 @@ func TestJournalLogger(t *testing.T) {
 				}
 			}
 			buf.Reset()
-			newLogger(&buf, bridge.LogConfig{Level: "info", Format: format}, false).Info("i")
+			newLogger(&buf, config.Log{Level: "info", Format: format}, false).Info("i")
 			if s := buf.String(); strings.HasPrefix(s, "<") || !strings.Contains(s, "time") {
 				t.Errorf("outside the journal: %q, want a time and no priority", s)
 			}

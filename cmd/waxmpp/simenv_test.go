@@ -174,14 +174,12 @@ rate = %d
 burst = %d
 ping_interval = %q
 ping_timeout = %q
-[whatsapp]
-simulator = %q
 [store]
 path = %q
 [log]
 level = "debug"
 `, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, max(rate, 1<<20),
-		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), e.sock, filepath.Join(dir, "waxmpp.db"))
+		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), filepath.Join(dir, "waxmpp.db"))
 	e.conf = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.conf, []byte(doc), 0o600); err != nil {
 		tb.Fatal(err)
@@ -223,7 +221,7 @@ func (e *simEnv) collect() {
 func (e *simEnv) start() {
 	e.tb.Helper()
 	e.starts++
-	e.cmd = exec.Command(simBinary(e.tb), "run", "--config", e.conf)
+	e.cmd = exec.Command(simBinary(e.tb), "run", "--config", e.conf, "--simulator", e.sock)
 	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
 	if e.stderr == nil {
 		e.stderr = &syncBuffer{}

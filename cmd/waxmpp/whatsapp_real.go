@@ -4,7 +4,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"log/slog"
 
 	"waxmpp/bridge"
@@ -12,21 +12,21 @@ import (
 	"waxmpp/bridge/whatsapp"
 )
 
-// newWhatsApp starts the real WhatsApp adapter (bridge/whatsapp) on the
+// newWhatsApp makes the real WhatsApp adapter (bridge/whatsapp) on the
 // device in db (none yet: it reports NotPaired and the owner sends /pair).
-// Its events go to events until ctx ends; wait returns once the adapter
-// has stopped (after ctx ended), before db may be closed.
-func newWhatsApp(ctx context.Context, cfg bridge.Config, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(), error) {
-	wa, err := whatsapp.New(ctx, whatsappConfig(db, log, events))
+// Its events go to events; run runs it until ctx ends, and returns only
+// after it has stopped, before db may be closed.
+func newWhatsApp(ctx context.Context, _ string, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (wa bridge.WhatsApp, run func(context.Context) error, err error) {
+	a, err := whatsapp.New(ctx, whatsappConfig(db, log, events))
 	if err != nil {
 		return nil, nil, err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := wa.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("WhatsApp stopped", "component", "whatsapp", "err", err)
-		}
-	}()
-	return wa, func() { <-done }, nil
+	return a, a.Run, nil
 }
+
+// The real build has no simulated WhatsApp: run has no --simulator.
+const simUsage = ""
+
+func simFlag(*flag.FlagSet, *string) {}
+
+func checkSimulator(string) string { return "" }

@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"waxmpp/bridge"
 	"waxmpp/bridge/simwa"
@@ -13,31 +15,47 @@ import (
 )
 
 // newWhatsApp, in a test build (-tags simwa), is the simulated WhatsApp
-// network on the control socket whatsapp.simulator (go doc
-// waxmpp/bridge/simwa). It serves the socket until ctx ends. Events go to
+// network on the control socket sock, run's --simulator (go doc
+// waxmpp/bridge/simwa). run serves the socket until ctx ends. Events go to
 // events; a control request that injects one returns once the channel took
-// it. A test build has no real WhatsApp: without the key it returns a
-// plain error, and the binary runs the XMPP side alone (as the in-process
-// tests of main do). A socket it cannot serve is a config error.
-func newWhatsApp(ctx context.Context, cfg bridge.Config, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (bridge.WhatsApp, func(), error) {
-	if cfg.WhatsApp.Simulator == "" {
-		return nil, nil, errors.New("this binary is a test build (-tags simwa) with only the simulated WhatsApp, and whatsapp.simulator is not set")
+// it. A test build has no real WhatsApp: without --simulator it returns
+// errNoWhatsApp, and the binary runs the XMPP side alone (as the
+// in-process tests of main do).
+func newWhatsApp(ctx context.Context, sock string, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (wa bridge.WhatsApp, run func(context.Context) error, err error) {
+	if sock == "" {
+		return nil, nil, fmt.Errorf("%w: this binary is a test build (-tags simwa) with only the simulated WhatsApp, and run has no --simulator", errNoWhatsApp)
 	}
 	sim, err := simwa.New(simwa.Config{
-		Socket: cfg.WhatsApp.Simulator,
+		Socket: sock,
 		Events: events,
 		Log:    log.With("component", "simwa"),
 	})
 	if err != nil {
-		return nil, nil, &bridge.ConfigError{Field: "whatsapp.simulator", Problem: err.Error(), Err: err}
+		return nil, nil, &usageError{fmt.Sprintf("run --simulator %s: %v", sock, err)}
 	}
-	log.Warn("using the simulated WhatsApp (test build)", "component", "simwa", "socket", cfg.WhatsApp.Simulator, "boot", sim.Boot())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := sim.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("simulated WhatsApp stopped", "component", "simwa", "err", err)
-		}
-	}()
-	return sim, func() { <-done }, nil
+	log.Warn("using the simulated WhatsApp (test build)", "component", "simwa", "socket", sock, "boot", sim.Boot())
+	return sim, sim.Run, nil
+}
+
+const simUsage = `  run --simulator SOCKET
+                        (this test build) replace WhatsApp with the simulated
+                        network, driven through SOCKET (go doc waxmpp/bridge/simwa)
+`
+
+func simFlag(fs *flag.FlagSet, sock *string) {
+	fs.StringVar(sock, "simulator", "", "serve the simulated WhatsApp's control socket here")
+}
+
+// maxSocketPath is what fits in sockaddr_un.sun_path on Linux.
+const maxSocketPath = 107
+
+// checkSimulator returns what is wrong with --simulator's socket path, or "".
+func checkSimulator(sock string) string {
+	switch {
+	case strings.ContainsRune(sock, 0):
+		return fmt.Sprintf("%q contains a NUL byte; want a file name", sock)
+	case len(sock) > maxSocketPath:
+		return fmt.Sprintf("%q is longer than a Unix socket path may be (%d bytes); want a shorter path, such as \"/tmp/waxmpp-sim.sock\"", sock, maxSocketPath)
+	}
+	return ""
 }

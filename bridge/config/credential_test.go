@@ -1,14 +1,17 @@
-package bridge
+package config
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-// TestLoadConfigCredential: without password and password_file the
+// TestLoadCredential: without password and password_file the
 // password is the systemd credential; a config's own password wins.
-func TestLoadConfigCredential(t *testing.T) {
+func TestLoadCredential(t *testing.T) {
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials")
 	writeFile(t, filepath.Join(creds, PasswordCredential), "from-credential\n", 0o600)
@@ -17,7 +20,7 @@ func TestLoadConfigCredential(t *testing.T) {
 	writeFile(t, path, noPassword, 0o600)
 
 	t.Setenv("CREDENTIALS_DIRECTORY", creds)
-	cfg, err := LoadConfig(path)
+	cfg, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +29,7 @@ func TestLoadConfigCredential(t *testing.T) {
 	}
 
 	writeFile(t, path, configDoc(`password = "own"`, ""), 0o600)
-	if cfg, err := LoadConfig(path); err != nil || cfg.XMPP.Password != "own" {
+	if cfg, err := Load(path); err != nil || cfg.XMPP.Password != "own" {
 		t.Errorf("config with its own password: %q, %v; want it to win over the credential", cfg.XMPP.Password, err)
 	}
 
@@ -36,13 +39,41 @@ func TestLoadConfigCredential(t *testing.T) {
 	defer func(old string) { credstore = old }(credstore)
 	credstore = filepath.Join(dir, "credstore")
 	writeFile(t, filepath.Join(credstore, PasswordCredential), "from-credstore\n", 0o600)
-	if cfg, err := LoadConfig(path); err != nil || cfg.XMPP.Password != "from-credstore" {
+	if cfg, err := Load(path); err != nil || cfg.XMPP.Password != "from-credstore" {
 		t.Errorf("outside the service: %q, %v; want the credential store's password", cfg.XMPP.Password, err)
 	}
 
 	// No credential either: not configured.
 	credstore = filepath.Join(dir, "none")
-	if _, err := LoadConfig(path); !errors.Is(err, ErrNotConfigured) {
+	if _, err := Load(path); !errors.Is(err, ErrNotConfigured) {
 		t.Errorf("no password anywhere: %v, want ErrNotConfigured", err)
+	}
+}
+
+// A config whose password is the credential is written without a password
+// and without password_file, so that it keeps using the credential.
+func TestWriteCredential(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	writeFile(t, filepath.Join(creds, PasswordCredential), "from-credential\n", 0o600)
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	path := filepath.Join(dir, "config.toml")
+	writeFile(t, path, "[xmpp]\njid = \"bot@example.org\"\nowner = \"me@example.org\"\n", 0o600)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := Write(&b, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "password =") || strings.Contains(b.String(), "password_file") {
+		t.Errorf("written config names a password:\n%s", b.String())
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := Load(path); err != nil || back != cfg {
+		t.Errorf("Load after Write = %+v, %v; want %+v", back, err, cfg)
 	}
 }
