@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,4 +302,66 @@ func FuzzSchemaVersion(f *testing.F) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestOpenReadOnly: a read-only open never creates a file (nor its
+// directory) and never migrates one: the file stays as it was, byte for
+// byte, and writes fail.
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no", "such.db")
+	if _, err := Open(missing, Options{ReadOnly: true}); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("read-only Open of a missing file = %v, want an fs.ErrNotExist naming %s", err, missing)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("read-only Open created %s (%v)", filepath.Dir(missing), err)
+	}
+
+	path := filepath.Join(dir, "v1.db")
+	copyFile(t, filepath.Join("testdata", "v1.db"), path)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.SchemaVersion(); v != 1 || err != nil {
+		t.Errorf("read-only SchemaVersion = %d, %v; want 1, not migrated", v, err)
+	}
+	if err := PutSetting(db, "x", "y"); err == nil {
+		t.Error("a write to a read-only file succeeded")
+	}
+	var b bytes.Buffer
+	if _, err := db.Backup(&b); err != nil {
+		t.Errorf("Backup of a read-only file: %v", err)
+	}
+	// Readers share the file; a writer cannot have it meanwhile.
+	db2, err := Open(path, Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Errorf("second read-only Open: %v", err)
+	} else {
+		db2.Close()
+	}
+	if _, err := Open(path, Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, ErrLocked) {
+		t.Errorf("read-write Open while read-only: %v, want ErrLocked", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("the file changed under a read-only open")
+	}
+	copyPath := filepath.Join(dir, "copy.db")
+	if err := os.WriteFile(copyPath, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(copyPath); err != nil {
+		t.Errorf("backup of the read-only file: %v", err)
+	}
 }

@@ -45,6 +45,12 @@ type Options struct {
 	MessageMaxAge time.Duration
 	// MaxGroup caps how many calls one group commit holds. Zero means 1000.
 	MaxGroup int
+	// ReadOnly opens an existing file for reading only, as it is: Open
+	// neither creates it (a missing file is an error wrapping
+	// fs.ErrNotExist) nor migrates it, and every write fails. Several
+	// read-only opens may share the file; none can while a writer holds it
+	// (ErrLocked). For backups of a stopped daemon's file.
+	ReadOnly bool
 }
 
 // DefaultMessageMaxAge is how long the message map remembers a message: long
@@ -61,7 +67,8 @@ var ErrCorrupt = errors.New("corrupt record")
 
 // Open opens (creating if needed) the state file at path with mode 0600: it
 // holds pairing keys and must never be world-readable. It brings the bridge's
-// schema to the current version in one transaction.
+// schema to the current version in one transaction. With opts.ReadOnly it
+// only opens a file that exists.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
@@ -72,12 +79,15 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxGroup == 0 {
 		opts.MaxGroup = 1000
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
 	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: opts.Timeout,
-		NoSync:  opts.NoSync,
+		Timeout:  opts.Timeout,
+		NoSync:   opts.NoSync,
+		ReadOnly: opts.ReadOnly,
 		// The freelist is not written on every commit: after pruning it
 		// can be many pages, rewritten by every small transaction. bbolt
 		// rebuilds it by walking the file at Open instead (a few hundred
@@ -95,6 +105,9 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{bolt: b, path: path, opts: opts}
 	db.group.db = b
 	db.group.max = opts.MaxGroup
+	if opts.ReadOnly {
+		return db, nil
+	}
 	err = b.Update(func(tx *bolt.Tx) error {
 		if err := migrate(tx, migrations); err != nil {
 			return err

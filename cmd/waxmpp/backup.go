@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -26,12 +27,17 @@ func controlPath(dbPath string) string {
 // backup writes a consistent copy of the state file to file. When no daemon
 // runs, it reads the file itself; while one runs (it holds the file's
 // lock), the daemon streams a snapshot over its control socket.
+//
+// It never creates a state file: a backup of a file that does not exist
+// (a wrong [store] path) is an error naming the path.
 func (m *Main) backup(ctx context.Context) error {
 	st, err := config.LoadStore(m.ConfigPath)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(st.Path, store.Options{Timeout: 500 * time.Millisecond})
+	// Read-only: the copy is the file as it is, not migrated, and a
+	// missing file stays missing.
+	db, err := store.Open(st.Path, store.Options{ReadOnly: true, Timeout: 500 * time.Millisecond})
 	var n int64
 	switch {
 	case err == nil:
@@ -39,6 +45,8 @@ func (m *Main) backup(ctx context.Context) error {
 		if cerr := db.Close(); err == nil {
 			err = cerr
 		}
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("backup: there is no state file at %s (the [store] path of %s); nothing was written", st.Path, m.ConfigPath)
 	case errors.Is(err, store.ErrLocked):
 		n, err = fetchBackup(ctx, controlPath(st.Path), m.BackupFile)
 	}

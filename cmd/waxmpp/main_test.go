@@ -405,3 +405,40 @@ func simWhatsApp(err error) func(ctx context.Context, sock string, db *store.DB,
 		}, nil
 	}
 }
+
+// TestBackupNoStateFile: with the daemon stopped, a backup of a state file
+// that does not exist (a wrong [store] path) is an error naming the path;
+// it creates nothing, neither the file nor the copy.
+func TestBackupNoStateFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "", "") // [store] path = dir/state/waxmpp.db, not there
+	statePath := filepath.Join(dir, "state", "waxmpp.db")
+	copyPath := filepath.Join(dir, "copy.db")
+	var stdout, stderr syncBuffer
+	code := run(t.Context(), []string{"backup", "--config", cfg, copyPath}, &stdout, &stderr, noEnv)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1; stdout %q, stderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "no state file at "+statePath) {
+		t.Errorf("stderr does not name the missing %s:\n%s", statePath, stderr.String())
+	}
+	for _, p := range []string{statePath, filepath.Dir(statePath), copyPath} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("backup created %s (%v)", p, err)
+		}
+	}
+
+	// And where the file is, the copy is written.
+	db, err := store.Open(statePath, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	stdout, stderr = syncBuffer{}, syncBuffer{}
+	if code := run(t.Context(), []string{"backup", "--config", cfg, copyPath}, &stdout, &stderr, noEnv); code != 0 {
+		t.Fatalf("backup of an existing file: exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if err := store.Verify(copyPath); err != nil || !strings.Contains(stdout.String(), "wrote "+copyPath) {
+		t.Errorf("copy: %v; stdout %q", err, stdout.String())
+	}
+}
