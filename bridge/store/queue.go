@@ -142,21 +142,6 @@ func (q *Queue) AckThrough(seq uint64) error {
 	return nil
 }
 
-// Ack removes the item seq, if it is there.
-func (q *Queue) Ack(seq uint64) error {
-	err := q.db.write(func(tx *bolt.Tx) error {
-		b, err := q.bucket(tx, false)
-		if b == nil || err != nil {
-			return err
-		}
-		return b.Delete(seqKey(seq))
-	})
-	if err != nil {
-		return fmt.Errorf("store: ack %s %d: %w", q.name, seq, err)
-	}
-	return nil
-}
-
 // Len is the number of items in the queue. It reads the whole queue's pages,
 // so it is for status reports, not for every message.
 func (q *Queue) Len() (int, error) {

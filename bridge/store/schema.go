@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The bridge's top-level buckets. whatsmeow's device store uses buckets
@@ -14,7 +15,7 @@ import (
 var (
 	bucketMeta     = []byte("meta")     // "schema" → uvarint version
 	bucketQueues   = []byte("queues")   // queue name → bucket of seq → data
-	bucketSeen     = []byte("seen")     // kind → bucket of id → 8-byte unix nanos
+	bucketSeen     = []byte("seen")     // until version 3: kind → bucket of id → 8-byte unix nanos
 	bucketChats    = []byte("chats")    // chat id → chat record
 	bucketAliases  = []byte("aliases")  // alias id → chat id
 	bucketHandles  = []byte("handles")  // handle → chat id (never deleted: handles are not reused)
@@ -42,6 +43,14 @@ var migrations = []func(tx *bolt.Tx) error{
 	// moves to size-bounded generations (msgmap.go). Version 1 kept the
 	// handle only in the chat record and had no message map.
 	migrateHandles,
+	// 2 → 3: the "seen" dedupe set goes: nothing recorded ids in it, and
+	// duplicates are found through the message map (msgmap.go).
+	func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketSeen); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		return nil
+	},
 }
 
 // ErrTooNew is returned by Open for a file written by a newer waxmpp.

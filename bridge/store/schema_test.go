@@ -140,9 +140,12 @@ func TestMigrateV1(t *testing.T) {
 	if seqs, _ := q.Enqueue([]byte("x")); len(seqs) != 1 || seqs[0] != 4 {
 		t.Errorf("next seq = %v, want 4", seqs)
 	}
-	if dup, _ := db.Seen("wa", "3EB0AA", time.Now()); !dup {
-		t.Errorf("seen id lost in migration")
-	}
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketSeen) != nil {
+			t.Errorf("the seen bucket is still there after migration to %d", SchemaVersion)
+		}
+		return nil
+	})
 	if err := db.PutMessages(Message{XMPPID: "after"}); err != nil {
 		t.Errorf("message map after migration: %v", err)
 	}
@@ -229,13 +232,9 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 	if err := PutSetting(db, "s", "v"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Seen("wa", "id", time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		tx.Bucket(bucketChats).Put([]byte("a"), []byte{1, 1, 5, 'A'})
 		tx.Bucket(bucketSettings).Put([]byte("s"), []byte{1, 1, 9})
-		tx.Bucket(bucketSeen).Bucket([]byte("wa")).Put([]byte("id"), []byte{1, 2})
 		gen := tx.Bucket(bucketMessages).Bucket(seqKey(0))
 		return gen.Put(msgKey(1), []byte{1, 200})
 	})
@@ -252,7 +251,6 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 		{"ChatByHandle", func() error { _, err := db.ChatByHandle("a"); return err }, `chats/"a"`},
 		{"PutChat", func() error { _, err := db.PutChat(Chat{ID: "a", Kind: KindDirect}); return err }, `chats/"a"`},
 		{"GetSetting", func() error { _, _, err := GetSetting[string](db, "s"); return err }, `settings/"s"`},
-		{"PruneSeen", func() error { _, err := db.PruneSeen(time.Now()); return err }, `seen/wa/"id"`},
 		{"MessageByXMPP", func() error { _, err := db.MessageByXMPP("X"); return err }, `messages/0000000000000000/"m\x00\x00\x00\x00\x00\x00\x00\x01"`},
 		{"MessageByWA", func() error { _, err := db.MessageByWA(MessageKey{Chat: "a", Sender: "a", ID: "W"}); return err }, `messages/0000000000000000/`},
 		{"RecentMessages", func() error { _, err := db.RecentMessages("", 5); return err }, `messages/0000000000000000/`},
@@ -264,20 +262,6 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 			t.Errorf("%s: err = %v; want ErrCorrupt naming %s", tt.name, err, tt.want)
 		}
 	}
-}
-
-func FuzzDecodeSeen(f *testing.F) {
-	f.Add(seqKey(123))
-	f.Add([]byte{1})
-	f.Fuzz(func(t *testing.T, v []byte) {
-		_, err := decodeSeen([]byte("wa"), []byte("k"), v)
-		if (err == nil) != (len(v) == 8) {
-			t.Fatalf("len %d: err = %v", len(v), err)
-		}
-		if err != nil && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `seen/wa/"k"`)) {
-			t.Fatalf("error %v does not name the record", err)
-		}
-	})
 }
 
 func FuzzSchemaVersion(f *testing.F) {

@@ -79,16 +79,6 @@ func checkInvariants(db *DB) error {
 		if err != nil {
 			return err
 		}
-		seen := tx.Bucket(bucketSeen)
-		err = seen.ForEachBucket(func(kind []byte) error {
-			return seen.Bucket(kind).ForEach(func(k, v []byte) error {
-				_, err := decodeSeen(kind, k, v)
-				return err
-			})
-		})
-		if err != nil {
-			return err
-		}
 		err = tx.Bucket(bucketSettings).ForEach(func(k, v []byte) error {
 			_, err := decodeSetting(k, v)
 			return err
@@ -155,7 +145,6 @@ func checkInvariants(db *DB) error {
 //	C id handle          chat put
 //	L alias id           alias added
 //	M xmpp chat wa       message mapped
-//	S id                 seen recorded
 //	P n                  setting "counter" set to n
 func crashChild(path, round string) {
 	db, err := Open(path, Options{})
@@ -185,7 +174,7 @@ func crashChild(path, round string) {
 			q := db.Queue("q")
 			for i := 0; ; i++ {
 				tag := fmt.Sprintf("r%s.w%d.i%d", round, w, i)
-				switch rng.IntN(6) {
+				switch rng.IntN(5) {
 				case 0:
 					n := 1 + rng.IntN(20)
 					var data [][]byte
@@ -240,11 +229,6 @@ func crashChild(path, round string) {
 						say("M %s %s %s", m.XMPPID, m.WA.Chat, m.WA.ID)
 					}
 				case 3:
-					if _, err := db.Seen("wa", tag, time.Now()); err != nil {
-						fail(err)
-					}
-					say("S %s", tag)
-				case 4:
 					mu.Lock()
 					counter++
 					n := counter
@@ -253,7 +237,7 @@ func crashChild(path, round string) {
 						fail(err)
 					}
 					say("P %d %d", w, n)
-				case 5:
+				case 4:
 					if _, err := db.Chats(); err != nil {
 						fail(err)
 					}
@@ -282,7 +266,6 @@ func TestCrash(t *testing.T) {
 	chats := map[string]string{}   // id → handle
 	aliases := map[string]string{} // alias → canonical id
 	msgs := map[string][2]string{} // xmpp id → chat, wa id
-	var seen []string
 	settings := map[string]int64{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	totalLines := 0
@@ -362,8 +345,6 @@ func TestCrash(t *testing.T) {
 				aliases[f[1]] = f[2]
 			case "M":
 				msgs[f[1]] = [2]string{f[2], f[3]}
-			case "S":
-				seen = append(seen, f[1])
 			case "P":
 				n, _ := strconv.ParseInt(f[2], 10, 64)
 				settings[f[1]] = max(settings[f[1]], n)
@@ -422,14 +403,6 @@ func TestCrash(t *testing.T) {
 				t.Fatalf("round %d: message %s by WhatsApp key: %+v, %v", round, wa[1], m, err)
 			}
 		}
-		db.bolt.View(func(tx *bolt.Tx) error {
-			for _, id := range seen {
-				if tx.Bucket(bucketSeen).Bucket([]byte("wa")).Get([]byte(id)) == nil {
-					t.Fatalf("round %d: seen %s lost", round, id)
-				}
-			}
-			return nil
-		})
 		for w, n := range settings {
 			if got, _, err := GetSetting[int64](db, "counter"+w); err != nil || got < n {
 				t.Fatalf("round %d: setting counter%s = %d, %v; want >= %d", round, w, got, err, n)
@@ -545,9 +518,9 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// BenchmarkConcurrentSeen shows the group committer at work: many
-// goroutines each recording ids share commits.
-func BenchmarkConcurrentSeen(b *testing.B) {
+// BenchmarkConcurrentEnqueue shows the group committer at work: many
+// goroutines each appending to a queue share commits.
+func BenchmarkConcurrentEnqueue(b *testing.B) {
 	db, err := Open(filepath.Join(b.TempDir(), "w.db"), Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -563,7 +536,7 @@ func BenchmarkConcurrentSeen(b *testing.B) {
 		w := n
 		mu.Unlock()
 		for i := 0; pb.Next(); i++ {
-			if _, err := db.Seen("wa", fmt.Sprint(w, "-", i), time.Now()); err != nil {
+			if _, err := db.Queue("q").Enqueue(fmt.Append(nil, w, "-", i)); err != nil {
 				b.Error(err)
 				return
 			}

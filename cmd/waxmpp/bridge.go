@@ -119,7 +119,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		return core.Run(ctx)
 	})
 	part(gctx, "pruning", func(ctx context.Context) error {
-		prune(ctx, db, time.Duration(m.Config.Store.Retention), log.With("component", "store"))
+		prune(ctx, db, log.With("component", "store"))
 		return nil
 	})
 	return bridgeResult(ctx, g.Wait(), cfg.JID)
@@ -190,20 +190,14 @@ func rootCAs(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// prune drops message mappings and seen ids older than retention, at start
-// and then daily, until ctx ends. A Pi runs for years: without this the map
-// would grow forever.
-func prune(ctx context.Context, db *store.DB, retention time.Duration, log *slog.Logger) {
+// prune drops message mappings older than the store's MessageMaxAge
+// ([store] retention), at start and then daily, until ctx ends. A Pi runs
+// for years: without this the map would grow forever.
+func prune(ctx context.Context, db *store.DB, log *slog.Logger) {
 	t := time.NewTicker(24 * time.Hour)
 	defer t.Stop()
 	for {
-		now := time.Now()
-		n, err := db.PruneMessages(now)
-		if err == nil {
-			var k int
-			k, err = db.PruneSeen(now.Add(-retention))
-			n += k
-		}
+		n, err := db.PruneMessages(time.Now())
 		if err != nil {
 			log.Error("pruning failed", "err", err)
 		} else if n > 0 {
