@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,14 @@ func (c *Core) chatArg(cmd, arg string) (Chat, string) {
 	if errors.Is(err, ErrNotFound) {
 		return Chat{}, "No chat " + strconv.Quote(arg) + ". /chats lists them, /find <name> searches, /new <+number> starts one."
 	}
+	var amb ambiguous
+	if errors.As(err, &amb) {
+		var names []string
+		for _, a := range amb {
+			names = append(names, c.chatName(a)+" ("+a.Handle+")")
+		}
+		return Chat{}, strconv.Quote(arg) + " could be " + strings.Join(names, " or ") + ". Name it by the handle in brackets, or by its whole name."
+	}
 	if err != nil {
 		return Chat{}, "Could not look up " + strconv.Quote(arg) + ": " + c.storeProblem("resolve chat", err)
 	}
@@ -159,47 +168,87 @@ func (c *Core) cmdChats(filter string) string {
 
 func (c *Core) cmdTo(ctx context.Context, args string) string {
 	if strings.ContainsAny(args, " \t\n") {
-		return "/to takes one chat: /to alice. To send a text once, use /msg alice <text>."
+		// A chat's whole name ("Old Family") is fine; anything else is
+		// a text meant for /msg.
+		if _, err := c.resolveChat(args); err != nil {
+			return "/to takes one chat: /to alice. To send a text once, use /msg alice <text>."
+		}
 	}
 	ch, problem := c.chatArg("to", args)
 	if problem != "" {
 		return problem
 	}
 	if len(c.route.Held) > 0 {
-		return c.release(ctx, ChatID(ch.ID))
+		return c.releaseTold(ctx, ChatID(ch.ID))
 	}
+	return c.setCurrent(ch)
+}
+
+// setCurrent makes ch the current chat and returns what to tell the owner.
+func (c *Core) setCurrent(ch Chat) string {
 	if err := c.st.SetRoute(ch.ID); err != nil {
 		return "Could not set the chat: " + c.storeProblem("set current chat", err)
 	}
+	c.elsewhere = false
 	if len(c.route.Since) > 0 {
 		c.route.Since = nil
-		c.saveRoute()
+		if err := c.saveRoute(); err != nil {
+			return "Could not set the chat: " + c.storeProblem("save routing state", err)
+		}
 	}
 	return "→ " + c.chatName(ch) + " (" + ch.Handle + "): plain messages go there now."
 }
 
+// releaseTold releases the held messages to chat for a command, and
+// returns everything to tell the owner (what waits for WhatsApp too), in
+// one answer.
+func (c *Core) releaseTold(ctx context.Context, chat ChatID) string {
+	var notes []string
+	c.collect = &notes
+	text, err := c.release(ctx, chat)
+	c.collect = nil
+	if err != nil {
+		text = "Not sent yet: " + c.storeProblem("release held messages", err) + " They stay held."
+	}
+	return strings.Join(append([]string{text}, notes...), "\n")
+}
+
 // cmdMsg serves /msg as an ad-hoc command (in the chat, decide routes it).
 func (c *Core) cmdMsg(ctx context.Context, args string) string {
-	out := decide(routeIn{Body: "/msg " + args, Resolve: func(n string) (ChatID, bool) {
-		ch, err := c.resolveChat(n)
-		return ChatID(ch.ID), err == nil
-	}})
-	if out.Action != actSend {
+	out := decide(routeIn{Body: "/msg " + args, Resolve: c.resolveForRoute})
+	switch out.Action {
+	case actSend:
+	case actHold: // the chat's name is ambiguous
+		target, _, _ := strings.Cut(args, " ")
+		_, problem := c.chatArg("msg", target)
+		return "Not sent: " + problem
+	default:
 		return out.Problem
 	}
-	if !c.send(ctx, out.Chat, draft{Body: out.Text, Time: c.now()}, nil) {
-		return "Not sent."
+	var notes []string
+	c.collect = &notes
+	err := c.deliver(ctx, out.Chat, draft{Body: out.Text, Time: c.now()})
+	if err == nil {
+		err = c.wrote(out.Chat)
 	}
-	c.wrote(out.Chat)
+	c.collect = nil
+	if err != nil {
+		return "Not sent: " + c.storeProblem("send", err)
+	}
+	if len(notes) > 0 {
+		return strings.Join(notes, "\n")
+	}
 	return "Sent to " + c.chatNameOf(out.Chat) + "."
 }
 
-// normNumber reads "+49 170 123-4567" as "491701234567".
+// normNumber reads "+49 170 123-4567" as "491701234567", and "+49 (0)170
+// …" (the trunk 0 in brackets, as numbers are often written) without it.
 func normNumber(s string) (string, bool) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, "+") {
 		return "", false
 	}
+	s = strings.ReplaceAll(s, "(0)", "")
 	var b strings.Builder
 	for _, r := range s[1:] {
 		switch {
@@ -235,14 +284,7 @@ func (c *Core) cmdNew(ctx context.Context, args string) string {
 	if len(c.route.Held) > 0 {
 		return "Chat " + c.chatName(ch) + " (" + ch.Handle + ") is ready. Held messages still wait for your answer; /to " + ch.Handle + " sends them there."
 	}
-	if err := c.st.SetRoute(ch.ID); err != nil {
-		return "Could not set the chat: " + c.storeProblem("set current chat", err)
-	}
-	if len(c.route.Since) > 0 {
-		c.route.Since = nil
-		c.saveRoute()
-	}
-	return "→ " + c.chatName(ch) + " (" + ch.Handle + "): plain messages go there now."
+	return c.setCurrent(ch)
 }
 
 func (c *Core) cmdFind(args string) string {
@@ -267,6 +309,7 @@ func (c *Core) cmdFind(args string) string {
 		}
 	}
 	var contacts []string
+	listed := map[string]bool{} // a person known by LID and number is one
 	for u, p := range c.people {
 		if inChat[string(u)] || (p.Phone != "" && inChat[string(p.Phone)]) {
 			continue
@@ -276,9 +319,10 @@ func (c *Core) cmdFind(args string) string {
 		if ph == "" {
 			ph = phoneOf(p.Phone)
 		}
-		if ph == "" || !strings.Contains(strings.ToLower(n), q) {
+		if ph == "" || listed[ph] || !strings.Contains(strings.ToLower(n), q) {
 			continue
 		}
+		listed[ph] = true
 		contacts = append(contacts, n+": /new "+ph)
 	}
 	sortStrings(contacts)
@@ -377,21 +421,14 @@ func (c *Core) cmdMute(args string) string {
 	if _, err := c.st.PutChat(ch); err != nil {
 		return "Could not mute: " + c.storeProblem("mute", err)
 	}
-	if i := indexChat(c.route.Since, ChatID(ch.ID)); i >= 0 {
-		// A muted chat does not count as having spoken.
-		c.route.Since = append(c.route.Since[:i:i], c.route.Since[i+1:]...)
-		c.saveRoute()
-	}
-	return "Muted " + c.chatName(ch) + " " + formatUntil(until, c.now()) + ". /unmute " + ch.Handle + " relays it again."
-}
-
-func indexChat(s []ChatID, c ChatID) int {
-	for i, x := range s {
-		if x == c {
-			return i
+	// A muted chat does not count as having spoken.
+	if i := slices.IndexFunc(c.route.Since, func(id ChatID) bool { return c.canonicalChat(id) == ChatID(ch.ID) }); i >= 0 {
+		c.route.Since = slices.Delete(slices.Clone(c.route.Since), i, i+1)
+		if err := c.saveRoute(); err != nil {
+			return "Muted, but: " + c.storeProblem("save routing state", err)
 		}
 	}
-	return -1
+	return "Muted " + c.chatName(ch) + " " + formatUntil(until, c.now()) + ". /unmute " + ch.Handle + " relays it again."
 }
 
 func (c *Core) cmdUnmute(args string) string {
@@ -495,6 +532,12 @@ func (c *Core) cmdStatus() string {
 	if n := len(c.route.Held); n > 0 {
 		fmt.Fprintf(&b, "; %d held %s waiting for your answer", n, plural(n, "message", "messages"))
 	}
+	if n := len(c.route.Pending); n > 0 {
+		fmt.Fprintf(&b, "; %d %s waiting for WhatsApp", n, plural(n, "message", "messages"))
+	}
+	if c.stuckEvent != nil || c.stuckOwner != nil {
+		b.WriteString("\nPaused: waxmpp cannot save what it relays (its disk is full or failing?); it goes on when it can.")
+	}
 	return b.String()
 }
 
@@ -537,11 +580,15 @@ func (c *Core) cmdLogout(ctx context.Context, args string) string {
 }
 
 func (c *Core) cmdCancel() string {
-	n := len(c.route.Held)
+	n := len(c.route.Held) + len(c.route.Pending)
 	if n == 0 {
 		return "Nothing is held."
 	}
-	c.route.Held, c.route.Question = nil, nil
-	c.saveRoute()
+	old := c.route
+	c.route.Held, c.route.Question, c.route.Handles, c.route.Pending = nil, nil, false, nil
+	if err := c.saveRoute(); err != nil {
+		c.route = old
+		return "Nothing dropped: " + c.storeProblem("save routing state", err)
+	}
 	return fmt.Sprintf("Dropped %d held %s.", n, plural(n, "message", "messages"))
 }

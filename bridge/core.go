@@ -2,7 +2,8 @@ package bridge
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,10 +61,6 @@ type CoreConfig struct {
 // cannot freeze the core (it owns the only goroutine).
 const waTimeout = 30 * time.Second
 
-// recentQuotes is how many recently relayed messages a "> " quote is
-// matched against.
-const recentQuotes = 200
-
 // Core relays between WhatsApp and the owner. One goroutine (Run) owns all
 // of its state.
 type Core struct {
@@ -79,7 +76,23 @@ type Core struct {
 	dirty   bool               // people or oldest changed since saved
 	saveDue time.Time          // when to save them
 
-	route routeState // persisted as "core.route"
+	route     routeState // persisted as "core.route"
+	elsewhere bool       // the owner's last text went to another chat than the current one
+	collect   *[]string  // while set, say collects lines here instead of sending them
+
+	// unacked are WhatsApp events handled but not yet acknowledged: they
+	// changed names or history anchors, which are saved in batches
+	// (saveCache); they are acknowledged once saved, in order, with the
+	// events that came after them.
+	unacked []Event
+	// stuckEvent and stuckOwner are an event that could not be handled
+	// durably (the store or the outbox failed). While one is set, its
+	// side's channel is not read: nothing after it is handled out of
+	// order or acknowledged before it. It is tried again after retryIn.
+	stuckEvent Event
+	stuckOwner OwnerEvent
+	retryIn    time.Duration
+	toldStuck  bool // the owner was told that relaying is paused
 
 	status     Status    // last WhatsApp Status
 	statusSeen bool      // a Status arrived
@@ -116,17 +129,29 @@ type routeState struct {
 	Since []ChatID `json:"since,omitempty"` // spoke since the owner last wrote to the current chat, most recent first
 	// Held are the held messages, oldest first. Backpressure: none needed;
 	// only the owner's typing fills it, and the bot asks after each one.
-	Held     []draft  `json:"held,omitempty"`
-	Question []ChatID `json:"question,omitempty"` // candidates of the last question
+	Held []draft `json:"held,omitempty"`
+	// Question are the numbered candidates of the question about the held
+	// messages: n names Question[n-1]. While anything is held, entries are
+	// only added, never renumbered.
+	Question []ChatID `json:"question,omitempty"`
+	Handles  bool     `json:"handles,omitempty"` // the question shows handles (a name was ambiguous)
+	Asked    []string `json:"asked,omitempty"`   // XMPP ids of the latest questions, oldest first: a reply to one answers
+	// Pending are messages whose chat is decided that WhatsApp did not
+	// take yet (not linked, reconnecting), oldest first; they go when it
+	// does. Backpressure: only the owner's typing fills it.
+	Pending []draft `json:"pending,omitempty"`
 }
 
 // draft is a text of the owner's on its way to WhatsApp, held or about to
 // be sent. Its JSON keys are those of the held messages saved by earlier
 // versions (the fields of their OwnerMessage), so saved routing state loads.
 type draft struct {
-	ID   string    `json:"ID"` // the owner's XMPP id ("" for an ad-hoc /msg)
-	Body string    `json:"Body"`
-	Time time.Time `json:"Time"` // when the owner wrote it
+	ID    string    `json:"ID"` // the owner's XMPP id ("" for an ad-hoc /msg)
+	Body  string    `json:"Body"`
+	Time  time.Time `json:"Time"`            // when the owner wrote it
+	Chat  ChatID    `json:"chat,omitempty"`  // pending: where it goes
+	Quote *MsgLink  `json:"quote,omitempty"` // send as a WhatsApp reply to it
+	Tries int       `json:"tries,omitempty"` // pending: times WhatsApp refused it while connected
 }
 
 // anchor is the oldest message of a chat the core knows: where /history
@@ -210,27 +235,58 @@ func (c *Core) Run(ctx context.Context) error {
 	if len(c.route.Held) > 0 {
 		c.ask() // after a restart: the question again
 	}
-	save := time.NewTicker(10 * time.Second)
+	save := time.NewTicker(time.Second)
 	defer save.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	events, owner, cmds := c.cfg.Events, c.cfg.Owner, c.cfg.Commands
 	for {
+		evs, own := events, owner
+		if c.stuckEvent != nil {
+			evs = nil
+		}
+		if c.stuckOwner != nil {
+			own = nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case ev, ok := <-events:
+		case ev, ok := <-evs:
 			if !ok {
 				events = nil
 				continue
 			}
-			c.event(ctx, ev)
-			c.wa.Handled(ev)
-		case m, ok := <-owner:
+			if !c.takeEvent(ctx, ev) {
+				c.stuck(retry)
+			}
+		case m, ok := <-own:
 			if !ok {
 				owner = nil
 				continue
 			}
-			c.ownerEvent(ctx, m)
-			c.x.Handled(m)
+			if !c.takeOwner(ctx, m) {
+				c.stuck(retry)
+			}
+		case <-retry.C:
+			ok := true
+			if ev := c.stuckEvent; ev != nil {
+				c.stuckEvent = nil
+				ok = c.takeEvent(ctx, ev)
+			}
+			if m := c.stuckOwner; m != nil && ok {
+				c.stuckOwner = nil
+				ok = c.takeOwner(ctx, m)
+			}
+			if !ok {
+				c.stuck(retry)
+			} else if c.stuckEvent == nil && c.stuckOwner == nil {
+				c.retryIn = 0
+				if c.toldStuck {
+					c.toldStuck = false
+					c.say("✅ waxmpp can save again: relaying goes on, nothing was lost.")
+				}
+			}
 		case cmd, ok := <-cmds:
 			if !ok {
 				cmds = nil
@@ -249,10 +305,56 @@ func (c *Core) Run(ctx context.Context) error {
 		case reply := <-c.healthReq:
 			reply <- c.health() // capacity 1: never blocks
 		case <-save.C:
-			if c.dirty && !c.now().Before(c.saveDue) {
+			if c.dirty && (!c.now().Before(c.saveDue) || len(c.unacked) >= maxUnacked) {
 				c.saveCache()
 			}
 		}
+	}
+}
+
+// maxUnacked bounds the events waiting for saveCache: beyond it, the cache
+// is saved at once.
+const maxUnacked = 1000
+
+// takeEvent handles a WhatsApp event and acknowledges it, or reports false
+// (and keeps it as stuckEvent) when it could not be handled durably.
+func (c *Core) takeEvent(ctx context.Context, ev Event) bool {
+	if err := c.event(ctx, ev); err != nil {
+		c.log.Error("WhatsApp event not handled; trying again", "event", fmt.Sprintf("%T", ev), "err", err)
+		c.stuckEvent = ev
+		return false
+	}
+	if c.dirty || len(c.unacked) > 0 {
+		c.unacked = append(c.unacked, ev)
+		return true
+	}
+	c.wa.Handled(ev)
+	return true
+}
+
+// takeOwner handles an owner event and acknowledges it, or reports false
+// (and keeps it as stuckOwner).
+func (c *Core) takeOwner(ctx context.Context, m OwnerEvent) bool {
+	if err := c.ownerEvent(ctx, m); err != nil {
+		c.log.Error("owner message not handled; trying again", "event", fmt.Sprintf("%T", m), "err", err)
+		c.stuckOwner = m
+		return false
+	}
+	c.x.Handled(m)
+	return true
+}
+
+// stuck schedules the next try of what could not be handled (1 s, then
+// doubling up to 30 s) and tells the owner, once, that relaying waits.
+// The message skips the durable outbox, which may be what fails.
+func (c *Core) stuck(retry *time.Timer) {
+	c.retryIn = min(max(2*c.retryIn, time.Second), 30*time.Second)
+	retry.Reset(c.retryIn)
+	if c.toldStuck {
+		return
+	}
+	if err := c.x.SendNow(Outgoing{Body: "⚠️ waxmpp cannot save what it relays (is its disk full or failing?). Relaying waits and nothing is lost; it goes on by itself when it can save again."}); err == nil {
+		c.toldStuck = true
 	}
 }
 
@@ -261,38 +363,45 @@ func waCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, waTimeout)
 }
 
-// say sends the owner a line from the bot itself (not about a chat).
+// say sends the owner a line from the bot itself (not about a chat). A
+// line that cannot be queued is logged: what it answers is done, and the
+// owner's next message gets an answer again.
 func (c *Core) say(text string) {
+	if c.collect != nil {
+		*c.collect = append(*c.collect, text)
+		return
+	}
 	if _, err := c.x.Send(Outgoing{Body: text}); err != nil {
 		c.log.Error("tell owner", "err", err)
 	}
 }
 
-// sayAbout sends a note about chat and maps it to the chat, so that a reply
-// to it routes there. It counts as the chat speaking.
-func (c *Core) sayAbout(chat Chat, out Outgoing) {
-	ids, err := c.x.Send(out)
-	if err != nil {
-		c.log.Error("relay note", "err", err)
-		return
+// sayAbout sends a note about chat (its id from noteID) and maps it to the
+// chat, so that a reply to it routes there, and a quote of it. It counts
+// as the chat speaking. A note sent before (the event came again after a
+// crash) is not sent again.
+func (c *Core) sayAbout(chat Chat, out Outgoing) error {
+	if _, err := c.st.MessageByXMPP(out.ID); err == nil {
+		return nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
 	}
-	if len(ids) == 1 && ids[0] != "" {
-		id := ids[0]
-		if !strings.HasPrefix(id, relayPrefix) {
-			id = "" // only ids we chose say "the bot's"; see relayPrefix
-		}
-		if id != "" {
-			if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: id, Time: c.now()}); err != nil {
-				c.log.Error("map note", "err", err)
-			}
-		}
+	if err := c.spoke(ChatID(chat.ID)); err != nil {
+		return err
 	}
-	c.spoke(ChatID(chat.ID))
+	if _, err := c.x.Send(out); err != nil {
+		return err
+	}
+	_, text, _ := strings.Cut(out.Body, "*: ")
+	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: out.ID, Excerpt: excerptOf(text), Time: c.now()})
 }
 
-// noteID is a fresh XMPP id for a note (random, with relayPrefix).
-func (c *Core) noteID() string {
-	return relayPrefix + rand.Text()
+// noteID is the XMPP id of a note about an event, derived from what
+// identifies the event (like relayID), so that the note for an event
+// delivered again carries the same id.
+func noteID(parts ...string) string {
+	h := sha256.Sum256([]byte("note\x00" + strings.Join(parts, "\x00")))
+	return relayPrefix + hex.EncodeToString(h[:10])
 }
 
 // ---- names and chats ----
@@ -333,6 +442,16 @@ func (c *Core) other(u UserID) UserID {
 		return p.Phone
 	}
 	return p.LID
+}
+
+// canonicalUser is the phone JID of a user known under a LID and a phone
+// number, else the user (without device part): one person, one sender.
+func (c *Core) canonicalUser(u UserID) UserID {
+	u = bareUser(u)
+	if p := c.people[u]; p != nil && p.Phone != "" {
+		return p.Phone
+	}
+	return u
 }
 
 // bareUser drops a device part: "49…:3@s.whatsapp.net" → "49…@s.whatsapp.net".
@@ -382,6 +501,11 @@ func (c *Core) saveCache() {
 		}
 	}
 	c.dirty = false
+	// What waited for this save is durable now.
+	for _, ev := range c.unacked {
+		c.wa.Handled(ev)
+	}
+	c.unacked = nil
 }
 
 // noteOldest remembers m when it is the oldest message of ch the core has
@@ -418,14 +542,15 @@ func (c *Core) anchorOf(ch Chat) (HistoryAnchor, bool) {
 	return HistoryAnchor{Ref: MsgRef{Chat: chat, ID: a.ID, FromMe: a.FromMe}, Time: a.Time}, true
 }
 
-func (c *Core) saveRoute() {
+func (c *Core) saveRoute() error {
 	b, err := json.Marshal(c.route)
 	if err == nil {
 		err = c.st.PutBlob(settingRoute, b)
 	}
 	if err != nil {
-		c.log.Error("save routing state", "err", err)
+		return fmt.Errorf("save routing state: %w", err)
 	}
+	return nil
 }
 
 // chatKindOf tells a chat's kind from its JID.
@@ -576,13 +701,21 @@ func (c *Core) chatNameOf(id ChatID) string {
 func muted(ch Chat, now time.Time) bool { return ch.MutedUntil.After(now) }
 
 // spoke records that chat relayed something the owner sees.
-func (c *Core) spoke(chat ChatID) {
-	cur, _, _ := c.st.Route()
-	if ChatID(cur) == chat {
-		return
+//
+// It is recorded before the message is relayed: a crash after relaying
+// must not forget it (the message, mapped, would not be relayed again).
+// The other way round, a crash between the two can only make the bot ask
+// once more than needed.
+func (c *Core) spoke(chat ChatID) error {
+	cur, _, err := c.st.Route()
+	if err != nil {
+		return err
+	}
+	if c.canonicalChat(ChatID(cur)) == c.canonicalChat(chat) {
+		return nil
 	}
 	if len(c.route.Since) > 0 && c.route.Since[0] == chat {
-		return
+		return nil
 	}
 	// Saved on every change, order included: the order of a question's
 	// candidates after a restart is the order before it. (A chat that
@@ -594,16 +727,19 @@ func (c *Core) spoke(chat ChatID) {
 	if len(c.route.Since) > 20 {
 		c.route.Since = c.route.Since[:20]
 	}
-	c.saveRoute()
+	return c.saveRoute()
 }
 
 // wrote records that the owner wrote to chat; when it is the current chat
 // the "spoke since" set starts over.
-func (c *Core) wrote(chat ChatID) {
-	cur, _, _ := c.st.Route()
-	if ChatID(cur) != chat || len(c.route.Since) == 0 {
-		return
+func (c *Core) wrote(chat ChatID) error {
+	cur, _, err := c.st.Route()
+	if err != nil {
+		return err
+	}
+	if c.canonicalChat(ChatID(cur)) != c.canonicalChat(chat) || len(c.route.Since) == 0 {
+		return nil
 	}
 	c.route.Since = nil
-	c.saveRoute()
+	return c.saveRoute()
 }

@@ -53,6 +53,8 @@ type fakeWA struct {
 	lookup  map[string]bridge.UserID
 	pairErr error
 	history []bridge.HistoryAnchor // the anchors of history requests
+	box     inbox[bridge.Event]    // delivered events, until Handled
+	locIDs  []string               // the ids locations were sent with
 }
 
 func (f *fakeWA) log(format string, a ...any) {
@@ -89,9 +91,16 @@ func (f *fakeWA) SendText(_ context.Context, chat bridge.ChatID, text string, o 
 	return bridge.MsgRef{Chat: chat, Sender: me, ID: id, FromMe: true}, t0, nil
 }
 
-func (f *fakeWA) SendLocation(_ context.Context, chat bridge.ChatID, g bridge.Geo) (bridge.MsgRef, time.Time, error) {
+func (f *fakeWA) SendLocation(_ context.Context, chat bridge.ChatID, g bridge.Geo, o bridge.SendOptions) (bridge.MsgRef, time.Time, error) {
 	f.log("SendLocation %s %v,%v", chat, g.Lat, g.Lon)
-	return bridge.MsgRef{Chat: chat, Sender: me, ID: "LOC1", FromMe: true}, t0, nil
+	f.mu.Lock()
+	f.locIDs = append(f.locIDs, o.ID)
+	f.mu.Unlock()
+	id := o.ID
+	if id == "" {
+		id = "LOC1"
+	}
+	return bridge.MsgRef{Chat: chat, Sender: me, ID: id, FromMe: true}, t0, nil
 }
 
 func (f *fakeWA) Edit(_ context.Context, ref bridge.MsgRef, text string) error {
@@ -148,7 +157,7 @@ func (f *fakeWA) RequestHistory(_ context.Context, before bridge.HistoryAnchor, 
 	return nil
 }
 
-func (f *fakeWA) Handled(bridge.Event) {}
+func (f *fakeWA) Handled(ev bridge.Event) { f.box.handled(ev) }
 
 // fakeXMPP records what the core sends the owner.
 type fakeXMPP struct {
@@ -163,11 +172,16 @@ type fakeXMPP struct {
 	gate     chan struct{}
 	started  int
 	returned int
+	box      inbox[bridge.OwnerEvent] // delivered owner events, until Handled
+	sendErr  error                    // Send fails with it (a full disk)
 }
 
 func (f *fakeXMPP) Send(ms ...bridge.Outgoing) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.sendErr != nil {
+		return nil, f.sendErr
+	}
 	var ids []string
 	for _, m := range ms {
 		if m.ID == "" {
@@ -220,7 +234,7 @@ func (f *fakeXMPP) Upload(ctx context.Context, name, ct string, size int64, r io
 	return "https://up.example/" + name, nil
 }
 
-func (f *fakeXMPP) Handled(bridge.OwnerEvent) {}
+func (f *fakeXMPP) Handled(m bridge.OwnerEvent) { f.box.handled(m) }
 
 func (f *fakeXMPP) Stats() (bridge.XMPPStats, error) {
 	return bridge.XMPPStats{Connected: true, Queued: 2, Unconfirmed: 1, Lag: 3 * time.Second, Reconnects: 4}, nil
@@ -323,9 +337,33 @@ func (h *harness) stop() {
 }
 
 // restart stops the core, closes and reopens the store, and starts again.
+// As the adapters do, WhatsApp then delivers again the events the core did
+// not acknowledge, and the XMPP side replays the owner's messages it did
+// not acknowledge (from the server's archive).
 func (h *harness) restart() {
 	h.stop()
 	h.start()
+	h.redeliver()
+}
+
+// crash stops the core as a power loss would: nothing it writes while
+// stopping reaches the disk. Then it starts again, as restart does.
+func (h *harness) crash() {
+	for _, m := range writes {
+		h.st.set(m, crashErr)
+	}
+	h.stop()
+	h.start()
+	h.redeliver()
+}
+
+func (h *harness) redeliver() {
+	for _, ev := range h.wa.box.left() {
+		h.ev <- ev
+	}
+	for _, m := range h.x.box.left() {
+		h.own <- m
+	}
 }
 
 // offline stops the core, lets fn change the store as if another version
@@ -346,6 +384,7 @@ func (h *harness) offline(fn func(db *store.DB)) {
 
 func (h *harness) send(evs ...bridge.Event) {
 	for _, e := range evs {
+		h.wa.box.delivered(e)
 		h.ev <- e
 	}
 }
@@ -360,6 +399,7 @@ func (h *harness) owner(m bridge.OwnerEvent) string {
 	if meta.Time.IsZero() {
 		meta.Time = h.now() // as the XMPP side stamps it on arrival
 	}
+	h.x.box.delivered(m)
 	h.own <- m
 	return meta.ID
 }

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -161,3 +162,45 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// inbox models an adapter's durable inbox, as both adapters keep one: what
+// was delivered to the core stays until the core acknowledges it (Handled
+// acknowledges it and everything delivered before it), and a restart
+// delivers what is left again, in order.
+type inbox[T comparable] struct {
+	mu    sync.Mutex
+	items []T // delivered, not yet acknowledged, in order
+	acked []T // every acknowledgement, in order
+}
+
+func (b *inbox[T]) delivered(x T) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.items = append(b.items, x)
+}
+
+func (b *inbox[T]) handled(x T) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acked = append(b.acked, x)
+	for i, y := range b.items {
+		if y == x {
+			b.items = b.items[i+1:]
+			return
+		}
+	}
+}
+
+// left returns what was delivered and not acknowledged.
+func (b *inbox[T]) left() []T {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]T(nil), b.items...)
+}
+
+// crashErr is what a store write returns in a crash: the write never
+// happened.
+var crashErr = errors.New("store: the power went off")
+
+// writes are the Store methods that write.
+var writes = []string{"PutChat", "SetHandle", "Touch", "AddAlias", "PutMessages", "SetRoute", "PutBlob"}

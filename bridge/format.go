@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // This file turns WhatsApp content into the text the owner reads (see "What
@@ -264,15 +265,22 @@ func isNumber(s string) bool {
 	return s != ""
 }
 
+// maxExcerpt is how many bytes of a text the message map keeps (the
+// store's limit).
+const maxExcerpt = 160
+
 // excerptOf is what the map keeps of a relayed text, for quote matching and
-// for "reacted to …" notes.
+// for "reacted to …" notes: its start, cut on a character boundary (a cut
+// inside a character would leave U+FFFD, which no quote matches).
 func excerptOf(s string) string {
-	const max = 160
-	if len(s) <= max {
+	if len(s) <= maxExcerpt {
 		return s
 	}
-	r := []rune(s[:max])
-	return string(r[:len(r)-1])
+	cut := maxExcerpt
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // short cuts s to n runes with an ellipsis, on one line.

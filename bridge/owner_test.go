@@ -80,9 +80,14 @@ func TestRouting(t *testing.T) {
 	// clients quote it; the quote is removed and it is a WhatsApp reply.
 	h.owner(&bridge.OwnerText{Body: "> *Carol* in *Family*: dinner sunday?\nyes, 7pm"})
 	eq(t, "quote", h.wa.take(), []string{`SendText 120363001@g.us "yes, 7pm" reply=F1`})
-	// A quote matching nothing is plain text (to Bob: nobody else spoke).
+	// A quote matching nothing still means "that message": held and
+	// asked, even though nobody else spoke; the answer sends it as it is.
+	h.bodies()
 	h.say("> to be or not to be\nthat is it")
-	eq(t, "unmatched quote", h.wa.take(), []string{"SendText 492222@s.whatsapp.net \"> to be or not to be\\nthat is it\""})
+	eq(t, "unmatched quote", h.wa.take(), nil)
+	eq(t, "unmatched quote: asked", h.bodies(), []string{"Send to 1) Bob? Answer 1."})
+	h.say("1")
+	eq(t, "unmatched quote answered", h.wa.take(), []string{"SendText 492222@s.whatsapp.net \"> to be or not to be\\nthat is it\""})
 	// The same words in two chats: hold and ask between them.
 	h.send(msg(alice, alice, "A3", "ok"), msg(work, carol, "W1", "ok"))
 	h.bodies()
@@ -254,11 +259,12 @@ func TestPlainWords(t *testing.T) {
 	h.bodies()
 	diskErr := errors.New("store: set route to 491111@s.whatsapp.net: bbolt: write /var/lib/waxmpp/waxmpp.db: no space left on device")
 	h.st.set("SetRoute", diskErr)
-	h.st.set("Chats", diskErr)
 	h.say("/to alice")
-	h.say("/chats")
 	h.sync()
 	h.st.set("SetRoute", nil)
+	h.st.set("Chats", diskErr)
+	h.say("/chats")
+	h.sync()
 	h.st.set("Chats", nil)
 	h.say("/to alice")
 	h.wa.mu.Lock()
@@ -270,7 +276,7 @@ func TestPlainWords(t *testing.T) {
 		"Could not set the chat: waxmpp could not read or write its data (its log says why; is the disk full?)",
 		"Could not read the chats: waxmpp could not read or write its data (its log says why; is the disk full?)",
 		"→ Alice Liddell (alice): plain messages go there now.",
-		"⚠️ Not sent to Alice Liddell: WhatsApp refused (waxmpp's log says why)\n> hello",
+		"⏳ Not sent yet to Alice Liddell: WhatsApp refused (waxmpp's log says why). It goes when WhatsApp takes it; /cancel drops it.\n> hello",
 	})
 	for _, b := range got {
 		for _, internal := range []string{"store:", "bbolt", "491111@", "whatsapp:", "479"} {

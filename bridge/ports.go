@@ -17,8 +17,8 @@ type WhatsApp interface {
 	// SendText sends text (WhatsApp formatting) to chat, as a reply to
 	// opts.ReplyTo when set. It returns the new message's id and time.
 	SendText(ctx context.Context, chat ChatID, text string, opts SendOptions) (MsgRef, time.Time, error)
-	// SendLocation sends a location pin.
-	SendLocation(ctx context.Context, chat ChatID, g Geo) (MsgRef, time.Time, error)
+	// SendLocation sends a location pin; of opts, only ID is used.
+	SendLocation(ctx context.Context, chat ChatID, g Geo, opts SendOptions) (MsgRef, time.Time, error)
 	// Edit changes the text of one of the owner's messages. WhatsApp
 	// accepts edits for EditWindow after sending and silently ignores
 	// later ones: the core asks only within the window.

@@ -15,20 +15,30 @@ import (
 
 const waitingText = "⏳ waiting for this message…"
 
-func (c *Core) event(ctx context.Context, ev Event) {
+// event handles one WhatsApp event. It returns an error when the event
+// could not be dealt with durably (the store or the outbox failed): the
+// caller then does not acknowledge it and tries again. An event that is
+// deliberately not relayed (muted, a duplicate, unknown) is no error.
+func (c *Core) event(ctx context.Context, ev Event) error {
+	if bad := badEvent(ev); bad != "" {
+		// Bad input is dropped, never retried: it would block
+		// everything behind it.
+		c.log.Warn("WhatsApp event dropped", "event", fmt.Sprintf("%T", ev), "problem", bad)
+		return nil
+	}
 	switch e := ev.(type) {
 	case *Message:
-		c.message(e)
+		return c.message(e)
 	case *Undecryptable:
-		c.undecryptable(e)
+		return c.undecryptable(e)
 	case *Edit:
-		c.edit(e)
+		return c.edit(e)
 	case *Revoke:
-		c.revoke(e)
+		return c.revoke(e)
 	case *Reaction:
-		c.reaction(e)
+		return c.reaction(e)
 	case *PollVote:
-		c.pollVote(e)
+		return c.pollVote(e)
 	case *Receipt:
 		c.receipt(e)
 	case *Typing:
@@ -37,17 +47,17 @@ func (c *Core) event(ctx context.Context, ev Event) {
 		// Contacts' presence is not shown: the bot's presence is the
 		// bridge's health light.
 	case *Call:
-		c.call(e)
+		return c.call(e)
 	case *GroupChange:
-		c.groupChange(e)
+		return c.groupChange(e)
 	case *ContactInfo:
-		c.contactInfo(e)
+		return c.contactInfo(e)
 	case *ChatInfo:
-		c.chatInfo(e)
+		return c.chatInfo(e)
 	case *Alias:
-		c.alias(e)
+		return c.alias(e)
 	case *Status:
-		c.statusEvent(e)
+		return c.statusEvent(ctx, e)
 	case *PairCode:
 		c.pairCode(ctx, e)
 	case *PairResult:
@@ -55,36 +65,97 @@ func (c *Core) event(ctx context.Context, ev Event) {
 	default:
 		c.log.Warn("unknown event", "type", fmt.Sprintf("%T", ev))
 	}
+	return nil
+}
+
+// badEvent says what makes ev unusable (a message without a chat, ids
+// with NUL bytes, which the store refuses), or "".
+func badEvent(ev Event) string {
+	var ids []string
+	need := func(chat ChatID, more ...string) {
+		if chat == "" {
+			ids = append(ids, "\x00")
+		}
+		ids = append(append(ids, string(chat)), more...)
+	}
+	ref := func(r MsgRef) { need(r.Chat, r.ID, string(r.Sender)) }
+	switch e := ev.(type) {
+	case *Message:
+		ref(e.Ref)
+		if e.ReplyTo != nil {
+			ids = append(ids, string(e.ReplyTo.Chat), e.ReplyTo.ID, string(e.ReplyTo.Sender))
+		}
+	case *Undecryptable:
+		ref(e.Ref)
+	case *Edit:
+		ref(e.Ref)
+	case *Revoke:
+		ref(e.Ref)
+	case *Reaction:
+		ref(e.Target)
+	case *PollVote:
+		ref(e.Poll)
+	case *Call:
+		if e.Chat == "" {
+			need(ChatID(e.From))
+		} else {
+			need(e.Chat)
+		}
+	case *GroupChange:
+		need(e.Chat, string(e.Actor))
+	case *ContactInfo:
+		ids = append(ids, string(e.User))
+	case *ChatInfo:
+		ids = append(ids, string(e.Chat))
+	case *Alias:
+		ids = append(ids, string(e.LID), string(e.Phone))
+	}
+	for _, id := range ids {
+		if strings.ContainsRune(id, 0) {
+			return "no chat, or an id with a NUL byte"
+		}
+	}
+	return ""
 }
 
 // key is the map key of a WhatsApp message: the owner's own messages are
-// keyed without sender (see MessageKey).
+// keyed without sender (see MessageKey); a sender known under a LID and a
+// phone number is keyed by the phone number (canonicalUser).
 func (c *Core) key(r MsgRef) MessageKey {
 	k := MessageKey{Chat: string(c.canonical(r.Chat)), ID: r.ID}
 	if !r.FromMe {
-		k.Sender = string(bareUser(r.Sender))
+		k.Sender = string(c.canonicalUser(r.Sender))
 	}
 	return k
 }
 
-// lookupWA finds a relayed (or sent) message by its WhatsApp ref.
-func (c *Core) lookupWA(r MsgRef) (MsgLink, bool) {
-	l, err := c.st.MessageByWA(c.key(r))
-	if err != nil {
-		if !errors.Is(err, ErrNotFound) {
-			c.log.Error("message map", "err", err)
+// lookupWA finds a relayed (or sent) message by its WhatsApp ref. The
+// sender may have been mapped under its other identity (before WhatsApp
+// said that its LID and phone number are one person): that matches too.
+func (c *Core) lookupWA(r MsgRef) (MsgLink, bool, error) {
+	k := c.key(r)
+	l, err := c.st.MessageByWA(k)
+	if errors.Is(err, ErrNotFound) && k.Sender != "" {
+		if o := c.other(UserID(k.Sender)); o != "" {
+			k.Sender = string(o)
+			l, err = c.st.MessageByWA(k)
 		}
-		return MsgLink{}, false
 	}
-	return l, true
+	switch {
+	case err == nil:
+		return l, true, nil
+	case errors.Is(err, ErrNotFound):
+		return MsgLink{}, false, nil
+	}
+	return MsgLink{}, false, err
 }
 
-func (c *Core) message(m *Message) {
+func (c *Core) message(m *Message) error {
 	if chatKindOf(m.Ref.Chat) == StatusChat {
-		return
+		return nil
 	}
 	if m.PushName != "" && !m.Ref.FromMe {
-		p := c.personOf(m.Ref.Sender)
+		p := c.personOf(c.canonicalUser(m.Ref.Sender))
 		if p.Push != m.PushName {
 			p.Push = m.PushName
 			c.markDirty()
@@ -92,25 +163,24 @@ func (c *Core) message(m *Message) {
 	}
 	ch, err := c.chat(m.Ref.Chat, m.PushName)
 	if err != nil {
-		c.log.Error("look up chat", "err", err)
-		return
+		return err
 	}
 	c.noteOldest(ch, m)
 	k := c.key(m.Ref)
 	k.Chat = ch.ID
-	old, dup := c.lookupWA(m.Ref)
+	old, dup, err := c.lookupWA(m.Ref)
+	if err != nil {
+		return err
+	}
 	if dup && !(m.Retry && old.XMPPID != "") {
 		c.log.Debug("duplicate message dropped", "id", m.Ref.ID)
-		return
+		return nil
 	}
 	text := content(m, c.name)
 	body := c.headerFor(ch, m.Ref) + text
 	if muted(ch, c.now()) && !dup {
 		// Mapped, not relayed: a WhatsApp reply to it still finds it.
-		if err := c.st.PutMessages(MsgLink{WA: k, Excerpt: excerptOf(text), Time: m.Time}); err != nil {
-			c.log.Error("map muted message", "err", err)
-		}
-		return
+		return c.st.PutMessages(MsgLink{WA: k, Excerpt: excerptOf(text), Time: m.Time})
 	}
 	out := Outgoing{ID: relayID(k), Body: body, Markable: true}
 	if dup {
@@ -118,7 +188,11 @@ func (c *Core) message(m *Message) {
 		out = Outgoing{Replace: old.XMPPID, Body: body}
 	}
 	if m.ReplyTo != nil {
-		if q, ok := c.lookupWA(*m.ReplyTo); ok && q.XMPPID != "" {
+		q, ok, err := c.lookupWA(*m.ReplyTo)
+		if err != nil {
+			return err
+		}
+		if ok && q.XMPPID != "" {
 			out.ReplyTo = q.XMPPID
 			out.Quote = q.Excerpt
 			if m.QuotedText != "" {
@@ -130,26 +204,26 @@ func (c *Core) message(m *Message) {
 	}
 	if m.History {
 		out.Delay = m.Time
+	} else if err := c.spoke(ChatID(ch.ID)); err != nil {
+		return err
 	}
 	if _, err := c.x.Send(out); err != nil {
-		c.log.Error("relay message", "err", err)
-		return
+		return err
 	}
 	xid := out.ID
 	if dup {
 		xid = old.XMPPID
 	}
 	if err := c.st.PutMessages(MsgLink{WA: k, XMPPID: xid, Excerpt: excerptOf(text), Time: m.Time}); err != nil {
-		c.log.Error("map message", "err", err)
+		return err
 	}
-	if !m.History {
-		if m.Time.After(ch.LastActivity.Add(time.Minute)) {
-			if err := c.st.Touch(ch.ID, m.Time); err != nil {
-				c.log.Warn("touch chat", "err", err)
-			}
+	if !m.History && m.Time.After(ch.LastActivity.Add(time.Minute)) {
+		// Only orders /chats and the quote window: a failure is no loss.
+		if err := c.st.Touch(ch.ID, m.Time); err != nil {
+			c.log.Warn("touch chat", "err", err)
 		}
-		c.spoke(ChatID(ch.ID))
 	}
+	return nil
 }
 
 // headerFor names the chat and sender of a message in ch.
@@ -157,99 +231,96 @@ func (c *Core) headerFor(ch Chat, r MsgRef) string {
 	return header(ch.Kind, c.chatName(ch), c.name(r.Sender), r.FromMe)
 }
 
-func (c *Core) undecryptable(u *Undecryptable) {
+func (c *Core) undecryptable(u *Undecryptable) error {
 	if chatKindOf(u.Ref.Chat) == StatusChat {
-		return
+		return nil
 	}
-	if _, dup := c.lookupWA(u.Ref); dup {
-		return
+	if _, dup, err := c.lookupWA(u.Ref); err != nil || dup {
+		return err
 	}
 	ch, err := c.chat(u.Ref.Chat, "")
 	if err != nil {
-		c.log.Error("look up chat", "err", err)
-		return
+		return err
 	}
 	if muted(ch, c.now()) {
-		return
+		return nil
 	}
 	k := c.key(u.Ref)
 	k.Chat = ch.ID
+	if err := c.spoke(ChatID(ch.ID)); err != nil {
+		return err
+	}
 	out := Outgoing{ID: relayID(k), Body: c.headerFor(ch, u.Ref) + waitingText, Markable: true}
 	if _, err := c.x.Send(out); err != nil {
-		c.log.Error("relay placeholder", "err", err)
-		return
+		return err
 	}
-	if err := c.st.PutMessages(MsgLink{WA: k, XMPPID: out.ID, Time: u.Time}); err != nil {
-		c.log.Error("map placeholder", "err", err)
-	}
-	c.spoke(ChatID(ch.ID))
+	return c.st.PutMessages(MsgLink{WA: k, XMPPID: out.ID, Time: u.Time})
 }
 
-func (c *Core) edit(e *Edit) {
+func (c *Core) edit(e *Edit) error {
 	ch, err := c.chat(e.Ref.Chat, "")
 	if err != nil || muted(ch, c.now()) {
-		return
+		return err
 	}
-	l, ok := c.lookupWA(e.Ref)
+	l, ok, err := c.lookupWA(e.Ref)
+	if err != nil {
+		return err
+	}
 	body := c.headerFor(ch, e.Ref) + e.Text
 	if !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
 		// Unknown, or the owner's own XMPP message (the bot cannot
 		// correct what the owner's client sent): a new line.
-		c.sayAbout(ch, Outgoing{ID: c.noteID(), Body: c.headerFor(ch, e.Ref) + "(edited) " + e.Text})
-		return
+		return c.sayAbout(ch, Outgoing{ID: noteID("edit", ch.ID, e.Ref.ID, e.Text), Body: c.headerFor(ch, e.Ref) + "(edited) " + e.Text})
 	}
 	if _, err := c.x.Send(Outgoing{Replace: l.XMPPID, Body: body}); err != nil {
-		c.log.Error("relay edit", "err", err)
-		return
+		return err
 	}
 	l.Excerpt = excerptOf(e.Text)
-	if err := c.st.PutMessages(l); err != nil {
-		c.log.Error("map edit", "err", err)
-	}
+	return c.st.PutMessages(l)
 }
 
-func (c *Core) revoke(r *Revoke) {
+func (c *Core) revoke(r *Revoke) error {
 	ch, err := c.chat(r.Ref.Chat, "")
 	if err != nil || muted(ch, c.now()) {
-		return
+		return err
 	}
-	l, ok := c.lookupWA(r.Ref)
-	if !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
-		return // never relayed (or the owner's own XMPP message): nothing to take back
+	l, ok, err := c.lookupWA(r.Ref)
+	if err != nil || !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
+		return err // never relayed (or the owner's own XMPP message): nothing to take back
 	}
 	who := c.name(r.Ref.Sender)
 	if r.Ref.FromMe {
 		who = "You"
 	}
 	what := "a message"
-	if r.By != "" && bareUser(r.By) != bareUser(r.Ref.Sender) && !r.Ref.FromMe {
+	if r.By != "" && c.canonicalUser(r.By) != c.canonicalUser(r.Ref.Sender) && !r.Ref.FromMe {
 		what = "a message by " + cleanName(who) // an admin deleted it
 		who = c.name(r.By)
 	}
 	fallback := noteHeader(c.chatName(ch)) + cleanName(who) + " deleted " + what
-	if _, err := c.x.Send(Outgoing{Retract: l.XMPPID, Body: fallback}); err != nil {
-		c.log.Error("relay revoke", "err", err)
-	}
+	_, err = c.x.Send(Outgoing{Retract: l.XMPPID, Body: fallback})
+	return err
 }
 
-func (c *Core) reaction(r *Reaction) {
+func (c *Core) reaction(r *Reaction) error {
 	if r.FromMe {
-		return
+		return nil
 	}
 	ch, err := c.chat(r.Target.Chat, "")
 	if err != nil || muted(ch, c.now()) {
-		return
+		return err
 	}
-	l, ok := c.lookupWA(r.Target)
+	l, ok, err := c.lookupWA(r.Target)
+	if err != nil {
+		return err
+	}
 	if ch.Kind == Direct && ok && l.XMPPID != "" {
 		var emojis []string
 		if r.Emoji != "" {
 			emojis = []string{r.Emoji}
 		}
-		if _, err := c.x.Send(Outgoing{React: &Reactions{ID: l.XMPPID, Emojis: emojis}}); err != nil {
-			c.log.Error("relay reaction", "err", err)
-		}
-		return
+		_, err := c.x.Send(Outgoing{React: &Reactions{ID: l.XMPPID, Emojis: emojis}})
+		return err
 	}
 	what := "a message"
 	if ok && l.Excerpt != "" {
@@ -265,16 +336,21 @@ func (c *Core) reaction(r *Reaction) {
 	} else {
 		body = who + " reacted " + r.Emoji + " to " + what
 	}
-	c.sayAbout(ch, Outgoing{ID: c.noteID(), Body: body})
+	id := noteID("reaction", ch.ID, r.Target.ID, string(c.canonicalUser(r.Sender)), r.Emoji, r.Time.String())
+	return c.sayAbout(ch, Outgoing{ID: id, Body: body})
 }
 
-func (c *Core) pollVote(v *PollVote) {
+func (c *Core) pollVote(v *PollVote) error {
 	ch, err := c.chat(v.Poll.Chat, "")
 	if err != nil || muted(ch, c.now()) {
-		return
+		return err
 	}
 	what := "a poll"
-	if l, ok := c.lookupWA(v.Poll); ok && l.Excerpt != "" {
+	l, ok, err := c.lookupWA(v.Poll)
+	if err != nil {
+		return err
+	}
+	if ok && l.Excerpt != "" {
 		q, _, _ := strings.Cut(strings.TrimPrefix(l.Excerpt, "📊 "), "\n")
 		what = "\"" + short(q, 60) + "\""
 	}
@@ -285,12 +361,17 @@ func (c *Core) pollVote(v *PollVote) {
 	} else {
 		body = who + " voted \"" + strings.Join(v.Options, "\", \"") + "\" in " + what
 	}
-	c.sayAbout(ch, Outgoing{ID: c.noteID(), Body: noteHeader(c.chatName(ch)) + body})
+	id := noteID("vote", ch.ID, v.Poll.ID, string(c.canonicalUser(v.Voter)), strings.Join(v.Options, "\x00"), v.Time.String())
+	return c.sayAbout(ch, Outgoing{ID: id, Body: noteHeader(c.chatName(ch)) + body})
 }
 
 func (c *Core) receipt(r *Receipt) {
 	for _, id := range r.IDs {
-		l, ok := c.lookupWA(MsgRef{Chat: r.Chat, ID: id, FromMe: true})
+		l, ok, err := c.lookupWA(MsgRef{Chat: r.Chat, ID: id, FromMe: true})
+		if err != nil {
+			c.log.Warn("receipt: message map", "err", err) // worthless later: not retried
+			continue
+		}
 		if !ok || l.XMPPID == "" || strings.HasPrefix(l.XMPPID, relayPrefix) {
 			continue // not a message the owner wrote through the bridge
 		}
@@ -329,45 +410,50 @@ func (c *Core) typing(t *Typing) {
 	}
 }
 
-func (c *Core) call(e *Call) {
+func (c *Core) call(e *Call) error {
 	chatID := e.Chat
 	if chatID == "" {
 		chatID = ChatID(bareUser(e.From))
 	}
 	ch, err := c.chat(chatID, "")
 	if err != nil || muted(ch, c.now()) {
-		return
+		return err
 	}
 	text := callText(e, c.name(e.From))
 	if text == "" {
-		return
+		return nil
 	}
-	c.sayAbout(ch, Outgoing{ID: c.noteID(), Body: noteHeader(c.chatName(ch)) + text})
+	id := noteID("call", ch.ID, e.ID, strconv.Itoa(int(e.Kind)), e.Time.String())
+	return c.sayAbout(ch, Outgoing{ID: id, Body: noteHeader(c.chatName(ch)) + text})
 }
 
-func (c *Core) groupChange(g *GroupChange) {
+func (c *Core) groupChange(g *GroupChange) error {
 	ch, err := c.chat(g.Chat, "")
 	if err != nil {
-		c.log.Error("look up chat", "err", err)
-		return
+		return err
 	}
 	name := c.chatName(ch)
 	if g.Kind == GroupSubject && g.Subject != "" && g.Subject != ch.Name {
 		ch.Name = g.Subject
-		if ch2, err := c.st.PutChat(ch); err != nil {
-			c.log.Error("rename chat", "err", err)
-		} else {
-			c.rehandle(ch2)
+		ch2, err := c.st.PutChat(ch)
+		if err != nil {
+			return err
 		}
+		c.rehandle(ch2)
 	}
 	if muted(ch, c.now()) {
-		return
+		return nil
 	}
-	c.sayAbout(ch, Outgoing{ID: c.noteID(), Body: noteHeader(name) + groupText(g, c.name)})
+	users := make([]string, len(g.Users))
+	for i, u := range g.Users {
+		users[i] = string(u)
+	}
+	id := noteID("group", ch.ID, strconv.Itoa(int(g.Kind)), string(g.Actor), strings.Join(users, ","), g.Subject, g.Text, g.Time.String())
+	return c.sayAbout(ch, Outgoing{ID: id, Body: noteHeader(name) + groupText(g, c.name)})
 }
 
-func (c *Core) contactInfo(ci *ContactInfo) {
-	p := c.personOf(ci.User)
+func (c *Core) contactInfo(ci *ContactInfo) error {
+	p := c.personOf(c.canonicalUser(ci.User))
 	changed := false
 	set := func(dst *string, v string) {
 		if v != "" && *dst != v {
@@ -380,26 +466,31 @@ func (c *Core) contactInfo(ci *ContactInfo) {
 	set(&p.Push, ci.PushName)
 	set(&p.Business, ci.BusinessName)
 	if !changed {
-		return
+		return nil
 	}
 	c.markDirty()
 	// Rename the chat if there is one; contacts without a chat get none.
 	id := c.canonical(ChatID(bareUser(ci.User)))
-	if ch, err := c.st.Chat(string(id)); err == nil && ch.Kind == Direct {
-		if n := c.name(UserID(ch.ID)); n != ch.Name {
-			ch.Name = n
-			if ch2, err := c.st.PutChat(ch); err != nil {
-				c.log.Error("rename chat", "err", err)
-			} else {
-				c.rehandle(ch2)
-			}
-		}
+	ch, err := c.st.Chat(string(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
 	}
+	if n := c.name(UserID(ch.ID)); ch.Kind == Direct && n != ch.Name {
+		ch.Name = n
+		ch2, err := c.st.PutChat(ch)
+		if err != nil {
+			return err
+		}
+		c.rehandle(ch2)
+	}
+	return nil
 }
 
-func (c *Core) chatInfo(ci *ChatInfo) {
+func (c *Core) chatInfo(ci *ChatInfo) error {
 	if ci.Chat == "" || chatKindOf(ci.Chat) == StatusChat {
-		return
+		return nil
 	}
 	id := c.canonical(ci.Chat)
 	ch, err := c.st.Chat(string(id))
@@ -412,27 +503,26 @@ func (c *Core) chatInfo(ci *ChatInfo) {
 			ch.Name = c.name(UserID(id))
 		}
 	} else if err != nil {
-		c.log.Error("look up chat", "err", err)
-		return
+		return err
 	}
 	if ci.Name == "" || ci.Name == ch.Name || ch.Kind == Direct {
 		if ch.Handle != "" {
-			return // known, nothing new
+			return nil // known, nothing new
 		}
 	} else {
 		ch.Name = ci.Name
 	}
 	if ch, err = c.st.PutChat(ch); err != nil {
-		c.log.Error("put chat", "err", err)
-		return
+		return err
 	}
 	c.rehandle(ch)
+	return nil
 }
 
-func (c *Core) alias(a *Alias) {
+func (c *Core) alias(a *Alias) error {
 	lid, phone := bareUser(a.LID), bareUser(a.Phone)
 	if lid == "" || phone == "" {
-		return
+		return nil
 	}
 	pl, pp := c.personOf(lid), c.personOf(phone)
 	if pl.Phone != phone || pp.LID != lid {
@@ -444,20 +534,27 @@ func (c *Core) alias(a *Alias) {
 	_, errL := c.st.Chat(string(lid))
 	switch {
 	case errP == nil:
-		err := c.st.AddAlias(string(phone), string(lid))
-		if err != nil {
-			c.log.Error("save alias", "err", err)
-		}
+		return c.st.AddAlias(string(phone), string(lid))
 	case errL == nil:
-		if err := c.st.AddAlias(string(lid), string(phone)); err != nil {
-			c.log.Error("save alias", "err", err)
-		}
+		return c.st.AddAlias(string(lid), string(phone))
+	case !errors.Is(errP, ErrNotFound):
+		return errP
+	case !errors.Is(errL, ErrNotFound):
+		return errL
 	}
+	return nil
 }
 
 // ---- WhatsApp's life ----
 
-func (c *Core) statusEvent(s *Status) {
+func (c *Core) statusEvent(ctx context.Context, s *Status) error {
+	defer func() {
+		if s.State == Connected && len(c.route.Pending) > 0 {
+			if err := c.flushPending(ctx); err != nil {
+				c.log.Error("send waiting messages", "err", err) // tried again at the next message
+			}
+		}
+	}()
 	prev := c.status
 	c.status, c.statusSeen = *s, true
 	now := c.now()
@@ -489,7 +586,7 @@ func (c *Core) statusEvent(s *Status) {
 		c.x.SetPresence("dnd", "temporarily banned by WhatsApp until "+s.Until.Local().Format("2 Jan 15:04"))
 	}
 	if s.State == c.toldState && s.State != TempBanned {
-		return
+		return nil
 	}
 	reason := ""
 	if s.Reason != "" {
@@ -511,16 +608,17 @@ func (c *Core) statusEvent(s *Status) {
 		text = "⚠️ WhatsApp rejected this version of waxmpp" + reason + ". Update waxmpp (sudo apt upgrade) and restart it."
 	case TempBanned:
 		if prev.State == TempBanned && prev.Until.Equal(s.Until) {
-			return
+			return nil
 		}
 		text = "⚠️ WhatsApp has temporarily banned this account until " + s.Until.Local().Format("Mon 2 Jan 15:04") + reason + ". waxmpp waits; sending from the phone does not help."
 	case Disconnected, PhoneOffline:
-		return // transient; the presence says it
+		return nil // transient; the presence says it
 	}
 	c.toldState = s.State
 	if text != "" {
 		c.say(text)
 	}
+	return nil
 }
 
 func plural(n int, one, many string) string {

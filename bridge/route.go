@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -11,8 +12,12 @@ import (
 // without a store or a network: the core gathers the facts (routeIn),
 // decide says what to do (routeOut), and the core does it.
 
-// maxCandidates is how many chats a "Send to 1) … 2) …?" question offers.
-const maxCandidates = 5
+// maxCandidates is how many chats one hold adds to a "Send to 1) … 2) …?"
+// question; maxQuestion is how many a question offers in all.
+const (
+	maxCandidates = 5
+	maxQuestion   = 9
+)
 
 // routeAction is what decide tells the core to do with an owner's message.
 type routeAction int
@@ -33,9 +38,11 @@ func (a routeAction) String() string {
 type routeIn struct {
 	Body string
 	// ReplyTo is the XEP-0461 id the owner replied to, and Reply the
-	// relayed message it names (nil when the id is unknown).
-	ReplyTo string
-	Reply   *MsgLink
+	// relayed message it names (nil when the id is unknown). ToQuestion
+	// is set when ReplyTo is one of the bot's "Send to…?" questions.
+	ReplyTo    string
+	Reply      *MsgLink
+	ToQuestion bool
 	// Recent are recently relayed messages (all chats), newest first,
 	// whose excerpts a "> " quote is matched against.
 	Recent []MsgLink
@@ -43,15 +50,16 @@ type routeIn struct {
 	// relayed a message since the owner last wrote to it, most recent first.
 	Current ChatID
 	Since   []ChatID
-	// Question holds the candidates of the pending question while
-	// messages are held (nil: nothing held).
+	// Question holds the numbered candidates of the pending question
+	// while messages are held: number n names Question[n-1].
 	Question []ChatID
 	// Held is true while messages are held (Question may be empty when
 	// there was nothing to choose from).
 	Held bool
 	// Resolve names a chat by handle (or the other forms resolveChat
-	// accepts).
-	Resolve func(name string) (ChatID, bool)
+	// accepts): the chat, or the chats the name could mean when it is
+	// ambiguous (a handle of one, the name of another), or neither.
+	Resolve func(name string) (ChatID, []ChatID)
 }
 
 // routeOut is decide's answer.
@@ -61,19 +69,25 @@ type routeOut struct {
 	Text       string
 	Quote      *MsgLink // send as a WhatsApp reply to this message
 	Candidates []ChatID // for actHold: what to offer, in order
+	Handles    bool     // for actHold: the candidates were named ambiguously; show their handles
 	Problem    string   // for actReject: one line for the owner
 	Rule       string   // which rule decided, for logs and tests
 }
 
-// decide applies the routing rules in order: XEP-0461 reply, "> " quote, /msg,
-// the answer to a pending question, then plain text to the current chat
-// only when no other chat spoke since the owner last wrote to it. It never
-// guesses: when in doubt it holds. A command (a body starting with one "/")
-// is a command even when sent as a reply.
+const (
+	problemNothingAfterQuote = "Not sent: there is nothing after the quote. Write your answer below the quoted line."
+	problemNothingHeld       = "Nothing is held: that question was answered already."
+)
+
+// decide applies the routing rules in order: a command, an XEP-0461
+// reply, a "> " quote, the answer to a pending question, then plain text
+// to the current chat only when no other chat spoke since the owner last
+// wrote to it. It never guesses: when in doubt it holds. A command (a body
+// starting with one "/") is a command even when sent as a reply.
 func decide(in routeIn) routeOut {
 	body := in.Body
 	// Commands first, even in a reply or with a quote-less body: "/mute"
-	// typed as a reply must not reach the chat as text. /msg is rule 3.
+	// typed as a reply must not reach the chat as text. /msg is a rule.
 	if name, args, ok := parseCommand(body); ok {
 		if name != "msg" {
 			return routeOut{Action: actCommand, Rule: "command"}
@@ -83,17 +97,25 @@ func decide(in routeIn) routeOut {
 		if target == "" || strings.TrimSpace(text) == "" {
 			return routeOut{Action: actReject, Rule: "msg", Problem: "/msg needs a chat and a text: /msg alice see you at 8 (/chats lists the chats)."}
 		}
-		chat, ok := in.resolve(target)
-		if !ok {
-			return routeOut{Action: actReject, Rule: "msg", Problem: "Not sent: no chat " + strconv.Quote(target) + ". /chats lists them, /find <name> searches, /new <+number> starts one."}
+		chat, maybe := in.resolve(target)
+		switch {
+		case chat != "":
+			return routeOut{Action: actSend, Rule: "msg", Chat: chat, Text: text}
+		case len(maybe) > 0:
+			// A handle of one chat and the name of another: ask.
+			return routeOut{Action: actHold, Rule: "msg", Text: text, Candidates: maybe[:min(len(maybe), maxCandidates)], Handles: true}
 		}
-		return routeOut{Action: actSend, Rule: "msg", Chat: chat, Text: text}
+		return routeOut{Action: actReject, Rule: "msg", Problem: "Not sent: no chat " + strconv.Quote(target) + ". /chats lists them, /find <name> searches, /new <+number> starts one."}
 	}
 	if strings.HasPrefix(body, "//") {
 		body = body[1:] // "//x" sends "/x"
 	}
-	// 1. An XEP-0461 reply names its chat.
+	// 1. An XEP-0461 reply names its chat; a reply to the bot's question
+	// answers it.
 	if in.ReplyTo != "" {
+		if in.ToQuestion {
+			return answer(in, body, "reply")
+		}
 		if in.Reply == nil || in.Reply.WA.Chat == "" {
 			return routeOut{Action: actReject, Rule: "reply", Problem: "Not sent: I don't know which chat the message you replied to belongs to. Use /msg <chat> <text>."}
 		}
@@ -106,39 +128,31 @@ func decide(in routeIn) routeOut {
 		}
 		return routeOut{Action: actSend, Rule: "reply", Chat: ChatID(in.Reply.WA.Chat), Text: body, Quote: q}
 	}
-	// 2. A "> " quote of a recently relayed message.
+	// 2. A "> " quote of a recently relayed message, or of the question.
 	if quote, rest, ok := splitQuote(body); ok {
+		if isQuestion(quote) {
+			return answer(in, rest, "quote")
+		}
 		chats, match := matchQuote(quote, in.Recent)
+		if len(chats) > 0 && strings.TrimSpace(rest) == "" {
+			return routeOut{Action: actReject, Rule: "quote", Problem: problemNothingAfterQuote}
+		}
 		switch {
 		case len(chats) == 1:
-			if strings.TrimSpace(rest) == "" {
-				return routeOut{Action: actReject, Rule: "quote", Problem: "Not sent: there is nothing after the quote. Write your answer below the quoted line."}
-			}
 			return routeOut{Action: actSend, Rule: "quote", Chat: chats[0], Text: rest, Quote: match}
 		case len(chats) > 1:
 			// The same words were said in several chats: ask.
-			if strings.TrimSpace(rest) == "" {
-				return routeOut{Action: actReject, Rule: "quote", Problem: "Not sent: there is nothing after the quote. Write your answer below the quoted line."}
-			}
 			return routeOut{Action: actHold, Rule: "quote", Text: body, Candidates: chats[:min(len(chats), maxCandidates)]}
 		}
-		// No match: the quote is just text.
+		// The quote matches nothing relayed: it still means "that
+		// message", which is unknown. Ask, as for plain text that
+		// cannot go to the current chat.
+		return routeOut{Action: actHold, Rule: "quote", Text: body, Candidates: plainCandidates(in)}
 	}
 	// The answer to a pending question.
 	if in.Held {
-		a := strings.TrimSpace(body)
-		if n, err := strconv.Atoi(a); err == nil && isDigits(a) {
-			if n >= 1 && n <= len(in.Question) {
-				return routeOut{Action: actAnswer, Rule: "answer", Chat: in.Question[n-1]}
-			}
-			if len(in.Question) > 0 {
-				return routeOut{Action: actReject, Rule: "answer", Problem: "Answer a number from 1 to " + strconv.Itoa(len(in.Question)) + ", or a chat's handle; /cancel drops the held message."}
-			}
-		}
-		if a != "" && !strings.ContainsAny(a, " \n\t") {
-			if chat, ok := in.resolve(strings.TrimPrefix(a, "@")); ok {
-				return routeOut{Action: actAnswer, Rule: "answer", Chat: chat}
-			}
+		if out, ok := tryAnswer(in, body); ok {
+			return out
 		}
 	}
 	if strings.TrimSpace(body) == "" {
@@ -148,28 +162,101 @@ func decide(in routeIn) routeOut {
 	if !in.Held && in.Current != "" && len(in.Since) == 0 {
 		return routeOut{Action: actSend, Rule: "current", Chat: in.Current, Text: body}
 	}
+	return routeOut{Action: actHold, Rule: "plain", Text: body, Candidates: plainCandidates(in)}
+}
+
+// plainCandidates are the chats a held plain message may be for: the
+// current chat, then those that spoke since, most recent first.
+func plainCandidates(in routeIn) []ChatID {
 	var cands []ChatID
 	add := func(c ChatID) {
-		if c == "" || len(cands) == maxCandidates {
-			return
+		if c != "" && len(cands) < maxCandidates && !slices.Contains(cands, c) {
+			cands = append(cands, c)
 		}
-		for _, o := range cands {
-			if o == c {
-				return
-			}
-		}
-		cands = append(cands, c)
 	}
 	add(in.Current)
 	for _, c := range in.Since {
 		add(c)
 	}
-	return routeOut{Action: actHold, Rule: "plain", Text: body, Candidates: cands}
+	return cands
 }
 
-func (in routeIn) resolve(name string) (ChatID, bool) {
+// answer treats text as the owner's answer to the question (they replied
+// to it or quoted it): it must be one.
+func answer(in routeIn, text, rule string) routeOut {
+	if !in.Held {
+		return routeOut{Action: actReject, Rule: rule, Problem: problemNothingHeld}
+	}
+	if out, ok := tryAnswer(in, text); ok {
+		return out
+	}
+	return routeOut{Action: actReject, Rule: rule, Problem: answerProblem(in)}
+}
+
+// tryAnswer reads body as the answer to the pending question: a number
+// the question offered, or a chat's handle. ok is false when body is no
+// answer at all (then it is text, held like the rest).
+func tryAnswer(in routeIn, body string) (routeOut, bool) {
+	a := strings.TrimSpace(body)
+	if n, ok := parseAnswer(a); ok {
+		if n >= 1 && n <= len(in.Question) {
+			return routeOut{Action: actAnswer, Rule: "answer", Chat: in.Question[n-1]}, true
+		}
+		if len(in.Question) > 0 {
+			return routeOut{Action: actReject, Rule: "answer", Problem: answerProblem(in)}, true
+		}
+	}
+	if a != "" && !strings.ContainsAny(a, " \n\t") {
+		chat, maybe := in.resolve(strings.TrimPrefix(a, "@"))
+		if chat != "" {
+			return routeOut{Action: actAnswer, Rule: "answer", Chat: chat}, true
+		}
+		if len(maybe) > 0 {
+			return routeOut{Action: actReject, Rule: "answer", Problem: strconv.Quote(a) + " names more than one chat. Answer with the question's number, or a handle from /chats."}, true
+		}
+	}
+	return routeOut{}, false
+}
+
+func answerProblem(in routeIn) string {
+	if len(in.Question) == 0 {
+		return "Answer with a chat's handle (/chats lists them); /cancel drops the held messages."
+	}
+	return "Answer a number from 1 to " + strconv.Itoa(len(in.Question)) + ", or a chat's handle; /cancel drops the held message."
+}
+
+// parseAnswer reads a question's number as people and clients write it:
+// "2", "2.", "2)", "(2)", "#2", the keycap emoji "2️⃣".
+func parseAnswer(s string) (int, bool) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(s, "\u20e3") // keycap
+	s = strings.TrimSuffix(s, "\ufe0f")
+	s = strings.TrimPrefix(s, "#")
+	if strings.HasPrefix(s, "(") {
+		s = strings.TrimSuffix(s[1:], ")")
+	}
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "."), ")")
+	s = strings.TrimSpace(s)
+	if !isDigits(s) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+// isQuestion reports whether a quote is of one of the bot's "which chat?"
+// questions (Monal and Siskin answer by quoting).
+func isQuestion(quote string) bool {
+	q := normQuote(quote)
+	if i := strings.Index(q, " held messages: "); i > 0 && isDigits(q[:i]) {
+		q = q[i+len(" held messages: "):]
+	}
+	return strings.HasPrefix(q, "Send to 1) ") || strings.HasPrefix(q, "Not sent yet — ")
+}
+
+func (in routeIn) resolve(name string) (ChatID, []ChatID) {
 	if in.Resolve == nil || name == "" {
-		return "", false
+		return "", nil
 	}
 	return in.Resolve(name)
 }
@@ -216,9 +303,12 @@ func splitQuote(body string) (quote, rest string, ok bool) {
 
 // matchQuote finds the relayed messages whose text the quote is (the start
 // of). It returns the distinct chats that match, most recent first, and the
-// newest matching message.
+// newest matching message. Both sides are compared as the owner reads them:
+// without the bot's header, without nested quote lines (a relayed reply
+// carries the quoted message's text), and with XEP-0393 markers and
+// whitespace folded.
 func matchQuote(quote string, recent []MsgLink) ([]ChatID, *MsgLink) {
-	q := normQuote(stripHeader(quote))
+	q := normQuote(stripHeader(dropQuoteLines(quote)))
 	if q == "" {
 		return nil, nil
 	}
@@ -226,44 +316,64 @@ func matchQuote(quote string, recent []MsgLink) ([]ChatID, *MsgLink) {
 	var first *MsgLink
 	for i := range recent {
 		m := &recent[i]
-		if m.WA.Chat == "" || m.XMPPID == "" || !strings.HasPrefix(m.XMPPID, relayPrefix) {
+		if !relayedLine(*m) {
 			continue // only what the bot relayed can be quoted
 		}
-		e := normQuote(m.Excerpt)
-		if e == "" || !quoteMatches(q, e) {
+		e := normQuote(dropQuoteLines(m.Excerpt))
+		if e == "" || !quoteMatches(q, e, len(m.Excerpt) >= maxExcerptMatch) {
 			continue
 		}
 		if first == nil {
 			first = m
 		}
-		c := ChatID(m.WA.Chat)
-		seen := false
-		for _, o := range chats {
-			seen = seen || o == c
-		}
-		if !seen {
+		if c := ChatID(m.WA.Chat); !slices.Contains(chats, c) {
 			chats = append(chats, c)
 		}
 	}
 	return chats, first
 }
 
+// relayedLine reports whether l is a line the bot relayed (a message or a
+// note about a chat): the map also holds what the owner wrote, and muted
+// messages that were never shown.
+func relayedLine(l MsgLink) bool {
+	return l.WA.Chat != "" && strings.HasPrefix(l.XMPPID, relayPrefix)
+}
+
 // quoteMatches reports whether quote q (normalized) quotes excerpt e
 // (normalized): the whole text, a start of at least 8 characters (clients
-// shorten long quotes), or the whole excerpt when the excerpt was cut.
-func quoteMatches(q, e string) bool {
+// shorten long quotes), or, when the excerpt was cut, a text that starts
+// with it.
+func quoteMatches(q, e string, cut bool) bool {
 	if q == e {
 		return true
 	}
 	if len([]rune(q)) >= 8 && strings.HasPrefix(e, q) {
 		return true
 	}
-	return len(e) >= maxExcerptMatch && strings.HasPrefix(q, e)
+	return cut && strings.HasPrefix(q, e)
 }
 
-// maxExcerptMatch is a little under the store's excerpt size (160 bytes,
-// cut on a character boundary): an excerpt this long may be cut.
+// maxExcerptMatch is a little under the excerpt size (160 bytes, cut on a
+// character boundary): an excerpt this long may be cut.
 const maxExcerptMatch = 150
+
+// dropQuoteLines removes the lines that are themselves quotes ("> …"):
+// the bot puts the quoted text before a reply, and clients nest it when
+// they quote that reply.
+func dropQuoteLines(s string) string {
+	if !strings.Contains(s, ">") {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(strings.TrimLeft(l, " "), ">") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
 
 // normQuote folds the differences clients make when quoting: whitespace
 // runs, a trailing ellipsis, XEP-0393 markers.
@@ -288,6 +398,7 @@ func normQuote(s string) string {
 // or "*You* → *Alice*: " that the bot put before the text, which clients
 // quote along with it.
 func stripHeader(s string) string {
+	s = strings.TrimLeft(s, "\n")
 	if !strings.HasPrefix(s, "*") {
 		return s
 	}

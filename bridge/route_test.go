@@ -8,9 +8,12 @@ import (
 
 var handles = map[string]ChatID{"alice": "a@s.whatsapp.net", "bob": "b@s.whatsapp.net", "family": "f@g.us"}
 
-func resolveFake(n string) (ChatID, bool) {
-	c, ok := handles[strings.ToLower(n)]
-	return c, ok
+// resolveFake resolves the handles above; "fam" could be two chats.
+func resolveFake(n string) (ChatID, []ChatID) {
+	if strings.EqualFold(n, "fam") {
+		return "", []ChatID{"f@g.us", "g@g.us"}
+	}
+	return handles[strings.ToLower(n)], nil
 }
 
 func link(chat, id, excerpt string) MsgLink {
@@ -42,8 +45,8 @@ func TestDecide(t *testing.T) {
 			routeOut{Action: actSend, Chat: "f@g.us", Text: "yes", Quote: &fam, Rule: "quote"}},
 		{"quote prefix", routeIn{Body: "> dinner sun…\nyes", Recent: recent},
 			routeOut{Action: actSend, Chat: "f@g.us", Text: "yes", Quote: &fam, Rule: "quote"}},
-		{"quote too short a prefix", routeIn{Body: "> din\nyes", Recent: recent, Current: "a@s.whatsapp.net"},
-			routeOut{Action: actSend, Chat: "a@s.whatsapp.net", Text: "> din\nyes", Rule: "current"}},
+		{"quote too short a prefix: it matches nothing, ask", routeIn{Body: "> din\nyes", Recent: recent, Current: "a@s.whatsapp.net"},
+			routeOut{Action: actHold, Text: "> din\nyes", Candidates: []ChatID{"a@s.whatsapp.net"}, Rule: "quote"}},
 		{"quote of a cut excerpt", routeIn{Body: "> " + strings.Repeat("long text ", 20) + "\nyes", Recent: recent},
 			routeOut{Action: actSend, Chat: "b@s.whatsapp.net", Text: "yes", Quote: &long, Rule: "quote"}},
 		{"quote ambiguous", routeIn{Body: "> ok\nfine", Recent: recent, Current: "f@g.us"},
@@ -51,7 +54,29 @@ func TestDecide(t *testing.T) {
 		{"quote, nothing after", routeIn{Body: "> dinner sunday?", Recent: recent},
 			routeOut{Action: actReject, Rule: "quote"}},
 		{"quote, no match, no current", routeIn{Body: "> whatever\nhi", Recent: recent},
-			routeOut{Action: actHold, Text: "> whatever\nhi", Rule: "plain"}},
+			routeOut{Action: actHold, Text: "> whatever\nhi", Rule: "quote"}},
+		{"quote of a relayed reply: its quoted lines and header", routeIn{Body: "> *Bob*:\n> > something old\n> ok\nfine", Recent: []MsgLink{bobOK}},
+			routeOut{Action: actSend, Chat: "b@s.whatsapp.net", Text: "fine", Quote: &bobOK, Rule: "quote"}},
+		{"quote of the question answers it", routeIn{Body: "> 2 held messages: Send to 1) Alice 2) Family? Answer 1 or 2.\n2", Held: true, Question: []ChatID{"a@s.whatsapp.net", "f@g.us"}},
+			routeOut{Action: actAnswer, Chat: "f@g.us", Rule: "answer"}},
+		{"quote of the question, nothing held", routeIn{Body: "> Send to 1) Alice 2) Family? Answer 1 or 2.\n2", Current: "a@s.whatsapp.net"},
+			routeOut{Action: actReject, Rule: "quote"}},
+		{"quote of the question, no answer in it", routeIn{Body: "> Send to 1) Alice? Answer 1.\nwhat?", Held: true, Question: []ChatID{"a@s.whatsapp.net"}},
+			routeOut{Action: actReject, Rule: "quote"}},
+		{"reply to the question", routeIn{Body: "1", ReplyTo: "q1", ToQuestion: true, Held: true, Question: []ChatID{"a@s.whatsapp.net", "f@g.us"}},
+			routeOut{Action: actAnswer, Chat: "a@s.whatsapp.net", Rule: "answer"}},
+		{"reply to an old question", routeIn{Body: "1", ReplyTo: "q1", ToQuestion: true, Current: "a@s.whatsapp.net"},
+			routeOut{Action: actReject, Rule: "reply"}},
+		{"/msg to an ambiguous name asks", routeIn{Body: "/msg fam hi", Current: "a@s.whatsapp.net"},
+			routeOut{Action: actHold, Text: "hi", Candidates: []ChatID{"f@g.us", "g@g.us"}, Rule: "msg"}},
+		{"answer 2.", routeIn{Body: "2.", Held: true, Question: []ChatID{"a@s.whatsapp.net", "f@g.us"}},
+			routeOut{Action: actAnswer, Chat: "f@g.us", Rule: "answer"}},
+		{"answer (2)", routeIn{Body: "(2)", Held: true, Question: []ChatID{"a@s.whatsapp.net", "f@g.us"}},
+			routeOut{Action: actAnswer, Chat: "f@g.us", Rule: "answer"}},
+		{"answer keycap", routeIn{Body: "2\ufe0f\u20e3", Held: true, Question: []ChatID{"a@s.whatsapp.net", "f@g.us"}},
+			routeOut{Action: actAnswer, Chat: "f@g.us", Rule: "answer"}},
+		{"an ambiguous handle is no answer", routeIn{Body: "fam", Held: true, Question: []ChatID{"a@s.whatsapp.net"}},
+			routeOut{Action: actReject, Rule: "answer"}},
 		{"/msg", routeIn{Body: "/msg Bob  hi there", Current: "a@s.whatsapp.net", Since: []ChatID{"f@g.us"}},
 			routeOut{Action: actSend, Chat: "b@s.whatsapp.net", Text: "hi there", Rule: "msg"}},
 		{"/MSG unknown", routeIn{Body: "/MSG carol hi"}, routeOut{Action: actReject, Rule: "msg"}},
@@ -197,10 +222,13 @@ func FuzzRoute(f *testing.F) {
 	f.Add("/msg bob hi", "", uint8(1), uint8(2), "x", uint8(1), false)
 	f.Add("2", "", uint8(1), uint8(1), "", uint8(3), true)
 	f.Add("yes", "wa-x", uint8(2), uint8(0), "a", uint8(0), false)
+	f.Add("2.", "q", uint8(1), uint8(1), "", uint8(3), true)
+	f.Add("> Send to 1) Alice? Answer 1.\n1", "", uint8(0), uint8(0), "", uint8(1), true)
+	f.Add("/msg fam hi", "", uint8(0), uint8(3), "", uint8(0), false)
 	f.Add("> *A*: dinner sunday?\nyes", "", uint8(1), uint8(0), "dinner sunday?|ok", uint8(2), false)
 	chats := []ChatID{"a@s.whatsapp.net", "b@s.whatsapp.net", "f@g.us", "c@s.whatsapp.net"}
 	f.Fuzz(func(t *testing.T, body, replyTo string, current, since uint8, excerpts string, question uint8, held bool) {
-		in := routeIn{Body: body, ReplyTo: replyTo, Held: held, Resolve: resolveFake}
+		in := routeIn{Body: body, ReplyTo: replyTo, Held: held, Resolve: resolveFake, ToQuestion: replyTo == "q"}
 		if current%5 < 4 {
 			in.Current = chats[current%5]
 		}
@@ -226,7 +254,7 @@ func FuzzRoute(f *testing.F) {
 		case actSend:
 			switch out.Rule {
 			case "reply":
-				if _, _, cmd := parseCommand(body); cmd || in.Reply == nil || out.Chat != ChatID(in.Reply.WA.Chat) {
+				if _, _, cmd := parseCommand(body); cmd || in.ToQuestion || in.Reply == nil || out.Chat != ChatID(in.Reply.WA.Chat) {
 					t.Fatalf("reply sent to %s, target %+v", out.Chat, in.Reply)
 				}
 			case "quote":
@@ -241,13 +269,16 @@ func FuzzRoute(f *testing.F) {
 			case "msg":
 				name, args, _ := parseCommand(body)
 				target, _, _ := strings.Cut(args, " ")
-				want, ok := resolveFake(target)
-				if name != "msg" || !ok || want != out.Chat {
+				want, _ := resolveFake(target)
+				if name != "msg" || want == "" || want != out.Chat {
 					t.Fatalf("/msg sent to %s, body %q", out.Chat, body)
 				}
 			case "current":
 				if in.ReplyTo != "" || in.Held || in.Current == "" || len(in.Since) != 0 || out.Chat != in.Current {
 					t.Fatalf("plain text sent to %s: current %s, since %v, held %v", out.Chat, in.Current, in.Since, in.Held)
+				}
+				if _, _, quoted := splitQuote(strings.TrimPrefix(body, "/")); quoted {
+					t.Fatalf("a quote that matched nothing went to the current chat: %q", body)
 				}
 			default:
 				t.Fatalf("send by rule %q", out.Rule)
@@ -256,7 +287,7 @@ func FuzzRoute(f *testing.F) {
 				t.Fatal("send without a chat")
 			}
 		case actAnswer:
-			if !in.Held || in.ReplyTo != "" {
+			if !in.Held || in.ReplyTo != "" && !in.ToQuestion {
 				t.Fatalf("answer while nothing held")
 			}
 			okChat := false

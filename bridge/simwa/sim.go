@@ -636,9 +636,9 @@ func (s *Sim) SendText(ctx context.Context, chat bridge.ChatID, text string, opt
 }
 
 // SendLocation implements bridge.WhatsApp.
-func (s *Sim) SendLocation(ctx context.Context, chat bridge.ChatID, g bridge.Geo) (bridge.MsgRef, time.Time, error) {
+func (s *Sim) SendLocation(ctx context.Context, chat bridge.ChatID, g bridge.Geo, opts bridge.SendOptions) (bridge.MsgRef, time.Time, error) {
 	w := Geo(g)
-	return s.send(ctx, Action{Type: "send_location", Chat: string(chat), Location: &w})
+	return s.send(ctx, Action{Type: "send_location", Chat: string(chat), Location: &w, ID: opts.ID})
 }
 
 func (s *Sim) send(ctx context.Context, a Action) (bridge.MsgRef, time.Time, error) {

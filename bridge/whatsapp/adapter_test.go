@@ -736,7 +736,7 @@ func TestSends(t *testing.T) {
 	if err := h.a.React(ctx, bridge.MsgRef{Chat: chat, Sender: bridge.UserID(bob.String()), ID: "Q1"}, "👍"); err != nil {
 		t.Error(err)
 	}
-	if _, _, err := h.a.SendLocation(ctx, chat, bridge.Geo{Lat: 1.5, Lon: 2.5, Name: "here"}); err != nil {
+	if _, _, err := h.a.SendLocation(ctx, chat, bridge.Geo{Lat: 1.5, Lon: 2.5, Name: "here"}, bridge.SendOptions{}); err != nil {
 		t.Error(err)
 	}
 	if err := h.a.MarkRead(ctx, chat, bridge.UserID(bob.String()), []string{"A", "B"}, t0); err != nil {

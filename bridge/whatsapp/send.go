@@ -104,8 +104,8 @@ func (a *Adapter) SendText(ctx context.Context, chat bridge.ChatID, text string,
 }
 
 // SendLocation implements bridge.WhatsApp.
-func (a *Adapter) SendLocation(ctx context.Context, chat bridge.ChatID, g bridge.Geo) (bridge.MsgRef, time.Time, error) {
-	return a.send(ctx, chat, buildLocation(g), "")
+func (a *Adapter) SendLocation(ctx context.Context, chat bridge.ChatID, g bridge.Geo, opts bridge.SendOptions) (bridge.MsgRef, time.Time, error) {
+	return a.send(ctx, chat, buildLocation(g), opts.ID)
 }
 
 // Edit implements bridge.WhatsApp. The 20-minute window is checked

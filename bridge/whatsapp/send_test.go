@@ -80,7 +80,7 @@ func TestSendGolden(t *testing.T) {
 			return err
 		}},
 		{"location", func() error {
-			_, _, err := a.SendLocation(ctx, dm, bridge.Geo{Lat: 52.5163, Lon: 13.3777, Name: "Brandenburger Tor", Address: "Pariser Platz"})
+			_, _, err := a.SendLocation(ctx, dm, bridge.Geo{Lat: 52.5163, Lon: 13.3777, Name: "Brandenburger Tor", Address: "Pariser Platz"}, bridge.SendOptions{})
 			return err
 		}},
 		{"edit", func() error { return a.Edit(ctx, ownRef(dm, "E1"), "fixed text") }},
