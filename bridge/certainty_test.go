@@ -82,7 +82,7 @@ func TestSpokeSurvivesCrash(t *testing.T) {
 	h.sync()
 	// The routing state cannot be written: the power goes off right
 	// after Bob's message was relayed and mapped.
-	h.st.set("PutBlob", crashErr)
+	h.st.set("PutBlob", errCrash)
 	h.send(msg(bob, bob, "B1", "are you there?"))
 	h.sync()
 	h.crash()
@@ -275,7 +275,7 @@ func TestFailuresNotAcknowledged(t *testing.T) {
 
 	// The routing state cannot be saved: the owner's message is not
 	// acknowledged either.
-	h.st.set("PutBlob", crashErr)
+	h.st.set("PutBlob", errCrash)
 	m := &bridge.OwnerText{Body: "to whom?"}
 	h.owner(m)
 	h.sync()
@@ -385,7 +385,7 @@ func TestLocationID(t *testing.T) {
 	h.send(msg(alice, alice, "A1", "hi"))
 	h.say("/to alice")
 	h.wa.take()
-	h.st.set("PutMessages", crashErr) // sent, then the power goes off
+	h.st.set("PutMessages", errCrash) // sent, then the power goes off
 	pin := &bridge.OwnerText{Body: "geo:52.52,13.405"}
 	h.owner(pin)
 	h.sync()

@@ -350,7 +350,7 @@ func (h *harness) restart() {
 // stopping reaches the disk. Then it starts again, as restart does.
 func (h *harness) crash() {
 	for _, m := range writes {
-		h.st.set(m, crashErr)
+		h.st.set(m, errCrash)
 	}
 	h.stop()
 	h.start()

@@ -47,17 +47,32 @@
 //     A reply to a bot message that names no chat (a command's answer) is
 //     refused, never routed elsewhere.
 //  3. A "> " quote (XEP-0393, as Conversations, Siskin and Monal write
-//     replies) that matches the text of a recently relayed message goes to
-//     that message's chat as a WhatsApp reply to it, the quote removed.
-//     When the quoted words were said in several chats, the bot asks.
-//  4. While messages are held, a bare number from the question, or a chat's
-//     handle, answers it: the held messages go to that chat, in order, and
-//     it becomes the current chat. /to <chat> also releases them there;
-//     /cancel drops them.
+//     replies) that matches the text of a recently relayed line goes to
+//     that line's chat as a WhatsApp reply to it, the quote removed. What
+//     is matched is what the owner saw: the bot's header and the quoted
+//     lines a relayed reply carries are left out, markup and whitespace
+//     folded. Only relayed lines count (a muted chat's messages were never
+//     seen): the newest 200 records of each of the 20 chats that relayed
+//     most recently. When the quoted words were said in several chats, or
+//     match nothing, the bot asks: a quote means "that message".
+//  4. While messages are held, the answer is a number from the question
+//     (also written "2.", "2)", "#2", a keycap, or sent as a reply to the
+//     question or a quote of it) or a chat's handle: the held messages go
+//     to that chat, in order, and it becomes the current chat. /to <chat>
+//     also releases them there; /cancel drops them. A question's numbers
+//     never change while anything is held: chats are only added after
+//     them, so a number means what the owner saw. Chats of the same name
+//     are told apart by their handles; a chat merged from a LID and a
+//     phone number is offered once.
 //  5. Plain text goes to the current chat only if no other chat has relayed
 //     anything since the owner last wrote to it. Otherwise it is held and
 //     the bot asks ("Send to 1) Alice 2) Family? Answer 1 or 2."). While
 //     anything is held, further plain text is held too (order is kept).
+//
+// A chat is named by its handle, its JID, its +number, or its whole name. A
+// renamed chat keeps its old handle; when a handle and another chat's
+// current name disagree ("family" is the old group's handle and the new
+// group's name), the bot asks instead of choosing.
 //
 // The current chat changes only by /to, /new, or by answering a question.
 // A reply, a quote or /msg sends once and leaves it alone. "Spoke since"
@@ -69,14 +84,37 @@
 //
 // # Nothing lost, nothing twice
 //
+// Both sides keep what they delivered until the core calls their Handled,
+// in delivery order, and deliver what is left again after a restart. The
+// core acknowledges only what it dealt with durably. When the store or the
+// outbox fails (a full or failing SD card), the event is not acknowledged:
+// that side waits (nothing after it is handled out of order), the event is
+// tried again (after 1 s, doubling up to 30 s), and the owner is told once
+// that relaying waits. Names, aliases and history anchors are saved in
+// batches (every few seconds); the events that changed them are
+// acknowledged once they are saved. Bad input (a message without a chat)
+// is dropped and logged, never retried.
+//
 // WhatsApp to XMPP: a message whose key is in the message map is not relayed
-// again. XMPP.Send (durable) comes first, then the map; a crash in between
-// relays it again with the same XMPP id, derived from the WhatsApp key
-// (relayID), which the outbox and clients drop. XMPP to WhatsApp: the
-// WhatsApp id is derived from the owner's XMPP id (SendOptions.ID), so a
-// resend after a crash between "sent" and "recorded" is dropped by the
-// recipients. Both sides keep what they delivered until the core calls
-// their Handled, in delivery order.
+// again. "Spoke since" is saved first, then XMPP.Send (durable), then the
+// map; a crash in between relays it again with the same XMPP id, derived
+// from the WhatsApp key (relayID), which the outbox and clients drop; notes
+// about events carry ids derived from the event in the same way. A sender
+// known by a LID and a phone number is one sender.
+//
+// XMPP to WhatsApp: the WhatsApp id (of a text or a location) is derived
+// from the owner's XMPP id (SendOptions.ID), so a resend after a crash
+// between "sent" and "recorded" is dropped by the recipients. Every owner
+// message that does something (text, command, answer, correction,
+// retraction, reaction) is handled once by its id: the server's archive
+// replays what the bot had not acknowledged, and a replayed /logout yes or
+// answer does nothing. A message WhatsApp does not take (not linked,
+// reconnecting) waits on disk for its chat, in order, and goes when
+// WhatsApp is connected again or the owner writes next; one WhatsApp
+// refuses three times while connected is dropped, and the owner told.
+// Corrections send text as the rules would have: a "/msg chat" prefix, a
+// quote or the "//" escape are not part of it, and a correction naming
+// another chat is refused.
 //
 // # Feature mapping
 //
@@ -93,6 +131,7 @@
 //	                      on the owner's message          (per sender in groups)
 //	typing                XEP-0085, direct chats only     XEP-0085, to the current
 //	                                                      chat when text would go there
+//	                                                      and the last text went there
 //	media                 a line naming the kind and the  a file URL is sent as text
 //	                      caption
 //	location, contact,    readable text (geo: URI, name   a lone geo: URI is sent as

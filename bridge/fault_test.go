@@ -198,9 +198,9 @@ func (b *inbox[T]) left() []T {
 	return append([]T(nil), b.items...)
 }
 
-// crashErr is what a store write returns in a crash: the write never
+// errCrash is what a store write returns in a crash: the write never
 // happened.
-var crashErr = errors.New("store: the power went off")
+var errCrash = errors.New("store: the power went off")
 
 // writes are the Store methods that write.
 var writes = []string{"PutChat", "SetHandle", "Touch", "AddAlias", "PutMessages", "SetRoute", "PutBlob"}

@@ -21,8 +21,13 @@ type Health struct {
 	// read (the store failed).
 	XMPP    XMPPStats
 	XMPPErr error
-	// Held is how many of the owner's messages wait for "Send to…?".
-	Held int
+	// Held is how many of the owner's messages wait for "Send to…?";
+	// Pending how many wait for WhatsApp to take them.
+	Held    int
+	Pending int
+	// Paused is set while the core cannot save what it relays (the store
+	// or the outbox fails): it waits, and tries again.
+	Paused bool
 }
 
 // Health asks the core's loop for its health. The request goes through
@@ -47,7 +52,8 @@ func (c *Core) Health(ctx context.Context) (Health, error) {
 
 // health answers Health; called by Run's loop only.
 func (c *Core) health() Health {
-	h := Health{Waiting: len(c.cfg.Events), Held: len(c.route.Held)}
+	h := Health{Waiting: len(c.cfg.Events), Held: len(c.route.Held), Pending: len(c.route.Pending),
+		Paused: c.stuckEvent != nil || c.stuckOwner != nil}
 	if c.statusSeen {
 		h.WhatsApp, h.Until = c.status.State, c.status.Until
 	}
@@ -96,6 +102,12 @@ func (h Health) String() string {
 	}
 	if h.Held > 0 {
 		parts = append(parts, strconv.Itoa(h.Held)+" held for an answer")
+	}
+	if h.Pending > 0 {
+		parts = append(parts, strconv.Itoa(h.Pending)+" waiting for WhatsApp")
+	}
+	if h.Paused {
+		parts = append(parts, "paused: cannot save (disk full?)")
 	}
 	return strings.Join(parts, " · ")
 }

@@ -96,6 +96,7 @@ func TestHealthString(t *testing.T) {
 		{bridge.Health{WhatsApp: bridge.Disconnected, XMPP: bridge.XMPPStats{Queued: 7}}, "WhatsApp reconnecting · XMPP connecting · 7 queued"},
 		{bridge.Health{WhatsApp: bridge.TempBanned, Until: until}, "WhatsApp banned until 24 Dec 18:30 · XMPP connecting · 0 queued"},
 		{bridge.Health{WhatsApp: bridge.LoggedOut, XMPPErr: errors.New("disk"), Waiting: 3, Held: 1}, "WhatsApp logged out: send /pair · XMPP unknown (store error) · 0 queued · 3 from WhatsApp waiting · 1 held for an answer"},
+		{bridge.Health{WhatsApp: bridge.Disconnected, XMPP: bridge.XMPPStats{Connected: true}, Pending: 2, Paused: true}, "WhatsApp reconnecting · XMPP connected · 0 queued · 2 waiting for WhatsApp · paused: cannot save (disk full?)"},
 	}
 	for _, tt := range tests {
 		if got := tt.h.String(); got != tt.want {

@@ -335,7 +335,7 @@ func routeModel(t *testing.T, seed uint64, steps int) {
 				continue
 			}
 			id, text := fmt.Sprintf("W%d", n), fmt.Sprintf("text %d", n)
-			h.st.set("PutBlob", crashErr)
+			h.st.set("PutBlob", errCrash)
 			h.send(&bridge.Message{Ref: bridge.MsgRef{Chat: bridge.ChatID(chat), Sender: bridge.UserID(chat), ID: id}, Time: t0.Add(time.Duration(n) * time.Second), Kind: bridge.Text, Text: text})
 			h.sync()
 			h.crash()
