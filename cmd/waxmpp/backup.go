@@ -11,17 +11,42 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"waxmpp/bridge/config"
 	"waxmpp/bridge/store"
 )
 
-// controlPath is the daemon's control socket, beside the state file: only
-// the daemon's user can reach it (the directory and the socket are 0700 and
-// 0600).
+// controlPath is the daemon's control socket, in a directory "control"
+// beside the state file that only the daemon's user may enter (see
+// privateDir), so that no other user can ever connect, whatever the umask
+// and whatever the mode of the state file's directory.
 func controlPath(dbPath string) string {
-	return filepath.Join(filepath.Dir(dbPath), "control.sock")
+	return filepath.Join(filepath.Dir(dbPath), "control", "control.sock")
+}
+
+// privateDir makes dir a directory that only this process's user may
+// enter: created if missing; an existing one must be a directory (not a
+// symlink) owned by this user. Its mode is set to 0700 explicitly, through
+// the opened directory, so neither the umask nor an earlier mode counts.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("%s is not a directory waxmpp can use: %w", dir, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to another user; remove it", dir)
+	}
+	return f.Chmod(0o700)
 }
 
 // backup writes a consistent copy of the state file to file. When no daemon
@@ -85,11 +110,16 @@ func fetchBackup(ctx context.Context, sock, file string) (int64, error) {
 // rare; a second waits).
 func serveControl(ctx context.Context, db *store.DB, log *slog.Logger) (func(), error) {
 	path := controlPath(db.Path())
+	if err := privateDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
 	os.Remove(path) // a stale socket of a crashed daemon; we hold the file lock
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+	// The directory already keeps others out; the socket's own mode
+	// (umask-dependent until this chmod) is a second fence.
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)

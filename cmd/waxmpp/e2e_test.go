@@ -28,6 +28,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv("WAXMPP_TEST_DIAL"); sock != "" {
+		dialHelper(sock) // TestControlSocketPrivate, as another user
+		return
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
