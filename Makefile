@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 # Cross targets: name=GOARCH[/GOARM]
 TARGETS     := linux-arm64=arm64 linux-armv6=arm/6 linux-armv7=arm/7 linux-amd64=amd64
 
-.PHONY: build cross test test-arm bench fuzz lint clean deb apt-repo test-install
+.PHONY: build cross test test-arm bench fuzz lint layout clean deb apt-repo test-install
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/waxmpp ./cmd/waxmpp
@@ -51,6 +51,21 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags simwa ./...
 	$(GO) vet -tags simwa ./...
+	$(GO) mod tidy -diff
+	@$(MAKE) --no-print-directory layout
+
+# The layout stays true: package bridge (the domain) depends on the standard
+# library alone, and no package under bridge/ imports an adapter (whatsapp,
+# xmpp, store, simwa) except the test harnesses (bridge/*test) and _test
+# files (go list's Imports leaves those out). Both builds.
+layout:
+	@set -e; for tags in "" simwa; do \
+		bad=$$($(GO) list -tags "$$tags" -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./bridge | grep -vx waxmpp/bridge || true); \
+		if [ -n "$$bad" ]; then echo "layout: package bridge (tags '$$tags') depends on more than the standard library:"; echo "$$bad"; exit 1; fi; \
+		bad=$$($(GO) list -tags "$$tags" -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} imports {{.}}{{"\n"}}{{end}}' ./bridge/... | \
+			awk '$$1 !~ /test$$/ && $$3 ~ /^waxmpp\/bridge\/(whatsapp|xmpp|store|simwa)$$/'); \
+		if [ -n "$$bad" ]; then echo "layout: an adapter imported within bridge/ (tags '$$tags'):"; echo "$$bad"; exit 1; fi; \
+	done
 
 clean:
 	rm -rf dist
