@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -406,10 +407,21 @@ func (db *DB) PruneMessages(now time.Time) (int, error) {
 				}
 			}
 		}
+		if n == 0 {
+			return errNothingToPrune // roll back: an idle bridge writes nothing
+		}
 		return nil
 	})
+	if errors.Is(err, errNothingToPrune) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: prune messages: %w", err)
 	}
 	return n, nil
 }
+
+// errNothingToPrune rolls back a prune that found nothing old: a bbolt
+// commit writes and syncs its meta page even when nothing changed, and the
+// daily prune of an idle bridge must not write to the SD card.
+var errNothingToPrune = errors.New("store: nothing to prune")
