@@ -344,6 +344,16 @@ ping_timeout = "3s"
 		if u := strings.TrimSpace(m.must("ps -o user= -p " + mainPID)); u != "waxmpp" {
 			t.Errorf("runs as %q, want waxmpp", u)
 		}
+		// The journal: no time of the bridge's own on its lines, and
+		// priorities from the levels (the config error of the start
+		// without a config was an error, "started" info).
+		lines := m.must("journalctl -b -u waxmpp -o cat --no-pager _PID=" + mainPID)
+		if !strings.Contains(lines, "msg=started") || strings.Contains(lines, "time=") {
+			t.Errorf("journal lines of the bridge, want msg=started and no time=:\n%s", lines)
+		}
+		if errs := m.must("journalctl -b -u waxmpp -o cat --no-pager -p err"); !strings.Contains(errs, "waxmpp is not configured") || strings.Contains(errs, "msg=started") {
+			t.Errorf("journal at priority err:\n%s", errs)
+		}
 	})
 
 	step(t, "sandbox", func(t *testing.T) {
