@@ -491,6 +491,8 @@ func (c *Core) cmdStatus() string {
 			b.WriteString("temporarily banned until " + s.Until.Local().Format("Mon 2 Jan 15:04"))
 		case PhoneOffline:
 			b.WriteString("connected, phone offline")
+		case Banned:
+			b.WriteString("banned by WhatsApp")
 		default:
 			b.WriteString("state " + strconv.Itoa(int(s.State)))
 		}

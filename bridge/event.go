@@ -276,6 +276,7 @@ const (
 	Outdated       // WhatsApp rejected our client version
 	TempBanned     // until Until
 	PhoneOffline   // connected, but the phone was not seen since PhoneLastSeen
+	Banned         // WhatsApp banned the account; linking again cannot help until WhatsApp lifts it
 )
 
 // Status reports a life event of the WhatsApp connection.
@@ -291,7 +292,12 @@ type Status struct {
 type PairCode struct {
 	QR       string
 	LinkCode string
-	Expires  time.Time
+	// Passkey, when set, is WhatsApp asking to confirm the link with the
+	// account's passkey: WebAuthn request options (JSON) for relying party
+	// whatsapp.com. Only a browser can answer (the WhatsApp adapter's
+	// AnswerPasskey); the adapter sends it only to a caller that said so.
+	Passkey string
+	Expires time.Time
 }
 
 // PairResult ends a pairing attempt.

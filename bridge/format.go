@@ -109,6 +109,9 @@ func content(m *Message, name func(UserID) string) string {
 	}
 	if strings.TrimSpace(s) == "" {
 		s = "[a message waxmpp cannot show yet: see your phone]"
+		if m.ViewOnce { // WhatsApp keeps its content from linked devices
+			s = "[only your phone can open it]"
+		}
 	}
 	if m.ViewOnce {
 		s = "(view once) " + s

@@ -584,6 +584,8 @@ func (c *Core) statusEvent(ctx context.Context, s *Status) error {
 		c.x.SetPresence("dnd", "WhatsApp rejected this version — update waxmpp")
 	case TempBanned:
 		c.x.SetPresence("dnd", "temporarily banned by WhatsApp until "+s.Until.Local().Format("2 Jan 15:04"))
+	case Banned:
+		c.x.SetPresence("dnd", "banned by WhatsApp")
 	}
 	if s.State == c.toldState && s.State != TempBanned {
 		return nil
@@ -611,6 +613,8 @@ func (c *Core) statusEvent(ctx context.Context, s *Status) error {
 			return nil
 		}
 		text = "⚠️ WhatsApp has temporarily banned this account until " + s.Until.Local().Format("Mon 2 Jan 15:04") + reason + ". waxmpp waits; sending from the phone does not help."
+	case Banned:
+		text = "⛔ WhatsApp has banned this WhatsApp account. Nothing is relayed. Open WhatsApp on your phone: it says why and how to ask for a review. Once WhatsApp works on the phone again, send /pair."
 	case Disconnected, PhoneOffline:
 		return nil // transient; the presence says it
 	}

@@ -77,6 +77,7 @@ func TestRelayGolden(t *testing.T) {
 		{"forwarded, view once", &bridge.Message{Ref: ref(alice, alice, "M19"), Time: t0, Kind: bridge.Image, Forwarded: true, ViewOnce: true}},
 		{"history message", &bridge.Message{Ref: ref(alice, alice, "M20"), Time: t0.Add(-24 * time.Hour), Kind: bridge.Text, Text: "old news", History: true}},
 		{"empty message (an unsupported kind)", &bridge.Message{Ref: ref(alice, alice, "M24"), Time: t0, Kind: bridge.Text}},
+		{"view once, kept on the phone", &bridge.Message{Ref: ref(alice, alice, "M25"), Time: t0, Kind: bridge.Text, ViewOnce: true}},
 		{"duplicate message: nothing", msg(alice, alice, "M1", "Hi *there*, _how_ are you?")},
 		{"edit", &bridge.Edit{Ref: ref(alice, alice, "M1"), Text: "Hi, how are you?"}},
 		{"edit of an unknown message", &bridge.Edit{Ref: ref(alice, alice, "GONE"), Text: "fixed"}},
@@ -257,6 +258,7 @@ func TestStatus(t *testing.T) {
 		{State: bridge.StreamReplaced},
 		{State: bridge.Outdated},
 		{State: bridge.TempBanned, Until: t0.Add(24 * time.Hour).Local()},
+		{State: bridge.Banned, Reason: "WhatsApp has banned this account"},
 		{State: bridge.Connected},
 	}
 	var b strings.Builder

@@ -172,9 +172,9 @@
 //	chat_info      chat*, kind (direct, group for …@g.us, broadcast, status), name
 //	alias          lid*, phone*
 //	status         state* (connected, disconnected, logged_out, not_paired,
-//	               stream_replaced, outdated, temp_banned, phone_offline), reason,
+//	               stream_replaced, outdated, temp_banned, phone_offline, banned), reason,
 //	               until, phone_last_seen
-//	pair_code      qr or link_code*, expires
+//	pair_code      qr, link_code or passkey* (WebAuthn request options, JSON), expires
 //	pair_result    ok, user, name, error
 //	media_retry    chat*, id*, sender, from_me (the message), media (the file
 //	               uploaded again: handle*, data or file; absent: gone from the

@@ -296,10 +296,10 @@ func (e *Event) status(time.Time) (bridge.Event, error) {
 }
 
 func (e *Event) pairCode(time.Time) (bridge.Event, error) {
-	if e.QR == "" && e.LinkCode == "" {
-		return nil, errors.New(`"qr" or "link_code" is required`)
+	if e.QR == "" && e.LinkCode == "" && e.Passkey == "" {
+		return nil, errors.New(`"qr" or "link_code" (or "passkey") is required`)
 	}
-	return &bridge.PairCode{QR: e.QR, LinkCode: e.LinkCode, Expires: e.Expires}, nil
+	return &bridge.PairCode{QR: e.QR, LinkCode: e.LinkCode, Passkey: e.Passkey, Expires: e.Expires}, nil
 }
 
 func (e *Event) pairResult(time.Time) (bridge.Event, error) {

@@ -216,6 +216,7 @@ type Event struct {
 	PhoneLastSeen time.Time `json:"phone_last_seen,omitzero"` // status
 	QR            string    `json:"qr,omitempty"`             // pair_code
 	LinkCode      string    `json:"link_code,omitempty"`      // pair_code
+	Passkey       string    `json:"passkey,omitempty"`        // pair_code: WebAuthn request options (JSON)
 	Expires       time.Time `json:"expires,omitzero"`         // pair_code
 	OK            bool      `json:"ok,omitempty"`             // pair_result
 	Error         string    `json:"error,omitempty"`          // pair_result, media_retry
@@ -332,7 +333,7 @@ var (
 	connStates = map[string]bridge.ConnState{
 		"connected": bridge.Connected, "disconnected": bridge.Disconnected, "logged_out": bridge.LoggedOut,
 		"not_paired": bridge.NotPaired, "stream_replaced": bridge.StreamReplaced, "outdated": bridge.Outdated,
-		"temp_banned": bridge.TempBanned, "phone_offline": bridge.PhoneOffline,
+		"temp_banned": bridge.TempBanned, "phone_offline": bridge.PhoneOffline, "banned": bridge.Banned,
 	}
 )
 
@@ -561,7 +562,7 @@ func FromBridge(ev bridge.Event) (Event, error) {
 	case *bridge.Status:
 		e.Type, e.State, e.Reason, e.Until, e.PhoneLastSeen = "status", enumName(connStates, v.State), v.Reason, v.Until, v.PhoneLastSeen
 	case *bridge.PairCode:
-		e.Type, e.QR, e.LinkCode, e.Expires = "pair_code", v.QR, v.LinkCode, v.Expires
+		e.Type, e.QR, e.LinkCode, e.Passkey, e.Expires = "pair_code", v.QR, v.LinkCode, v.Passkey, v.Expires
 	case *bridge.PairResult:
 		e.Type, e.OK, e.User, e.Name, e.Error = "pair_result", v.OK, string(v.ID), v.Name, v.Err
 	case *bridge.MediaRetry:

@@ -1,7 +1,6 @@
 package whatsapp
 
 import (
-	"compress/zlib"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,19 +8,20 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/appstate"
+	"go.mau.fi/whatsmeow/proto/waCompanionReg"
 	"go.mau.fi/whatsmeow/proto/waE2E"
-	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/proto/waWeb"
 	wastore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/proto"
 
 	"waxmpp/bridge"
 )
@@ -34,11 +34,13 @@ type client interface {
 	Connect() error
 	Disconnect()
 	IsConnected() bool
+	IsLoggedIn() bool
 	Logout(ctx context.Context) error
 	AddEventHandlerWithSuccessStatus(h whatsmeow.EventHandlerWithSuccessStatus) uint32
 
 	SendMessage(ctx context.Context, to types.JID, m *waE2E.Message, extra ...whatsmeow.SendRequestExtra) (whatsmeow.SendResponse, error)
 	SendPeerMessage(ctx context.Context, m *waE2E.Message) (whatsmeow.SendResponse, error)
+	SendProtocolMessageReceipt(ctx context.Context, id types.MessageID, msgType types.ReceiptType) error
 	BuildEdit(chat types.JID, id types.MessageID, newContent *waE2E.Message) *waE2E.Message
 	BuildRevoke(chat, sender types.JID, id types.MessageID) *waE2E.Message
 	BuildReaction(chat, sender types.JID, id types.MessageID, reaction string) *waE2E.Message
@@ -51,24 +53,20 @@ type client interface {
 
 	GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error)
 	PairPhone(ctx context.Context, phone string, showPushNotification bool, clientType whatsmeow.PairClientType, clientDisplayName string) (string, error)
+	SendPasskeyResponse(ctx context.Context, resp *types.WebAuthnResponse) error
 	SendPasskeyConfirmation(ctx context.Context) error
 
 	DownloadMediaWithPathToFile(ctx context.Context, directPath string, encFileHash, fileHash, mediaKey []byte, mediaType whatsmeow.MediaType, mmsType string, allowNoHash bool, file whatsmeow.File) error
 	UploadReader(ctx context.Context, plaintext io.Reader, tempFile io.ReadWriteSeeker, appInfo whatsmeow.MediaType) (whatsmeow.UploadResponse, error)
 	SendMediaRetryReceipt(ctx context.Context, message *types.MessageInfo, mediaKey []byte) error
+	DeleteMedia(ctx context.Context, appInfo whatsmeow.MediaType, directPath string, encFileHash []byte, encHandle string) error
 	ParseWebMessage(chat types.JID, m *waWeb.WebMessageInfo) (*events.Message, error)
 }
 
 var _ client = (*whatsmeow.Client)(nil)
 
-// Timings of the phone watch. WhatsApp unlinks companions whose phone was
-// not seen for about 14 days.
+// Timings.
 const (
-	phoneAskAfter     = 10 * 24 * time.Hour // ask the phone to come online
-	phoneWarnAfter    = 12 * 24 * time.Hour // tell the owner
-	phoneAskEvery     = 24 * time.Hour
-	phoneCheckEvery   = time.Hour
-	phoneSeenPersist  = time.Hour // write the last-seen setting at most this often
 	versionFetchLimit = 15 * time.Second
 	pairTimeout       = 5 * time.Minute
 	// linkCodeValid is how long a link code can be typed: as long as the
@@ -95,10 +93,11 @@ type Adapter struct {
 	out      chan<- bridge.Event
 	devices  Devices
 	settings Settings
-	messages Messages
 	tempDir  string
+	passkeys bool
 	conv     *converter
 	q        inbox
+	hist     *historyQueue
 
 	// test seams
 	newClient    func(*wastore.Device) client
@@ -108,8 +107,9 @@ type Adapter struct {
 	mu            sync.Mutex
 	dev           *wastore.Device
 	cli           client
+	id, lid       types.JID // the device's own JIDs (non-AD), see learnIdentity
 	runCtx        context.Context
-	pairing       bool
+	pairing       *pairing
 	pairedAs      *events.PairSuccess
 	aliases       map[bridge.Alias]bool
 	undecr        map[bridge.MsgRef]bool // Undecryptable sent, Message not yet
@@ -118,7 +118,12 @@ type Adapter struct {
 	phoneAsk      time.Time
 	phoneWarn     bool // PhoneOffline was reported
 	phoneWarnDays int
-	groupsFetched bool // once per run: names of all groups
+	phoneChecked  bool // the first check after a connect ran
+	groupsFetched bool // once per client: names of all groups
+	sync          syncState
+	syncChanged   chan struct{} // closed and replaced when sync changes
+	historyIdle   time.Duration // InitialSync: no history for this long is idle
+	syncLimit     time.Duration // InitialSync waits at most this long
 	wg            sync.WaitGroup
 }
 
@@ -127,29 +132,80 @@ var _ bridge.WhatsApp = (*Adapter)(nil)
 // New loads the linked device (if any) from cfg.Devices and prepares its
 // whatsmeow client; it does not connect (Run does).
 func New(ctx context.Context, cfg Config) (*Adapter, error) {
+	setDeviceProps()
 	wl := waLogger{cfg.Log.With("component", "whatsmeow")}
 	return newAdapter(ctx, cfg, func(d *wastore.Device) client {
-		c := whatsmeow.NewClient(d, wl)
-		// Acknowledge a message to WhatsApp only after the handler has
-		// queued it on disk.
-		c.SynchronousAck = true
-		c.EnableAutoReconnect = true
-		c.InitialAutoReconnect = true // offline at start-up: keep trying
-		// Undecryptable messages: ask the phone to resend them too.
-		c.AutomaticMessageRerequestFromPhone = true
-		// Keep sent messages in the store (bridge/store implements
-		// whatsmeow's outgoing-event store) so retry receipts are
-		// answered after a restart.
-		c.UseRetryMessageStore = true
-		// History blobs are streamed by the adapter (history.go).
-		c.ManualHistorySyncDownload = true
-		// The initial app-state sync carries the address book's names.
-		c.EmitAppStateEventsOnFullSync = true
-		return c
+		return newWhatsmeow(d, wl)
 	}, func(ctx context.Context) (*wastore.WAVersionContainer, error) {
 		return whatsmeow.GetLatestVersion(ctx, &http.Client{Timeout: versionFetchLimit})
 	})
 }
+
+// newWhatsmeow is the real client with the settings the adapter's
+// contract depends on.
+func newWhatsmeow(d *wastore.Device, log waLog.Logger) *whatsmeow.Client {
+	c := whatsmeow.NewClient(d, log)
+	// Acknowledge a message to WhatsApp only after the handler has
+	// queued it on disk.
+	c.SynchronousAck = true
+	// The plaintext of every decrypted message is kept (in the same
+	// commit as the Signal session that decrypted it) until the handler
+	// succeeded: a message the handler could not queue, or one decrypted
+	// just before a crash, decrypts again from there when WhatsApp
+	// delivers it again, instead of failing on the advanced session.
+	c.EnableDecryptedEventBuffer = true
+	c.EnableAutoReconnect = true
+	c.InitialAutoReconnect = true // offline at start-up: keep trying
+	// Undecryptable messages: ask the phone to resend them too.
+	c.AutomaticMessageRerequestFromPhone = true
+	// Keep sent messages in the store (bridge/store implements
+	// whatsmeow's outgoing-event store) so retry receipts are answered
+	// after a restart.
+	c.UseRetryMessageStore = true
+	// History blobs are streamed by the adapter (historysync.go), and
+	// their receipt goes to the phone only once the notification is on
+	// disk: the phone does not send a receipted one again.
+	c.ManualHistorySyncDownload = true
+	c.DisableManualHistorySyncReceipt = true
+	// The initial app-state sync carries the address book's names.
+	c.EmitAppStateEventsOnFullSync = true
+	// Reporting tokens go with sent messages, as WhatsApp's own clients
+	// (and mautrix-whatsapp) send them.
+	c.SendReportingTokens = true
+	return c
+}
+
+var devicePropsOnce sync.Once
+
+// setDeviceProps says what the phone shows for the linked device (a
+// computer named waxmpp) and asks for the history waxmpp uses after
+// pairing: names, push names, LID mappings, privacy tokens and the
+// message secrets of recent messages, not years of messages and
+// thumbnails (whatsmeow's default asks for a 10 GB quota with no day
+// limit). On-demand history requests (/history) are separate.
+func setDeviceProps() {
+	devicePropsOnce.Do(func() {
+		p := wastore.DeviceProps
+		p.Os = proto.String("waxmpp")
+		p.PlatformType = waCompanionReg.DeviceProps_DESKTOP.Enum()
+		p.RequireFullSync = proto.Bool(false)
+		h := p.HistorySyncConfig
+		h.FullSyncDaysLimit = proto.Uint32(historyDays)
+		h.FullSyncSizeMbLimit = proto.Uint32(historyMB)
+		h.StorageQuotaMb = proto.Uint32(historyQuotaMB)
+		h.RecentSyncDaysLimit = proto.Uint32(historyDays)
+		h.InitialSyncMaxMessagesPerChat = proto.Uint32(historyPerChat)
+		h.ThumbnailSyncDaysLimit = proto.Uint32(1)
+	})
+}
+
+// What the device asks the phone to send after pairing.
+const (
+	historyDays    = 30
+	historyMB      = 64
+	historyQuotaMB = 256
+	historyPerChat = 50
+)
 
 // Logger is whatsmeow's logger interface over slog, for the device store
 // (bridge/store's Devices takes one).
@@ -161,14 +217,18 @@ func newAdapter(ctx context.Context, cfg Config,
 		log: cfg.Log.With("component", "whatsapp"), out: cfg.Events,
 		devices:      cfg.Devices,
 		settings:     cfg.Settings,
-		messages:     cfg.Messages,
 		tempDir:      cfg.TempDir,
+		passkeys:     cfg.Passkeys,
 		q:            newInbox(cfg.Inbox),
+		hist:         newHistoryQueue(cfg.History),
 		newClient:    mk,
 		fetchVersion: fetch,
 		now:          time.Now,
 		aliases:      map[bridge.Alias]bool{},
 		undecr:       map[bridge.MsgRef]bool{},
+		syncChanged:  make(chan struct{}),
+		historyIdle:  30 * time.Second,
+		syncLimit:    10 * time.Minute,
 	}
 	a.conv = &converter{self: a.self, selfLID: a.selfLID, polls: a, log: a.log}
 	dev, err := a.devices.GetFirstDevice(ctx)
@@ -185,21 +245,23 @@ func newAdapter(ctx context.Context, cfg Config,
 	return a, nil
 }
 
-// setClient makes dev the current device with a fresh client.
+// setClient makes dev the current device with a fresh client, and forgets
+// what the previous one learned (a logout's old device, its group list).
 func (a *Adapter) setClient(dev *wastore.Device) {
 	c := a.newClient(dev)
 	// The handler reports failure when an event could not be queued
 	// durably: whatsmeow then does not acknowledge the message, and
-	// WhatsApp delivers it again.
-	c.AddEventHandlerWithSuccessStatus(func(evt any) bool {
-		before := a.q.failures.Load()
-		a.handle(c, evt)
-		return a.q.failures.Load() == before
-	})
+	// WhatsApp delivers it again (decrypted from the event buffer).
+	c.AddEventHandlerWithSuccessStatus(func(evt any) bool { return a.handle(c, evt) })
 	a.mu.Lock()
 	a.dev, a.cli = dev, c
+	a.id, a.lid = types.EmptyJID, types.EmptyJID
 	a.conv.dec = c
+	a.groupsFetched = false
+	a.phoneChecked = false
+	a.sync = syncState{}
 	a.mu.Unlock()
+	a.learnIdentity(dev) // no whatsmeow goroutine uses dev yet
 }
 
 func (a *Adapter) client() client {
@@ -208,24 +270,38 @@ func (a *Adapter) client() client {
 	return a.cli
 }
 
+// learnIdentity copies the device's JIDs. whatsmeow writes them on its
+// own goroutines (pairing, login, and a logout's delete); the adapter
+// reads only its copy, taken when the device is new to it and on
+// whatsmeow's PairSuccess and Connected, which whatsmeow dispatches after
+// writing them.
+func (a *Adapter) learnIdentity(dev *wastore.Device) {
+	id, lid := types.EmptyJID, types.EmptyJID
+	if dev.ID != nil {
+		id = dev.ID.ToNonAD()
+	}
+	if !dev.LID.IsEmpty() {
+		lid = dev.LID.ToNonAD()
+	}
+	a.mu.Lock()
+	if a.dev == dev {
+		a.id, a.lid = id, lid
+	}
+	a.mu.Unlock()
+}
+
 // self is the owner's phone-number JID, or empty before pairing.
 func (a *Adapter) self() types.JID {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dev == nil || a.dev.ID == nil {
-		return types.EmptyJID
-	}
-	return a.dev.ID.ToNonAD()
+	return a.id
 }
 
 // selfLID is the owner's LID, or empty.
 func (a *Adapter) selfLID() types.JID {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dev == nil {
-		return types.EmptyJID
-	}
-	return a.dev.LID.ToNonAD()
+	return a.lid
 }
 
 func (a *Adapter) paired() bool { return !a.self().IsEmpty() }
@@ -243,8 +319,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.drain(ctx) }()
+	go func() { defer a.wg.Done(); a.historyLoop(ctx) }()
 	defer a.wg.Wait()
 
 	if !a.paired() {
@@ -254,7 +331,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 	} else {
 		a.updateVersion(ctx)
 		a.connect(ctx)
-		a.checkPhone(ctx) // waxmpp itself may have been down for days
+		// waxmpp itself may have been down for days: tell the owner now;
+		// the phone is asked once the connection is up (Connected).
+		a.checkPhone(ctx)
 	}
 	t := time.NewTicker(phoneCheckEvery)
 	defer t.Stop()
@@ -318,11 +397,15 @@ func (a *Adapter) Pending() int {
 	return n
 }
 
-// emit queues evs durably for the core, in order.
-func (a *Adapter) emit(evs ...bridge.Event) {
-	if err := a.q.push(evs...); err != nil {
-		a.log.Error("cannot queue WhatsApp events on disk; WhatsApp will deliver them again", "err", err)
+// emit queues evs durably for the core, in order. An error means they are
+// not on disk: the handler then reports failure, so WhatsApp delivers the
+// message again.
+func (a *Adapter) emit(evs ...bridge.Event) error {
+	err := a.q.push(evs...)
+	if err != nil {
+		a.log.Error("cannot queue WhatsApp events on disk", "err", err)
 	}
+	return err
 }
 
 // drain delivers queued events to the core's channel, in order.
@@ -352,81 +435,40 @@ func (a *Adapter) spawn(f func(ctx context.Context)) {
 }
 
 // handle is whatsmeow's event handler for client c. It must return fast.
-func (a *Adapter) handle(c client, evt any) {
+// It reports whether everything the event gave was queued durably; only
+// its own writes count (a history batch failing meanwhile on another
+// goroutine does not).
+func (a *Adapter) handle(c client, evt any) bool {
 	if a.client() != c {
-		return // a replaced (logged-out) client's late events
+		return true // a replaced (logged-out) client's late events
+	}
+	if done, ok := a.lifeEvent(c, evt); done {
+		return ok
 	}
 	ctx := context.Background()
 	switch e := evt.(type) {
-	case *events.Connected:
-		a.emit(&bridge.Status{State: bridge.Connected, Reason: "connected"})
-		// Unavailable, so that the phone keeps showing notifications.
-		a.spawn(func(ctx context.Context) {
-			if err := c.SendPresence(ctx, types.PresenceUnavailable); err != nil {
-				a.log.Debug("send presence", "err", err)
-			}
-		})
-		a.emitConverted(ctx, alias(a.selfLID(), a.self()))
-		a.mu.Lock()
-		first := !a.groupsFetched
-		a.groupsFetched = true
-		a.mu.Unlock()
-		if first {
-			a.spawn(func(ctx context.Context) { a.fetchGroups(ctx, c) })
+	case *events.PushNameSetting:
+		// whatsmeow announces the owner's push name with presence only;
+		// right after pairing it was unknown at Connected.
+		a.spawn(func(ctx context.Context) { a.sendPresence(ctx, c) })
+		return true
+	case *events.AppStateSyncComplete:
+		a.syncStep(func(s *syncState) { s.appState[e.Name] = true })
+		if e.Name == appstate.WAPatchCriticalBlock { // holds the push name
+			a.spawn(func(ctx context.Context) { a.sendPresence(ctx, c) })
 		}
-		return
-	case *events.Disconnected:
-		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "connection lost, reconnecting"})
-		return
-	case *events.KeepAliveTimeout:
-		a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("no answer to %d keep-alive pings", e.ErrorCount)})
-		return
-	case *events.KeepAliveRestored:
-		a.emit(&bridge.Status{State: bridge.Connected, Reason: "keep-alive pings answered again"})
-		return
-	case *events.LoggedOut:
-		a.loggedOut(c, loggedOutWords(e.Reason))
-		return
-	case *events.StreamReplaced:
-		a.emit(&bridge.Status{State: bridge.StreamReplaced, Reason: "another connection with the same link replaced this one"})
-		return
-	case *events.ClientOutdated:
-		a.emit(outdated())
-		a.spawn(func(ctx context.Context) { a.retryOutdated(ctx, c) })
-		return
-	case *events.TemporaryBan:
-		a.emit(&bridge.Status{State: bridge.TempBanned, Until: a.now().Add(e.Expire).UTC(),
-			Reason: banWords(e.Code)})
-		// whatsmeow does not reconnect after a ban; try again when it ends.
-		a.spawn(func(ctx context.Context) { a.reconnectAfter(ctx, c, e.Expire+time.Minute) })
-		return
-	case *events.ConnectFailure:
-		switch {
-		case e.Reason == events.ConnectFailureClientOutdated:
-			a.emit(outdated())
-			a.spawn(func(ctx context.Context) { a.retryOutdated(ctx, c) })
-		case e.Reason.IsLoggedOut():
-			// whatsmeow sends LoggedOut too.
-		default:
-			a.emit(&bridge.Status{State: bridge.Disconnected, Reason: strings.TrimSpace(fmt.Sprintf("connection refused: %s %s", e.Reason.String(), e.Message))})
-		}
-		return
-	case *events.PairSuccess:
-		a.mu.Lock()
-		a.pairedAs = e
-		a.mu.Unlock()
-		a.sawPhone(a.now())
-		return
+		return true
+	case *events.OfflineSyncCompleted:
+		a.syncStep(func(s *syncState) { s.offline = true })
+		return true
 	case *events.HistorySync:
-		// Only with automatic downloads (not ours); names only.
-		return
+		// Only with automatic downloads (not ours).
+		return true
 	case *events.MediaRetry:
-		a.emitConverted(ctx, a.mediaRetry(e))
-		return
+		return a.emitConverted(ctx, a.mediaRetry(e)) == nil
 	case *events.Message:
 		if n := e.Message.GetProtocolMessage().GetHistorySyncNotification(); n != nil {
-			a.spawn(func(ctx context.Context) { a.history(ctx, c, n) })
-			return
+			return a.historyNotification(c, e, n)
 		}
 		if a.fromPhone(e.Info.MessageSource) {
 			a.sawPhone(e.Info.Timestamp)
@@ -436,17 +478,98 @@ func (a *Adapter) handle(c client, evt any) {
 			a.sawPhone(e.Timestamp)
 		}
 	}
-	a.emitConverted(ctx, a.conv.convert(ctx, evt))
+	return a.emitConverted(ctx, a.conv.convert(ctx, evt)) == nil
+}
+
+// lifeEvent handles the connection's life events; done is false for
+// other events.
+func (a *Adapter) lifeEvent(c client, evt any) (done, ok bool) {
+	var err error
+	switch e := evt.(type) {
+	case *events.Connected:
+		a.learnIdentity(a.device()) // the login may have brought the LID
+		err = a.connected(c)
+	case *events.Disconnected:
+		err = a.emit(&bridge.Status{State: bridge.Disconnected, Reason: "connection lost, reconnecting"})
+	case *events.KeepAliveTimeout:
+		err = a.emit(&bridge.Status{State: bridge.Disconnected, Reason: fmt.Sprintf("no answer to %d keep-alive pings", e.ErrorCount)})
+	case *events.KeepAliveRestored:
+		err = a.emit(&bridge.Status{State: bridge.Connected, Reason: "keep-alive pings answered again"})
+	case *events.LoggedOut:
+		a.loggedOut(c, loggedOutStatus(e.Reason))
+	case *events.StreamReplaced:
+		err = a.emit(&bridge.Status{State: bridge.StreamReplaced, Reason: "another connection with the same link replaced this one"})
+	case *events.ClientOutdated:
+		// whatsmeow turns a 405 connect failure into this event (never
+		// into a ConnectFailure).
+		err = a.emit(outdated())
+		a.spawn(func(ctx context.Context) { a.retryOutdated(ctx, c) })
+	case *events.TemporaryBan:
+		err = a.emit(&bridge.Status{State: bridge.TempBanned, Until: a.now().Add(e.Expire).UTC(),
+			Reason: banWords(e.Code)})
+		// whatsmeow does not reconnect after a ban; try again when it ends.
+		a.spawn(func(ctx context.Context) { a.reconnectAfter(ctx, c, e.Expire+time.Minute) })
+	case *events.ConnectFailure:
+		// Logouts, bans and 405 come as their own events.
+		if !e.Reason.IsLoggedOut() {
+			err = a.emit(&bridge.Status{State: bridge.Disconnected, Reason: strings.TrimSpace(fmt.Sprintf("connection refused: %s %s", e.Reason.String(), e.Message))})
+		}
+	case *events.PairSuccess:
+		a.mu.Lock()
+		a.pairedAs = e
+		a.id, a.lid = e.ID.ToNonAD(), e.LID.ToNonAD()
+		a.mu.Unlock()
+		a.sawPhone(a.now())
+	default:
+		return false, true
+	}
+	return true, err == nil
+}
+
+// connected handles Connected: the owner's identities, presence, and once
+// per client every group's name; then the phone check, which may send the
+// phone a wake-up now that the login is up.
+func (a *Adapter) connected(c client) error {
+	err := a.emit(&bridge.Status{State: bridge.Connected, Reason: "connected"})
+	a.spawn(func(ctx context.Context) { a.sendPresence(ctx, c) })
+	if err2 := a.emitConverted(context.Background(), alias(a.selfLID(), a.self())); err == nil {
+		err = err2
+	}
+	a.mu.Lock()
+	first := !a.groupsFetched
+	a.groupsFetched = true
+	check := !a.phoneChecked
+	a.phoneChecked = true
+	a.mu.Unlock()
+	if first {
+		a.spawn(func(ctx context.Context) { a.fetchGroups(ctx, c) })
+	}
+	if check {
+		a.spawn(a.checkPhone)
+	}
+	return err
+}
+
+// sendPresence says "unavailable", so that the phone keeps notifying. It
+// also tells WhatsApp the owner's push name, which others see as the
+// sender's name: whatsmeow refuses it (ErrNoPushName) until the push name
+// is known, which after pairing comes with the app-state sync.
+func (a *Adapter) sendPresence(ctx context.Context, c client) {
+	if err := c.SendPresence(ctx, types.PresenceUnavailable); err != nil {
+		a.log.Debug("send presence", "err", err)
+	}
 }
 
 // fetchGroups tells the core every group's name and the identities of
-// its members, once per run: names otherwise arrive only with changes.
+// its members, once per client: names otherwise arrive only with changes.
 func (a *Adapter) fetchGroups(ctx context.Context, c client) {
 	gs, err := c.GetJoinedGroups(ctx)
 	if err != nil {
 		a.log.Info("fetch groups", "err", err)
 		a.mu.Lock()
-		a.groupsFetched = false // try again at the next connect
+		if a.cli == c {
+			a.groupsFetched = false // try again at the next connect
+		}
 		a.mu.Unlock()
 		return
 	}
@@ -455,7 +578,7 @@ func (a *Adapter) fetchGroups(ctx context.Context, c client) {
 		for _, p := range g.Participants {
 			evs = append(evs, alias(p.LID, p.PhoneNumber)...)
 		}
-		a.emitConverted(ctx, evs)
+		_ = a.emitConverted(ctx, evs) // logged; the next connect's fetch repeats them
 	}
 }
 
@@ -490,8 +613,8 @@ func (a *Adapter) retryOutdated(ctx context.Context, c client) {
 
 // emitConverted records what converted events teach (LID mappings, poll
 // options, pending retries) and queues them.
-func (a *Adapter) emitConverted(ctx context.Context, evs []bridge.Event) {
-	a.emit(a.prepare(ctx, evs)...)
+func (a *Adapter) emitConverted(ctx context.Context, evs []bridge.Event) error {
+	return a.emit(a.prepare(ctx, evs)...)
 }
 
 // prepare is emitConverted without the emit: it drops aliases already
@@ -517,9 +640,6 @@ func (a *Adapter) prepare(ctx context.Context, evs []bridge.Event) []bridge.Even
 			a.undecr[e.Ref] = true
 			a.mu.Unlock()
 		case *bridge.Message:
-			if !e.History {
-				a.noteOldest(e) // history: once per conversation, in readHistory
-			}
 			a.mu.Lock()
 			if a.undecr[e.Ref] {
 				delete(a.undecr, e.Ref)
@@ -533,16 +653,16 @@ func (a *Adapter) prepare(ctx context.Context, evs []bridge.Event) []bridge.Even
 }
 
 // putLID stores a LID⇄phone mapping in whatsmeow's LID store (both
-// directions), which whatsmeow may not have seen (history, app state).
+// directions), which whatsmeow may not have seen (app state, group
+// lists). These come from WhatsApp's servers; a mapping in a history
+// sync is checked first (historyMapping).
 func (a *Adapter) putLID(ctx context.Context, e *bridge.Alias) {
 	lid, err1 := types.ParseJID(string(e.LID))
 	pn, err2 := types.ParseJID(string(e.Phone))
 	if err1 != nil || err2 != nil {
 		return
 	}
-	a.mu.Lock()
-	lids := a.dev.LIDs
-	a.mu.Unlock()
+	lids := a.device().LIDs
 	if lids == nil {
 		return
 	}
@@ -558,9 +678,7 @@ func (a *Adapter) Resolve(ctx context.Context, id bridge.UserID) (lid, phone bri
 	if err != nil {
 		return "", "", fmt.Errorf("whatsapp: resolve %q: %w", id, err)
 	}
-	a.mu.Lock()
-	lids := a.dev.LIDs
-	a.mu.Unlock()
+	lids := a.device().LIDs
 	if lids == nil {
 		return "", "", bridge.ErrNotPaired
 	}
@@ -594,124 +712,45 @@ func banWords(code events.TempBanReason) string {
 	return s
 }
 
-// loggedOutWords is WhatsApp's logout reason in words (the core adds what
-// to do).
-func loggedOutWords(r events.ConnectFailureReason) string {
+// loggedOutStatus is WhatsApp's logout reason as the owner is told it (the
+// core adds what to do). The codes are WhatsApp Web's (whatsmeow's
+// events.ConnectFailureReason): 401 unlinked, 403 LOCKED (whatsmeow sees
+// it after bans and after WhatsApp moved to another phone), 406 BANNED.
+func loggedOutStatus(r events.ConnectFailureReason) *bridge.Status {
+	s := &bridge.Status{State: bridge.LoggedOut}
 	switch r {
 	case events.ConnectFailureLoggedOut:
-		return "the device was removed from Linked devices on the phone"
+		s.Reason = "the device was removed from Linked devices on the phone"
 	case events.ConnectFailureMainDeviceGone:
-		return "the phone's WhatsApp was reinstalled or moved to another phone"
+		s.Reason = "WhatsApp locked this account's link: the account may be banned, or its WhatsApp moved to another phone"
 	case events.ConnectFailureUnknownLogout:
-		return "no reason given; often the phone was offline for more than 14 days"
+		s.State, s.Reason = bridge.Banned, "WhatsApp has banned this account"
+	default:
+		s.Reason = r.String()
 	}
-	return r.String()
+	return s
 }
 
 // loggedOut forgets the device (whatsmeow already deleted its keys) and
-// makes a fresh one, so that /pair works again.
-func (a *Adapter) loggedOut(c client, reason string) {
+// makes a fresh one, so that /pair works again. Only the first call for
+// client c does anything: a logout that waxmpp started (/logout) may also
+// bring whatsmeow's LoggedOut event.
+func (a *Adapter) loggedOut(c client, s *bridge.Status) {
+	a.mu.Lock()
+	current := a.cli == c
+	a.mu.Unlock()
+	if !current {
+		return
+	}
 	a.setClient(a.devices.NewDevice())
 	a.mu.Lock()
 	a.phoneWarn = false
 	a.mu.Unlock()
-	a.emit(&bridge.Status{State: bridge.LoggedOut, Reason: reason})
+	if err := a.hist.clear(); err != nil {
+		a.log.Warn("clear the history queue", "err", err)
+	}
+	_ = a.emit(s) // logged; the presence the core shows follows the next status
 	a.spawn(func(context.Context) { c.Disconnect() })
-}
-
-// fromPhone reports whether a message or receipt came from the owner's
-// phone (device 0 of the owner's account).
-func (a *Adapter) fromPhone(s types.MessageSource) bool {
-	self := a.self()
-	if self.IsEmpty() || !s.IsFromMe {
-		return false
-	}
-	return s.Sender.Device == 0 && (s.Sender.User == self.User || s.Sender.Server == types.HiddenUserServer)
-}
-
-// sawPhone records that the phone was active at t.
-func (a *Adapter) sawPhone(t time.Time) {
-	if t.IsZero() {
-		t = a.now()
-	}
-	a.mu.Lock()
-	if !t.After(a.phoneSeen) {
-		a.mu.Unlock()
-		return
-	}
-	back := a.phoneWarn
-	a.phoneSeen, a.phoneWarn = t, false
-	save := t.Sub(a.phoneSave) >= phoneSeenPersist
-	if save {
-		a.phoneSave = t
-	}
-	a.mu.Unlock()
-	if save {
-		if err := a.putTime(settingPhoneSeen, t); err != nil {
-			a.log.Warn("save phone last seen", "err", err)
-		}
-	}
-	if back {
-		a.emit(&bridge.Status{State: bridge.Connected, Reason: "phone online again", PhoneLastSeen: t})
-	}
-}
-
-// checkPhone runs hourly: WhatsApp unlinks a companion whose phone stayed
-// offline for about 14 days. At 10 days waxmpp asks the phone to come
-// online (a peer message, which WhatsApp delivers to the phone by push),
-// daily; at 12 days it tells the owner.
-func (a *Adapter) checkPhone(ctx context.Context) {
-	if !a.paired() {
-		return
-	}
-	now := a.now()
-	a.mu.Lock()
-	seen, asked, warned := a.phoneSeen, a.phoneAsk, a.phoneWarn
-	if seen.IsZero() {
-		// Never seen since this version started watching: start now.
-		a.phoneSeen, a.phoneSave = now, now
-		a.mu.Unlock()
-		if err := a.putTime(settingPhoneSeen, now); err != nil {
-			a.log.Warn("save phone last seen", "err", err)
-		}
-		return
-	}
-	off := now.Sub(seen)
-	ask := off >= phoneAskAfter && now.Sub(asked) >= phoneAskEvery
-	if ask {
-		a.phoneAsk = now
-	}
-	// Told at day 12, then daily, so the day count stays current.
-	days := int(off / (24 * time.Hour))
-	warn := off >= phoneWarnAfter && (!warned || days != a.phoneWarnDays)
-	if warn {
-		a.phoneWarn, a.phoneWarnDays = true, days
-	}
-	c := a.cli
-	a.mu.Unlock()
-	if ask {
-		if err := a.putTime(settingPhoneAsk, now); err != nil {
-			a.log.Warn("save phone wake-up time", "err", err)
-		}
-		if _, err := c.SendPeerMessage(ctx, wakePhone()); err != nil {
-			a.log.Info("ask phone to come online", "err", err)
-		}
-	}
-	if warn {
-		a.emit(&bridge.Status{State: bridge.PhoneOffline, PhoneLastSeen: seen,
-			Reason: fmt.Sprintf("phone not online for %d days", days)})
-	}
-}
-
-// wakePhone is a peer request the phone answers when it runs; WhatsApp
-// pushes it to the phone, which wakes the app.
-func wakePhone() *waE2E.Message {
-	t := waE2E.PeerDataOperationRequestType_COMPANION_META_NONCE_FETCH
-	pt := waE2E.ProtocolMessage_PEER_DATA_OPERATION_REQUEST_MESSAGE
-	return &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
-		Type:                            &pt,
-		PeerDataOperationRequestMessage: &waE2E.PeerDataOperationRequestMessage{PeerDataOperationRequestType: &t},
-	}}
 }
 
 // putPoll and pollOptions keep poll options in the settings bucket, so
@@ -732,115 +771,6 @@ func (a *Adapter) pollOptions(chat, id string) []string {
 	_ = json.Unmarshal(b, &o)
 	return o
 }
-
-// history processes one history sync blob: the initial syncs after
-// pairing give names, contacts and LID mappings only (never a flood of old
-// messages); on-demand syncs (RequestHistory) are relayed with History set.
-func (a *Adapter) history(ctx context.Context, c client, n *waE2E.HistorySyncNotification) {
-	f, err := a.tempFile("history")
-	if err != nil {
-		a.log.Warn("history sync", "err", err)
-		return
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	if inline := n.GetInitialHistBootstrapInlinePayload(); inline != nil {
-		_, err = f.Write(inline)
-	} else {
-		err = c.DownloadMediaWithPathToFile(ctx, n.GetDirectPath(), n.GetFileEncSHA256(), n.GetFileSHA256(), n.GetMediaKey(),
-			whatsmeow.MediaHistory, "", false, f)
-	}
-	if err == nil {
-		_, err = f.Seek(0, 0)
-	}
-	if err != nil {
-		a.log.Warn("history sync download", "err", err)
-		return
-	}
-	z, err := zlib.NewReader(f)
-	if err != nil {
-		a.log.Warn("history sync", "err", err)
-		return
-	}
-	defer z.Close()
-	relay := n.GetSyncType() == waE2E.HistorySyncType_ON_DEMAND
-	if _, err := a.readHistory(ctx, c, z, relay); err != nil {
-		a.log.Warn("history sync", "err", err)
-	}
-}
-
-// readHistory converts a decompressed history blob; relay says whether
-// its messages reach the core.
-func (a *Adapter) readHistory(ctx context.Context, c client, r interface{ Read([]byte) (int, error) }, relay bool) (waHistorySync.HistorySync_HistorySyncType, error) {
-	var oldest *bridge.Message // of the current conversation
-	// A history sync holds thousands of messages: queue them in batches,
-	// one fsync per batch, not per message (an SD card does ~25–100 fsyncs
-	// a second).
-	var batch []bridge.Event
-	add := func(evs ...bridge.Event) {
-		batch = append(batch, evs...)
-		if len(batch) >= historyBatch {
-			a.emit(batch...)
-			batch = nil
-		}
-	}
-	defer func() { a.emit(batch...) }()
-	return readHistory(r, historySink{
-		message: func(chat string, wm *waWeb.WebMessageInfo) {
-			if !relay {
-				return
-			}
-
-			var cj types.JID
-			if chat != "" {
-				cj, _ = types.ParseJID(chat)
-			}
-			e, err := c.ParseWebMessage(cj, wm)
-			if err != nil {
-				a.log.Debug("history message", "err", err)
-				return
-			}
-			evs := a.conv.message(ctx, e, true)
-			for _, ev := range evs {
-				if m, ok := ev.(*bridge.Message); ok && (oldest == nil || m.Time.Before(oldest.Time)) {
-					oldest = m
-				}
-			}
-			add(a.prepare(ctx, evs)...)
-		},
-		conversation: func(id, name string) {
-			if oldest != nil {
-				a.noteOldest(oldest)
-				oldest = nil
-			}
-			j, err := types.ParseJID(id)
-			if err != nil || name == "" {
-				return
-			}
-			// Group subjects only: a direct chat's name here may be a
-			// push name or the address book's; the app-state contacts
-			// (EmitAppStateEventsOnFullSync) say which.
-			if j.Server == types.GroupServer {
-				add(&bridge.ChatInfo{Chat: chatID(j), Kind: bridge.Group, Name: name})
-			}
-		},
-		pushName: func(id, name string) {
-			if j, err := types.ParseJID(id); err == nil && name != "" {
-				add(&bridge.ContactInfo{User: userID(j), PushName: name})
-			}
-		},
-		mapping: func(pn, lid string) {
-			p, err1 := types.ParseJID(pn)
-			l, err2 := types.ParseJID(lid)
-			if err1 == nil && err2 == nil {
-				add(a.prepare(ctx, alias(l, p))...)
-			}
-		},
-	})
-}
-
-// historyBatch is how many history events share one durable write.
-const historyBatch = 256
 
 // waLogger sends whatsmeow's logs to slog. whatsmeow logs message contents
 // and numbers at debug level only, matching the project's rule.

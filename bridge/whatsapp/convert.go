@@ -80,6 +80,14 @@ func (c *converter) convert(ctx context.Context, evt any) []bridge.Event {
 			return nil
 		}
 		out := c.aliases(e.Info.MessageSource)
+		if e.IsUnavailable && e.UnavailableType == events.UnavailableTypeViewOnce {
+			// WhatsApp keeps view-once messages from companion devices:
+			// only the phone can open them, and none will follow.
+			return append(out, &bridge.Message{Ref: c.ref(e.Info), Time: e.Info.Timestamp, PushName: e.Info.PushName,
+				Kind: bridge.Text, ViewOnce: true})
+		}
+		// Otherwise whatsmeow has asked the sender (or, for an
+		// unavailable one, the phone) to send it again.
 		return append(out, &bridge.Undecryptable{Ref: c.ref(e.Info), Time: e.Info.Timestamp})
 	case *events.Receipt:
 		return c.receipt(e)
@@ -217,6 +225,10 @@ func (c *converter) action(ctx context.Context, e *events.Message, m *waE2E.Mess
 			c.log.Debug("cannot decrypt reaction", "id", info.ID, "err", err)
 			return nil, true
 		}
+		// The sender's whatsmeow (EncryptReaction) and WhatsApp's clients
+		// leave the key out of the encrypted part: the target is the
+		// encrypted message's own target key.
+		r.Key = m.GetEncReactionMessage().GetTargetMessageKey()
 		return c.reaction(info, r), true
 	case m.GetPollUpdateMessage() != nil:
 		return c.pollVote(ctx, e, m.GetPollUpdateMessage()), true

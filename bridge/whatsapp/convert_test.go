@@ -194,6 +194,8 @@ func convertCases() []convertCase {
 		}},
 		{"undecryptable", v(&events.UndecryptableMessage{Info: dmInfo("3EB0undec", alice, false)})},
 		{"undecryptable_hidden", v(&events.UndecryptableMessage{Info: dmInfo("3EB0hide", alice, false), DecryptFailMode: events.DecryptFailHide})},
+		{"undecryptable_view_once", v(&events.UndecryptableMessage{Info: dmInfo("3EB0vo", alice, false), IsUnavailable: true, UnavailableType: events.UnavailableTypeViewOnce})},
+		{"undecryptable_unavailable", v(&events.UndecryptableMessage{Info: dmInfo("3EB0un", alice, false), IsUnavailable: true})},
 		{"receipt_delivered", v(&events.Receipt{MessageSource: types.MessageSource{Chat: alice, Sender: alice}, MessageIDs: []string{"A1", "A2"}, Timestamp: t0, Type: types.ReceiptTypeDelivered})},
 		{"receipt_read_group", v(&events.Receipt{MessageSource: types.MessageSource{Chat: group, Sender: bobLID, SenderAlt: bob, IsGroup: true}, MessageIDs: []string{"G1"}, Timestamp: t0, Type: types.ReceiptTypeRead})},
 		{"receipt_played", v(&events.Receipt{MessageSource: types.MessageSource{Chat: alice, Sender: alice}, MessageIDs: []string{"V1"}, Timestamp: t0, Type: types.ReceiptTypePlayed})},

@@ -19,25 +19,31 @@ import (
 // memory; on a Raspberry Pi with 512 MB that is too much. The adapter sets
 // ManualHistorySyncDownload, downloads the blob to a temporary file and
 // walks the protobuf here field by field: at most one message (or one push
-// name, one mapping) is decoded at a time.
+// name, one mapping) is decoded at a time. The small fields around them (a
+// conversation's id, name and privacy token; the sync's type, NCT salt and
+// settings) are gathered as they come and decoded by protobuf itself.
 
 // maxHistoryRecord bounds one decoded record. A single WebMessageInfo is
 // a few kilobytes (thumbnails included); anything larger is skipped.
 const maxHistoryRecord = 8 << 20
+
+// maxHistoryMeta bounds the small fields gathered for one conversation or
+// for the sync itself; beyond it, further fields are skipped.
+const maxHistoryMeta = 1 << 20
 
 // historySink receives what a history sync holds. Any func may be nil.
 type historySink struct {
 	// message is one message of conversation chat (the chat's JID; "" if
 	// the conversation's id came after its messages).
 	message func(chat string, m *waWeb.WebMessageInfo)
-	// conversation is called after each conversation's fields, with its
-	// name ("" when none).
-	conversation func(id, name string)
-	pushName     func(id, name string)
-	mapping      func(pn, lid string)
+	// conversation is called after each conversation with its fields
+	// except the messages (id, name, privacy token, …).
+	conversation func(c *waHistorySync.Conversation)
+	pushName     func(p *waHistorySync.Pushname)
+	mapping      func(m *waHistorySync.PhoneNumberToLIDMapping)
 }
 
-// HistorySync field numbers (waHistorySync.proto).
+// HistorySync and Conversation field numbers (waHistorySync.proto).
 const (
 	hsSyncType      = 1
 	hsConversations = 2
@@ -46,63 +52,78 @@ const (
 	convID          = 1
 	convMessages    = 2
 	convName        = 13
-	hsMsgMessage    = 1
 )
 
-// readHistory walks a decompressed HistorySync protobuf from r.
-func readHistory(r io.Reader, sink historySink) (waHistorySync.HistorySync_HistorySyncType, error) {
+// hsMeta are the HistorySync fields gathered whole: small values the
+// adapter stores as whatsmeow would (type, chunk order, progress, global
+// settings, companion meta nonce, NCT salt). Everything else that is not
+// streamed (status messages, stickers, call logs…) is skipped.
+var hsMeta = map[protowire.Number]bool{1: true, 5: true, 6: true, 8: true, 16: true, 19: true}
+
+// readHistory walks a decompressed HistorySync protobuf from r and returns
+// its small fields (hsMeta).
+func readHistory(r io.Reader, sink historySink) (*waHistorySync.HistorySync, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	var typ waHistorySync.HistorySync_HistorySyncType
+	var meta []byte
+	decodeMeta := func() (*waHistorySync.HistorySync, error) {
+		var hs waHistorySync.HistorySync
+		if err := (proto.UnmarshalOptions{AllowPartial: true, DiscardUnknown: true}).Unmarshal(meta, &hs); err != nil {
+			return &hs, fmt.Errorf("whatsapp: history: %w", err)
+		}
+		return &hs, nil
+	}
 	for {
 		num, wt, err := readTag(br)
 		if err == io.EOF {
-			return typ, nil
+			return decodeMeta()
 		} else if err != nil {
-			return typ, err
+			hs, _ := decodeMeta()
+			return hs, err
 		}
 		switch {
-		case num == hsSyncType && wt == protowire.VarintType:
-			v, err := binary.ReadUvarint(br)
-			if err != nil {
-				return typ, unexpected(err)
-			}
-			typ = waHistorySync.HistorySync_HistorySyncType(v)
 		case num == hsConversations && wt == protowire.BytesType:
 			n, err := binary.ReadUvarint(br)
 			if err != nil {
-				return typ, unexpected(err)
+				return nil, unexpected(err)
 			}
 			lr := &io.LimitedReader{R: br, N: int64(n)}
 			if err := readConversation(bufio.NewReaderSize(lr, 16<<10), sink); err != nil {
-				return typ, err
+				return nil, err
 			}
 			if lr.N != 0 {
-				return typ, io.ErrUnexpectedEOF
+				return nil, io.ErrUnexpectedEOF
 			}
 		case num == hsPushnames && wt == protowire.BytesType:
 			var p waHistorySync.Pushname
 			if ok, err := readRecord(br, &p); err != nil {
-				return typ, err
+				return nil, err
 			} else if ok && sink.pushName != nil {
-				sink.pushName(p.GetID(), p.GetPushname())
+				sink.pushName(&p)
 			}
 		case num == hsPNLIDMappings && wt == protowire.BytesType:
 			var m waHistorySync.PhoneNumberToLIDMapping
 			if ok, err := readRecord(br, &m); err != nil {
-				return typ, err
+				return nil, err
 			} else if ok && sink.mapping != nil {
-				sink.mapping(m.GetPnJID(), m.GetLidJID())
+				sink.mapping(&m)
+			}
+		case hsMeta[num] && len(meta) < maxHistoryMeta:
+			if meta, err = appendField(meta, br, num, wt); err != nil {
+				return nil, err
 			}
 		default:
 			if err := skipField(br, wt); err != nil {
-				return typ, err
+				return nil, err
 			}
 		}
 	}
 }
 
+// readConversation reads one Conversation: its messages one by one, the
+// rest gathered and decoded at its end.
 func readConversation(br *bufio.Reader, sink historySink) error {
-	var id, name string
+	var meta []byte
+	var id string
 	for {
 		num, wt, err := readTag(br)
 		if err == io.EOF {
@@ -111,22 +132,22 @@ func readConversation(br *bufio.Reader, sink historySink) error {
 			return err
 		}
 		switch {
-		case (num == convID || num == convName) && wt == protowire.BytesType:
-			b, err := readBytes(br, 4096)
-			if err != nil {
-				return err
-			}
-			if num == convID {
-				id = string(b)
-			} else {
-				name = string(b)
-			}
 		case num == convMessages && wt == protowire.BytesType:
 			var m waHistorySync.HistorySyncMsg
 			if ok, err := readRecord(br, &m); err != nil {
 				return err
 			} else if ok && m.GetMessage() != nil && sink.message != nil {
 				sink.message(id, m.GetMessage())
+			}
+		case len(meta) < maxHistoryMeta:
+			start := len(meta)
+			if meta, err = appendField(meta, br, num, wt); err != nil {
+				return err
+			}
+			if num == convID && wt == protowire.BytesType {
+				if v, n := protowire.ConsumeBytes(meta[start+protowire.SizeTag(num):]); n > 0 {
+					id = string(v)
+				}
 			}
 		default:
 			if err := skipField(br, wt); err != nil {
@@ -135,7 +156,10 @@ func readConversation(br *bufio.Reader, sink historySink) error {
 		}
 	}
 	if sink.conversation != nil {
-		sink.conversation(id, name)
+		var c waHistorySync.Conversation
+		// A malformed field leaves what decoded before it.
+		_ = (proto.UnmarshalOptions{AllowPartial: true, DiscardUnknown: true}).Unmarshal(meta, &c)
+		sink.conversation(&c)
 	}
 	return nil
 }
@@ -150,6 +174,43 @@ func readTag(br *bufio.Reader) (protowire.Number, protowire.Type, error) {
 		return 0, 0, errors.New("whatsapp: history: invalid field number")
 	}
 	return num, typ, nil
+}
+
+// appendField copies one field (its tag and value) from br to b. A bytes
+// field longer than maxHistoryRecord is skipped instead.
+func appendField(b []byte, br *bufio.Reader, num protowire.Number, wt protowire.Type) ([]byte, error) {
+	switch wt {
+	case protowire.VarintType:
+		v, err := binary.ReadUvarint(br)
+		if err != nil {
+			return b, unexpected(err)
+		}
+		return protowire.AppendVarint(protowire.AppendTag(b, num, wt), v), nil
+	case protowire.Fixed32Type, protowire.Fixed64Type:
+		n := 4
+		if wt == protowire.Fixed64Type {
+			n = 8
+		}
+		v := make([]byte, n)
+		if _, err := io.ReadFull(br, v); err != nil {
+			return b, unexpected(err)
+		}
+		return append(protowire.AppendTag(b, num, wt), v...), nil
+	case protowire.BytesType:
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return b, unexpected(err)
+		}
+		if n > maxHistoryRecord {
+			return b, discard(br, n)
+		}
+		v := make([]byte, n)
+		if _, err := io.ReadFull(br, v); err != nil {
+			return b, unexpected(err)
+		}
+		return protowire.AppendBytes(protowire.AppendTag(b, num, wt), v), nil
+	}
+	return b, fmt.Errorf("whatsapp: history: unsupported wire type %d", wt)
 }
 
 // readRecord decodes one length-delimited message into m; ok is false if
@@ -167,19 +228,6 @@ func readRecord(br *bufio.Reader, m proto.Message) (ok bool, err error) {
 		return false, unexpected(err)
 	}
 	return proto.Unmarshal(b, m) == nil, nil
-}
-
-func readBytes(br *bufio.Reader, max uint64) ([]byte, error) {
-	n, err := binary.ReadUvarint(br)
-	if err != nil {
-		return nil, unexpected(err)
-	}
-	if n > max {
-		return nil, discard(br, n)
-	}
-	b := make([]byte, n)
-	_, err = io.ReadFull(br, b)
-	return b, unexpected(err)
 }
 
 func skipField(br *bufio.Reader, wt protowire.Type) error {

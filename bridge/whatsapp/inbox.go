@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"waxmpp/bridge"
@@ -18,8 +17,7 @@ type inbox struct {
 	q Queue
 	// signal says "the queue grew". Capacity 1: a pending signal already
 	// says "look again".
-	signal   chan struct{}
-	failures atomic.Uint64 // pushes that did not reach the disk
+	signal chan struct{}
 
 	mu    sync.Mutex
 	seqs  map[bridge.Event]uint64 // delivered, not yet handled
@@ -46,13 +44,11 @@ func (b *inbox) push(evs ...bridge.Event) error {
 	for _, ev := range evs {
 		r, err := marshalEvent(ev)
 		if err != nil {
-			b.failures.Add(1)
 			return err
 		}
 		recs = append(recs, r)
 	}
 	if _, err := b.q.Enqueue(recs...); err != nil {
-		b.failures.Add(1)
 		return fmt.Errorf("whatsapp: queue %d events: %w", len(evs), err)
 	}
 	select {

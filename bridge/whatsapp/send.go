@@ -2,7 +2,6 @@ package whatsapp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -72,10 +71,10 @@ func parseJID(id string) (types.JID, error) {
 func (a *Adapter) linked() (client, types.JID, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dev == nil || a.dev.ID == nil {
+	if a.id.IsEmpty() {
 		return nil, types.EmptyJID, bridge.ErrNotPaired
 	}
-	return a.cli, a.dev.ID.ToNonAD(), nil
+	return a.cli, a.id, nil
 }
 
 func (a *Adapter) send(ctx context.Context, chat bridge.ChatID, m *waE2E.Message, id string) (bridge.MsgRef, time.Time, error) {
@@ -108,16 +107,13 @@ func (a *Adapter) SendLocation(ctx context.Context, chat bridge.ChatID, g bridge
 	return a.send(ctx, chat, buildLocation(g), opts.ID)
 }
 
-// Edit implements bridge.WhatsApp. The 20-minute window is checked
-// against the time the message was recorded in the store; WhatsApp
-// silently ignores late edits, so a clear error is better.
+// Edit implements bridge.WhatsApp. WhatsApp accepts an edit for 20 minutes
+// after sending and silently ignores a later one (whatsmeow reports no
+// error): the core keeps the window and asks only within it.
 func (a *Adapter) Edit(ctx context.Context, ref bridge.MsgRef, text string) error {
 	c, _, err := a.linked()
 	if err != nil {
 		return err
-	}
-	if m, err := a.messages.MessageByWA(bridge.MessageKey{Chat: string(ref.Chat), ID: ref.ID}); err == nil && !m.Time.IsZero() && a.now().Sub(m.Time) > bridge.EditWindow {
-		return bridge.ErrEditWindow
 	}
 	chat, err := parseJID(string(ref.Chat))
 	if err != nil {
@@ -242,30 +238,6 @@ func (a *Adapter) Lookup(ctx context.Context, phone string) (bridge.UserID, bool
 	return "", false, nil
 }
 
-// oldestMsg is what a history request needs of the oldest known message
-// of a chat.
-type oldestMsg struct {
-	ID     string    `json:"id"`
-	FromMe bool      `json:"me,omitempty"`
-	Time   time.Time `json:"t"`
-}
-
-// noteOldest remembers m if it is the oldest message seen in its chat:
-// RequestHistory with no anchor continues from there.
-func (a *Adapter) noteOldest(m *bridge.Message) {
-	k := settingOldestPfx + string(m.Ref.Chat)
-	if b, ok, _ := a.settings.Blob(k); ok {
-		var o oldestMsg
-		if json.Unmarshal(b, &o) == nil && !m.Time.Before(o.Time) {
-			return
-		}
-	}
-	b, _ := json.Marshal(oldestMsg{ID: m.Ref.ID, FromMe: m.Ref.FromMe, Time: m.Time})
-	if err := a.settings.PutBlob(k, b); err != nil {
-		a.log.Warn("save history anchor", "err", err)
-	}
-}
-
 // RequestHistory implements bridge.WhatsApp: it asks the phone (a peer
 // message); the answer arrives later as an on-demand history sync, relayed
 // as Messages with History set. The phone must be online.
@@ -306,7 +278,7 @@ func (a *Adapter) Logout(ctx context.Context) error {
 	if err := c.Logout(ctx); err != nil {
 		return fmt.Errorf("whatsapp: logout: %w", err)
 	}
-	a.loggedOut(c, "unlinked with /logout")
+	a.loggedOut(c, &bridge.Status{State: bridge.LoggedOut, Reason: "unlinked with /logout"})
 	return nil
 }
 

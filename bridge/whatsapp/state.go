@@ -20,13 +20,17 @@ type Config struct {
 	// Inbox is the durable queue of converted events on their way to the
 	// core (see Buffering in the package doc).
 	Inbox Queue
+	// History is the durable queue of history-sync notifications not yet
+	// processed.
+	History Queue
+	// Passkeys says that the caller can answer WhatsApp's passkey
+	// requests (PairCode.Passkey; AnswerPasskey): a setup page in a
+	// browser. Without it a passkey request ends the pairing attempt
+	// with advice.
+	Passkeys bool
 	// Settings keeps the adapter's few records (web version, phone watch,
 	// poll options).
 	Settings Settings
-	// Messages answers when a message was relayed. Transitional: the
-	// core takes over the edit window and the history anchor, and this
-	// goes.
-	Messages Messages
 	// TempDir is where downloads and history blobs are written while they
 	// are decrypted: a directory on disk (on a Pi /tmp may be RAM, and a
 	// document reaches 2 GB), private to waxmpp.
@@ -66,18 +70,12 @@ type Settings interface {
 	PutBlob(name string, v []byte) error
 }
 
-// Messages looks up relayed messages (see Config.Messages).
-type Messages interface {
-	MessageByWA(k bridge.MessageKey) (bridge.MsgLink, error)
-}
-
 // Settings the adapter keeps.
 const (
 	settingVersion   = "whatsapp.web_version"     // last web version fetched, "2.3000.1234"
 	settingPhoneSeen = "whatsapp.phone_last_seen" // RFC 3339
 	settingPhoneAsk  = "whatsapp.phone_last_ask"  // RFC 3339: the last wake-up request
 	settingPollPfx   = "whatsapp.poll/"           // + chat/id → JSON option list
-	settingOldestPfx = "whatsapp.oldest/"         // + chat → JSON oldestMsg
 )
 
 // timeSetting reads a time kept by putTime.

@@ -24,9 +24,13 @@ import (
 type pairer interface {
 	Run(ctx context.Context) error
 	Pair(ctx context.Context, phone string) error
-	// Handled takes events off the adapter's durable inbox; pairing's
-	// events are for this terminal, not for the core at the next start.
+	// Handled takes events off the adapter's durable inbox: the pairing's
+	// own (codes, the result) are for this terminal. What arrives after
+	// the link (names, identities) stays for the core at the next start.
 	Handled(ev bridge.Event)
+	// InitialSync waits until the first sync after linking is done
+	// (offline messages, app state, history), with a line per step.
+	InitialSync(ctx context.Context, progress func(string)) error
 }
 
 var newPairer = func(ctx context.Context, db *store.DB, log *slog.Logger, events chan<- bridge.Event) (pairer, error) {
@@ -39,8 +43,8 @@ func whatsappConfig(db *store.DB, log *slog.Logger, events chan<- bridge.Event) 
 	return whatsapp.Config{
 		Devices:  db.Devices(whatsapp.Logger(log.With("component", "whatsmeow-store"))),
 		Inbox:    db.Queue("whatsapp-in"),
+		History:  db.Queue("whatsapp-history"),
 		Settings: db,
-		Messages: db,
 		TempDir:  filepath.Dir(db.Path()),
 		Log:      log,
 		Events:   events,
@@ -101,8 +105,8 @@ func (m *Main) runPair(ctx context.Context, phone string) error {
 	}
 	n := 0
 	var linked *bridge.PairResult
-	settle := time.NewTimer(time.Hour)
-	settle.Stop()
+	progress := make(chan string, 16)
+	synced := make(chan error, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,10 +114,20 @@ func (m *Main) runPair(ctx context.Context, phone string) error {
 		case err := <-runDone:
 			runDone <- err
 			return fmt.Errorf("pair: the WhatsApp connection stopped: %v", err)
-		case <-settle.C:
+		case line := <-progress:
+			fmt.Fprintln(m.Stdout, line)
+		case err := <-synced:
+			for len(progress) > 0 {
+				fmt.Fprintln(m.Stdout, <-progress)
+			}
+			if err != nil {
+				return fmt.Errorf("pair: %w", err)
+			}
 			return m.pairDone(linked)
 		case ev := <-events:
-			wa.Handled(ev)
+			if linked == nil {
+				wa.Handled(ev)
+			}
 			switch e := ev.(type) {
 			case *bridge.PairCode:
 				n++
@@ -123,17 +137,25 @@ func (m *Main) runPair(ctx context.Context, phone string) error {
 					return &errPairFailed{e.Err}
 				}
 				linked = e
-				fmt.Fprintln(m.Stdout, "\nLinked. Finishing the first connection…")
-				// whatsmeow reconnects after pairing and uploads keys;
-				// wait for that, but not forever.
-				settle.Reset(30 * time.Second)
+				fmt.Fprintln(m.Stdout, "\nLinked. Receiving your chats and contacts from the phone (this takes a minute or two)…")
+				// The phone sends the first sync now; waxmpp stays until
+				// it has arrived (the adapter keeps what arrives for the
+				// bridge, which gets it at its next start).
+				go func() {
+					synced <- wa.InitialSync(ctx, func(line string) {
+						select {
+						case progress <- line:
+						case <-ctx.Done():
+						}
+					})
+				}()
 			case *bridge.Status:
 				switch e.State {
-				case bridge.Connected:
+				case bridge.LoggedOut, bridge.Banned:
 					if linked != nil {
-						return m.pairDone(linked)
+						return &errPairFailed{e.Reason}
 					}
-				case bridge.Outdated, bridge.TempBanned, bridge.LoggedOut:
+				case bridge.Outdated, bridge.TempBanned:
 					fmt.Fprintln(m.Stdout, e.Reason)
 				}
 			}
