@@ -30,26 +30,10 @@ import (
 // sends and acknowledges while it stops still reaches it. All have stopped
 // when runBridge returns, before the store may close.
 func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) error {
+	// One child logger per component; log itself is the root.
+	mainLog, xmppLog := log.With("component", "main"), log.With("component", "xmpp")
 	cfg := m.Config.XMPP
-	roots, err := rootCAs(cfg.CAFile)
-	if err != nil {
-		return &config.Error{Field: "xmpp.ca_file", Problem: err.Error(), Err: err}
-	}
-	sess, err := xmpp.New(xmpp.Config{
-		JID:          cfg.JID,
-		Password:     cfg.Password,
-		Resource:     cfg.Resource,
-		Owner:        cfg.Owner,
-		Server:       cfg.Server,
-		RootCAs:      roots,
-		Rate:         cfg.Rate,
-		Burst:        cfg.Burst,
-		PingInterval: time.Duration(cfg.PingInterval),
-		PingTimeout:  time.Duration(cfg.PingTimeout),
-		Outbox:       db.Queue("xmpp-out"),
-		Cursor:       cursor{db},
-		Log:          log.With("component", "xmpp"),
-	})
+	sess, err := newSession(cfg, db, xmppLog)
 	if err != nil {
 		return err
 	}
@@ -80,10 +64,10 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	wa, runWA, err := openWhatsApp(waCtx, m.Simulator, db, log, events)
 	switch {
 	case errors.Is(err, errNoWhatsApp):
-		log.Warn("WhatsApp unavailable; relaying nothing", "component", "main", "err", err)
+		mainLog.Warn("WhatsApp unavailable; relaying nothing", "err", err)
 		m.notifyState("READY=1\nSTATUS=no WhatsApp in this build: XMPP only")
 		part(gctx, "xmpp", sess.Run)
-		part(gctx, "owner log", func(ctx context.Context) error { logOwner(ctx, sess, log); return nil })
+		part(gctx, "owner log", func(ctx context.Context) error { logOwner(ctx, sess, xmppLog); return nil })
 		return bridgeResult(ctx, g.Wait(), cfg.JID)
 	case err != nil:
 		return err
@@ -110,7 +94,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	part(gctx, "bot", bot.Run)
 	if m.Getenv("NOTIFY_SOCKET") != "" { // service.go
 		part(gctx, "watchdog", func(ctx context.Context) error {
-			supervise(ctx, core.Health, watchdogInterval(m.Getenv), m.notifyState, log.With("component", "main"))
+			supervise(ctx, core.Health, watchdogInterval(m.Getenv), m.notifyState, mainLog)
 			return nil
 		})
 	}
@@ -123,6 +107,30 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		return nil
 	})
 	return bridgeResult(ctx, g.Wait(), cfg.JID)
+}
+
+// newSession makes the XMPP session of the bot account in cfg, its outbox
+// and archive cursor in db.
+func newSession(cfg config.XMPP, db *store.DB, log *slog.Logger) (*xmpp.Session, error) {
+	roots, err := rootCAs(cfg.CAFile)
+	if err != nil {
+		return nil, &config.Error{Field: "xmpp.ca_file", Problem: err.Error(), Err: err}
+	}
+	return xmpp.New(xmpp.Config{
+		JID:          cfg.JID,
+		Password:     cfg.Password,
+		Resource:     cfg.Resource,
+		Owner:        cfg.Owner,
+		Server:       cfg.Server,
+		RootCAs:      roots,
+		Rate:         cfg.Rate,
+		Burst:        cfg.Burst,
+		PingInterval: time.Duration(cfg.PingInterval),
+		PingTimeout:  time.Duration(cfg.PingTimeout),
+		Outbox:       db.Queue("xmpp-out"),
+		Cursor:       cursor{db},
+		Log:          log,
+	})
 }
 
 // openWhatsApp is newWhatsApp (whatsapp_real.go, or whatsapp_simwa.go in a
@@ -139,7 +147,7 @@ func logOwner(ctx context.Context, sess *xmpp.Session, log *slog.Logger) {
 	for {
 		select {
 		case msg := <-sess.Inbound():
-			log.Debug("owner message", "component", "xmpp", "id", msg.ID, "body", msg.Body)
+			log.Debug("owner message", "id", msg.ID, "body", msg.Body)
 		case <-ctx.Done():
 			return
 		}

@@ -16,8 +16,9 @@ import (
 
 // These tests run whole conversations against the real binary (see
 // simenv_test.go): WhatsApp is the simulator, the owner a raw XMPP client
-// on a real Prosody. They follow DESIGN §2 (routing, feature mapping,
-// commands) and §3 (nothing lost, duplicates suppressed).
+// on a real Prosody. They follow the rules in package bridge's doc (go doc
+// waxmpp/bridge): routing, feature mapping, commands, and "nothing lost,
+// nothing twice".
 
 const (
 	nsReply     = "urn:xmpp:reply:0"
@@ -31,7 +32,8 @@ const (
 
 const wait = 15 * time.Second
 
-// TestSimRouting covers every routing rule of DESIGN §2.2.
+// TestSimRouting covers every routing rule ("Routing what the owner writes"
+// in package bridge's doc).
 func TestSimRouting(t *testing.T) {
 	e := newSimEnv(t, envOptions{})
 	e.addressBook()
@@ -116,7 +118,8 @@ func TestSimRouting(t *testing.T) {
 	})
 }
 
-// TestSimCommands covers every command of DESIGN §2.5, with bad input.
+// TestSimCommands covers every command (the "Commands" section of package
+// bridge's doc), with bad input.
 func TestSimCommands(t *testing.T) {
 	e := newSimEnv(t, envOptions{})
 	e.addressBook()
@@ -278,7 +281,8 @@ func (e *simEnv) stanzasSince(m mark) []*pt.Elem {
 	return append([]*pt.Elem(nil), e.stanzas[m.stanzas:]...)
 }
 
-// TestSimFeatures covers every non-media row of DESIGN §2.4, both ways.
+// TestSimFeatures covers every non-media row of the feature mapping (the
+// "Feature mapping" section of package bridge's doc), both ways.
 func TestSimFeatures(t *testing.T) {
 	e := newSimEnv(t, envOptions{})
 	e.addressBook()

@@ -126,7 +126,7 @@ type Main struct {
 	// Config is the loaded configuration, once Run has read it.
 	Config config.Config
 
-	log     *slog.Logger
+	log     *slog.Logger // the "main" component's; runBridge derives the others from the root
 	db      *store.DB
 	journal bool // stderr is the journal (journal.go)
 }
@@ -222,8 +222,9 @@ func (m *Main) run(ctx context.Context) error {
 		return err
 	}
 	m.Config = cfg
-	m.log = newLogger(m.Stderr, cfg.Log, m.journal)
-	log := m.log.With("component", "main")
+	root := newLogger(m.Stderr, cfg.Log, m.journal)
+	m.log = root.With("component", "main")
+	log := m.log
 	log.Info("config loaded", "path", m.ConfigPath, "config", cfg.Redacted())
 	warnReadable(log, m.ConfigPath, cfg)
 
@@ -240,7 +241,7 @@ func (m *Main) run(ctx context.Context) error {
 
 	log.Info("started", "version", version)
 	// READY=1 comes from supervise, once the core's loop answers.
-	err = m.runBridge(ctx, m.log, db)
+	err = m.runBridge(ctx, root, db)
 	notify(log, daemon.SdNotifyStopping)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		log.Info("stopping", "cause", context.Cause(ctx))
@@ -261,7 +262,7 @@ func (m *Main) Close() error {
 	err := m.db.Close()
 	m.db = nil
 	if m.log != nil && err == nil {
-		m.log.Info("stopped", "component", "main")
+		m.log.Info("stopped")
 	}
 	return err
 }

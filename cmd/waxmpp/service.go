@@ -36,7 +36,7 @@ import (
 // it does nothing.
 func (m *Main) notifyState(state string) {
 	if _, err := daemon.SdNotify(false, state); err != nil && m.log != nil {
-		m.log.Warn("sd_notify failed", "component", "main", "state", state, "err", err)
+		m.log.Warn("sd_notify failed", "state", state, "err", err)
 	}
 }
 

@@ -25,15 +25,16 @@ func newWhatsApp(ctx context.Context, sock string, db *store.DB, log *slog.Logge
 	if sock == "" {
 		return nil, nil, fmt.Errorf("%w: this binary is a test build (-tags simwa) with only the simulated WhatsApp, and run has no --simulator", errNoWhatsApp)
 	}
+	log = log.With("component", "simwa")
 	sim, err := simwa.New(simwa.Config{
 		Socket: sock,
 		Events: events,
-		Log:    log.With("component", "simwa"),
+		Log:    log,
 	})
 	if err != nil {
 		return nil, nil, &usageError{fmt.Sprintf("run --simulator %s: %v", sock, err)}
 	}
-	log.Warn("using the simulated WhatsApp (test build)", "component", "simwa", "socket", sock, "boot", sim.Boot())
+	log.Warn("using the simulated WhatsApp (test build)", "socket", sock, "boot", sim.Boot())
 	return sim, sim.Run, nil
 }
 
