@@ -618,3 +618,35 @@ func TestNewDeviceProps(t *testing.T) {
 		t.Errorf("device props %v", p)
 	}
 }
+
+// TestHistoryWaitsForLogin: a queued blob is downloaded only once logged
+// in (after a restart the queue may hold some before the connection is
+// up); waiting for the login uses up none of its attempts.
+func TestHistoryWaitsForLogin(t *testing.T) {
+	h := newHarness(t, true)
+	h.blobs = map[string][]byte{"/h1": historyBlob(t, waHistorySync.HistorySync_RECENT)}
+	h.run()
+	c := h.client()
+	c.mu.Lock()
+	c.blobs = h.blobs
+	c.mu.Unlock()
+	c.Disconnect()
+	c.dispatch(fromPhone("N1", &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum(),
+		HistorySyncNotification: &waE2E.HistorySyncNotification{SyncType: waE2E.HistorySyncType_RECENT.Enum(), DirectPath: proto.String("/h1")}}}))
+	time.Sleep(3 * historyLoginPoll)
+	c.mu.Lock()
+	calls := c.dlCalls
+	c.mu.Unlock()
+	if calls != 0 {
+		t.Errorf("%d downloads tried before login", calls)
+	}
+	if err := c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	waitHistory(t, h.a, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.deleted) != 1 {
+		t.Errorf("the blob was not processed: deleted %q", c.deleted)
+	}
+}

@@ -56,6 +56,7 @@ type fakeClient struct {
 	downloads  int      // running now
 	maxDL      int      // most at once
 	dlGate     chan struct{}
+	dlCalls    int
 	passkeys   []*types.WebAuthnResponse
 	blobs      map[string][]byte // history blobs by direct path
 	onLogout   func()            // runs inside Logout (whatsmeow may report the logout meanwhile)
@@ -214,6 +215,13 @@ func (f *fakeClient) SendPasskeyConfirmation(ctx context.Context) error { return
 func (f *fakeClient) DownloadMediaWithPathToFile(ctx context.Context, p string, enc, sha, key []byte, mt whatsmeow.MediaType, mms string, noHash bool, file whatsmeow.File) error {
 	if p == "/fail" {
 		return errors.New("404")
+	}
+	f.mu.Lock()
+	f.dlCalls++
+	up := f.connected
+	f.mu.Unlock()
+	if !up {
+		return errors.New("no media connection: not logged in") // as whatsmeow without a socket
 	}
 	if err := f.expiredDownload(p); err != nil {
 		return err

@@ -138,7 +138,8 @@
 //
 // A notification is on disk (Config.History) before the phone gets its
 // receipt: the phone never sends a receipted one again. One goroutine
-// processes them one at a time: the blob is downloaded to a temporary file
+// processes them one at a time, once logged in: the blob is downloaded to
+// a temporary file
 // (whatsmeow decrypts it in place), read record by record (a synthetic
 // 50 MB sync peaks at about 40 MB RSS, TestHistoryMemory; whatsmeow's own
 // DownloadHistorySync would hold the blob several times over), then

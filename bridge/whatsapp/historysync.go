@@ -57,6 +57,7 @@ const historyBatch = 256
 const (
 	historyAttempts  = 3
 	historyRetryWait = 30 * time.Second
+	historyLoginPoll = time.Second
 )
 
 // historyQueue is the durable queue of history-sync notifications not yet
@@ -151,6 +152,14 @@ func (a *Adapter) historyLoop(ctx context.Context) {
 		var n waE2E.HistorySyncNotification
 		if err := proto.Unmarshal(it.Data, &n); err != nil {
 			a.log.Error("skipping a damaged history notification", "err", err)
+		} else if n.GetInitialHistBootstrapInlinePayload() == nil && !a.client().IsLoggedIn() {
+			// A blob to download waits for the login (after a restart the
+			// queue may hold some before the connection is up); waiting
+			// is not an attempt.
+			if !sleep(ctx, historyLoginPoll) {
+				return
+			}
+			continue
 		} else {
 			a.syncStep(func(s *syncState) { s.busy = true })
 			retry, err := a.processHistory(ctx, a.client(), &n)
