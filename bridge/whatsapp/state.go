@@ -18,7 +18,7 @@ type Config struct {
 	// sessions, contacts and the rest of whatsmeow's store interfaces.
 	Devices Devices
 	// Inbox is the durable queue of converted events on their way to the
-	// core (see Buffering in the package doc).
+	// core (see "Nothing lost" in the package doc).
 	Inbox Queue
 	// History is the durable queue of history-sync notifications not yet
 	// processed.
