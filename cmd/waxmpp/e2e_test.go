@@ -161,7 +161,7 @@ func TestBinaryConfigErrors(t *testing.T) {
 }
 
 func TestBinaryUsage(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"bogus"}, {}} {
+	for _, args := range [][]string{{"bogus"}, {}} {
 		var stdout, stderr bytes.Buffer
 		cmd := command(t, nil, args...)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr

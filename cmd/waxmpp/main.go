@@ -6,16 +6,16 @@
 //	waxmpp pair [--phone +NUMBER]        link WhatsApp in the terminal (bridge stopped)
 //	waxmpp backup [--config FILE] FILE   copy the state file, also while running
 //	waxmpp version               print the version, Go version and platform
-//	waxmpp help                  print this usage
+//	waxmpp help [COMMAND]        print this usage, or COMMAND's (also COMMAND --help)
 //
 // The config file is --config, else $WAXMPP_CONFIG, else
 // /etc/waxmpp/config.toml. Logs go to stderr (the journal, under systemd).
 //
 // Exit codes, for systemd (the unit sets RestartPreventExitStatus=78):
 //
-//	0   success, or a clean stop on SIGINT/SIGTERM
+//	0   success, a clean stop on SIGINT/SIGTERM, or help asked for
 //	1   runtime failure; systemd restarts the service
-//	2   usage: unknown command or flag, or help
+//	2   usage: unknown command, flag or argument
 //	78  EX_CONFIG: not configured yet, or the config is invalid;
 //	    restarting cannot help, so systemd does not
 package main
@@ -68,7 +68,7 @@ commands:
                         write a consistent copy of the state file, also
                         while the bridge runs
   version               print the version
-  help                  print this help
+  help [COMMAND]        print this help, or COMMAND's own (also COMMAND --help)
 `
 
 func main() {
@@ -141,9 +141,50 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// errHelp is help explicitly asked for; it exits 2 like a usage error, so
-// that scripts never mistake the usage text for a result.
-var errHelp = flag.ErrHelp
+// helpRequest is help asked for: `waxmpp help [COMMAND]`, `waxmpp --help`
+// or `waxmpp COMMAND --help`. report prints it on stdout and the exit code
+// is 0; cmd is "" for the overview.
+type helpRequest struct{ cmd string }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+// commands describes each command for its own --help.
+var commands = map[string]struct{ synopsis, about string }{
+	"run": {"run [--config FILE]", `Run the bridge until SIGINT or SIGTERM. FILE defaults to $WAXMPP_CONFIG,
+else /etc/waxmpp/config.toml.`},
+	"pair": {"pair [--config FILE] [--phone +NUMBER]", `Link WhatsApp in this terminal: a QR code to scan with the phone, or with
+--phone a link code to type on it. The bridge must be stopped (or send
+/pair to the bot instead).`},
+	"backup": {"backup [--config FILE] FILE", `Write a consistent copy of the state file to FILE (mode 0600), also while
+the bridge runs.`},
+	"version": {"version", "Print the version, the Go version and the platform."},
+}
+
+// flagSet returns cmd's flags, bound to m's fields; false for a command
+// that does not exist.
+func (m *Main) flagSet(cmd string) (*flag.FlagSet, bool) {
+	if _, ok := commands[cmd]; !ok {
+		return nil, false
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // report prints the error and the usage once
+	fs.Usage = func() {}
+	if cmd == "version" {
+		return fs, true
+	}
+	def := DefaultConfigPath
+	if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
+		def = p
+	}
+	fs.StringVar(&m.ConfigPath, "config", def, "config file")
+	switch cmd {
+	case "run":
+		simFlag(fs, &m.Simulator)
+	case "pair":
+		fs.StringVar(&m.Phone, "phone", "", "link with an 8-character code for this number instead of a QR code")
+	}
+	return fs, true
+}
 
 // ParseFlags parses the command line, without the program name.
 func (m *Main) ParseFlags(ctx context.Context, args []string) error {
@@ -151,31 +192,23 @@ func (m *Main) ParseFlags(ctx context.Context, args []string) error {
 		return &usageError{"no command given"}
 	}
 	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // report prints the error and the usage once
-	fs.Usage = func() {}
 	switch cmd {
-	case "run", "backup", "pair":
-		def := DefaultConfigPath
-		if p := m.Getenv("WAXMPP_CONFIG"); p != "" {
-			def = p
-		}
-		fs.StringVar(&m.ConfigPath, "config", def, "config file")
-		switch cmd {
-		case "run":
-			simFlag(fs, &m.Simulator)
-		case "pair":
-			fs.StringVar(&m.Phone, "phone", "", "link with an 8-character code for this number instead of a QR code")
-		}
-	case "version":
 	case "help", "-h", "-help", "--help":
-		return errHelp
-	default:
+		if len(args) == 0 {
+			return &helpRequest{}
+		}
+		if _, ok := commands[args[0]]; !ok || len(args) > 1 {
+			return &usageError{fmt.Sprintf("help: unknown command %q", strings.Join(args, " "))}
+		}
+		return &helpRequest{cmd: args[0]}
+	}
+	fs, ok := m.flagSet(cmd)
+	if !ok {
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+			return &helpRequest{cmd: cmd}
 		}
 		return &usageError{fmt.Sprintf("%s: %v", cmd, err)}
 	}
@@ -272,8 +305,9 @@ func (m *Main) report(err error) {
 	if err == nil {
 		return
 	}
-	if errors.Is(err, errHelp) {
-		fmt.Fprint(m.Stderr, usage)
+	var help *helpRequest
+	if errors.As(err, &help) {
+		m.help(help.cmd)
 		return
 	}
 	prefix := "waxmpp: "
@@ -292,6 +326,24 @@ func (m *Main) report(err error) {
 	}
 }
 
+// help prints the overview, or cmd's own usage with its flags, on stdout.
+func (m *Main) help(cmd string) {
+	if cmd == "" {
+		fmt.Fprint(m.Stdout, usage)
+		return
+	}
+	c := commands[cmd]
+	fmt.Fprintf(m.Stdout, "usage: waxmpp %s\n\n%s\n", c.synopsis, c.about)
+	fs, _ := (&Main{Getenv: m.Getenv}).flagSet(cmd)
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprint(m.Stdout, "\nflags:\n")
+		fs.SetOutput(m.Stdout)
+		fs.PrintDefaults()
+	}
+}
+
 // exitCode maps an error from ParseFlags, Run or Close to the process's
 // exit status; see the package documentation.
 func exitCode(err error) int {
@@ -300,7 +352,9 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errHelp), errors.As(err, &ue):
+	case errors.As(err, new(*helpRequest)):
+		return exitOK
+	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, config.ErrNotConfigured), errors.As(err, &ce):
 		return exitExConfig

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -40,7 +39,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "run config without value", args: []string{"run", "--config"}, wantCode: exitUsage, wantErrIn: "needs an argument"},
 		{name: "run extra argument", args: []string{"run", "now"}, wantCode: exitUsage, wantErrIn: `unexpected argument "now"`},
 		{name: "run unknown flag", args: []string{"run", "--verbose"}, wantCode: exitUsage, wantErrIn: "-verbose"},
-		{name: "run help flag", args: []string{"run", "-h"}, wantCode: exitUsage},
+		{name: "run help flag", args: []string{"run", "-h"}, wantCode: exitOK},
 		{name: "backup", args: []string{"backup", "/tmp/copy.db"}, env: env, wantCmd: "backup", wantConfig: "/env/config.toml"},
 		{name: "backup without file", args: []string{"backup"}, wantCode: exitUsage, wantErrIn: "name the file"},
 		{name: "backup two files", args: []string{"backup", "a", "b"}, wantCode: exitUsage, wantErrIn: "name the file"},
@@ -48,8 +47,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "pair extra argument", args: []string{"pair", "now"}, wantCode: exitUsage, wantErrIn: "unexpected argument"},
 		{name: "version", args: []string{"version"}, wantCmd: "version"},
 		{name: "version extra argument", args: []string{"version", "x"}, wantCode: exitUsage, wantErrIn: "unexpected argument"},
-		{name: "help", args: []string{"help"}, wantCode: exitUsage},
-		{name: "dash help", args: []string{"--help"}, wantCode: exitUsage},
+		{name: "help", args: []string{"help"}, wantCode: exitOK},
+		{name: "dash help", args: []string{"--help"}, wantCode: exitOK},
+		{name: "help of a command", args: []string{"help", "backup"}, wantCode: exitOK},
+		{name: "help of no command", args: []string{"help", "start"}, wantCode: exitUsage, wantErrIn: `help: unknown command "start"`},
 		{name: "no command", args: nil, wantCode: exitUsage, wantErrIn: "no command"},
 		{name: "unknown command", args: []string{"start"}, wantCode: exitUsage, wantErrIn: `unknown command "start"`},
 		{name: "flag before command", args: []string{"--config", "x", "run"}, wantCode: exitUsage, wantErrIn: "unknown command"},
@@ -83,7 +84,7 @@ func TestExitCode(t *testing.T) {
 	}{
 		{"nil", nil, 0},
 		{"usage", &usageError{"x"}, 2},
-		{"help", flag.ErrHelp, 2},
+		{"help", &helpRequest{cmd: "run"}, 0},
 		{"not configured", fmt.Errorf("config x: %w: no jid", config.ErrNotConfigured), 78},
 		{"config error", fmt.Errorf("config x: %w", &config.Error{Field: "xmpp.rate", Problem: "low"}), 78},
 		{"joined config errors", fmt.Errorf("config x: %w", errors.Join(&config.Error{Field: "a"}, &config.Error{Field: "b"})), 78},
@@ -268,7 +269,7 @@ func TestRunErrors(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"help"}, {"frobnicate"}, {"run", "-x"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"run", "-x"}} {
 		var stdout, stderr syncBuffer
 		if code := run(t.Context(), args, &stdout, &stderr, noEnv); code != 2 {
 			t.Errorf("run(%q) = %d, want 2", args, code)
@@ -440,5 +441,37 @@ func TestBackupNoStateFile(t *testing.T) {
 	}
 	if err := store.Verify(copyPath); err != nil || !strings.Contains(stdout.String(), "wrote "+copyPath) {
 		t.Errorf("copy: %v; stdout %q", err, stdout.String())
+	}
+}
+
+// TestHelp: every command answers --help with its own usage on stdout and
+// exit 0; help alone gives the overview.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"help"}, []string{"usage: waxmpp <command>", "  run [--config FILE]", "  backup [--config FILE] FILE"}},
+		{[]string{"--help"}, []string{"usage: waxmpp <command>"}},
+		{[]string{"-h"}, []string{"usage: waxmpp <command>"}},
+		{[]string{"run", "--help"}, []string{"usage: waxmpp run [--config FILE]", "Run the bridge", "-config string", "(default \"/etc/waxmpp/config.toml\")"}},
+		{[]string{"pair", "-h"}, []string{"usage: waxmpp pair [--config FILE] [--phone +NUMBER]", "-phone string"}},
+		{[]string{"backup", "--help"}, []string{"usage: waxmpp backup [--config FILE] FILE", "-config string"}},
+		{[]string{"version", "--help"}, []string{"usage: waxmpp version", "Print the version"}},
+		{[]string{"help", "run"}, []string{"usage: waxmpp run [--config FILE]"}},
+	}
+	for _, tt := range tests {
+		var stdout, stderr syncBuffer
+		if code := run(t.Context(), tt.args, &stdout, &stderr, noEnv); code != 0 {
+			t.Errorf("waxmpp %q: exit %d, want 0; stderr %q", tt.args, code, stderr.String())
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("waxmpp %q: stdout lacks %q:\n%s", tt.args, w, stdout.String())
+			}
+		}
+		if stderr.String() != "" {
+			t.Errorf("waxmpp %q wrote to stderr: %q", tt.args, stderr.String())
+		}
 	}
 }
