@@ -119,7 +119,7 @@ func TestQuestionNamesTellApart(t *testing.T) {
 	if strings.Count(q, "Alice") != 1 {
 		t.Errorf("Alice offered twice: %q", q)
 	}
-	if !strings.Contains(q, "Alex (alex)") || !strings.Contains(q, "Alex (alex2)") {
+	if !strings.Contains(q, "Alex (+495551)") || !strings.Contains(q, "Alex (+495552)") {
 		t.Errorf("the two Alexes are not told apart: %q", q)
 	}
 }

@@ -71,10 +71,12 @@ type Core struct {
 	x   XMPP
 	st  Store
 
-	people  map[UserID]*person // names, persisted as "core.people"
-	oldest  map[ChatID]anchor  // each chat's oldest known message, persisted as "core.oldest"
-	dirty   bool               // people or oldest changed since saved
-	saveDue time.Time          // when to save them
+	people  map[UserID]*person         // names, persisted as "core.people"
+	oldest  map[ChatID]anchor          // each chat's oldest known message, persisted as "core.oldest"
+	names   map[string]map[string]bool // the name index (see index): nameKey → entry → trusted
+	nameAt  map[string]string          // entry → its nameKey in names
+	dirty   bool                       // people or oldest changed since saved
+	saveDue time.Time                  // when to save them
 
 	route     routeState // persisted as "core.route"
 	elsewhere bool       // the owner's last text went to another chat than the current one
@@ -186,7 +188,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	}
 	c := &Core{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
-		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
+		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
 		qrDone:    make(chan qrUpload),
 		healthReq: make(chan chan Health),
 	}
@@ -213,6 +215,16 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 			c.log.Warn("history anchors unreadable, starting over", "err", err)
 			c.oldest = map[ChatID]anchor{}
 		}
+	}
+	for u := range c.people {
+		c.indexPerson(u)
+	}
+	chats, err := cfg.Store.Chats()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	}
+	for _, ch := range chats {
+		c.indexChat(ch)
 	}
 	if b, ok, err := cfg.Store.Blob(settingRoute); err != nil {
 		return nil, fmt.Errorf("bridge: core: %w", err)
@@ -407,29 +419,120 @@ func noteID(parts ...string) string {
 // ---- names and chats ----
 
 // name is what the owner calls user: address book, push name, +number.
+//
+// The name is shown safe (showName): with the person's number when it reads
+// as the owner or a header, or when it is the same as another name the
+// owner knows. A name from the address book (the owner's own) gets the
+// number only when another address-book name is the same; a push name,
+// which anyone may choose, whenever it clashes with any.
 func (c *Core) name(u UserID) string {
 	u = bareUser(u)
-	for _, id := range []UserID{u, c.other(u)} {
-		if id == "" {
-			continue
-		}
-		if p := c.people[id]; p != nil {
-			for _, n := range []string{p.Full, p.First, p.Push, p.Business} {
-				if n = cleanName(n); n != "" {
-					return n
+	if u == "" {
+		return "someone"
+	}
+	n, trusted := c.baseName(u)
+	return showName(n, c.tagOf(u), c.clash(personEntry(c.canonicalUser(u)), n, trusted))
+}
+
+// baseName is the name the owner knows u by, from either of u's
+// identities: the address book (trusted: the owner chose it), else the
+// push name or business name; "" when none is known.
+func (c *Core) baseName(u UserID) (string, bool) {
+	ids := []UserID{u, c.other(u)}
+	for _, id := range ids {
+		if p := c.people[id]; p != nil && id != "" {
+			for _, n := range []string{p.Full, p.First} {
+				if safeName(n) != "" {
+					return n, true
 				}
 			}
 		}
 	}
+	for _, id := range ids {
+		if p := c.people[id]; p != nil && id != "" {
+			for _, n := range []string{p.Push, p.Business} {
+				if safeName(n) != "" {
+					return n, false
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// tagOf is what tells u apart: the phone number, else "~" and the LID.
+func (c *Core) tagOf(u UserID) string {
 	for _, id := range []UserID{u, c.other(u)} {
 		if ph := phoneOf(id); ph != "" {
 			return ph
 		}
 	}
-	if u == "" {
-		return "someone"
-	}
 	return "~" + userPart(u)
+}
+
+// The name index: which people and groups go by each name (nameKey), so
+// that a name the owner would read as someone else's is shown with what
+// tells it apart. Entries are "u:" + a canonical user, "g:" + a group's id;
+// the value says whether the name is trusted (the owner's address book).
+// A stale entry can only add a tag where none was needed.
+func personEntry(u UserID) string { return "u:" + string(u) }
+func groupEntry(id string) string { return "g:" + id }
+
+// clash reports whether name, shown for entry, is the same as another
+// entry's: any other, for an untrusted name; another trusted one, for a
+// trusted name.
+func (c *Core) clash(entry, name string, trusted bool) bool {
+	k := nameKey(safeName(name))
+	if k == "" {
+		return false
+	}
+	for other, t := range c.names[k] {
+		if other != entry && (t || !trusted) {
+			return true
+		}
+	}
+	return false
+}
+
+// index records that entry goes by name now.
+func (c *Core) index(entry, name string, trusted bool) {
+	if old, ok := c.nameAt[entry]; ok {
+		delete(c.names[old], entry)
+		if len(c.names[old]) == 0 {
+			delete(c.names, old)
+		}
+		delete(c.nameAt, entry)
+	}
+	k := nameKey(safeName(name))
+	if k == "" {
+		return
+	}
+	if c.names[k] == nil {
+		c.names[k] = map[string]bool{}
+	}
+	c.names[k][entry] = trusted
+	c.nameAt[entry] = k
+}
+
+// indexPerson updates the name index for u (under its canonical id; the
+// other identity's entry goes).
+func (c *Core) indexPerson(u UserID) {
+	u = bareUser(u)
+	cu := c.canonicalUser(u)
+	for _, id := range []UserID{u, c.other(u)} {
+		if id != cu && id != "" {
+			c.index(personEntry(id), "", false)
+		}
+	}
+	n, trusted := c.baseName(cu)
+	c.index(personEntry(cu), n, trusted)
+}
+
+// indexChat updates the name index for a group.
+func (c *Core) indexChat(ch Chat) {
+	if ch.Kind != Direct {
+		c.index(groupEntry(ch.ID), ch.Name, false)
+	}
 }
 
 // other is the alias of u (its LID or phone JID), "" if unknown.
@@ -601,8 +704,8 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 	ch = Chat{ID: string(id), Kind: chatKindOf(id)}
 	if ch.Kind == Direct {
 		ch.Name = c.name(UserID(id))
-		if (strings.HasPrefix(ch.Name, "+") || strings.HasPrefix(ch.Name, "~")) && cleanName(pushHint) != "" {
-			ch.Name = cleanName(pushHint)
+		if (strings.HasPrefix(ch.Name, "+") || strings.HasPrefix(ch.Name, "~")) && safeName(pushHint) != "" {
+			ch.Name = safeName(pushHint)
 		}
 	}
 	full := ch.Name
@@ -622,9 +725,10 @@ func (c *Core) chat(id ChatID, pushHint string) (Chat, error) {
 			return Chat{}, err
 		}
 	}
+	c.indexChat(ch)
 	if o := c.other(UserID(id)); o != "" {
 		if err := c.st.AddAlias(ch.ID, string(o)); err != nil {
-			c.log.Warn("save alias", "err", err)
+			return Chat{}, err
 		}
 	}
 	return ch, nil
@@ -659,8 +763,8 @@ func (c *Core) rehandle(ch Chat) Chat {
 
 // firstName is the short name a person's handle derives from.
 func (c *Core) firstName(u UserID, full string) string {
-	if p := c.people[u]; p != nil && cleanName(p.First) != "" {
-		return cleanName(p.First)
+	if p := c.people[u]; p != nil && safeName(p.First) != "" {
+		return safeName(p.First)
 	}
 	if f := strings.Fields(full); len(f) > 0 && !strings.HasPrefix(full, "+") && !strings.HasPrefix(full, "~") {
 		return f[0]
@@ -673,20 +777,20 @@ func (c *Core) firstName(u UserID, full string) string {
 }
 
 // chatName is how the owner reads a chat's name.
+//
+// A group's subject (anyone in it may set it) is shown with the group's
+// handle when it reads as the owner or a header, or is another chat's or
+// person's name too.
 func (c *Core) chatName(ch Chat) string {
 	if ch.Kind == Direct {
-		n := c.name(UserID(ch.ID))
-		if strings.HasPrefix(n, "+") || strings.HasPrefix(n, "~") {
-			if ch.Name != "" {
-				return ch.Name
-			}
+		if n, _ := c.baseName(UserID(ch.ID)); n == "" && ch.Name != "" {
+			// No name known any more (the names cache started over):
+			// the name the chat was stored with.
+			return showName(ch.Name, c.tagOf(UserID(ch.ID)), c.clash(personEntry(c.canonicalUser(UserID(ch.ID))), ch.Name, false))
 		}
-		return n
+		return c.name(UserID(ch.ID))
 	}
-	if ch.Name != "" {
-		return ch.Name
-	}
-	return ch.Handle
+	return showName(ch.Name, ch.Handle, c.clash(groupEntry(ch.ID), ch.Name, false))
 }
 
 // chatNameOf names a chat id, for questions and answers.

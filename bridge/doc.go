@@ -30,7 +30,17 @@
 //	*Family*: Bob joined          a note about a chat (calls, group events)
 //
 // Names come from the owner's WhatsApp address book, then the push name the
-// person chose, then the phone number. Each chat also has a short handle
+// person chose, then the phone number. The owner trusts that first line to
+// know who speaks, and anyone may choose their push name (and any group
+// member its subject), so names cannot lie: control and format characters
+// (bidi overrides, zero-width characters) go, asterisks, colons and arrows
+// and their look-alikes go, and a name is at most 48 characters. A name
+// that would still read as the owner ("You", "Ｙｏｕ", "Y o u"), as a header
+// ("Bob in Family") or as another name the owner knows (compared with
+// look-alike letters folded) is shown with what tells it apart: a person's
+// number ("*Alice (+4915…)*: new phone, send money"), a group's handle.
+// The owner's own address-book names get a number only when two of them
+// are the same. Each chat also has a short handle
 // (alice, family, alice2), unique and never given to another chat, shown by
 // /chats and accepted wherever a chat is named. Relayed messages never carry
 // a <nick/> (clients would rename the bot).

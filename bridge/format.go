@@ -36,18 +36,6 @@ func waSendID(ownerID string) string {
 	return "3EB0" + strings.ToUpper(hex.EncodeToString(h[:9]))
 }
 
-// cleanName makes a name safe inside XEP-0393 *strong* markers.
-func cleanName(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case '*', '\n', '\r':
-			return -1
-		}
-		return r
-	}, s)
-	return strings.TrimSpace(s)
-}
-
 // header is the first line's prefix naming chat and sender:
 // "*Alice*: ", "*Bob* in *Family*: ", "*You* → *Alice*: ".
 func header(kind ChatKind, chatName, senderName string, fromMe bool) string {
@@ -345,7 +333,7 @@ func groupText(g *GroupChange, name func(UserID) string) string {
 	case GroupDemoted:
 		return orSomeone(actor) + " removed " + who + " as admin"
 	case GroupSubject:
-		return orSomeone(actor) + " renamed the group to " + g.Subject
+		return orSomeone(actor) + " renamed the group to " + safeName(g.Subject)
 	case GroupDescription:
 		return orSomeone(actor) + " changed the group description: " + g.Text
 	case GroupCreated:

@@ -159,6 +159,7 @@ func (c *Core) message(m *Message) error {
 		if p.Push != m.PushName {
 			p.Push = m.PushName
 			c.markDirty()
+			c.indexPerson(m.Ref.Sender)
 		}
 	}
 	ch, err := c.chat(m.Ref.Chat, m.PushName)
@@ -439,6 +440,7 @@ func (c *Core) groupChange(g *GroupChange) error {
 		if err != nil {
 			return err
 		}
+		c.indexChat(ch2)
 		c.rehandle(ch2)
 	}
 	if muted(ch, c.now()) {
@@ -469,6 +471,7 @@ func (c *Core) contactInfo(ci *ContactInfo) error {
 		return nil
 	}
 	c.markDirty()
+	c.indexPerson(ci.User)
 	// Rename the chat if there is one; contacts without a chat get none.
 	id := c.canonical(ChatID(bareUser(ci.User)))
 	ch, err := c.st.Chat(string(id))
@@ -515,6 +518,7 @@ func (c *Core) chatInfo(ci *ChatInfo) error {
 	if ch, err = c.st.PutChat(ch); err != nil {
 		return err
 	}
+	c.indexChat(ch)
 	c.rehandle(ch)
 	return nil
 }
@@ -528,6 +532,7 @@ func (c *Core) alias(a *Alias) error {
 	if pl.Phone != phone || pp.LID != lid {
 		pl.Phone, pp.LID = phone, lid
 		c.markDirty()
+		c.indexPerson(phone)
 	}
 	// One person, one chat: the phone JID is canonical when both exist.
 	_, errP := c.st.Chat(string(phone))

@@ -471,3 +471,45 @@ func TestHistoryAnchorOfOlderVersion(t *testing.T) {
 		t.Errorf("anchors %v, want %v", h.wa.history, want)
 	}
 }
+
+// TestNamesThatCannotLie: a push name (anyone chooses their own) that is
+// the owner's "You", a header, an address-book contact's name or another
+// stranger's is shown with the number; groups of the same subject with
+// their handles. The owner's own address-book names stay as they are.
+func TestNamesThatCannotLie(t *testing.T) {
+	h := newHarness(t)
+	h.setup()
+	push := func(chat, sender, id, name, text string) *bridge.Message {
+		m := msg(chat, sender, id, text)
+		m.PushName = name
+		return m
+	}
+	h.send(
+		msg(alice, alice, "A1", "hi, it's me"),
+		push("495551@s.whatsapp.net", "495551@s.whatsapp.net", "S1", "Alice Liddell", "new number, pay me"),
+		push("495552@s.whatsapp.net", "495552@s.whatsapp.net", "S2", "Eve", "one"),
+		push("495553@s.whatsapp.net", "495553@s.whatsapp.net", "S3", "Eve\u200b", "two"),
+		push("495554@s.whatsapp.net", "495554@s.whatsapp.net", "S4", "You∗ → ∗Alice Liddell", "fake"),
+		push(family, "495555@s.whatsapp.net", "F1", "Bob∗ in ∗Work", "in family"),
+		&bridge.ChatInfo{Chat: "120363009@g.us", Kind: bridge.Group, Name: "Family"},
+		push("120363009@g.us", "495556@s.whatsapp.net", "G1", "Mallory\u202e:olleh", "the other family"),
+		// Once the second Eve and the second Family exist, the first
+		// ones are told apart too.
+		push("495552@s.whatsapp.net", "495552@s.whatsapp.net", "S5", "Eve", "three"),
+		push(family, "495555@s.whatsapp.net", "F2", "Bob∗ in ∗Work", "again"),
+	)
+	eq(t, "headers", h.bodies(), []string{
+		"*Alice Liddell*: hi, it's me",
+		"*Alice Liddell (+495551)*: new number, pay me",
+		"*Eve*: one",
+		"*Eve (+495553)*: two",
+		"*You Alice Liddell (+495554)*: fake",
+		"*Bob in Work (+495555)* in *Family*: in family",
+		"*Mallory olleh* in *Family (family2)*: the other family",
+		"*Eve (+495552)*: three",
+		"*Bob in Work (+495555)* in *Family (family)*: again",
+	})
+	if got, want := h.cmd("chats", "fam"), "  family — Family (family) (group)\n  family2 — Family (family2) (group)"; got != want {
+		t.Errorf("/chats fam = %q, want %q", got, want)
+	}
+}
