@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "test-install: run as root (it builds a rootfs and boots it)" >&2
 	exit 1
 fi
-for tool in mmdebstrap systemd-nspawn systemd-analyze dpkg-deb apt-ftparchive gpg lintian unshare nsenter ip prosody; do
+for tool in mmdebstrap systemd-nspawn systemd-analyze dpkg-deb apt-ftparchive gpg lintian unshare nsenter ip prosody qemu-arm-static qemu-aarch64-static; do
 	command -v "$tool" >/dev/null || { echo "test-install: $tool is missing (.ci/run installs it)" >&2; exit 1; }
 done
 
@@ -67,6 +67,33 @@ echo "TIMING package $v2 (amd64, one migration more) + repository: $(since $star
 start=$(date +%s)
 lintian --fail-on error,warning "$work"/repo2/pool/main/w/waxmpp/*.deb
 echo "TIMING lintian (4 packages, no error or warning): $(since $start)s"
+
+# Each package carries the binary for its architecture, static, and it
+# runs there: arm64 and armhf under qemu-user, armhf on an ARMv6 CPU (the
+# Pi Zero/1's ARM1176).
+start=$(date +%s)
+for deb in "$work"/repo1/pool/main/w/waxmpp/waxmpp_*.deb; do
+	arch=$(dpkg-deb -f "$deb" Architecture)
+	dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/bin/waxmpp >"$work/waxmpp-$arch"
+	chmod +x "$work/waxmpp-$arch"
+	info=$(go version -m "$work/waxmpp-$arch")
+	case $arch in
+	amd64) want="GOARCH=amd64" run="" ;;
+	arm64) want="GOARCH=arm64" run="qemu-aarch64-static" ;;
+	armhf) want="GOARM=6" run="qemu-arm-static -cpu arm1176" ;;
+	esac
+	if ! grep -q "build.*$want\b" <<<"$info" || ! grep -q "build.*CGO_ENABLED=0" <<<"$info"; then
+		echo "test-install: $deb: not a static $want binary:" >&2
+		echo "$info" >&2
+		exit 1
+	fi
+	out=$($run "$work/waxmpp-$arch" version)
+	case $out in
+	"waxmpp $v1 "*) echo "$arch: $out" ;;
+	*) echo "test-install: $deb: waxmpp version said '$out'" >&2; exit 1 ;;
+	esac
+done
+echo "TIMING binaries checked (qemu-user for arm64, armhf on ARMv6): $(since $start)s"
 
 start=$(date +%s)
 go test -c -tags installtest -o "$work/installtest.test" ./packaging/installtest
