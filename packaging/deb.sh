@@ -58,7 +58,7 @@ build() { # GOARCH GOARM OUTPUT
 
 # The man page comes from the help text of a binary for this machine.
 build "$($GO env GOARCH)" "" "$work/waxmpp-host"
-# (help exits 2 today, so that scripts never take the usage for a result.)
+# (2>&1 and || true: whichever stream and exit status help uses.)
 { "$work/waxmpp-host" help 2>&1 || true; } | $GO run ./packaging/manpage -version "$version" \
 	-date "$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)" >"$work/waxmpp.1"
 
