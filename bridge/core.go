@@ -42,7 +42,9 @@ type CoreConfig struct {
 	// Events are WhatsApp's events. Backpressure: the core reads them one
 	// at a time; while it works (a WhatsApp call takes up to waTimeout,
 	// a store write one fsync) the channel fills and the WhatsApp adapter
-	// buffers (see its doc). The core never drops an event.
+	// buffers (see its doc). The core never drops an event; while one
+	// waits to be tried again (the store failed), the channel is not read
+	// at all.
 	Events <-chan Event
 	// Owner are the owner's messages. Backpressure as Events.
 	Owner <-chan OwnerEvent

@@ -24,9 +24,13 @@ import (
 func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
 	meta := ev.Meta()
 	once := false
-	switch ev.(type) {
-	case *OwnerText, *OwnerCorrection, *OwnerRetraction, *OwnerReaction:
+	switch e := ev.(type) {
+	case *OwnerText:
+		once = e.Body != "" || e.URL != ""
+	case *OwnerCorrection, *OwnerRetraction, *OwnerReaction:
 		once = true
+	}
+	if once {
 		if done, err := c.handledBefore(meta.ID); err != nil {
 			return err
 		} else if done {
