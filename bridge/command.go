@@ -525,6 +525,9 @@ func (c *Core) cmdStatus() string {
 			fmt.Fprintf(&b, ", %d dropped chat states", st.Dropped)
 		}
 	}
+	if m := c.mediaStatus(); m != "" {
+		b.WriteString("\n" + m)
+	}
 	b.WriteString("\nCurrent chat: ")
 	if cur, ok := c.currentChat(); ok {
 		b.WriteString(c.chatNameOf(cur))

@@ -53,10 +53,18 @@ type CoreConfig struct {
 	Commands <-chan Command
 	// QR renders a pairing QR code's content as a PNG image (bridge/qr's
 	// PNG), which the core uploads and links. nil: the code's text only.
-	QR      func(content string) ([]byte, error)
-	Log     *slog.Logger
-	Version string
-	Now     func() time.Time // nil: time.Now
+	QR func(content string) ([]byte, error)
+	// Files fetches and prepares media (bridge/media). nil: media is
+	// relayed as a line, and the owner's links as text.
+	Files Files
+	// VoiceAAC says when WhatsApp's Opus voice notes reach the owner as
+	// AAC (.m4a): VoiceAACAuto ("" too) when one of the owner's online
+	// clients is an iOS client that plays no Opus, VoiceAACAlways or
+	// VoiceAACNever.
+	VoiceAAC string
+	Log      *slog.Logger
+	Version  string
+	Now      func() time.Time // nil: time.Now
 }
 
 // waTimeout bounds every WhatsApp call the core makes, so one stuck call
@@ -116,6 +124,8 @@ type Core struct {
 	bg sync.WaitGroup
 
 	healthReq chan chan Health // Health's requests; unbuffered, answered by Run (health.go)
+
+	xf transfers // media transfers and the lanes that keep each chat's order (transfer.go)
 }
 
 // person is what the core knows of a WhatsApp user's names.
@@ -156,6 +166,7 @@ type draft struct {
 	Chat  ChatID    `json:"chat,omitempty"`  // pending: where it goes
 	Quote *MsgLink  `json:"quote,omitempty"` // send as a WhatsApp reply to it
 	Tries int       `json:"tries,omitempty"` // pending: times WhatsApp refused it while connected
+	File  string    `json:"file,omitempty"`  // a file's URL (https, aesgcm): the owner sent a file
 }
 
 // anchor is the oldest message of a chat the core knows: where /history
@@ -193,6 +204,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
 		qrDone:    make(chan qrUpload),
 		healthReq: make(chan chan Health),
+		xf:        newTransfers(),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -238,6 +250,9 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 			c.route = routeState{}
 		}
 	}
+	if err := c.loadTransfers(); err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	}
 	return c, nil
 }
 
@@ -249,6 +264,7 @@ func (c *Core) Run(ctx context.Context) error {
 	if len(c.route.Held) > 0 {
 		c.ask() // after a restart: the question again
 	}
+	c.resumeTransfers(ctx)
 	save := time.NewTicker(time.Second)
 	defer save.Stop()
 	retry := time.NewTimer(time.Hour)
@@ -316,9 +332,12 @@ func (c *Core) Run(ctx context.Context) error {
 			}
 		case u := <-c.qrDone:
 			c.qrUploaded(u)
+		case r := <-c.xf.done:
+			c.transferred(r)
 		case reply := <-c.healthReq:
 			reply <- c.health() // capacity 1: never blocks
 		case <-save.C:
+			c.pumpAll()
 			if c.dirty && (!c.now().Before(c.saveDue) || len(c.unacked) >= maxUnacked) {
 				c.saveCache()
 			}

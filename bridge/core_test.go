@@ -55,6 +55,7 @@ type fakeWA struct {
 	history []bridge.HistoryAnchor // the anchors of history requests
 	box     inbox[bridge.Event]    // delivered events, until Handled
 	locIDs  []string               // the ids locations were sent with
+	media   *fakeMedia             // media_test.go; nil: no media
 }
 
 func (f *fakeWA) log(format string, a ...any) {
@@ -174,6 +175,7 @@ type fakeXMPP struct {
 	returned int
 	box      inbox[bridge.OwnerEvent] // delivered owner events, until Handled
 	sendErr  error                    // Send fails with it (a full disk)
+	files    *fakeUploads             // media_test.go; nil: QR codes only
 }
 
 func (f *fakeXMPP) Send(ms ...bridge.Outgoing) ([]string, error) {
@@ -208,6 +210,9 @@ func (f *fakeXMPP) SetPresence(show, status string) {
 }
 
 func (f *fakeXMPP) Upload(ctx context.Context, name, ct string, size int64, r io.Reader) (string, error) {
+	if f.files != nil {
+		return f.files.upload(ctx, name, ct, size, r)
+	}
 	f.mu.Lock()
 	f.started++
 	gate := f.gate
@@ -275,6 +280,8 @@ type harness struct {
 	mu     sync.Mutex
 	clock  time.Time
 	seq    int
+	files  bridge.Files // media_test.go
+	aac    string       // CoreConfig.VoiceAAC
 }
 
 func newHarness(t *testing.T) *harness {
@@ -311,6 +318,7 @@ func (h *harness) start() {
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds,
+		Files: h.files, VoiceAAC: h.aac,
 		Version: "1.2.3", Now: h.now, QR: qr.PNG, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -142,8 +142,11 @@
 //	typing                XEP-0085, direct chats only     XEP-0085, to the current
 //	                                                      chat when text would go there
 //	                                                      and the last text went there
-//	media                 a line naming the kind and the  a file URL is sent as text
-//	                      caption
+//	media                 a line naming chat, sender, kind a file (body = its XEP-0066
+//	                      and caption, then a message     URL, or a lone aesgcm://
+//	                      whose body is the file's URL    URL) is sent as the matching
+//	                      (XEP-0363 upload) with XEP-0066 WhatsApp media message; a
+//	                                                      URL inside text is text
 //	location, contact,    readable text (geo: URI, name   a lone geo: URI is sent as
 //	poll, call, group     and number, options, "missed    a location
 //	events                call", "Bob joined")
@@ -157,6 +160,28 @@
 // relayed. Mute is the bridge's own (/mute): the phone's mute state is not
 // used, so nothing is dropped without the owner's word; a muted chat's
 // messages are mapped (a reply to them still finds them) but not relayed.
+//
+// # Media
+//
+// Files move on transfer goroutines, never the core's loop, at most three
+// at once, through temporary files beside the state file (transfer.go has
+// the lanes that keep each chat's order, and what survives a restart). To
+// the owner: downloaded from WhatsApp, then uploaded (the upload slot is
+// asked only once the download is complete: Prosody refuses a PUT more than
+// 300 s after its slot), then the line and the URL message are relayed,
+// mapped both to the WhatsApp message. Media WhatsApp no longer has (403,
+// 404, 410) is asked of the phone; the line says so and is corrected when
+// the phone answers (with the file, or that it is gone), or after a week
+// without an answer. A failure is a line with the kind, the size, why, and
+// "Open it on your phone". View-once media is a notice, never downloaded;
+// media in history is a line. Voice notes go as AAC (.m4a) when
+// CoreConfig.VoiceAAC says so (by default when an online client of the
+// owner is Monal or Siskin, which play no Opus) and ffmpeg is there.
+// From the owner: a file is fetched (bridge/media: https, size and time
+// limits, aesgcm:// decrypted and verified), prepared (bridge/media
+// decides the WhatsApp kind and fields) and sent; its failure is told with
+// the chat's name. A passing failure (a server unreachable) is tried four
+// times, 30 s, 60 s and 90 s apart.
 //
 // # Commands
 //

@@ -355,6 +355,11 @@ type OwnerText struct {
 	Body    string // the text, with any XEP-0461 fallback quote removed
 	ReplyTo string // XEP-0461: the XMPP id replied to
 	URL     string // XEP-0066, or a body that is just a URL (aesgcm:// too)
+	// File is set when the owner sent a file: the URL of an XEP-0066
+	// attachment whose body is that URL (as Conversations, Dino and Gajim
+	// send files), or a body that is a lone aesgcm:// URL (XEP-0454). A
+	// URL inside text, or a lone https link, is text.
+	File string
 }
 
 // OwnerCorrection corrects one of the owner's earlier messages (XEP-0308).

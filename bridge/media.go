@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -44,3 +45,58 @@ func (*MediaRetry) waEvent() {}
 // (they answer 403, 404 or 410 after some weeks): only the phone may,
 // asked with RequestMediaRetry.
 var ErrMediaExpired = errors.New("whatsapp: the attachment is no longer on WhatsApp's servers")
+
+// LocalFile is a file in a temporary place beside the state file: a
+// download, or what a conversion made of it.
+type LocalFile struct {
+	Path     string
+	Name     string // the name it goes by (a URL's, a document's); may be ""
+	MimeType string
+	Size     int64
+}
+
+// Files is what the core asks of bridge/media: fetching what the owner
+// sends and preparing files for the other side. Its methods block
+// (network, disk, ffmpeg); the core calls them from its transfer
+// goroutines only, several at once, never from its loop.
+type Files interface {
+	// Temp names a new, empty temporary file beside the state file.
+	Temp() (string, error)
+	// Fetch downloads the file behind an owner's attachment URL (https;
+	// aesgcm:// decrypted and its tag verified) into a temporary file.
+	Fetch(ctx context.Context, url string) (LocalFile, error)
+	// ForWhatsApp prepares an owner's file: its kind and the fields the
+	// phone needs, converting what WhatsApp does not show (a conversion
+	// writes a new temporary file: OutMedia.Path, which the caller removes
+	// beside f).
+	ForWhatsApp(ctx context.Context, f LocalFile) (*OutMedia, error)
+	// ForOwner prepares a file from WhatsApp for the owner's client: its
+	// name (made safe for a URL, with the extension of its type) and
+	// type; a voice note becomes AAC in .m4a when aac is set and a
+	// converter is there. The result may be f itself, renamed.
+	ForOwner(ctx context.Context, f LocalFile, kind MsgKind, aac bool) (LocalFile, error)
+	// Converter says, for /status, what converts voice notes and videos
+	// (ffmpeg's version), or that nothing does.
+	Converter() string
+}
+
+// Upload errors the XMPP side returns (wrapped), which the core tells the
+// owner in plain words.
+var (
+	ErrNoUpload       = errors.New("the XMPP server offers no file upload")
+	ErrUploadTooLarge = errors.New("the file is larger than the XMPP server accepts")
+	ErrUploadQuota    = errors.New("the XMPP server's upload quota is used up")
+)
+
+// ErrFetchTooLarge is a file the owner sent that is over the size limit
+// (bridge/media wraps it).
+var ErrFetchTooLarge = errors.New("the file is over the size limit")
+
+// ErrNotVerified is an encrypted (aesgcm://) file whose tag does not
+// verify: a wrong key, or the file was changed or cut (bridge/media wraps
+// it).
+var ErrNotVerified = errors.New("the encrypted file does not verify")
+
+// ErrBadURL is an attachment URL waxmpp does not fetch (not https, or
+// http off loopback; a redirect to another host).
+var ErrBadURL = errors.New("waxmpp fetches only https links")

@@ -55,8 +55,12 @@ func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
 		if body == "" {
 			body = e.URL
 		}
-		if body != "" {
-			err = c.ownerText(ctx, draft{ID: e.ID, Body: body, Time: e.Time}, e.ReplyTo)
+		d := draft{ID: e.ID, Body: body, Time: e.Time}
+		if e.File != "" && c.cfg.Files != nil {
+			d.Body, d.File = e.File, e.File // a file: transfer.go sends it
+		}
+		if d.Body != "" {
+			err = c.ownerText(ctx, d, e.ReplyTo)
 		}
 	case *OwnerChatState:
 		c.ownerTyping(ctx, e.State)
@@ -79,6 +83,9 @@ func (c *Core) handledBefore(id string) (bool, error) {
 		if slices.ContainsFunc(l, func(d draft) bool { return d.ID == id }) {
 			return true, nil
 		}
+	}
+	if c.queuedDraft(id) {
+		return true, nil // waits behind a file to its chat, or is one
 	}
 	_, err := c.st.MessageByXMPP(id)
 	switch {
@@ -308,6 +315,17 @@ func (c *Core) send(ctx context.Context, m draft) error {
 // returns an error only when the store failed.
 func (c *Core) deliver(ctx context.Context, chat ChatID, m draft) error {
 	m.Chat = chat
+	if c.cfg.Files != nil {
+		// A file goes by a transfer; what follows it to the same chat
+		// waits behind it (transfer.go).
+		k := laneKey{Out: true, Chat: c.canonicalChat(chat)}
+		if m.File != "" {
+			return c.startTransfer(k, laneItem{Draft: &m})
+		}
+		if waits, err := c.behind(k, laneItem{Draft: &m}); waits || err != nil {
+			return err
+		}
+	}
 	if len(c.route.Pending) > 0 {
 		if err := c.flushPending(ctx); err != nil {
 			return err
@@ -501,7 +519,7 @@ func (c *Core) release(ctx context.Context, chat ChatID) (string, error) {
 		m := c.route.Held[0]
 		c.route.Held = c.route.Held[1:]
 		done, err := c.sent(m.ID)
-		if err == nil && !done {
+		if err == nil && !done && !c.queuedDraft(m.ID) {
 			m.Quote = c.requote(ch, &m)
 			err = c.deliver(ctx, ChatID(ch.ID), m)
 		}

@@ -26,6 +26,9 @@ func (c *Core) event(ctx context.Context, ev Event) error {
 		c.log.Warn("WhatsApp event dropped", "event", fmt.Sprintf("%T", ev), "problem", bad)
 		return nil
 	}
+	if waits, err := c.waitInLane(ev); waits || err != nil {
+		return err // behind its chat's transfer (transfer.go)
+	}
 	switch e := ev.(type) {
 	case *Message:
 		return c.message(e)
@@ -62,6 +65,8 @@ func (c *Core) event(ctx context.Context, ev Event) error {
 		c.pairCode(ctx, e)
 	case *PairResult:
 		c.pairResult(e)
+	case *MediaRetry:
+		return c.mediaAnswer(e)
 	default:
 		c.log.Warn("unknown event", "type", fmt.Sprintf("%T", ev))
 	}
@@ -178,10 +183,17 @@ func (c *Core) message(m *Message) error {
 		return nil
 	}
 	text := content(m, c.name)
+	if m.ViewOnce && isMedia(m.Kind) && c.cfg.Files != nil {
+		text = viewOnceText(m)
+	}
 	body := c.headerFor(ch, m.Ref) + text
 	if muted(ch, c.now()) && !dup {
 		// Mapped, not relayed: a WhatsApp reply to it still finds it.
 		return c.st.PutMessages(MsgLink{WA: k, Excerpt: excerptOf(text), Time: m.Time})
+	}
+	if c.transferable(m) {
+		// Relayed when the file is on the owner's server (transfer.go).
+		return c.startTransfer(laneKey{Chat: ChatID(ch.ID)}, laneItem{Msg: m})
 	}
 	out := Outgoing{ID: relayID(k), Body: body, Markable: true}
 	if dup {

@@ -43,6 +43,7 @@ type Config struct {
 	XMPP     XMPP     `toml:"xmpp,omitempty"`
 	WhatsApp WhatsApp `toml:"whatsapp,omitempty"`
 	Store    Store    `toml:"store,omitempty"`
+	Media    Media    `toml:"media,omitempty"`
 	Log      Log      `toml:"log,omitempty"`
 }
 
@@ -108,6 +109,22 @@ type Store struct {
 	// edits and reactions find their message). Default 2160h (90 days),
 	// minimum 24h.
 	Retention Duration `toml:"retention,omitempty"`
+}
+
+// Media is the [media] table: files relayed both ways.
+type Media struct {
+	// MaxSize is the largest file the owner may send to WhatsApp, in
+	// bytes (what the owner's client uploaded; what WhatsApp sends is
+	// bounded by the XMPP server's upload limit). Default 104857600
+	// (100 MiB), at most 2 GiB (WhatsApp's own limit).
+	MaxSize int64 `toml:"max_size,omitempty"`
+	// Timeout bounds the download of one such file. Default "10m".
+	Timeout Duration `toml:"timeout,omitempty"`
+	// VoiceAAC says when WhatsApp's voice notes (Ogg/Opus) reach you as
+	// AAC in .m4a, which iOS clients play: "auto" (default) when one of
+	// your online clients is Monal or Siskin, "always", or "never".
+	// Converting needs ffmpeg.
+	VoiceAAC string `toml:"voice_aac,omitempty"`
 }
 
 // Log is the [log] table.
@@ -181,6 +198,11 @@ func Default() Config {
 		Store: Store{
 			Path:      DefaultStorePath,
 			Retention: Duration(90 * 24 * time.Hour),
+		},
+		Media: Media{
+			MaxSize:  100 << 20,
+			Timeout:  Duration(10 * time.Minute),
+			VoiceAAC: "auto",
 		},
 		Log: Log{
 			Level:  "info",
@@ -301,6 +323,18 @@ func (c Config) Validate() error {
 		bad("store.retention", "%s is too short; want at least %s, such as \"2160h\" (90 days)", c.Store.Retention, minRetention)
 	}
 
+	if m := c.Media; m.MaxSize < 1<<10 || m.MaxSize > 2<<30 {
+		bad("media.max_size", "%d is out of range; want bytes from 1024 to 2147483648 (2 GiB), such as 104857600 (100 MiB)", m.MaxSize)
+	}
+	if c.Media.Timeout < Duration(10*time.Second) || c.Media.Timeout > Duration(24*time.Hour) {
+		bad("media.timeout", "%s is out of range; want a duration from 10s to 24h, such as \"10m\"", c.Media.Timeout)
+	}
+	switch c.Media.VoiceAAC {
+	case "auto", "always", "never":
+	default:
+		bad("media.voice_aac", "%q is not a choice; want auto, always or never", c.Media.VoiceAAC)
+	}
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -343,6 +377,11 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("store",
 			"path", r.Store.Path,
 			"retention", time.Duration(r.Store.Retention),
+		),
+		slog.Group("media",
+			"max_size", r.Media.MaxSize,
+			"timeout", time.Duration(r.Media.Timeout),
+			"voice_aac", r.Media.VoiceAAC,
 		),
 		slog.Group("log",
 			"level", r.Log.Level,

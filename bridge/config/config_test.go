@@ -116,6 +116,10 @@ ping_timeout = "1s"
 [store]
 path = "state/w.db"
 retention = "24h"
+[media]
+max_size = 2048
+timeout = "30s"
+voice_aac = "always"
 [log]
 level = "debug"
 format = "json"
@@ -131,6 +135,7 @@ format = "json"
 			PingInterval: Duration(5 * time.Second), PingTimeout: Duration(time.Second),
 		},
 		Store: Store{Path: "state/w.db", Retention: Duration(24 * time.Hour)},
+		Media: Media{MaxSize: 2048, Timeout: Duration(30 * time.Second), VoiceAAC: "always"},
 		Log:   Log{Level: "debug", Format: "json"},
 	}
 	if got != want {

@@ -460,7 +460,7 @@ var keys = func() map[string]kind {
 			case f.Type.Kind() == reflect.Struct:
 				keys[name] = kindTable
 				walk(name, f.Type)
-			case f.Type.Kind() == reflect.Int:
+			case f.Type.Kind() == reflect.Int, f.Type.Kind() == reflect.Int64:
 				keys[name] = kindInteger
 			default:
 				panic("config: field " + name + " has an unhandled type")
@@ -473,7 +473,7 @@ var keys = func() map[string]kind {
 
 func isDuration(name string) bool {
 	switch name {
-	case "xmpp.ping_interval", "xmpp.ping_timeout", "store.retention":
+	case "xmpp.ping_interval", "xmpp.ping_timeout", "store.retention", "media.timeout":
 		return true
 	}
 	return false

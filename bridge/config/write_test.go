@@ -26,6 +26,7 @@ func TestWriteRoundTrip(t *testing.T) {
 			Rate: 500, Burst: 4096, PingInterval: Duration(90 * time.Second), PingTimeout: Duration(1500 * time.Millisecond),
 		},
 		Store: Store{Path: "/srv/waxmpp/state.db", Retention: Duration(24 * time.Hour)},
+		Media: Media{MaxSize: 1 << 30, Timeout: Duration(time.Hour), VoiceAAC: "never"},
 		Log:   Log{Level: "debug", Format: "json"},
 	}
 	tests := []struct {
@@ -38,7 +39,7 @@ func TestWriteRoundTrip(t *testing.T) {
 			[]string{"[xmpp]", "jid = 'bot@example.org'", "password = 'secret'", "owner = 'me@example.org'"},
 			[]string{"rate", "resource", "[store]", "[log]", "[whatsapp]", "ping"}},
 		{"every key", every,
-			[]string{"rate = 500", "ping_interval = '1m30s'", "ping_timeout = '1.5s'", "retention = '24h'", "level = 'debug'"},
+			[]string{"rate = 500", "ping_interval = '1m30s'", "ping_timeout = '1.5s'", "retention = '24h'", "level = 'debug'", "max_size = 1073741824", "voice_aac = 'never'"},
 			nil},
 		{"one default changed", func() Config { c := accounts(); c.Store.Retention = Duration(30 * 24 * time.Hour); return c }(),
 			[]string{"[store]", "retention = '720h'"},

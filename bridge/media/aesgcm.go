@@ -11,6 +11,8 @@ import (
 	"io"
 	"net/url"
 	"strings"
+
+	"waxmpp/bridge"
 )
 
 // XEP-0454 (OMEMO media sharing): a client encrypts a file with AES-256-GCM,
@@ -27,7 +29,7 @@ import (
 
 // ErrBadTag means an aesgcm:// file does not decrypt to what was sent: a
 // wrong key, or the file was changed or cut.
-var ErrBadTag = errors.New("media: the encrypted file does not verify (wrong key, or damaged)")
+var ErrBadTag = fmt.Errorf("media: %w (wrong key, or damaged)", bridge.ErrNotVerified)
 
 // ErrBadAESGCM means an aesgcm:// URL is malformed.
 var ErrBadAESGCM = errors.New("media: malformed aesgcm:// URL")

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"waxmpp/bridge"
 )
 
 // Fetcher downloads the files the owner's client uploaded and sends as a
@@ -61,6 +63,9 @@ type TooLargeError struct {
 	Limit int64
 }
 
+// Unwrap makes the error bridge.ErrFetchTooLarge.
+func (e *TooLargeError) Unwrap() error { return bridge.ErrFetchTooLarge }
+
 func (e *TooLargeError) Error() string {
 	if e.Size < 0 {
 		return fmt.Sprintf("media: file is larger than the limit of %d bytes", e.Limit)
@@ -76,8 +81,12 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return "media: the server answered " + e.Status }
 
+// HTTPStatus is the status code (the core tells 4xx, which trying again
+// does not mend, from the rest).
+func (e *StatusError) HTTPStatus() int { return e.Code }
+
 // ErrRefusedURL means a URL waxmpp will not fetch (scheme, host).
-var ErrRefusedURL = errors.New("media: refusing to fetch this URL")
+var ErrRefusedURL = fmt.Errorf("media: refusing to fetch this URL: %w", bridge.ErrBadURL)
 
 // Fetch downloads raw (https://, aesgcm://, or http:// to loopback) into a
 // temporary file. Its type is what the bytes say, else the server's

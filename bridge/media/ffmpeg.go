@@ -116,7 +116,9 @@ func DemuxerFor(mt string) string {
 	switch BaseType(mt) {
 	case "audio/ogg":
 		return DemuxOgg
-	case "audio/mp4", "audio/aac", "video/mp4", "video/quicktime", "video/3gpp":
+	case "audio/aac":
+		return "aac" // ADTS
+	case "audio/mp4", "video/mp4", "video/quicktime", "video/3gpp":
 		return DemuxMP4
 	case "video/webm", "video/x-matroska", "audio/webm":
 		return DemuxWebM

@@ -95,8 +95,14 @@ func OwnerEvent(m *Inbound, archive string, now time.Time) bridge.OwnerEvent {
 	switch {
 	case m.OOB != nil && m.OOB.URL != "":
 		t.URL = m.OOB.URL
+		if b := strings.TrimSpace(t.Body); b == "" || b == strings.TrimSpace(t.URL) {
+			t.File = strings.TrimSpace(t.URL) // an attachment, as Conversations, Dino and Gajim send one
+		}
 	case isLoneURL(t.Body):
 		t.URL = strings.TrimSpace(t.Body)
+		if strings.HasPrefix(t.URL, "aesgcm://") {
+			t.File = t.URL // XEP-0454: an encrypted attachment
+		}
 	}
 	if t.Body != "" || t.URL != "" {
 		return t
@@ -165,6 +171,11 @@ func (b *Bot) Handled(m bridge.OwnerEvent) { b.s.handled(m.Meta().Archive) }
 
 // SetPresence sets the bot's presence (bridge.XMPP).
 func (b *Bot) SetPresence(show, status string) { b.s.SetPresence(show, status) }
+
+// OwnerClients returns the XEP-0115 caps nodes of the owner's online
+// clients (one per resource that sent caps), which tell the core what
+// they play.
+func (b *Bot) OwnerClients() []string { return b.s.OwnerClients() }
 
 // Upload stores a file with XEP-0363 (bridge.XMPP).
 func (b *Bot) Upload(ctx context.Context, name, contentType string, size int64, r io.Reader) (string, error) {

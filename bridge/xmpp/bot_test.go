@@ -44,7 +44,7 @@ yes</body><reply xmlns='urn:xmpp:reply:0' to='b@x' id='wx-1'/><fallback xmlns='u
 		{"a body wins over a chat state", `<message id='c2'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
 			&bridge.OwnerText{OwnerMeta: at("c2"), Body: "hi"}},
 		{"aesgcm file", `<message id='f'><body>aesgcm://h/x.jpg#00</body></message>`,
-			&bridge.OwnerText{OwnerMeta: at("f"), Body: "aesgcm://h/x.jpg#00", URL: "aesgcm://h/x.jpg#00"}},
+			&bridge.OwnerText{OwnerMeta: at("f"), Body: "aesgcm://h/x.jpg#00", URL: "aesgcm://h/x.jpg#00", File: "aesgcm://h/x.jpg#00"}},
 		{"oob", `<message id='f'><body>see</body><x xmlns='jabber:x:oob'><url>https://h/y.png</url></x></message>`,
 			&bridge.OwnerText{OwnerMeta: at("f"), Body: "see", URL: "https://h/y.png"}},
 		{"text with a URL is text", `<message id='f'><body>look https://h/</body></message>`,

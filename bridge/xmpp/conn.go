@@ -82,6 +82,9 @@ func (s *Session) serve(ctx context.Context, l *link, from string) error {
 // setup runs once per link: presence with caps, roster check, subscription
 // with the owner, and the archive replay from the cursor from.
 func (s *Session) setup(ctx context.Context, c *conn, from string) error {
+	s.mu.Lock()
+	s.ownerCaps = nil // the server tells them again after our presence
+	s.mu.Unlock()
 	if err := s.sendCtrl(ctx, c, s.presence()); err != nil {
 		return err
 	}

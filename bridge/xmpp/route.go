@@ -138,6 +138,7 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 	case from == s.bare:
 		return nil // our own other resources, or our own presence reflected
 	case from == s.owner:
+		s.ownerPresence(p)
 		switch p.Type {
 		case "subscribe":
 			return s.sendCtrl(ctx, c, mustPresence(Subscribed(s.cfg.Owner)))

@@ -122,6 +122,9 @@ type Session struct {
 	show    string
 	status  string
 	upload  *uploadService // discovered per server, nil until needed
+	// ownerCaps are the owner's online resources and their XEP-0115
+	// caps nodes (owner.go).
+	ownerCaps map[string]string
 	// lastHandled is the archive id of the last handled owner message not
 	// yet saved as the cursor.
 	lastHandled string

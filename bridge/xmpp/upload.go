@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"waxmpp/bridge"
 )
 
 // uploadService is the XEP-0363 component found by disco.
@@ -22,10 +23,14 @@ type uploadService struct {
 }
 
 // ErrNoUpload means the bot's server offers no XEP-0363 upload service.
-var ErrNoUpload = errors.New("xmpp: the server offers no HTTP upload (XEP-0363)")
+var ErrNoUpload = fmt.Errorf("xmpp: no HTTP upload (XEP-0363): %w", bridge.ErrNoUpload)
 
 // ErrFileTooLarge means a file exceeds the upload service's max-file-size.
-var ErrFileTooLarge = errors.New("xmpp: file is larger than the server accepts")
+var ErrFileTooLarge = fmt.Errorf("xmpp: %w", bridge.ErrUploadTooLarge)
+
+// ErrQuota means the upload service refused a slot for want of room
+// (Prosody's mod_http_file_share: resource-constraint, "quota").
+var ErrQuota = fmt.Errorf("xmpp: %w", bridge.ErrUploadQuota)
 
 type discoItems struct {
 	XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
@@ -125,6 +130,16 @@ func (s *Session) Upload(ctx context.Context, name, contentType string, size int
 	}
 	res, err := s.iq(ctx, UploadRequest(s.NewID(), svc.JID, name, size, contentType))
 	if err != nil {
+		if res != nil && res.Error != nil {
+			// XEP-0363 §4: not-acceptable (with file-too-large) for
+			// the size; resource-constraint is how servers say quota.
+			switch c, text := res.Error.Condition, strings.ToLower(res.Error.Text); {
+			case c == "resource-constraint" || strings.Contains(text, "quota"):
+				return "", fmt.Errorf("%w: %s: %s", ErrQuota, name, res.Error)
+			case (c == "not-acceptable" || c == "policy-violation") && strings.Contains(text, "large"):
+				return "", fmt.Errorf("%w: %s: %s", ErrFileTooLarge, name, res.Error)
+			}
+		}
 		return "", fmt.Errorf("xmpp: upload slot for %s: %w", name, err)
 	}
 	var slot UploadSlot
@@ -159,7 +174,11 @@ func (s *Session) Upload(ctx context.Context, name, contentType string, size int
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusOK:
+	case http.StatusRequestEntityTooLarge:
+		return "", fmt.Errorf("%w: %s: the upload server answered %s", ErrFileTooLarge, name, resp.Status)
+	default:
 		return "", fmt.Errorf("xmpp: upload %s: server answered %s", name, resp.Status)
 	}
 	return slot.Get.URL, nil

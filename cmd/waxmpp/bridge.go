@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"waxmpp/bridge"
 	"waxmpp/bridge/config"
+	"waxmpp/bridge/media"
 	"waxmpp/bridge/qr"
 	"waxmpp/bridge/store"
 	"waxmpp/bridge/xmpp"
@@ -72,6 +74,11 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	case err != nil:
 		return err
 	}
+	roots, err := rootCAs(cfg.CAFile) // newSession checked the file
+	if err != nil {
+		return &config.Error{Field: "xmpp.ca_file", Problem: err.Error(), Err: err}
+	}
+	files := m.mediaFiles(ctx, log.With("component", "media"), db, roots)
 	part(waCtx, "whatsapp", runWA)
 	bot := xmpp.NewBot(sess)
 	core, err := bridge.NewCore(bridge.CoreConfig{
@@ -82,6 +89,8 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		Owner:    bot.Owner(),
 		Commands: bot.Commands(),
 		QR:       qr.PNG,
+		Files:    files,
+		VoiceAAC: m.Config.Media.VoiceAAC,
 		Log:      log.With("component", "core"),
 		Version:  version,
 	})
@@ -131,6 +140,32 @@ func newSession(cfg config.XMPP, db *store.DB, log *slog.Logger) (*xmpp.Session,
 		Cursor:       cursor{db},
 		Log:          log,
 	})
+}
+
+// mediaFiles sets up media relaying: temporary files beside the state file
+// (what a crash left there is removed first), the owner's files fetched
+// within [media]'s limits and verified against the same roots as the XMPP
+// stream, and ffmpeg when it is installed (its absence is said once: it
+// only narrows what is converted).
+func (m *Main) mediaFiles(ctx context.Context, log *slog.Logger, db *store.DB, roots *x509.CertPool) *media.Files {
+	dir := filepath.Dir(db.Path())
+	if n, err := media.Sweep(dir); err != nil {
+		log.Warn("temporary files of earlier transfers not removed", "err", err)
+	} else if n > 0 {
+		log.Info("removed temporary files of transfers cut short", "count", n)
+	}
+	ff, err := media.FindFFmpeg(ctx)
+	if err != nil {
+		log.Info("ffmpeg not found: voice messages go to WhatsApp as audio files, GIF, WebM and MOV videos as documents, and voice notes reach you as Ogg/Opus", "err", err)
+	} else {
+		log.Info("ffmpeg found", "version", ff.String())
+	}
+	mc := m.Config.Media
+	return &media.Files{
+		Fetcher: &media.Fetcher{Dir: dir, MaxSize: mc.MaxSize, Timeout: time.Duration(mc.Timeout), RootCAs: roots},
+		FFmpeg:  ff,
+		Log:     log,
+	}
 }
 
 // openWhatsApp is newWhatsApp (whatsapp_real.go, or whatsapp_simwa.go in a

@@ -188,8 +188,8 @@ func TestRunInProcess(t *testing.T) {
 					var rec map[string]any
 					if err := json.Unmarshal([]byte(line), &rec); err != nil {
 						t.Errorf("log line is not JSON: %q: %v", line, err)
-					} else if c := rec["component"]; c != "main" && c != "xmpp" {
-						t.Errorf("log line without a component (main or xmpp): %q", line)
+					} else if c := rec["component"]; c != "main" && c != "xmpp" && c != "media" {
+						t.Errorf("log line without a component (main, xmpp or media): %q", line)
 					}
 				}
 			}
