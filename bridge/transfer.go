@@ -505,11 +505,31 @@ func fetchMedia(ctx context.Context, files Files, wa WhatsApp, x XMPP, job trans
 		return transferResult{err: err}
 	}
 	defer r.Close()
+	waitOnline(ctx, x)
 	url, err := x.Upload(ctx, f.Name, f.MimeType, f.Size, r)
 	if err != nil {
 		return transferResult{err: &uploadError{err}}
 	}
 	return transferResult{url: url}
+}
+
+// waitOnline waits (up to two minutes) until the XMPP side is connected:
+// after a start, a transfer resumed from its lane is quicker than the
+// login, and an upload then fails for nothing.
+func waitOnline(ctx context.Context, x XMPP) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if st, err := x.Stats(); err == nil && st.Connected {
+			return
+		}
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 }
 
 // sendFile moves a file the owner sent to WhatsApp: fetch it, prepare it,

@@ -117,6 +117,12 @@
 //	{"op":"script","rule":{"action":"media_retry","id":"P1","answer":"gone"}}
 //	{"op":"event","event":{"type":"media_retry","chat":"491701234567@s.whatsapp.net","id":"P1","media":{"handle":"P1-again","file":"/tmp/t/beach.jpg"}}}
 //
+// media — what Download writes for a handle, without an event: after a
+// restart the simulator has forgotten the content of what was injected
+// before (WhatsApp's servers would still have it):
+//
+//	{"op":"media","media":{"handle":"P1","file":"/tmp/t/beach.jpg"}}
+//
 // What the bridge sends is recorded as a send_media action with every
 // field of the WhatsApp message and the bytes' SHA-256 (and the bytes,
 // base64, up to 1 MiB):

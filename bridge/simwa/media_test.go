@@ -57,6 +57,20 @@ func TestMediaDownload(t *testing.T) {
 	if err != nil || len(acts.Actions) != 3 || acts.Actions[1].Size == 0 {
 		t.Fatalf("download actions %+v %v", acts, err)
 	}
+	// Content for a handle without an event (op media), as after a restart.
+	if rep, err := c.Raw([]byte(`{"op":"media","media":{"handle":"h-late","data":"bGF0ZQ=="}}`)); err != nil || !rep.OK {
+		t.Fatalf("op media: %+v %v", rep, err)
+	}
+	if rep, _ := c.Raw([]byte(`{"op":"media","media":{"handle":"h-none"}}`)); rep.OK {
+		t.Error("op media without content accepted")
+	}
+	path := filepath.Join(dir, "late")
+	if _, err := s.Download(t.Context(), &bridge.Media{Handle: "h-late"}, path); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "late" {
+		t.Errorf("op media download %q", b)
+	}
 }
 
 func TestMediaExpiredAndRetry(t *testing.T) {

@@ -311,6 +311,11 @@ func (s *Sim) handle(ctx context.Context, c *conn, req *Request) (Reply, error) 
 	case "generate":
 		n, err := s.generate(ctx, req.Gen)
 		return Reply{N: n}, err
+	case "media":
+		s.mu.Lock()
+		s.media[req.Media.Handle] = source{data: req.Media.Data, file: req.Media.File}
+		s.mu.Unlock()
+		return Reply{}, nil
 	}
 	return Reply{}, fmt.Errorf("unknown op %q", req.Op)
 }

@@ -33,6 +33,7 @@ type Request struct {
 	Rule    *Rule    `json:"rule,omitempty"`     // op script
 	Gen     *Gen     `json:"generate,omitempty"` // op generate
 	Handled bool     `json:"handled,omitempty"`  // op watch: push the core's acknowledgements too
+	Media   *Media   `json:"media,omitempty"`    // op media
 }
 
 // Reply answers one Request. Ok false comes with Error.
@@ -392,6 +393,10 @@ func DecodeRequest(line []byte) (*Request, error) {
 			return &r, errors.New(`op event needs "event"`)
 		}
 	case "events", "actions", "watch", "state", "reset":
+	case "media":
+		if r.Media == nil || r.Media.Handle == "" || (r.Media.Data == nil && r.Media.File == "") {
+			return &r, errors.New(`op media needs "media" with "handle" and "data" or "file"`)
+		}
 	case "script":
 		if r.Rule == nil {
 			return &r, errors.New(`op script needs "rule"`)
@@ -412,7 +417,7 @@ func DecodeRequest(line []byte) (*Request, error) {
 	case "":
 		return &r, errors.New(`missing "op"`)
 	default:
-		return &r, fmt.Errorf("unknown op %q; want event, events, actions, watch, script, reset, state or generate", r.Op)
+		return &r, fmt.Errorf("unknown op %q; want event, events, actions, watch, script, reset, state, generate or media", r.Op)
 	}
 	if r.Wait < 0 {
 		return &r, errors.New("wait must not be negative")

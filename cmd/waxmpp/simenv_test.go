@@ -90,6 +90,7 @@ type simEnv struct {
 	// actions (its connection ended).
 	watchDone chan struct{}
 	starts    int
+	noFFmpeg  bool
 
 	mu       sync.Mutex
 	actions  []simwa.Action // every action of every process, in order
@@ -138,12 +139,15 @@ type envOptions struct {
 	// that tests notice a dead link fast. A loaded Prosody may answer
 	// slower than 3s.
 	pingInterval, pingTimeout time.Duration
+	uploadLimit               int64 // Prosody's upload size limit; 0: its harness default
+	noFFmpeg                  bool  // run the binary with a PATH that has no ffmpeg
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	tb.Helper()
 	e := &simEnv{tb: tb, changed: make(chan struct{}), acked: map[string]int{}}
-	e.srv = pt.Start(tb, pt.Options{})
+	e.srv = pt.Start(tb, pt.Options{UploadLimit: o.uploadLimit})
+	e.noFFmpeg = o.noFFmpeg
 	e.owner = e.srv.Dial(tb, "owner")
 	e.bot = e.srv.JID("bot")
 	// Unix socket paths must be short; t.TempDir's can be long.
@@ -223,6 +227,9 @@ func (e *simEnv) start() {
 	e.starts++
 	e.cmd = exec.Command(simBinary(e.tb), "run", "--config", e.conf, "--simulator", e.sock)
 	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
+	if e.noFFmpeg {
+		e.cmd.Env = append(e.cmd.Env, "PATH="+e.dir) // nothing to run there
+	}
 	if e.stderr == nil {
 		e.stderr = &syncBuffer{}
 		f, err := os.OpenFile(filepath.Join(e.dir, "waxmpp.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
