@@ -53,4 +53,12 @@ type MsgLink struct {
 	// owner types ("> …") can be matched to the message.
 	Excerpt string
 	Time    time.Time
+	// RoomID is set for a message in a chat's room: the id the room gave
+	// it (XEP-0359 stanza-id by the room), which clients refer to there,
+	// or RoomPending until the room's copy came back.
+	RoomID string
 }
+
+// RoomPending is MsgLink.RoomID of a message sent to a room whose copy
+// has not come back yet: it is in the room, under its XMPP id only.
+const RoomPending = "-"

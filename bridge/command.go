@@ -45,6 +45,8 @@ const helpText = `Commands (also as ad-hoc commands in your client):
 /pair [+number] — link WhatsApp by QR code, or by a code for that number
 /logout — unlink WhatsApp from waxmpp
 /cancel — drop held messages
+/room <chat> — give a chat a room of its own; /room <chat> off moves it back
+/rooms — the chats that have rooms
 Reply to a message to answer in its chat. Plain text goes to the current chat only when no other chat wrote since; otherwise I ask. //text sends "/text".`
 
 // command runs one command, typed in the chat or as an XEP-0050 ad-hoc
@@ -80,7 +82,9 @@ func (c *Core) command(ctx context.Context, name, args string) string {
 	case "cancel":
 		return c.cmdCancel()
 	case "room":
-		return "/room is not available yet: chats stay in this conversation for now."
+		return c.cmdRoom(ctx, args)
+	case "rooms":
+		return c.cmdRooms()
 	case "":
 		return "A lone / is not a command. /help lists the commands."
 	}

@@ -51,6 +51,10 @@ type CoreConfig struct {
 	// Commands are XEP-0050 ad-hoc commands (may be nil). Each is answered
 	// on its Reply channel (capacity 1) without blocking.
 	Commands <-chan Command
+	// Rooms gives chats rooms of their own (XEP-0045); nil: no rooms.
+	// RoomsAuto gives every chat that speaks one ([rooms] auto).
+	Rooms     Rooms
+	RoomsAuto bool
 	// QR renders a pairing QR code's content as a PNG image (bridge/qr's
 	// PNG), which the core uploads and links. nil: the code's text only.
 	QR func(content string) ([]byte, error)
@@ -88,9 +92,15 @@ type Core struct {
 	dirty   bool                       // people or oldest changed since saved
 	saveDue time.Time                  // when to save them
 
-	route     routeState // persisted as "core.route"
-	elsewhere bool       // the owner's last text went to another chat than the current one
-	collect   *[]string  // while set, say collects lines here instead of sending them
+	route routeState // persisted as "core.route"
+
+	rooms      map[ChatID]*roomBinding // each chat's room, persisted as "core.rooms" (rooms.go)
+	roomChat   map[string]ChatID       // room JID → its chat
+	answerRoom string                  // while an owner event from a room is handled: that room, where say answers
+	autoOff    bool                    // [rooms] auto gave up: this server makes no rooms
+	autoAt     time.Time               // [rooms] auto waits until then after a failure that may pass
+	elsewhere  bool                    // the owner's last text went to another chat than the current one
+	collect    *[]string               // while set, say collects lines here instead of sending them
 
 	// unacked are WhatsApp events handled but not yet acknowledged: they
 	// changed names or history anchors, which are saved in batches
@@ -167,6 +177,9 @@ type draft struct {
 	Quote *MsgLink  `json:"quote,omitempty"` // send as a WhatsApp reply to it
 	Tries int       `json:"tries,omitempty"` // pending: times WhatsApp refused it while connected
 	File  string    `json:"file,omitempty"`  // a file's URL (https, aesgcm): the owner sent a file
+	// RoomID is the id the room gave the message, when the owner wrote
+	// it in a chat's room (RoomPending when the room gave none).
+	RoomID string `json:"room,omitempty"`
 }
 
 // anchor is the oldest message of a chat the core knows: where /history
@@ -202,6 +215,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	c := &Core{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
 		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
+		rooms: map[ChatID]*roomBinding{}, roomChat: map[string]ChatID{},
 		qrDone:    make(chan qrUpload),
 		healthReq: make(chan chan Health),
 		xf:        newTransfers(),
@@ -240,6 +254,10 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	for _, ch := range chats {
 		c.indexChat(ch)
 	}
+	if err := c.loadRooms(); err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	}
+	c.tellRooms() // before the XMPP side connects: it joins them at login
 	if b, ok, err := cfg.Store.Blob(settingRoute); err != nil {
 		return nil, fmt.Errorf("bridge: core: %w", err)
 	} else if ok {
@@ -368,7 +386,18 @@ func (c *Core) takeEvent(ctx context.Context, ev Event) bool {
 // takeOwner handles an owner event and acknowledges it, or reports false
 // (and keeps it as stuckOwner).
 func (c *Core) takeOwner(ctx context.Context, m OwnerEvent) bool {
-	if err := c.ownerEvent(ctx, m); err != nil {
+	// What the owner wrote in a room is answered there.
+	c.answerRoom = ""
+	switch m.(type) {
+	case *RoomEcho, *RoomStranger, *RoomGone: // about a room: told in the bot conversation
+	default:
+		if _, ok := c.roomChat[m.Meta().Room]; ok {
+			c.answerRoom = m.Meta().Room
+		}
+	}
+	err := c.ownerEvent(ctx, m)
+	c.answerRoom = ""
+	if err != nil {
 		c.log.Error("owner message not handled; trying again", "event", fmt.Sprintf("%T", m), "err", err)
 		c.stuckOwner = m
 		return false
@@ -404,7 +433,13 @@ func (c *Core) say(text string) {
 		*c.collect = append(*c.collect, text)
 		return
 	}
-	if _, err := c.x.Send(Outgoing{Body: text}); err != nil {
+	out := Outgoing{Body: text}
+	if c.answerRoom != "" {
+		// The bot speaks there under the chat's name: its own lines say
+		// that they are its own.
+		out = Outgoing{Body: roomsWord + text, Room: c.answerRoom}
+	}
+	if _, err := c.x.Send(out); err != nil {
 		c.log.Error("tell owner", "err", err)
 	}
 }
@@ -412,8 +447,10 @@ func (c *Core) say(text string) {
 // sayAbout sends a note about chat (its id from noteID) and maps it to the
 // chat, so that a reply to it routes there, and a quote of it. It counts
 // as the chat speaking. A note sent before (the event came again after a
-// crash) is not sent again.
+// crash) is not sent again. A chat with a room gets it there (callers
+// make its body with noteIn or headerIn).
 func (c *Core) sayAbout(chat Chat, out Outgoing) error {
+	out.Room = c.roomOf(ChatID(chat.ID))
 	if _, err := c.st.MessageByXMPP(out.ID); err == nil {
 		return nil
 	} else if !errors.Is(err, ErrNotFound) {
@@ -426,7 +463,11 @@ func (c *Core) sayAbout(chat Chat, out Outgoing) error {
 		return err
 	}
 	_, text, _ := strings.Cut(out.Body, "*: ")
-	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: out.ID, Excerpt: excerptOf(text), Time: c.now()})
+	l := MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: out.ID, Excerpt: excerptOf(text), Time: c.now()}
+	if out.Room != "" {
+		l.Excerpt, l.RoomID = excerptOf(out.Body), RoomPending
+	}
+	return c.st.PutMessages(l)
 }
 
 // noteID is the XMPP id of a note about an event, derived from what
@@ -832,6 +873,9 @@ func muted(ch Chat, now time.Time) bool { return ch.MutedUntil.After(now) }
 // The other way round, a crash between the two can only make the bot ask
 // once more than needed.
 func (c *Core) spoke(chat ChatID) error {
+	if c.roomOf(chat) != "" {
+		return nil // it speaks in its room, not in the bot conversation
+	}
 	cur, _, err := c.st.Route()
 	if err != nil {
 		return err

@@ -282,6 +282,9 @@ type harness struct {
 	seq    int
 	files  bridge.Files // media_test.go
 	aac    string       // CoreConfig.VoiceAAC
+	// rooms and roomsAuto go to the core's config (rooms_test.go).
+	rooms     bridge.Rooms
+	roomsAuto bool
 }
 
 func newHarness(t *testing.T) *harness {
@@ -317,7 +320,7 @@ func (h *harness) start() {
 	h.own = make(chan bridge.OwnerEvent)
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
-		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds,
+		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds, Rooms: h.rooms, RoomsAuto: h.roomsAuto,
 		Files: h.files, VoiceAAC: h.aac,
 		Version: "1.2.3", Now: h.now, QR: qr.PNG, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -430,6 +433,12 @@ func ownerMeta(m bridge.OwnerEvent) *bridge.OwnerMeta {
 	case *bridge.OwnerChatState:
 		return &e.OwnerMeta
 	case *bridge.OwnerOther:
+		return &e.OwnerMeta
+	case *bridge.RoomEcho:
+		return &e.OwnerMeta
+	case *bridge.RoomStranger:
+		return &e.OwnerMeta
+	case *bridge.RoomGone:
 		return &e.OwnerMeta
 	}
 	panic(fmt.Sprintf("owner event %T", m))

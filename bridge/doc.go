@@ -182,6 +182,49 @@
 // decides the WhatsApp kind and fields) and sent; its failure is told with
 // the chat's name. A passing failure (a server unreachable) is tried four
 // times, 30 s, 60 s and 90 s apart.
+// # Rooms
+//
+// /room <chat> moves a chat into a group chat of its own (XEP-0045) on the
+// bot's server, so the owner's client shows it as a conversation with its
+// own unread count and notifications: members-only, non-anonymous,
+// persistent, hidden, archived, titled after the chat, the owner a member
+// and invited (XEP-0249). [rooms] auto (RoomsAuto) gives every chat that
+// speaks a room, its first message in it. When the server has no group
+// chats or refuses to make one, the owner is told why in one line and the
+// chat stays in the bot conversation (auto stops asking until a restart).
+// The room ↔ chat binding is saved ("core.rooms") and the XMPP side is told
+// the rooms before it connects; /room <chat> off destroys the room and
+// moves the chat back; /rooms lists them.
+//
+// In a room nothing is routed: what the owner writes there goes to its
+// chat (a reply, or a "> " quote of one of the chat's messages, as a
+// WhatsApp reply); a command is a command there too, answered in the room
+// with the bot's name in front ("*waxmpp*: "), since the bot speaks there
+// under the chat's name: the person's in a direct chat, "WhatsApp" in a
+// group. Its chat's lines come there without the chat's name: "*Bob*: …" in
+// a group, no prefix in a direct chat except "*You*: " for what the owner
+// wrote on the phone, and notes ("Bob joined", calls, reactions in groups)
+// without the "*Family*: ". A chat with a room does not speak in the bot
+// conversation (it does not make plain text there ask), though a reply there
+// to one of its earlier messages still goes to it. Every feature works
+// there: replies, reactions, retractions and markers name the message by
+// the id the room gave it (XEP-0359 stanza-id by the room; the room's copy
+// of the bot's own message tells it, RoomEcho), until then by its XMPP id;
+// corrections by its XMPP id. The owner's displayed marker in the room marks
+// read on WhatsApp; WhatsApp's read receipts become markers in the room
+// (XEP-0184 receipts are not for rooms); typing goes both ways, for groups
+// too. An event about a message stays where the message is: a message of
+// the bot conversation is corrected there even after its chat got a room;
+// one of a room that is gone gets a new line instead.
+//
+// Nothing is lost or doubled on this path either: the XMPP side rejoins
+// every room without its history after each login, before it sends anything
+// to one, and replays from the room's archive what the owner wrote there
+// while the bot was away; the core handles each owner message once by its
+// id, as in the bot conversation. Only the owner is served: anyone else in a
+// room is ignored, and the owner told once per person (RoomStranger, saved
+// with the binding); a room the bot is out of for good (destroyed, banned)
+// moves its chat back, told (RoomGone).
 //
 // # Commands
 //
@@ -201,6 +244,8 @@
 //	/pair [+number]          link WhatsApp by QR code, or by a code for that number
 //	/logout yes              unlink WhatsApp (without "yes" it only explains)
 //	/cancel                  drop held messages
+//	/room <chat> [off]       give a chat a room of its own; off moves it back
+//	/rooms                   the chats that have rooms
 //
 // Unknown commands and bad arguments get one line saying what is wrong and
 // what would work. A chat is named by its handle, its JID, its +number, or

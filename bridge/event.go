@@ -342,8 +342,12 @@ type OwnerMeta struct {
 	ID   string
 	Time time.Time // when the owner sent it (XEP-0203 delay), else when it arrived
 	// Archive is the id the bot's server archive gave the stanza
-	// (XEP-0359 stanza-id, XEP-0313), "" when the server keeps none.
+	// (XEP-0359 stanza-id, XEP-0313), "" when the server keeps none. In a
+	// room, the id the room gave it: what clients refer to there.
 	Archive string
+	// Room is the room (XEP-0045) the stanza came through, "" for the bot
+	// conversation.
+	Room string
 }
 
 // Meta returns m; it makes every type that embeds OwnerMeta say its meta.

@@ -22,6 +22,10 @@ import (
 // after handling (recordOwner) — and is dropped. Markers, receipts and
 // chat states are not recorded: doing them twice changes nothing.
 func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
+	switch ev.(type) {
+	case *RoomEcho, *RoomStranger, *RoomGone:
+		return c.roomEvent(ev)
+	}
 	meta := ev.Meta()
 	once := false
 	switch e := ev.(type) {
@@ -51,6 +55,10 @@ func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
 	case *OwnerReaction:
 		c.ownerReact(ctx, e.Target, e.Emojis)
 	case *OwnerText:
+		if meta.Room != "" {
+			err = c.roomOwner(ctx, ev) // in a room there is nothing to route
+			break
+		}
 		body := e.Body
 		if body == "" {
 			body = e.URL
@@ -63,6 +71,10 @@ func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
 			err = c.ownerText(ctx, d, e.ReplyTo)
 		}
 	case *OwnerChatState:
+		if meta.Room != "" {
+			err = c.roomOwner(ctx, ev)
+			break
+		}
 		c.ownerTyping(ctx, e.State)
 	case *OwnerOther:
 	}
@@ -306,7 +318,7 @@ func (c *Core) send(ctx context.Context, m draft) error {
 	}
 	// Mapped with the time WhatsApp took it (not when the owner wrote it:
 	// a held message goes later), which the edit window counts from.
-	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now()})
+	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID})
 }
 
 // deliver sends m to chat or, when WhatsApp cannot take it now, keeps it
@@ -664,7 +676,7 @@ func (c *Core) ownerReplace(ctx context.Context, target, body string) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err != nil || l.WA.ID == "" || strings.HasPrefix(target, relayPrefix) {
+	if err != nil || l.WA.ID == "" || strings.HasPrefix(l.XMPPID, relayPrefix) {
 		c.say("Not edited: I don't know that message (only messages you sent through waxmpp can be edited).")
 		return nil
 	}
@@ -697,7 +709,9 @@ func (c *Core) ownerReplace(ctx context.Context, target, body string) error {
 
 func (c *Core) ownerRetract(ctx context.Context, target string) error {
 	for _, list := range []*[]draft{&c.route.Held, &c.route.Pending} {
-		i := slices.IndexFunc(*list, func(d draft) bool { return d.ID == target })
+		i := slices.IndexFunc(*list, func(d draft) bool {
+			return d.ID == target || d.RoomID != "" && d.RoomID != RoomPending && d.RoomID == target
+		})
 		if i < 0 {
 			continue
 		}
@@ -717,7 +731,7 @@ func (c *Core) ownerRetract(ctx context.Context, target string) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err != nil || l.WA.ID == "" || strings.HasPrefix(target, relayPrefix) {
+	if err != nil || l.WA.ID == "" || strings.HasPrefix(l.XMPPID, relayPrefix) {
 		c.say("Not deleted: I don't know that message (only messages you sent through waxmpp can be deleted).")
 		return nil
 	}
@@ -751,11 +765,9 @@ func (c *Core) ownerReact(ctx context.Context, target string, emojis []string) {
 // chat up to the one the owner has seen (per sender: WhatsApp wants that
 // in groups).
 func (c *Core) ownerDisplayed(ctx context.Context, id string) {
-	if !strings.HasPrefix(id, relayPrefix) {
-		return
-	}
+	// In a room the marker names the room's id for the message.
 	l, err := c.st.MessageByXMPP(id)
-	if err != nil || l.WA.Chat == "" {
+	if err != nil || l.WA.Chat == "" || !strings.HasPrefix(l.XMPPID, relayPrefix) {
 		return
 	}
 	chat := ChatID(l.WA.Chat)
@@ -770,11 +782,13 @@ func (c *Core) ownerDisplayed(ctx context.Context, id string) {
 	}
 	bySender := map[string][]string{}
 	var order []string
+	seen := map[MessageKey]bool{} // a message recorded again (edited, its room's id) counts once
 	for i := len(recent) - 1; i >= 0; i-- {
 		r := recent[i]
-		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || r.Time.After(l.Time) || !r.Time.After(since) {
+		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || r.Time.After(l.Time) || !r.Time.After(since) || seen[r.WA] {
 			continue
 		}
+		seen[r.WA] = true
 		if _, ok := bySender[r.WA.Sender]; !ok {
 			order = append(order, r.WA.Sender)
 		}

@@ -145,6 +145,9 @@ type Outgoing struct {
 	URL       string // XEP-0066: Body should be the URL too
 	Delay     time.Time
 	Markable  bool // request receipts and markers for this message
+	// Room, when set, is the room (XEP-0045) the message goes to instead
+	// of the owner: a groupchat message there.
+	Room string
 }
 
 // Reactions is the full set of reactions of one sender to one message.

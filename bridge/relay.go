@@ -31,7 +31,7 @@ func (c *Core) event(ctx context.Context, ev Event) error {
 	}
 	switch e := ev.(type) {
 	case *Message:
-		return c.message(e)
+		return c.message(ctx, e)
 	case *Undecryptable:
 		return c.undecryptable(e)
 	case *Edit:
@@ -155,7 +155,7 @@ func (c *Core) lookupWA(r MsgRef) (MsgLink, bool, error) {
 	return MsgLink{}, false, err
 }
 
-func (c *Core) message(m *Message) error {
+func (c *Core) message(ctx context.Context, m *Message) error {
 	if chatKindOf(m.Ref.Chat) == StatusChat {
 		return nil
 	}
@@ -182,11 +182,24 @@ func (c *Core) message(m *Message) error {
 		c.log.Debug("duplicate message dropped", "id", m.Ref.ID)
 		return nil
 	}
+	if !m.History && !muted(ch, c.now()) {
+		c.autoRoom(ctx, ch) // [rooms] auto: a chat that speaks gets its room
+	}
+	// Where it goes: the chat's room, if it has one; a placeholder is
+	// corrected where it is.
+	room := c.roomOf(ChatID(ch.ID))
+	if dup {
+		var gone bool
+		if room, gone = c.linkRoom(ch, old); gone {
+			dup, room = false, c.roomOf(ChatID(ch.ID)) // its room is gone: a new message
+		}
+	}
 	text := content(m, c.name)
 	if m.ViewOnce && isMedia(m.Kind) && c.cfg.Files != nil {
 		text = viewOnceText(m)
 	}
-	body := c.headerFor(ch, m.Ref) + text
+	header := c.headerIn(room, ch, m.Ref)
+	body := header + text
 	if muted(ch, c.now()) && !dup {
 		// Mapped, not relayed: a WhatsApp reply to it still finds it.
 		return c.st.PutMessages(MsgLink{WA: k, Excerpt: excerptOf(text), Time: m.Time})
@@ -195,24 +208,29 @@ func (c *Core) message(m *Message) error {
 		// Relayed when the file is on the owner's server (transfer.go).
 		return c.startTransfer(laneKey{Chat: ChatID(ch.ID)}, laneItem{Msg: m})
 	}
-	out := Outgoing{ID: relayID(k), Body: body, Markable: true}
+	out := Outgoing{ID: relayID(k), Body: body, Markable: true, Room: room}
 	if dup {
 		// The Retry Message for a placeholder: correct it (XEP-0308).
-		out = Outgoing{Replace: old.XMPPID, Body: body}
+		out = Outgoing{Replace: old.XMPPID, Body: body, Room: room}
 	}
 	if m.ReplyTo != nil {
 		q, ok, err := c.lookupWA(*m.ReplyTo)
 		if err != nil {
 			return err
 		}
-		if ok && q.XMPPID != "" {
-			out.ReplyTo = q.XMPPID
+		qroom, qgone := c.linkRoom(ch, q)
+		if ok && q.XMPPID != "" && qroom == room && !qgone {
+			out.ReplyTo = refIn(room, q)
 			out.Quote = q.Excerpt
 			if m.QuotedText != "" {
 				out.Quote = m.QuotedText
 			}
-		} else if m.QuotedText != "" {
-			out.Body = strings.TrimSuffix(c.headerFor(ch, m.Ref), " ") + "\n> " + strings.ReplaceAll(short(m.QuotedText, 200), "\n", "\n> ") + "\n" + text
+		} else if quoted := cmpOr(m.QuotedText, q.Excerpt); quoted != "" && (m.QuotedText != "" || ok) {
+			lead := strings.TrimSuffix(header, " ")
+			if lead != "" {
+				lead += "\n"
+			}
+			out.Body = lead + "> " + strings.ReplaceAll(short(quoted, 200), "\n", "\n> ") + "\n" + text
 		}
 	}
 	if m.History {
@@ -223,11 +241,14 @@ func (c *Core) message(m *Message) error {
 	if _, err := c.x.Send(out); err != nil {
 		return err
 	}
-	xid := out.ID
-	if dup {
-		xid = old.XMPPID
+	link := MsgLink{WA: k, XMPPID: out.ID, Excerpt: excerptOf(text), Time: m.Time}
+	if room != "" {
+		link.RoomID = RoomPending // until the room's copy tells its id
 	}
-	if err := c.st.PutMessages(MsgLink{WA: k, XMPPID: xid, Excerpt: excerptOf(text), Time: m.Time}); err != nil {
+	if dup {
+		link.XMPPID, link.RoomID = old.XMPPID, old.RoomID
+	}
+	if err := c.st.PutMessages(link); err != nil {
 		return err
 	}
 	if !m.History && m.Time.After(ch.LastActivity.Add(time.Minute)) {
@@ -263,11 +284,16 @@ func (c *Core) undecryptable(u *Undecryptable) error {
 	if err := c.spoke(ChatID(ch.ID)); err != nil {
 		return err
 	}
-	out := Outgoing{ID: relayID(k), Body: c.headerFor(ch, u.Ref) + waitingText, Markable: true}
+	room := c.roomOf(ChatID(ch.ID))
+	out := Outgoing{ID: relayID(k), Body: c.headerIn(room, ch, u.Ref) + waitingText, Markable: true, Room: room}
 	if _, err := c.x.Send(out); err != nil {
 		return err
 	}
-	return c.st.PutMessages(MsgLink{WA: k, XMPPID: out.ID, Time: u.Time})
+	link := MsgLink{WA: k, XMPPID: out.ID, Time: u.Time}
+	if room != "" {
+		link.RoomID = RoomPending
+	}
+	return c.st.PutMessages(link)
 }
 
 func (c *Core) edit(e *Edit) error {
@@ -279,13 +305,15 @@ func (c *Core) edit(e *Edit) error {
 	if err != nil {
 		return err
 	}
-	body := c.headerFor(ch, e.Ref) + e.Text
-	if !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
-		// Unknown, or the owner's own XMPP message (the bot cannot
-		// correct what the owner's client sent): a new line.
-		return c.sayAbout(ch, Outgoing{ID: noteID("edit", ch.ID, e.Ref.ID, e.Text), Body: c.headerFor(ch, e.Ref) + "(edited) " + e.Text})
+	room, gone := c.linkRoom(ch, l)
+	if !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) || gone {
+		// Unknown, the owner's own XMPP message (the bot cannot correct
+		// what the owner's client sent), or in a room that is gone: a
+		// new line.
+		return c.sayAbout(ch, Outgoing{ID: noteID("edit", ch.ID, e.Ref.ID, e.Text), Body: c.headerIn(c.roomOf(ChatID(ch.ID)), ch, e.Ref) + "(edited) " + e.Text})
 	}
-	if _, err := c.x.Send(Outgoing{Replace: l.XMPPID, Body: body}); err != nil {
+	body := c.headerIn(room, ch, e.Ref) + e.Text
+	if _, err := c.x.Send(Outgoing{Replace: l.XMPPID, Body: body, Room: room}); err != nil {
 		return err
 	}
 	l.Excerpt = excerptOf(e.Text)
@@ -301,6 +329,10 @@ func (c *Core) revoke(r *Revoke) error {
 	if err != nil || !ok || !strings.HasPrefix(l.XMPPID, relayPrefix) {
 		return err // never relayed (or the owner's own XMPP message): nothing to take back
 	}
+	room, gone := c.linkRoom(ch, l)
+	if gone {
+		return nil // it was in a room that is gone with it
+	}
 	who := c.name(r.Ref.Sender)
 	if r.Ref.FromMe {
 		who = "You"
@@ -310,8 +342,8 @@ func (c *Core) revoke(r *Revoke) error {
 		what = "a message by " + cleanName(who) // an admin deleted it
 		who = c.name(r.By)
 	}
-	fallback := noteHeader(c.chatName(ch)) + cleanName(who) + " deleted " + what
-	_, err = c.x.Send(Outgoing{Retract: l.XMPPID, Body: fallback})
+	fallback := c.noteIn(room, ch) + cleanName(who) + " deleted " + what
+	_, err = c.x.Send(Outgoing{Retract: refIn(room, l), Body: fallback, Room: room})
 	return err
 }
 
@@ -327,12 +359,13 @@ func (c *Core) reaction(r *Reaction) error {
 	if err != nil {
 		return err
 	}
-	if ch.Kind == Direct && ok && l.XMPPID != "" {
+	lroom, gone := c.linkRoom(ch, l)
+	if ch.Kind == Direct && ok && l.XMPPID != "" && !gone {
 		var emojis []string
 		if r.Emoji != "" {
 			emojis = []string{r.Emoji}
 		}
-		_, err := c.x.Send(Outgoing{React: &Reactions{ID: l.XMPPID, Emojis: emojis}})
+		_, err := c.x.Send(Outgoing{React: &Reactions{ID: refIn(lroom, l), Emojis: emojis}, Room: lroom})
 		return err
 	}
 	what := "a message"
@@ -340,7 +373,7 @@ func (c *Core) reaction(r *Reaction) error {
 		what = "\"" + short(l.Excerpt, 60) + "\""
 	}
 	who := "*" + cleanName(c.name(r.Sender)) + "*"
-	if ch.Kind != Direct {
+	if ch.Kind != Direct && c.roomOf(ChatID(ch.ID)) == "" {
 		who += " in *" + cleanName(c.chatName(ch)) + "*"
 	}
 	var body string
@@ -375,7 +408,7 @@ func (c *Core) pollVote(v *PollVote) error {
 		body = who + " voted \"" + strings.Join(v.Options, "\", \"") + "\" in " + what
 	}
 	id := noteID("vote", ch.ID, v.Poll.ID, string(c.canonicalUser(v.Voter)), strings.Join(v.Options, "\x00"), v.Time.String())
-	return c.sayAbout(ch, Outgoing{ID: id, Body: noteHeader(c.chatName(ch)) + body})
+	return c.sayAbout(ch, Outgoing{ID: id, Body: c.noteIn(c.roomOf(ChatID(ch.ID)), ch) + body})
 }
 
 func (c *Core) receipt(r *Receipt) {
@@ -399,6 +432,15 @@ func (c *Core) receipt(r *Receipt) {
 		if kind == Read {
 			out = Outgoing{Displayed: l.XMPPID}
 		}
+		if ch, err := c.st.Chat(string(c.canonical(r.Chat))); err == nil && l.RoomID != "" {
+			// Written in the chat's room: markers name it by the room's
+			// id there; receipts (XEP-0184) are not for rooms.
+			room, gone := c.linkRoom(ch, l)
+			if gone || kind != Read {
+				continue
+			}
+			out = Outgoing{Displayed: refIn(room, l), Room: room}
+		}
 		if err := c.x.SendNow(out); err != nil {
 			c.log.Debug("receipt not sent", "err", err)
 			continue
@@ -411,14 +453,17 @@ func (c *Core) receipt(r *Receipt) {
 }
 
 func (c *Core) typing(t *Typing) {
-	if chatKindOf(t.Chat) != Direct {
-		return
-	}
 	ch, err := c.st.Chat(string(c.canonical(t.Chat)))
 	if err != nil || muted(ch, c.now()) {
 		return
 	}
-	if err := c.x.SendNow(Outgoing{Typing: true, ChatState: t.State}); err != nil {
+	// In the bot conversation only a direct chat's typing says who; a
+	// room is the chat's own.
+	room := c.roomOf(ChatID(ch.ID))
+	if room == "" && ch.Kind != Direct {
+		return
+	}
+	if err := c.x.SendNow(Outgoing{Typing: true, ChatState: t.State, Room: room}); err != nil {
 		c.log.Debug("typing not sent", "err", err)
 	}
 }
@@ -437,7 +482,7 @@ func (c *Core) call(e *Call) error {
 		return nil
 	}
 	id := noteID("call", ch.ID, e.ID, strconv.Itoa(int(e.Kind)), e.Time.String())
-	return c.sayAbout(ch, Outgoing{ID: id, Body: noteHeader(c.chatName(ch)) + text})
+	return c.sayAbout(ch, Outgoing{ID: id, Body: c.noteIn(c.roomOf(ChatID(ch.ID)), ch) + text})
 }
 
 func (c *Core) groupChange(g *GroupChange) error {
@@ -463,7 +508,11 @@ func (c *Core) groupChange(g *GroupChange) error {
 		users[i] = string(u)
 	}
 	id := noteID("group", ch.ID, strconv.Itoa(int(g.Kind)), string(g.Actor), strings.Join(users, ","), g.Subject, g.Text, g.Time.String())
-	return c.sayAbout(ch, Outgoing{ID: id, Body: noteHeader(name) + groupText(g, c.name)})
+	head := noteHeader(name)
+	if c.roomOf(ChatID(ch.ID)) != "" {
+		head = ""
+	}
+	return c.sayAbout(ch, Outgoing{ID: id, Body: head + groupText(g, c.name)})
 }
 
 func (c *Core) contactInfo(ci *ContactInfo) error {

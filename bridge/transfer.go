@@ -656,7 +656,7 @@ func (c *Core) fileSent(it laneItem, r transferResult) error {
 	if r.ref.ID == "" || d.ID == "" {
 		return nil
 	}
-	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: string(d.Chat), ID: r.ref.ID}, XMPPID: d.ID, Excerpt: excerptOf(r.what), Time: c.now()})
+	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: string(d.Chat), ID: r.ref.ID}, XMPPID: d.ID, Excerpt: excerptOf(r.what), Time: c.now(), RoomID: d.RoomID})
 }
 
 // fileSuffix makes the XMPP id of a relayed file's URL message from its
@@ -726,10 +726,14 @@ func (c *Core) cannotRelay(m *Message, why string) string {
 // relayLine relays one line about m (mapped to it): a new one with id, or
 // a correction of replace.
 func (c *Core) relayLine(ch Chat, m *Message, k MessageKey, replace, id, text string) error {
-	body := c.headerFor(ch, m.Ref) + text
-	out := Outgoing{ID: id, Body: body, Markable: true}
+	room, roomID, err := c.mediaRoom(ch, replace)
+	if err != nil {
+		return err
+	}
+	body := c.headerIn(room, ch, m.Ref) + text
+	out := Outgoing{ID: id, Body: body, Markable: true, Room: room}
 	if replace != "" {
-		out = Outgoing{Replace: replace, Body: body}
+		out = Outgoing{Replace: replace, Body: body, Room: room}
 	}
 	if m.History {
 		out.Delay = m.Time
@@ -742,7 +746,28 @@ func (c *Core) relayLine(ch Chat, m *Message, k MessageKey, replace, id, text st
 	if replace != "" {
 		id = replace
 	}
-	return c.st.PutMessages(MsgLink{WA: k, XMPPID: id, Excerpt: excerptOf(text), Time: m.Time})
+	return c.st.PutMessages(MsgLink{WA: k, XMPPID: id, Excerpt: excerptOf(text), Time: m.Time, RoomID: roomID})
+}
+
+// mediaRoom is where a line about media in ch goes: the chat's room, or
+// where the line it corrects (replace) is; and the room id to map it with.
+func (c *Core) mediaRoom(ch Chat, replace string) (room, roomID string, err error) {
+	room = c.roomOf(ChatID(ch.ID))
+	if replace != "" {
+		l, err := c.st.MessageByXMPP(replace)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return "", "", err
+		}
+		var gone bool
+		if room, gone = c.linkRoom(ch, l); gone {
+			room = ""
+		}
+		return room, l.RoomID, nil
+	}
+	if room != "" {
+		roomID = RoomPending
+	}
+	return room, roomID, nil
 }
 
 // relayFile relays media: its line (naming chat and sender, with the
@@ -752,23 +777,31 @@ func (c *Core) relayLine(ch Chat, m *Message, k MessageKey, replace, id, text st
 // it); a reply to either routes to the chat.
 func (c *Core) relayFile(ch Chat, m *Message, k MessageKey, replace, url string) error {
 	text := mediaCaption(m, c.name)
-	line := Outgoing{ID: relayID(k), Body: c.headerFor(ch, m.Ref) + text, Markable: true}
+	room, roomID, err := c.mediaRoom(ch, replace)
+	if err != nil {
+		return err
+	}
+	line := Outgoing{ID: relayID(k), Body: c.headerIn(room, ch, m.Ref) + text, Markable: true, Room: room}
 	if replace != "" {
-		line = Outgoing{Replace: replace, Body: line.Body}
+		line = Outgoing{Replace: replace, Body: line.Body, Room: room}
 	}
 	if m.ReplyTo != nil {
 		q, ok, err := c.lookupWA(*m.ReplyTo)
 		if err != nil {
 			return err
 		}
-		if ok && q.XMPPID != "" {
-			line.ReplyTo, line.Quote = q.XMPPID, q.Excerpt
+		if qroom, gone := c.linkRoom(ch, q); ok && q.XMPPID != "" && qroom == room && !gone {
+			line.ReplyTo, line.Quote = refIn(room, q), q.Excerpt
 			if m.QuotedText != "" {
 				line.Quote = m.QuotedText
 			}
 		}
 	}
-	file := Outgoing{ID: relayID(k) + fileSuffix, Body: url, URL: url, Markable: true}
+	file := Outgoing{ID: relayID(k) + fileSuffix, Body: url, URL: url, Markable: true, Room: room}
+	fileRoomID := ""
+	if room != "" {
+		fileRoomID = RoomPending
+	}
 	if m.History {
 		line.Delay, file.Delay = m.Time, m.Time
 	} else if err := c.spoke(ChatID(ch.ID)); err != nil {
@@ -782,8 +815,8 @@ func (c *Core) relayFile(ch Chat, m *Message, k MessageKey, replace, url string)
 		lineID = replace
 	}
 	if err := c.st.PutMessages(
-		MsgLink{WA: k, XMPPID: file.ID, Time: m.Time},
-		MsgLink{WA: k, XMPPID: lineID, Excerpt: excerptOf(text), Time: m.Time},
+		MsgLink{WA: k, XMPPID: file.ID, Time: m.Time, RoomID: fileRoomID},
+		MsgLink{WA: k, XMPPID: lineID, Excerpt: excerptOf(text), Time: m.Time, RoomID: roomID},
 	); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ const MaxExcerpt = 160
 //
 //	'm' seq                     → message record
 //	'w' wa-id 0x00 seq          → (empty)  lookup by WhatsApp id
-//	'x' xmpp-id 0x00 seq        → (empty)  lookup by XMPP id
+//	'x' xmpp-id 0x00 seq        → (empty)  lookup by XMPP id (and by room id)
 //	'c' chat 0x00 seq           → (empty)  recent messages of a chat
 //
 // seq is the messages bucket's sequence; generation = (seq-1) / genSize.
@@ -43,23 +43,34 @@ const (
 	prefixXMPP  = 'x'
 	prefixChat  = 'c'
 	msgRecordV1 = 1
+	// msgRecordV2 is a record with a room id (MsgLink.RoomID) after the
+	// time; records without one are still written as version 1.
+	msgRecordV2 = 2
 )
 
 func encodeMessage(m Message) []byte {
-	e := enc{b: make([]byte, 0, 24+len(m.WA.Chat)+len(m.WA.Sender)+len(m.WA.ID)+len(m.XMPPID)+len(m.Excerpt))}
-	e.b = append(e.b, msgRecordV1)
+	e := enc{b: make([]byte, 0, 24+len(m.WA.Chat)+len(m.WA.Sender)+len(m.WA.ID)+len(m.XMPPID)+len(m.Excerpt)+len(m.RoomID))}
+	ver := byte(msgRecordV1)
+	if m.RoomID != "" {
+		ver = msgRecordV2
+	}
+	e.b = append(e.b, ver)
 	e.str(m.WA.Chat)
 	e.str(m.WA.Sender)
 	e.str(m.WA.ID)
 	e.str(m.XMPPID)
 	e.str(m.Excerpt)
 	e.time(m.Time)
+	if ver == msgRecordV2 {
+		e.str(m.RoomID)
+	}
 	return e.b
 }
 
 func decodeMessage(bucket, key, v []byte) (Message, error) {
 	d := dec{b: v}
-	if ver := d.byte1(); d.err == "" && ver != msgRecordV1 {
+	ver := d.byte1()
+	if d.err == "" && ver != msgRecordV1 && ver != msgRecordV2 {
 		return Message{}, corrupt(bucket, key, fmt.Sprintf("unknown message record version %d", ver))
 	}
 	var m Message
@@ -69,6 +80,9 @@ func decodeMessage(bucket, key, v []byte) (Message, error) {
 	m.XMPPID = d.str()
 	m.Excerpt = d.str()
 	m.Time = d.time()
+	if ver == msgRecordV2 {
+		m.RoomID = d.str()
+	}
 	if d.err != "" {
 		return Message{}, corrupt(bucket, key, d.err)
 	}
@@ -104,7 +118,7 @@ func (db *DB) PutMessages(ms ...Message) error {
 		if m.WA.ID == "" && m.XMPPID == "" {
 			return fmt.Errorf("store: put message: neither WhatsApp nor XMPP id")
 		}
-		if bytes.IndexByte([]byte(m.WA.ID+m.XMPPID+m.WA.Chat), 0) >= 0 {
+		if bytes.IndexByte([]byte(m.WA.ID+m.XMPPID+m.WA.Chat+m.RoomID), 0) >= 0 {
 			return fmt.Errorf("store: put message %q/%q: id contains NUL", m.WA.ID, m.XMPPID)
 		}
 	}
@@ -137,6 +151,13 @@ func (db *DB) PutMessages(ms ...Message) error {
 			}
 			if m.XMPPID != "" {
 				if err := gen.Put(indexKey(prefixXMPP, m.XMPPID, seq), nil); err != nil {
+					return err
+				}
+			}
+			// A room's id names the message there as the XMPP id does
+			// elsewhere (replies, reactions, retractions, markers).
+			if m.RoomID != "" && m.RoomID != bridge.RoomPending && m.RoomID != m.XMPPID {
+				if err := gen.Put(indexKey(prefixXMPP, m.RoomID, seq), nil); err != nil {
 					return err
 				}
 			}
@@ -235,7 +256,7 @@ func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 }
 
 // MessageByXMPP returns the newest message relayed with (or received as)
-// XMPP stanza id.
+// XMPP stanza id, or known by that id in its room (MsgLink.RoomID).
 func (db *DB) MessageByXMPP(id string) (Message, error) {
 	var m Message
 	err := db.bolt.View(func(tx *bolt.Tx) error {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"waxmpp/bridge"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -190,4 +192,63 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("round trip: %+v, %v; want %+v", m2, err, m)
 		}
 	})
+}
+
+// TestMessageRoomID: a message in a room is found by the id the room gave
+// it as by its own XMPP id; a later record (the room's copy came back)
+// wins; records without a room id stay version 1 and read back as before;
+// the pending marker names nothing.
+func TestMessageRoomID(t *testing.T) {
+	db := openTest(t)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	k := MessageKey{Chat: "4917@s.whatsapp.net", Sender: "4917@s.whatsapp.net", ID: "W1"}
+	if err := db.PutMessages(
+		Message{WA: k, XMPPID: "wa-1", Excerpt: "hi", Time: t0, RoomID: bridge.RoomPending},
+		Message{WA: MessageKey{Chat: k.Chat, ID: "W2"}, XMPPID: "own-2", Time: t0},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.MessageByXMPP(bridge.RoomPending); !errors.Is(err, ErrNotFound) {
+		t.Errorf("MessageByXMPP(pending marker) = %v, want ErrNotFound", err)
+	}
+	if m, err := db.MessageByXMPP("wa-1"); err != nil || m.RoomID != bridge.RoomPending {
+		t.Errorf("before the room's copy: %+v, %v", m, err)
+	}
+	if err := db.PutMessages(Message{WA: k, XMPPID: "wa-1", Excerpt: "hi", Time: t0, RoomID: "room-77"}); err != nil {
+		t.Fatal(err)
+	}
+	db = reopen(t, db)
+	for _, id := range []string{"wa-1", "room-77"} {
+		m, err := db.MessageByXMPP(id)
+		if err != nil || m.XMPPID != "wa-1" || m.RoomID != "room-77" || m.WA != k {
+			t.Errorf("MessageByXMPP(%s) = %+v, %v; want wa-1 in room as room-77", id, m, err)
+		}
+	}
+	if m, err := db.MessageByWA(k); err != nil || m.RoomID != "room-77" {
+		t.Errorf("MessageByWA = %+v, %v; want the newest record, with the room id", m, err)
+	}
+	if m, err := db.MessageByXMPP("own-2"); err != nil || m.RoomID != "" {
+		t.Errorf("a message outside rooms = %+v, %v", m, err)
+	}
+	// Version 1 stays version 1; version 2 carries the room id.
+	for _, m := range []Message{{XMPPID: "a", Time: t0}, {XMPPID: "a", Time: t0, RoomID: "r"}} {
+		b := encodeMessage(m)
+		want := byte(msgRecordV1)
+		if m.RoomID != "" {
+			want = msgRecordV2
+		}
+		got, err := decodeMessage(nil, nil, b)
+		if got.Time.Equal(m.Time) {
+			got.Time = m.Time
+		}
+		if b[0] != want || err != nil || got != m {
+			t.Errorf("record of %+v: version %d, decoded %+v, %v", m, b[0], got, err)
+		}
+	}
+	if _, err := decodeMessage(nil, nil, []byte{3}); err == nil {
+		t.Error("record version 3 decoded")
+	}
+	if err := db.PutMessages(Message{XMPPID: "b", RoomID: "r\x00"}); err == nil {
+		t.Error("a room id with NUL was stored")
+	}
 }
