@@ -71,75 +71,76 @@ yes</body><reply xmlns='urn:xmpp:reply:0' to='b@x' id='wx-1'/><fallback xmlns='u
 // without arguments and one through its form; the core's answers come back
 // as notes.
 func TestAdhocCommands(t *testing.T) {
-	srv := pt.Start(t, pt.Options{})
-	owner := srv.Dial(t, "owner")
-	s := startSession(t, botConfig(t, srv))
-	bot := NewBot(s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go bot.Run(ctx)
-	got := make(chan bridge.Command, 4)
-	go func() { // a stand-in core
-		for c := range bot.Commands() {
-			got <- c
-			c.Reply <- "ran " + c.Name + " " + c.Args
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		s := startSession(t, botConfig(t, srv))
+		bot := NewBot(s)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go bot.Run(ctx)
+		got := make(chan bridge.Command, 4)
+		go func() { // a stand-in core
+			for c := range bot.Commands() {
+				got <- c
+				c.Reply <- "ran " + c.Name + " " + c.Args
+			}
+		}()
+		full := s.cur.jid
+
+		owner.Send("<iq type='get' id='i1' to='" + full + "'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
+		items := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "i1" })
+		q := items.Child(NSDiscoItems, "query")
+		if q == nil || len(q.Children) != len(adhocCommands) {
+			t.Fatalf("command list %s", items)
 		}
-	}()
-	full := s.cur.jid
 
-	owner.Send("<iq type='get' id='i1' to='" + full + "'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
-	items := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "i1" })
-	q := items.Child(NSDiscoItems, "query")
-	if q == nil || len(q.Children) != len(adhocCommands) {
-		t.Fatalf("command list %s", items)
-	}
-
-	owner.Send("<iq type='set' id='c1' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='status' action='execute'/></iq>")
-	res := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c1" })
-	cmd := res.Child(NSCommands, "command")
-	if cmd == nil || cmd.Attr("status") != "completed" || cmd.Child("", "note") == nil || cmd.Child("", "note").Text != "ran status " {
-		t.Fatalf("status answer %s", res)
-	}
-
-	owner.Send("<iq type='set' id='c2' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='to' action='execute'/></iq>")
-	form := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c2" }).Child(NSCommands, "command")
-	if form == nil || form.Attr("status") != "executing" || form.Child(NSDataForms, "x") == nil {
-		t.Fatalf("to: want a form, got %v", form)
-	}
-	owner.Send(fmt.Sprintf("<iq type='set' id='c3' to='%s'><command xmlns='http://jabber.org/protocol/commands' node='to' sessionid='%s' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='args'><value>alice</value></field></x></command></iq>", full, form.Attr("sessionid")))
-	done := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c3" }).Child(NSCommands, "command")
-	if done == nil || done.Attr("status") != "completed" || !strings.Contains(done.Child("", "note").Text, "ran to alice") {
-		t.Fatalf("to alice: %v", done)
-	}
-	if c := <-got; c.Name != "status" {
-		t.Fatalf("first command %+v", c)
-	}
-	if c := <-got; c.Name != "to" || c.Args != "alice" {
-		t.Fatalf("second command %+v, want to alice", c)
-	}
-	// Unknown node.
-	owner.Send("<iq type='set' id='c4' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='rm-rf' action='execute'/></iq>")
-	if r := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c4" }); r.Attr("type") != "error" {
-		t.Fatalf("unknown command answer %s", r)
-	}
-
-	// Messages through the Bot port: a reply names the bot as the quoted
-	// sender, and the owner's answer comes back converted.
-	ids, err := bot.Send(bridge.Outgoing{Body: "*Alice*: hi", Markable: true}, bridge.Outgoing{Body: "ok", ReplyTo: "x1", Quote: "*Alice*: hi"})
-	if err != nil || len(ids) != 2 {
-		t.Fatal(ids, err)
-	}
-	m := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == ids[1] })
-	if r := m.Child(NSReply, "reply"); r == nil || r.Attr("to") != srv.JID("bot") || r.Attr("id") != "x1" {
-		t.Fatalf("reply %s", m)
-	}
-	owner.Send("<message to='" + srv.JID("bot") + "' type='chat' id='o1'><body>answer</body></message>")
-	select {
-	case ev := <-bot.Owner():
-		if om, ok := ev.(*bridge.OwnerText); !ok || om.ID != "o1" || om.Body != "answer" {
-			t.Fatalf("owner message %#v", ev)
+		owner.Send("<iq type='set' id='c1' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='status' action='execute'/></iq>")
+		res := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c1" })
+		cmd := res.Child(NSCommands, "command")
+		if cmd == nil || cmd.Attr("status") != "completed" || cmd.Child("", "note") == nil || cmd.Child("", "note").Text != "ran status " {
+			t.Fatalf("status answer %s", res)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no owner message")
-	}
+
+		owner.Send("<iq type='set' id='c2' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='to' action='execute'/></iq>")
+		form := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c2" }).Child(NSCommands, "command")
+		if form == nil || form.Attr("status") != "executing" || form.Child(NSDataForms, "x") == nil {
+			t.Fatalf("to: want a form, got %v", form)
+		}
+		owner.Send(fmt.Sprintf("<iq type='set' id='c3' to='%s'><command xmlns='http://jabber.org/protocol/commands' node='to' sessionid='%s' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='args'><value>alice</value></field></x></command></iq>", full, form.Attr("sessionid")))
+		done := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c3" }).Child(NSCommands, "command")
+		if done == nil || done.Attr("status") != "completed" || !strings.Contains(done.Child("", "note").Text, "ran to alice") {
+			t.Fatalf("to alice: %v", done)
+		}
+		if c := <-got; c.Name != "status" {
+			t.Fatalf("first command %+v", c)
+		}
+		if c := <-got; c.Name != "to" || c.Args != "alice" {
+			t.Fatalf("second command %+v, want to alice", c)
+		}
+		// Unknown node.
+		owner.Send("<iq type='set' id='c4' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='rm-rf' action='execute'/></iq>")
+		if r := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c4" }); r.Attr("type") != "error" {
+			t.Fatalf("unknown command answer %s", r)
+		}
+
+		// Messages through the Bot port: a reply names the bot as the quoted
+		// sender, and the owner's answer comes back converted.
+		ids, err := bot.Send(bridge.Outgoing{Body: "*Alice*: hi", Markable: true}, bridge.Outgoing{Body: "ok", ReplyTo: "x1", Quote: "*Alice*: hi"})
+		if err != nil || len(ids) != 2 {
+			t.Fatal(ids, err)
+		}
+		m := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == ids[1] })
+		if r := m.Child(NSReply, "reply"); r == nil || r.Attr("to") != srv.JID("bot") || r.Attr("id") != "x1" {
+			t.Fatalf("reply %s", m)
+		}
+		owner.Send("<message to='" + srv.JID("bot") + "' type='chat' id='o1'><body>answer</body></message>")
+		select {
+		case ev := <-bot.Owner():
+			if om, ok := ev.(*bridge.OwnerText); !ok || om.ID != "o1" || om.Body != "answer" {
+				t.Fatalf("owner message %#v", ev)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no owner message")
+		}
+	})
 }

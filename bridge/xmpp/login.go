@@ -16,8 +16,9 @@ import (
 	goxmpp "github.com/xmppo/go-xmpp"
 )
 
-// ErrAuth means the server refused the bot's login: retrying cannot help
-// until the password or account is fixed.
+// ErrAuth means the server refused the bot's password (SASL not-authorized
+// on a mechanism without channel binding, twice in a row): retrying cannot
+// help until the password is fixed.
 var ErrAuth = errors.New("xmpp: the server refused the login")
 
 // link is one established stream: go-xmpp did TLS, SASL and bind; from then
@@ -44,16 +45,22 @@ func (l *link) close() {
 // not finish in time, or ctx ends, the relay and the socket are closed:
 // go-xmpp's login fails at once and is waited for, so no login can finish
 // late, bind the same resource and replace the live session.
-func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, timeout time.Duration) (*link, error) {
+//
+// mech forces a SASL mechanism; "" lets go-xmpp choose (the strongest
+// offered, channel binding first). A failure is a *LoginError.
+func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, mech string, timeout time.Duration) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("xmpp: connect to %s: no answer within %v", ep.Addr, timeout)
+			return nil, &LoginError{Addr: ep.Addr, Stage: "connect", Err: fmt.Errorf("no answer within %v", timeout)}
 		}
-		return nil, fmt.Errorf("xmpp: connect to %s: %w", ep.Addr, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, dialError(ep.Addr, err)
 	}
 	r, err := newRelay(raw, cfg.WriteTimeout)
 	if err != nil {
@@ -61,6 +68,8 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, timeout time.Du
 		return nil, fmt.Errorf("xmpp: login at %s: %w", ep.Addr, err)
 	}
 	_, domain, _ := strings.Cut(cfg.JID, "@")
+	trace := &loginTrace{}
+	defer trace.finish()
 	opts := goxmpp.Options{
 		Host:        r.addr(),
 		User:        cfg.JID,
@@ -76,6 +85,9 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, timeout time.Du
 		// the session replaces it with one carrying caps at once.
 		Status:        "away",
 		NoSASLUpgrade: true,
+		Mechanism:     mech,
+		Debug:         true,
+		DebugWriter:   trace,
 	}
 	type result struct {
 		c   *goxmpp.Client
@@ -96,16 +108,22 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, timeout time.Du
 			closeClient(res.c)
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("xmpp: login at %s: not done within %v", ep.Addr, timeout)
+			return nil, &LoginError{Addr: ep.Addr, Mechanism: trace.mechanism(), Err: fmt.Errorf("not done within %v", timeout)}
 		}
 		return nil, ctx.Err()
 	}
 	if res.err != nil {
 		r.stop()
-		if strings.Contains(res.err.Error(), "auth failure") || strings.Contains(res.err.Error(), "not-authorized") {
-			return nil, fmt.Errorf("%w at %s: %v", ErrAuth, ep.Addr, res.err)
+		e := loginError(ep.Addr, res.err, trace)
+		e.offered = trace.offered()
+		if errors.Is(e.Err, ErrMechanism) {
+			if mech == "" {
+				e.Err = fmt.Errorf("the server offers no SASL mechanism waxmpp has (it offers %v)", e.offered)
+			} else {
+				e.Mechanism = mech
+			}
 		}
-		return nil, fmt.Errorf("xmpp: login at %s: %w", ep.Addr, res.err)
+		return nil, e
 	}
 	conn, dec, err := internals(res.c)
 	if err != nil {

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/binary"
@@ -57,6 +58,11 @@ type Config struct {
 	WriteTimeout time.Duration // one stanza's write, default 30 s
 	MinBackoff   time.Duration // default 1 s
 	MaxBackoff   time.Duration // default 5 min
+
+	// Mechanism forces a SASL mechanism (e.g. "SCRAM-SHA-1"); "" takes the
+	// strongest the server offers, falling back once from channel binding
+	// (-PLUS) when the server gets it wrong.
+	Mechanism string
 
 	Outbox Queue
 	Cursor Cursor // nil: no archive replay after a restart
@@ -125,6 +131,9 @@ type Session struct {
 	// ownerCaps are the owner's online resources and their XEP-0115
 	// caps nodes (owner.go).
 	ownerCaps map[string]string
+	// fallback is the SASL mechanism without channel binding to use from
+	// now on, once this server failed a -PLUS login; "" until then.
+	fallback string
 	// lastHandled is the archive id of the last handled owner message not
 	// yet saved as the cursor.
 	lastHandled string
@@ -335,6 +344,7 @@ func record(t time.Time, stanza []byte) []byte {
 // wrapped when the server refuses the password (retrying cannot help).
 func (s *Session) Run(ctx context.Context) error {
 	backoff := s.cfg.MinBackoff
+	refused := 0 // logins refused as a wrong password, in a row
 	for {
 		// Where the archive replay of this link starts, read before login:
 		// the server delivers stored messages right after it, and the core
@@ -349,8 +359,17 @@ func (s *Session) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, ErrAuth) {
+		switch {
+		case errors.Is(err, ErrAuth):
+			// A refused password is permanent only when the server says
+			// it again: one refusal can be a server's hiccup.
+			if refused++; refused >= 2 {
+				return err
+			}
+		case permanent(err):
 			return err
+		case err == nil:
+			refused = 0
 		}
 		if err == nil {
 			start := time.Now()
@@ -381,15 +400,46 @@ func (s *Session) dial(ctx context.Context) (*link, error) {
 	}
 	var errs []error
 	for _, ep := range eps {
-		l, err := dialEndpoint(ctx, ep, &s.cfg, s.cfg.DialTimeout)
+		l, err := s.login(ctx, ep)
 		if err == nil {
 			s.log.Info("connected", "addr", ep.Addr, "direct_tls", ep.DirectTLS, "jid", l.jid)
 			return l, nil
 		}
-		if errors.Is(err, ErrAuth) || ctx.Err() != nil {
-			return nil, err
+		var le *LoginError
+		if ctx.Err() != nil || errors.As(err, &le) && le.Stage == "sasl" {
+			return nil, err // the account's answer: the same at every endpoint
 		}
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// login logs in at ep. When a channel-binding (-PLUS) mechanism fails (not
+// every server gets it right: ejabberd before 24.02 refuses go-xmpp's
+// tls-exporter binding), it tries once more on a fresh connection with the
+// strongest mechanism without binding, and keeps to that one for this
+// server from then on. The certificate is verified either way.
+func (s *Session) login(ctx context.Context, ep endpoint) (*link, error) {
+	s.mu.Lock()
+	mech := cmp.Or(s.cfg.Mechanism, s.fallback)
+	s.mu.Unlock()
+	l, err := dialEndpoint(ctx, ep, &s.cfg, mech, s.cfg.DialTimeout)
+	var le *LoginError
+	if err == nil || mech != "" || !errors.As(err, &le) || le.Stage != "sasl" || !binding(le.Mechanism) {
+		return l, err
+	}
+	fb := bestWithoutBinding(le.offered)
+	if fb == "" {
+		return nil, err
+	}
+	l, err = dialEndpoint(ctx, ep, &s.cfg, fb, s.cfg.DialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Warn("the server refused channel binding; logging in without it from now on (the certificate is verified either way)",
+		"refused", le.Mechanism, "condition", le.Condition, "text", le.Text, "now", fb)
+	s.mu.Lock()
+	s.fallback = fb
+	s.mu.Unlock()
+	return l, nil
 }

@@ -159,6 +159,24 @@ func startSession(t testing.TB, cfg Config) *Session {
 	return s
 }
 
+// prosodyOnly is for tests that cannot run on ejabberd: see each test.
+var prosodyOnly = []pt.Kind{pt.Prosody}
+
+// forServers runs f once for each server kind, as a subtest named after
+// it, on a server started with opts. Unless the test is about throttling
+// (opts.Limits), ejabberd's shaper is off, as Prosody's mod_limits is.
+func forServers(t *testing.T, kinds []pt.Kind, opts pt.Options, f func(t *testing.T, srv *pt.Server)) {
+	t.Helper()
+	for _, k := range kinds {
+		t.Run(string(k), func(t *testing.T) {
+			o := opts
+			o.Kind = k
+			o.NoShaper = !o.Limits
+			f(t, pt.Start(t, o))
+		})
+	}
+}
+
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -171,67 +189,71 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 func TestGoXMPPInternals(t *testing.T) {
-	srv := pt.Start(t, pt.Options{})
-	cfg := botConfig(t, srv)
-	cfg.defaults()
-	l, err := dialEndpoint(context.Background(), endpoint{Addr: srv.Addr()}, &cfg, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer l.close()
-	if !strings.HasPrefix(l.jid, srv.JID("bot")+"/") {
-		t.Fatalf("bound JID %q, want %s/…", l.jid, srv.JID("bot"))
-	}
-	// The decoder go-xmpp used is ours now: a ping answer comes through it.
-	l.conn.Write([]byte("<iq type='get' id='x1'><ping xmlns='urn:xmpp:ping'/></iq>"))
-	for {
-		tok, err := l.dec.Token()
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		cfg := botConfig(t, srv)
+		cfg.defaults()
+		l, err := dialEndpoint(context.Background(), endpoint{Addr: srv.Addr()}, &cfg, "SCRAM-SHA-1", 5*time.Second)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("dial: %v", err)
 		}
-		if se, ok := tok.(xml.StartElement); ok {
-			st, err := Decode(l.dec, se)
+		defer l.close()
+		if !strings.HasPrefix(l.jid, srv.JID("bot")+"/") {
+			t.Fatalf("bound JID %q, want %s/…", l.jid, srv.JID("bot"))
+		}
+		// The decoder go-xmpp used is ours now: a ping answer comes through it.
+		l.conn.Write([]byte("<iq type='get' id='x1'><ping xmlns='urn:xmpp:ping'/></iq>"))
+		for {
+			tok, err := l.dec.Token()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if iq, ok := st.(*InIQ); ok && iq.ID == "x1" {
-				if iq.Type != "result" {
-					t.Fatalf("ping answer type %q, want result", iq.Type)
+			if se, ok := tok.(xml.StartElement); ok {
+				st, err := Decode(l.dec, se)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return
+				if iq, ok := st.(*InIQ); ok && iq.ID == "x1" {
+					if iq.Type != "result" {
+						t.Fatalf("ping answer type %q, want result", iq.Type)
+					}
+					return
+				}
 			}
 		}
-	}
+	})
 }
 
 // TestLoginBounded: a login the server does not answer in time is given
 // up, and its socket closed, so that it cannot finish later, bind the same
 // resource and make the server replace the live session.
 func TestLoginBounded(t *testing.T) {
-	srv := pt.Start(t, pt.Options{})
-	cfg := botConfig(t, srv)
-	// The live session must not notice the server's pause on its own.
-	cfg.PingInterval, cfg.PingTimeout = 30*time.Second, 30*time.Second
-	s := startSession(t, cfg)
-	late := botConfig(t, srv)
-	late.defaults()
-	srv.Freeze()
-	t0 := time.Now()
-	_, err := dialEndpoint(context.Background(), endpoint{Addr: srv.Addr()}, &late, time.Second)
-	took := time.Since(t0)
-	srv.Thaw()
-	if err == nil {
-		t.Fatal("a login at a frozen server succeeded")
-	}
-	if took > 3*time.Second {
-		t.Fatalf("the login gave up after %v, want about its 1s timeout", took)
-	}
-	// Given the chance, a login left running now binds the live session's
-	// resource, and Prosody closes the live stream with <conflict/>.
-	time.Sleep(4 * time.Second)
-	if n := s.reconnects.Load(); n != 0 || !s.connected.Load() {
-		t.Fatalf("the live session reconnected %d times after a login timed out: the late login replaced it", n)
-	}
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		cfg := botConfig(t, srv)
+		// The live session must not notice the server's pause on its own.
+		cfg.PingInterval, cfg.PingTimeout = 30*time.Second, 30*time.Second
+		s := startSession(t, cfg)
+		late := botConfig(t, srv)
+		late.defaults()
+		srv.Freeze()
+		t0 := time.Now()
+		// SCRAM-SHA-1: what both servers accept (ejabberd 23.01 refuses
+		// go-xmpp's -PLUS binding).
+		_, err := dialEndpoint(context.Background(), endpoint{Addr: srv.Addr()}, &late, "SCRAM-SHA-1", time.Second)
+		took := time.Since(t0)
+		srv.Thaw()
+		if err == nil {
+			t.Fatal("a login at a frozen server succeeded")
+		}
+		if took > 3*time.Second {
+			t.Fatalf("the login gave up after %v, want about its 1s timeout", took)
+		}
+		// Given the chance, a login left running now binds the live session's
+		// resource, and Prosody closes the live stream with <conflict/>.
+		time.Sleep(4 * time.Second)
+		if n := s.reconnects.Load(); n != 0 || !s.connected.Load() {
+			t.Fatalf("the live session reconnected %d times after a login timed out: the late login replaced it", n)
+		}
+	})
 }
 
 // TestNewRefusesOtherGoXMPP: a go-xmpp whose Client lacks the fields the
@@ -253,47 +275,138 @@ func TestNewRefusesOtherGoXMPP(t *testing.T) {
 }
 
 func TestLoginRefusesWrongCertificate(t *testing.T) {
-	srv := pt.Start(t, pt.Options{})
-	for _, tc := range []struct {
-		name  string
-		ca    string
-		addr  string
-		direc bool
-	}{
-		{"starttls/unrelated CA", pt.OtherCA(t), srv.Addr(), false},
-		{"direct tls/unrelated CA", pt.OtherCA(t), srv.TLSAddr(), true},
-		{"starttls/system roots", "", srv.Addr(), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := botConfig(t, srv)
-			cfg.RootCAs = nil
-			if tc.ca != "" {
-				pem, _ := os.ReadFile(tc.ca)
-				cfg.RootCAs = x509.NewCertPool()
-				cfg.RootCAs.AppendCertsFromPEM(pem)
-			}
-			cfg.defaults()
-			_, err := dialEndpoint(context.Background(), endpoint{Addr: tc.addr, DirectTLS: tc.direc}, &cfg, 5*time.Second)
-			if err == nil || !strings.Contains(err.Error(), "certificate") {
-				t.Fatalf("dial with the wrong CA: err = %v, want a certificate error", err)
-			}
-		})
-	}
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		for _, tc := range []struct {
+			name  string
+			ca    string
+			addr  string
+			direc bool
+		}{
+			{"starttls/unrelated CA", pt.OtherCA(t), srv.Addr(), false},
+			{"direct tls/unrelated CA", pt.OtherCA(t), srv.TLSAddr(), true},
+			{"starttls/system roots", "", srv.Addr(), false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := botConfig(t, srv)
+				cfg.RootCAs = nil
+				if tc.ca != "" {
+					pem, _ := os.ReadFile(tc.ca)
+					cfg.RootCAs = x509.NewCertPool()
+					cfg.RootCAs.AppendCertsFromPEM(pem)
+				}
+				cfg.defaults()
+				_, err := dialEndpoint(context.Background(), endpoint{Addr: tc.addr, DirectTLS: tc.direc}, &cfg, "", 5*time.Second)
+				if err == nil || !strings.Contains(err.Error(), "certificate") {
+					t.Fatalf("dial with the wrong CA: err = %v, want a certificate error", err)
+				}
+			})
+		}
+	})
 }
 
 func TestLoginWrongPasswordStopsRun(t *testing.T) {
-	srv := pt.Start(t, pt.Options{})
-	cfg := botConfig(t, srv)
-	cfg.Password = "wrong"
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		cfg := botConfig(t, srv)
+		cfg.Password = "wrong"
+		logs := &logCounter{}
+		cfg.Log = slog.New(logs)
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = s.Run(ctx)
+		var le *LoginError
+		if !errors.Is(err, ErrAuth) || !errors.As(err, &le) || le.Condition != "not-authorized" || binding(le.Mechanism) {
+			t.Fatalf("Run with a wrong password = %v, want ErrAuth: not-authorized on a mechanism without binding", err)
+		}
+		if !strings.Contains(err.Error(), "refused the password") {
+			t.Errorf("error %q does not say the password was refused", err)
+		}
+		// Permanent only once the server said it twice: one retry.
+		if n := logs.count("disconnected"); n != 1 {
+			t.Errorf("Run retried %d times before giving up, want 1", n)
+		}
+	})
+}
+
+// TestLoginChannelBinding: ejabberd 23.01 as shipped offers SCRAM-SHA-1-PLUS
+// and refuses the tls-exporter binding go-xmpp sends over TLS 1.3. The
+// session tries once more without binding, on a fresh connection, and keeps
+// to that for the server: the next login does not try -PLUS again, and the
+// fallback is logged once. Prosody 0.12 offers no -PLUS over TLS 1.3: its
+// first login is the only one.
+func TestLoginChannelBinding(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		logs := &logCounter{}
+		cfg := botConfig(t, srv)
+		cfg.Log = slog.New(logs)
+		s := startSession(t, cfg)
+		s.mu.Lock()
+		c := s.cur
+		s.mu.Unlock()
+		c.conn.Close() // the link dies: a second login
+		waitFor(t, 10*time.Second, "reconnected", func() bool { return s.reconnects.Load() == 1 && s.connected.Load() })
+		refused := strings.Count(srv.Log(), "SCRAM-SHA-1-PLUS authentication")
+		warned := logs.count("the server refused channel binding")
+		want := 0
+		if srv.Kind == pt.Ejabberd {
+			want = 1
+		}
+		if refused != want || warned != want {
+			t.Fatalf("%s refused -PLUS %d times and the fallback was logged %d times over two logins, want %d and %d", srv.Kind, refused, warned, want, want)
+		}
+	})
+}
+
+// TestLoginForcedMechanism: a mechanism the server does not offer is a
+// permanent error naming it; one it offers is used.
+func TestLoginForcedMechanism(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		cfg := botConfig(t, srv)
+		cfg.Mechanism = "SCRAM-SHA-512"
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Run(ctx); !errors.Is(err, ErrMechanism) || !strings.Contains(err.Error(), "SCRAM-SHA-512") || errors.Is(err, ErrAuth) {
+			t.Fatalf("Run forcing an unoffered mechanism = %v, want ErrMechanism naming it", err)
+		}
+		cfg = botConfig(t, srv)
+		cfg.Mechanism = "PLAIN"
+		startSession(t, cfg)
+	})
+}
+
+// logCounter is a slog handler that counts messages.
+type logCounter struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCounter) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logCounter) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logCounter) WithGroup(string) slog.Handler      { return l }
+
+func (l *logCounter) count(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Run(ctx); !errors.Is(err, ErrAuth) {
-		t.Fatalf("Run with a wrong password = %v, want ErrAuth", err)
-	}
+	return n
 }
 
 // fakeResolver answers SRV look-ups from a table, in the table's order (the
@@ -336,38 +449,39 @@ func TestEndpointsOrder(t *testing.T) {
 // TestSRVSelection connects through SRV records that point at the test
 // server: a dead direct-TLS target first, then the live direct-TLS port.
 func TestSRVSelection(t *testing.T) {
-	srv := pt.Start(t, pt.Options{})
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := dead.Addr().(*net.TCPAddr).Port
-	dead.Close()
-	for _, tc := range []struct {
-		name string
-		r    fakeResolver
-	}{
-		{"xmpps-client after a dead target", fakeResolver{"_xmpps-client._tcp." + pt.Domain: {
-			{Target: "127.0.0.1.", Port: uint16(deadPort), Priority: 1},
-			{Target: "127.0.0.1.", Port: uint16(srv.TLSPort), Priority: 2},
-		}}},
-		{"xmpp-client (STARTTLS)", fakeResolver{"_xmpp-client._tcp." + pt.Domain: {
-			{Target: "127.0.0.1.", Port: uint16(srv.C2SPort), Priority: 1},
-		}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := botConfig(t, srv)
-			cfg.Server = ""
-			cfg.Resolver = tc.r
-			s, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := s.dial(context.Background())
-			if err != nil {
-				t.Fatalf("dial via SRV: %v", err)
-			}
-			l.close()
-		})
-	}
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		dead, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadPort := dead.Addr().(*net.TCPAddr).Port
+		dead.Close()
+		for _, tc := range []struct {
+			name string
+			r    fakeResolver
+		}{
+			{"xmpps-client after a dead target", fakeResolver{"_xmpps-client._tcp." + pt.Domain: {
+				{Target: "127.0.0.1.", Port: uint16(deadPort), Priority: 1},
+				{Target: "127.0.0.1.", Port: uint16(srv.TLSPort), Priority: 2},
+			}}},
+			{"xmpp-client (STARTTLS)", fakeResolver{"_xmpp-client._tcp." + pt.Domain: {
+				{Target: "127.0.0.1.", Port: uint16(srv.C2SPort), Priority: 1},
+			}}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := botConfig(t, srv)
+				cfg.Server = ""
+				cfg.Resolver = tc.r
+				s, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := s.dial(context.Background())
+				if err != nil {
+					t.Fatalf("dial via SRV: %v", err)
+				}
+				l.close()
+			})
+		}
+	})
 }
