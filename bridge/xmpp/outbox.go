@@ -16,7 +16,11 @@ import (
 // are they acknowledged (removed) from the durable outbox. Unconfirmed items
 // are written again, unchanged (same id), on the next link.
 func (s *Session) write(ctx context.Context, c *conn) error {
-	w := &outWriter{s: s, c: c, pace: newBucket(s.cfg.Rate, s.cfg.Burst), pings: map[string]uint64{}}
+	s.pacer.newLink()
+	pace := newBucket(s.cfg.Rate, s.cfg.Burst)
+	pace.setRate(s.pacer.rate)
+	s.rate.Store(int64(s.pacer.rate))
+	w := &outWriter{s: s, c: c, pace: pace, pings: map[string]ping{}}
 	tick := time.NewTicker(min(s.cfg.PingInterval, s.cfg.PingTimeout) / 2)
 	defer tick.Stop()
 	defer s.unconfirmed.Store(0)
@@ -45,20 +49,32 @@ type outWriter struct {
 	// written is the outbox seq of the last item written on this link,
 	// confirmed the last one a ping result proved the server has.
 	written, confirmed uint64
-	pings              map[string]uint64 // ping id → outbox seq written before it
-	pingSent           time.Time         // oldest unanswered ping, zero if none
+	pings              map[string]ping // by id
+	pingSent           time.Time       // oldest unanswered ping, zero if none
 	lastPing           time.Time
+	held               bool   // the pace held the writer back since the last ping
+	bytes              uint64 // stanza bytes written on this link
+}
+
+// ping is one ping in flight.
+type ping struct {
+	seq   uint64    // outbox seq written before it
+	bytes uint64    // stanza bytes written before it
+	at    time.Time // when it was written
 }
 
 // send writes one stanza, paced, with a deadline.
 func (w *outWriter) send(ctx context.Context, b []byte) error {
-	if err := w.pace.take(ctx, len(b)); err != nil {
+	held, err := w.pace.wait(ctx, len(b))
+	if err != nil {
 		return context.Cause(ctx)
 	}
+	w.held = w.held || held
 	w.c.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
 	if _, err := w.c.conn.Write(b); err != nil {
 		return fmt.Errorf("xmpp: write: %w", err)
 	}
+	w.bytes += uint64(len(b))
 	return nil
 }
 
@@ -69,7 +85,7 @@ func (w *outWriter) ping(ctx context.Context) error {
 	if err := w.send(ctx, b); err != nil {
 		return err
 	}
-	w.pings[id] = w.written
+	w.pings[id] = ping{seq: w.written, bytes: w.bytes, at: time.Now()}
 	if w.pingSent.IsZero() {
 		w.pingSent = time.Now()
 	}
@@ -80,16 +96,28 @@ func (w *outWriter) ping(ctx context.Context) error {
 // pong handles a ping result: the outbox is acknowledged up to what was
 // written before that ping.
 func (w *outWriter) pong(id string) error {
-	seq, ok := w.pings[id]
+	p, ok := w.pings[id]
 	if !ok {
 		return nil
 	}
+	seq := p.seq
 	// Results arrive in order; older pings are answered too.
 	for pid, ps := range w.pings {
-		if ps <= seq {
+		if ps.at.Compare(p.at) <= 0 {
 			delete(w.pings, pid)
 		}
 	}
+	now := time.Now()
+	rtt := now.Sub(p.at)
+	before := w.s.pacer.rate
+	w.pace.setRate(w.s.pacer.observe(rtt, p.at, w.held, now))
+	if w.s.pacer.rate < before {
+		w.s.log.Debug("the server is queueing the bot: slower", "rate", int(w.s.pacer.rate), "was", int(before),
+			"rtt", rtt.Round(time.Millisecond))
+	}
+	w.held = false
+	w.s.rtt.Store(int64(rtt))
+	w.s.rate.Store(int64(w.s.pacer.rate))
 	w.pingSent = time.Time{}
 	if len(w.pings) > 0 {
 		w.pingSent = time.Now()
@@ -114,8 +142,8 @@ func (w *outWriter) silent() error {
 
 // pending reports whether a ping is out that covers outbox seq.
 func (w *outWriter) pending(seq uint64) bool {
-	for _, s := range w.pings {
-		if s >= seq {
+	for _, p := range w.pings {
+		if p.seq >= seq {
 			return true
 		}
 	}
@@ -167,7 +195,9 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 	if err := w.silent(); err != nil {
 		return false, err
 	}
-	if time.Since(w.lastPing) >= confirmEvery && !w.pending(w.written) {
+	// Pings go out every second even while earlier ones are unanswered
+	// (up to maxPings): their round trips are what the pacer reads.
+	if time.Since(w.lastPing) >= confirmEvery && !w.pending(w.written) && len(w.pings) < maxPings {
 		return true, w.ping(ctx)
 	}
 	return true, nil
@@ -199,6 +229,9 @@ func (w *outWriter) idle(ctx context.Context, tick <-chan time.Time) error {
 		return context.Cause(ctx)
 	}
 }
+
+// maxPings bounds the pings in flight.
+const maxPings = 8
 
 // confirmEvery is how often a draining writer pings to confirm what it
 // wrote: about 100 bytes a second, ~1% of the default pace.

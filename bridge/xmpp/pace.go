@@ -5,12 +5,14 @@ import (
 	"time"
 )
 
-// bucket is a token bucket in bytes. Prosody's mod_limits throttles what it
-// reads from a client (Debian's default: 10 kB/s with a 2 s burst) by not
-// reading the socket; a client that writes faster fills the TCP window and
-// then blocks in Write. Pacing below that rate keeps every write short, so a
-// write deadline never fires because of throttling, and the queue (not a
-// blocked socket) absorbs bursts.
+// bucket is a token bucket in bytes. Servers throttle what they read from a
+// client by not reading the socket (Prosody's mod_limits, Debian's default
+// 10 kB/s with a 2 s burst; ejabberd's c2s shaper, 3,000 B/s with a
+// 20,000 B burst as shipped); a client that writes faster fills the
+// server's socket buffer, then the TCP window, and then blocks in Write.
+// Pacing at the server's rate keeps every write short, so a write deadline
+// never fires because of throttling, pings stay quick, and the durable
+// queue (not a socket) absorbs bursts. The pacer below finds that rate.
 //
 // Only the writer goroutine uses it.
 type bucket struct {
@@ -25,26 +27,117 @@ func newBucket(rate, burst int) *bucket {
 	return &bucket{rate: float64(rate), burst: float64(burst), tokens: float64(burst), now: time.Now}
 }
 
+// setRate changes the rate from now on.
+func (b *bucket) setRate(rate float64) {
+	now := b.now()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+	b.rate = rate
+}
+
 // take waits until n bytes may be written, then spends them. A stanza larger
 // than the burst waits for a full bucket and leaves it in debt, so huge
 // stanzas still go out at the average rate. It returns ctx.Err() if ctx ends.
 func (b *bucket) take(ctx context.Context, n int) error {
+	_, err := b.wait(ctx, n)
+	return err
+}
+
+// wait is take, also reporting whether it had to wait.
+func (b *bucket) wait(ctx context.Context, n int) (bool, error) {
 	now := b.now()
 	if !b.last.IsZero() {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
 	b.last = now
 	need := min(float64(n), b.burst)
+	waited := false
 	if b.tokens < need {
+		waited = true
 		if err := sleep(ctx, time.Duration((need-b.tokens)/b.rate*float64(time.Second))); err != nil {
-			return err
+			return waited, err
 		}
 		now = b.now()
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 		b.last = now
 	}
 	b.tokens -= float64(n)
-	return nil
+	return waited, nil
+}
+
+// pacer finds the server's pace from ping round trips, within the
+// configured ceiling. A throttling server leaves our bytes, and the ping
+// behind them, in its socket buffer: the round trip grows beyond the
+// path's own (the shortest seen on the link) by the time the server needs
+// to read what we wrote ahead of the ping.
+//
+// It starts at a rate every server tested takes (startRate, below
+// ejabberd's shipped 3,000 B/s) and grows while that queue delay stays
+// short and the pace held the writer back (there was more to send): fast at
+// first, slowly once it has had to back off, like TCP after its slow start.
+// Two answers in a row queued more than queueHigh make it back off (one
+// can be a busy moment of the server: Prosody's storage, or its throttle
+// reading in bursts), once per round trip: answers to pings written before
+// the last back-off do not count.
+//
+// The rate outlives a link: the next link to the same server starts at it.
+// Only the writer goroutine uses it.
+type pacer struct {
+	ceiling float64
+	rate    float64
+	base    time.Duration // shortest round trip of this link; 0: none yet
+	hold    time.Time     // pings written before this do not count
+	avoid   bool          // backed off once: grow slowly from now on
+	queued  int           // answers in a row queued more than queueHigh
+}
+
+const (
+	startRate = 2000 // B/s
+	floorRate = 500  // B/s: never slower than about a message a second
+	growFast  = 1.25 // per answer queued less than queueLow, while held back
+	growSlow  = 1.05 // the same, once backed off
+	backOff   = 0.7
+	queueLow  = 200 * time.Millisecond
+	queueHigh = 500 * time.Millisecond
+)
+
+func newPacer(ceiling int) *pacer {
+	return &pacer{ceiling: float64(ceiling), rate: min(float64(ceiling), startRate)}
+}
+
+// newLink forgets the path: a new link may take another.
+func (p *pacer) newLink() { p.base, p.hold, p.queued = 0, time.Time{}, 0 }
+
+// observe takes the answer, at now, to a ping written at sent; held tells
+// whether the pace held the writer back since the previous answer. It
+// returns the rate to pace at.
+func (p *pacer) observe(rtt time.Duration, sent time.Time, held bool, now time.Time) float64 {
+	if p.base == 0 || rtt < p.base {
+		p.base = rtt
+	}
+	q := rtt - p.base
+	if q > queueHigh {
+		p.queued++
+	} else {
+		p.queued = 0
+	}
+	if !sent.After(p.hold) {
+		return p.rate // written before the last back-off: nothing new
+	}
+	switch {
+	case p.queued >= 2:
+		p.rate = max(min(floorRate, p.ceiling), p.rate*backOff)
+		p.hold, p.avoid, p.queued = now, true, 0
+	case q < queueLow && held:
+		g := growFast
+		if p.avoid {
+			g = growSlow
+		}
+		p.rate = min(p.ceiling, p.rate*g)
+	}
+	return p.rate
 }
 
 // sleep waits for d or until ctx ends, whichever is first.

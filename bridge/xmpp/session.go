@@ -49,7 +49,10 @@ type Config struct {
 	RootCAs  *x509.CertPool // nil: the system's roots
 	Resolver Resolver       // nil: net.DefaultResolver
 
-	Rate  int // bytes/s written, default 8000 (below Prosody's 10 kB/s)
+	// Rate is the ceiling of the pace in bytes/s, default 8000 (below
+	// Prosody's 10 kB/s); the session finds the server's own pace below
+	// it from ping round trips.
+	Rate  int
 	Burst int // bytes, default 16000
 
 	PingInterval time.Duration // default 60 s; also how often idle links are checked
@@ -157,6 +160,11 @@ type Session struct {
 	cmds  chan bridge.Command
 	adhoc adhoc
 
+	// pacer finds the server's pace (writer goroutine only); rate and rtt
+	// are its latest rate (B/s) and round trip (ns), for Stats.
+	pacer     *pacer
+	rate, rtt atomic.Int64
+
 	connected   atomic.Bool
 	dropped     atomic.Uint64 // stanzas from anyone but the owner
 	duplicates  atomic.Uint64
@@ -188,6 +196,7 @@ func New(cfg Config) (*Session, error) {
 		cmds:    make(chan bridge.Command, 8),
 		pending: make(map[string]pendingIQ),
 		show:    "away",
+		pacer:   newPacer(cfg.Rate),
 	}, nil
 }
 
@@ -304,6 +313,8 @@ type Stats struct {
 	Queued      int           // stanzas in the outbox, sent or not
 	Unconfirmed int           // written on this link, not yet proven received
 	Lag         time.Duration // age of the oldest queued stanza
+	Pace        int           // bytes/s the writer paces at now
+	RTT         time.Duration // the latest ping's round trip
 	Dropped     uint64        // stanzas from anyone but the owner, ignored
 	Duplicates  uint64        // owner messages dropped as already seen
 	Reconnects  uint64
@@ -314,6 +325,8 @@ func (s *Session) Stats() (Stats, error) {
 	st := Stats{
 		Connected:   s.connected.Load(),
 		Unconfirmed: int(s.unconfirmed.Load()),
+		Pace:        int(s.rate.Load()),
+		RTT:         time.Duration(s.rtt.Load()),
 		Dropped:     s.dropped.Load(),
 		Duplicates:  s.duplicates.Load(),
 		Reconnects:  s.reconnects.Load(),
