@@ -26,6 +26,7 @@ cross:
 test: test-arm
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -tags simwa -count=1 ./cmd/waxmpp/
+	WAXMPP_TEST_SERVER=ejabberd CGO_ENABLED=1 $(GO) test -race -tags simwa -count=1 ./cmd/waxmpp/
 
 # The store on 32-bit ARM (a Pi Zero/1 is ARMv6), under qemu-user.
 test-arm:
@@ -34,6 +35,7 @@ test-arm:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./...
 	$(GO) test -tags simwa -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./cmd/waxmpp/
+	WAXMPP_TEST_SERVER=ejabberd $(GO) test -tags simwa -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./cmd/waxmpp/
 
 # A short run of every fuzz target (go test runs one -fuzz target at a time).
 fuzz:

@@ -50,6 +50,21 @@ const (
 // Kinds are the servers every XMPP-side test runs against.
 var Kinds = []Kind{Prosody, Ejabberd}
 
+// EnvKind is the server named by $WAXMPP_TEST_SERVER ("prosody" or
+// "ejabberd"; unset: Prosody), for the suites that run once per server
+// (make test runs the end-to-end suite with each).
+func EnvKind(tb testing.TB) Kind {
+	switch k := Kind(os.Getenv("WAXMPP_TEST_SERVER")); k {
+	case "":
+		return Prosody
+	case Prosody, Ejabberd:
+		return k
+	default:
+		tb.Fatalf("WAXMPP_TEST_SERVER=%q: want prosody or ejabberd", k)
+		return ""
+	}
+}
+
 // Options choose how the server is configured.
 type Options struct {
 	// Kind is the server; "" means Prosody.

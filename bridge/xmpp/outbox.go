@@ -54,6 +54,7 @@ type outWriter struct {
 	lastPing           time.Time
 	held               bool   // the pace held the writer back since the last ping
 	bytes              uint64 // stanza bytes written on this link
+	ackedBytes         uint64 // of which the server confirmed
 }
 
 // ping is one ping in flight.
@@ -101,6 +102,7 @@ func (w *outWriter) pong(id string) error {
 		return nil
 	}
 	seq := p.seq
+	w.ackedBytes = max(w.ackedBytes, p.bytes)
 	// Results arrive in order; older pings are answered too.
 	for pid, ps := range w.pings {
 		if ps.at.Compare(p.at) <= 0 {
@@ -150,6 +152,22 @@ func (w *outWriter) pending(seq uint64) bool {
 	return false
 }
 
+// full reports whether the bytes written and not yet confirmed fill the
+// window: about a second at the current pace, at least minWindow. A server
+// that reads fast but processes slowly (ejabberd archiving to Mnesia) then
+// never holds more than that of ours: its answers to our pings stay quick,
+// and a link that fails has at most the window to resend. Without it a
+// large burst allowance let the whole backlog into the server's socket,
+// its pings went unanswered for the ping timeout, and every new link
+// started over with the same backlog.
+func (w *outWriter) full() bool {
+	window := max(minWindow, uint64(w.s.pacer.rate))
+	return w.bytes-w.ackedBytes >= window
+}
+
+// minWindow is the smallest window: a few dozen stanzas.
+const minWindow = 16 << 10
+
 // urgent handles, without waiting, a control stanza or a ping result.
 func (w *outWriter) urgent(ctx context.Context) (bool, error) {
 	select {
@@ -175,7 +193,19 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 	if len(items) == 0 {
 		return false, nil
 	}
+	if w.full() {
+		// Wait for the server to confirm: a ping now, so that a fast
+		// server's answer opens the window at once.
+		w.held = true
+		if !w.pending(w.written) && len(w.pings) < maxPings {
+			return true, w.ping(ctx)
+		}
+		return false, nil
+	}
 	for _, it := range items {
+		if w.full() {
+			break
+		}
 		if len(it.Data) < 8 {
 			// A record we cannot have written: drop it rather than
 			// wedge the queue behind it forever.

@@ -134,7 +134,8 @@ const (
 )
 
 type envOptions struct {
-	rate int // xmpp.rate; 0: 10 MB/s (Prosody's limits are off)
+	rate   int  // xmpp.rate; 0: 10 MB/s (the server's throttle is off)
+	limits bool // the server's default throttle on (and xmpp.rate's default)
 	// ping is xmpp.ping_interval and ping_timeout; zero: 5s and 3s, so
 	// that tests notice a dead link fast. A loaded Prosody may answer
 	// slower than 3s.
@@ -146,7 +147,9 @@ type envOptions struct {
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	tb.Helper()
 	e := &simEnv{tb: tb, changed: make(chan struct{}), acked: map[string]int{}}
-	e.srv = pt.Start(tb, pt.Options{UploadLimit: o.uploadLimit})
+	// The server: $WAXMPP_TEST_SERVER (make test runs this suite on
+	// each); its throttle only where a test asks for it.
+	e.srv = pt.Start(tb, pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit})
 	e.noFFmpeg = o.noFFmpeg
 	e.owner = e.srv.Dial(tb, "owner")
 	e.bot = e.srv.JID("bot")
@@ -168,6 +171,10 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	if rate == 0 {
 		rate = 10_000_000
 	}
+	burst := max(rate, 1<<20)
+	if o.limits {
+		rate, burst = 8000, 16000 // xmpp.rate's and xmpp.burst's defaults
+	}
 	doc := fmt.Sprintf(`[xmpp]
 jid = %q
 password = %q
@@ -182,7 +189,7 @@ ping_timeout = %q
 path = %q
 [log]
 level = "debug"
-`, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, max(rate, 1<<20),
+`, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, burst,
 		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), filepath.Join(dir, "waxmpp.db"))
 	e.conf = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.conf, []byte(doc), 0o600); err != nil {
