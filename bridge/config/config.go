@@ -74,8 +74,14 @@ type XMPP struct {
 	CAFile string `toml:"ca_file,omitempty"`
 	// Resource is the bot's XMPP resource. Default "waxmpp".
 	Resource string `toml:"resource,omitempty"`
-	// Rate is the outgoing byte rate in bytes per second (a token bucket),
-	// kept under the server's limit: Prosody's default is about 10 kB/s.
+	// SASLMechanism forces the SASL mechanism of the bot's login, e.g.
+	// "SCRAM-SHA-1". Empty (the default) takes the strongest the server
+	// offers, falling back once from channel binding (-PLUS) when the
+	// server refuses it.
+	SASLMechanism string `toml:"sasl_mechanism,omitempty"`
+	// Rate is the ceiling of the outgoing byte rate in bytes per second;
+	// below it the bot finds the server's own pace from ping round trips
+	// (Prosody's default limit is about 10 kB/s, ejabberd's 3,000 B/s).
 	// Default 8000, minimum 500.
 	Rate int `toml:"rate,omitempty"`
 	// Burst is the token bucket's size in bytes. It must hold the largest
@@ -295,6 +301,11 @@ func (c Config) Validate() error {
 	if p := checkResource(x.Resource); p != "" {
 		bad("xmpp.resource", "%s; want a short name such as \"waxmpp\"", p)
 	}
+	switch x.SASLMechanism {
+	case "", "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-512-PLUS":
+	default:
+		bad("xmpp.sasl_mechanism", "%q is not a mechanism waxmpp has; want SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-512 (each also -PLUS), PLAIN, or empty for the strongest the server offers", x.SASLMechanism)
+	}
 	if x.Rate < minRate || x.Rate > maxRateOrBurst {
 		bad("xmpp.rate", "%d is out of range; want bytes per second from %d to %d (Prosody allows about 10000)", x.Rate, minRate, maxRateOrBurst)
 	}
@@ -369,6 +380,7 @@ func (c Config) LogValue() slog.Value {
 			"server", r.XMPP.Server,
 			"ca_file", r.XMPP.CAFile,
 			"resource", r.XMPP.Resource,
+			"sasl_mechanism", r.XMPP.SASLMechanism,
 			"rate", r.XMPP.Rate,
 			"burst", r.XMPP.Burst,
 			"ping_interval", time.Duration(r.XMPP.PingInterval),

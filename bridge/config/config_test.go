@@ -181,6 +181,7 @@ func TestParseErrors(t *testing.T) {
 		{"resource empty", `resource = ""`, "", "xmpp.resource", "required"},
 		{"resource spaces", `resource = " pi"`, "", "xmpp.resource", "space"},
 		{"resource control", `resource = "p\ti"`, "", "xmpp.resource", "control character"},
+		{"sasl mechanism unknown", `sasl_mechanism = "DIGEST-MD5"`, "", "xmpp.sasl_mechanism", "not a mechanism"},
 		{"rate low", `rate = 499`, "", "xmpp.rate", "from 500"},
 		{"rate negative", `rate = -1`, "", "xmpp.rate", "from 500"},
 		{"rate huge", `rate = 9999999999999`, "", "xmpp.rate", "out of range"},

@@ -129,6 +129,7 @@ func newSession(cfg config.XMPP, db *store.DB, log *slog.Logger) (*xmpp.Session,
 		JID:          cfg.JID,
 		Password:     cfg.Password,
 		Resource:     cfg.Resource,
+		Mechanism:    cfg.SASLMechanism,
 		Owner:        cfg.Owner,
 		Server:       cfg.Server,
 		RootCAs:      roots,
@@ -193,8 +194,13 @@ func logOwner(ctx context.Context, sess *xmpp.Session, log *slog.Logger) {
 // result: a login the server refused is the owner's to fix; what ends with
 // ctx is a clean stop.
 func bridgeResult(ctx context.Context, err error, jid string) error {
-	if errors.Is(err, xmpp.ErrAuth) {
+	switch {
+	case errors.Is(err, xmpp.ErrAuth):
 		return &config.Error{Field: "xmpp.password", Problem: fmt.Sprintf("the server refused the login of %s; check the password", jid), Err: err}
+	case errors.Is(err, xmpp.ErrAccountDisabled):
+		return &config.Error{Field: "xmpp.jid", Problem: fmt.Sprintf("the server says the account %s is disabled; ask its administrator", jid), Err: err}
+	case errors.Is(err, xmpp.ErrMechanism):
+		return &config.Error{Field: "xmpp.sasl_mechanism", Problem: "the server does not offer it; leave it empty for the strongest the server offers", Err: err}
 	}
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
