@@ -733,7 +733,7 @@ func TestDecodeIQUnmarshal(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	deep := strings.Repeat("<a>", 40) + strings.Repeat("</a>", 40)
-	big := strings.Repeat("x", 70<<10)
+	big := strings.Repeat("x", DefaultLimits.MaxBytes+1)
 	for _, c := range []struct {
 		name     string
 		in       string
@@ -743,7 +743,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"too deep", `<message id="d">` + deep + `</message>`, ErrTooDeep, false},
 		{"too large text", `<message id="b"><body>` + big + `</body></message>`, ErrTooLarge, false},
 		{"too large attribute", `<message id="b" from="` + big + `"/>`, ErrTooLarge, false},
-		{"too many elements", `<message id="e">` + strings.Repeat("<x/>", 5000) + `</message>`, ErrTooLarge, false},
+		{"too many elements", `<message id="e">` + strings.Repeat("<x/>", DefaultLimits.MaxBytes/nodeCost+1) + `</message>`, ErrTooLarge, false},
 		{"not a stanza", `<features xmlns="http://etherx.jabber.org/streams"/>`, ErrNotStanza, false},
 		{"wrong namespace", `<message xmlns="jabber:server" id="w"/>`, ErrNotStanza, false},
 		{"iq without id", `<iq type="get"><ping xmlns="urn:xmpp:ping"/></iq>`, nil, false},
@@ -778,7 +778,7 @@ func TestDecodeStream(t *testing.T) {
 	stream := `<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" from="example.org" id="s1" version="1.0">` +
 		`<stream:features><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></stream:features>` +
 		`<message from="owner@example.org/a" id="1"><body>one</body></message>` + "\n" +
-		`<message from="owner@example.org/a" id="2"><body>` + strings.Repeat("big ", 20000) + `</body><x/></message>` +
+		`<message from="owner@example.org/a" id="2"><body>` + strings.Repeat("big ", DefaultLimits.MaxBytes/4+1) + `</body><x/></message>` +
 		`<message from="owner@example.org/a" id="3">` + strings.Repeat("<a>", 50) + strings.Repeat("</a>", 50) + `<body>deep</body></message>` +
 		`<iq type="get" from="example.org"><ping xmlns="urn:xmpp:ping"/></iq>` +
 		`<presence from="owner@example.org/a"/>` +

@@ -115,6 +115,7 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 			return err
 		}
 	}
+	s.tellConflict()
 	if err := s.catchUp(ctx, from); err != nil {
 		// Not fatal: live messages still flow; say what may be missing.
 		s.log.Warn("archive catch-up failed", "err", err)
@@ -202,6 +203,22 @@ func (s *Session) failPending() {
 	}
 }
 
+// refused tells the owner, in plain words, that a message of theirs was
+// too large to take (the core never saw it). It goes out at once, not
+// through the outbox: without a link it is moot.
+func (s *Session) refused(c *conn, id string) {
+	b, err := EncodeMessage(Message{ID: s.NewID(), To: s.cfg.Owner, Body: fmt.Sprintf(
+		"waxmpp could not take a message you sent (over %d KiB): it was not relayed. Send it in parts, or as a file.", DefaultLimits.MaxBytes>>10)})
+	if err != nil {
+		return
+	}
+	select {
+	case c.ctrl <- b:
+	default:
+	}
+	s.log.Warn("refused an owner message too large to take", "id", id)
+}
+
 // read is the link's only reader: it decodes each top-level element of the
 // stream and routes it. A stream-level read or XML error ends the link; a
 // stanza that is well-formed but not understood is dropped alone.
@@ -219,17 +236,16 @@ func (s *Session) read(ctx context.Context, c *conn) error {
 			return errors.New("xmpp: server closed the stream")
 		case xml.StartElement:
 			if t.Name.Space == "http://etherx.jabber.org/streams" && t.Name.Local == "error" {
-				var se struct {
-					Inner string `xml:",innerxml"`
-				}
-				c.dec.DecodeElement(&se, &t)
-				return fmt.Errorf("xmpp: stream error: %s", se.Inner)
+				return parseStreamError(c.dec, t)
 			}
 			st, err := Decode(c.dec, t)
 			var de *DecodeError
 			if errors.As(err, &de) {
 				s.log.Warn("dropping undecodable stanza", "err", err)
 				s.dropped.Add(1)
+				if errors.Is(err, ErrTooLarge) && bareJID(de.From) == s.owner && de.Name.Local == "message" {
+					s.refused(c, de.ID)
+				}
 				continue
 			}
 			if err != nil {

@@ -205,6 +205,7 @@ func (iq *InIQ) Unmarshal(v any) error {
 type DecodeError struct {
 	Name   xml.Name // the top-level element
 	ID     string   // its id attribute, if any
+	From   string   // its from attribute, if any
 	Reason string
 	Err    error // ErrTooLarge, ErrTooDeep, ErrNotStanza or nil
 }
@@ -237,8 +238,11 @@ type Limits struct {
 	MaxDepth int
 }
 
-// DefaultLimits are used by Decode and DecodeBytes.
-var DefaultLimits = Limits{MaxBytes: 64 << 10, MaxDepth: 32}
+// DefaultLimits are used by Decode and DecodeBytes. MaxBytes takes what the
+// servers take: Prosody's c2s stanza limit is 256 KiB, ejabberd's shipped
+// max_stanza_size 262,144 bytes, and text and attribute values never count
+// more than the stanza's bytes on the wire.
+var DefaultLimits = Limits{MaxBytes: 256 << 10, MaxDepth: 32}
 
 // Decode reads one top-level element of the stream whose start tag the
 // caller has just read, using DefaultLimits.
@@ -393,10 +397,13 @@ const nodeCost = 32
 func (l Limits) read(d *xml.Decoder, start xml.StartElement) (*node, error) {
 	budget := l.MaxBytes
 	charge := func(n int) bool { budget -= n; return budget >= 0 }
-	var id string
+	var id, from string
 	for _, a := range start.Attr {
-		if a.Name.Space == "" && a.Name.Local == "id" {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "id":
 			id = a.Value
+		case a.Name.Space == "" && a.Name.Local == "from":
+			from = a.Value
 		}
 	}
 	// fail consumes what remains of the open elements and reports err.
@@ -406,7 +413,7 @@ func (l Limits) read(d *xml.Decoder, start xml.StartElement) (*node, error) {
 				return nil, fmt.Errorf("xmpp: decode <%s>: %w", start.Name.Local, serr)
 			}
 		}
-		return nil, &DecodeError{Name: start.Name, ID: Clean(id), Reason: err.Error(), Err: err}
+		return nil, &DecodeError{Name: start.Name, ID: Clean(id), From: Clean(from), Reason: err.Error(), Err: err}
 	}
 	newNode := func(s xml.StartElement) (*node, bool) {
 		n := &node{name: s.Name}

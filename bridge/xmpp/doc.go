@@ -8,8 +8,22 @@
 //     direct TLS), else SRV _xmpps-client (direct TLS, XEP-0368), then
 //     _xmpp-client (STARTTLS), then the domain on 5222 (RFC 6120 §3.2).
 //     STARTTLS is required; certificates are verified for the JID's domain
-//     against the system roots plus an optional CA file. A refused password
-//     ends Run with ErrAuth (the binary exits 78): retrying cannot help.
+//     against the system roots plus an optional CA file.
+//   - SASL: go-xmpp takes the strongest mechanism offered, channel binding
+//     (-PLUS) first. Not every server gets binding right (ejabberd before
+//     24.02 refuses the tls-exporter binding go-xmpp sends over TLS 1.3):
+//     when a -PLUS login fails, the session tries once more on a fresh
+//     connection with the strongest mechanism without binding, keeps to it
+//     for this server and logs that once (the certificate is verified
+//     either way). Config.Mechanism forces one. Failures are told by the
+//     server's condition, read from go-xmpp's login trace (go-xmpp itself
+//     flattens them to text): not-authorized or credentials-expired
+//     without binding, said twice in a row, is ErrAuth (the binary exits
+//     78 naming xmpp.password); account-disabled is ErrAccountDisabled
+//     and an unoffered forced mechanism ErrMechanism (also permanent);
+//     temporary-auth-failure, other conditions, TLS, DNS and connection
+//     failures are a *LoginError with their own words, retried with
+//     backoff.
 //   - Bounded logins: go-xmpp dials by itself and has no deadlines in TLS,
 //     SASL and bind. The session dials the endpoint itself and gives
 //     go-xmpp a one-connection loopback relay to that socket; a login not
@@ -27,13 +41,22 @@
 //     than the pinned v0.3.7 stops New with one error. go-xmpp's Recv and
 //     periodic pings are never used.
 //   - Writing: one writer goroutine per link, with a deadline on every
-//     write, paced by a token bucket (default 8 kB/s, 16 kB burst) below
-//     Prosody's mod_limits (10 kB/s). Control stanzas (IQ answers,
-//     presence, pings) go before queued messages.
+//     write, paced by a token bucket whose rate follows the server's pace:
+//     servers throttle a client by not reading its socket (Prosody's
+//     mod_limits, 10 kB/s; ejabberd's shaper, 3,000 B/s as shipped), so
+//     ping round trips grow when we write faster than they read. The pace
+//     starts at 2,000 B/s, grows while round trips stay short and there is
+//     more to send, and backs off after two answers in a row queued half a
+//     second, never above Config.Rate (default 8 kB/s). A window bounds the
+//     bytes written but not yet confirmed (about a second at the pace, at
+//     least 8 KiB), so a server that reads fast but processes slowly never
+//     holds much of ours and its answers stay quick. Control stanzas (IQ
+//     answers, presence, pings) go before queued messages.
 //   - Nothing lost: Send writes the stanza into the durable outbox (a
 //     bbolt queue; Send returns after fsync). The writer sends queue items
-//     in order and pings the server: when idle, about once a second while
-//     draining, and every PingInterval as keepalive. The server processes a
+//     in order and pings the server: when idle, every second while
+//     draining (also with earlier pings unanswered, up to eight), when the
+//     window is full, and every PingInterval as keepalive. The server processes a
 //     stream in order, so a ping's result proves everything written before
 //     it arrived; only then are those items removed. After a reconnect,
 //     unconfirmed items are sent again, byte for byte (same id), so a
@@ -61,9 +84,11 @@
 //   - Roster: at each login the bot pre-approves the owner's subscription
 //     and asks for the owner's (RFC 6121 §3.4), so both see each other's
 //     presence: the bot's presence is the bridge's health light.
-//   - Size: the codec refuses stanzas over 64 KiB of text or nested more
-//     than 32 deep (dropped alone, the stream goes on); the server's own
-//     stanza limit (Prosody: 256 KiB) bounds what the decoder buffers.
+//   - Size: the codec takes what the servers take (256 KiB of text; their
+//     stanza limits are 256 KiB) and refuses deeper nesting than 32 (dropped
+//     alone, the stream goes on); an owner's message refused for its size
+//     is told to the owner in plain words. The server's own stanza limit
+//     bounds what the decoder buffers.
 //   - Upload: the service is found by disco#items/disco#info on the
 //     bot's server; its max-file-size is respected before asking for a slot;
 //     the PUT streams from an io.Reader to https only (http only on

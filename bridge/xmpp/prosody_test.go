@@ -625,3 +625,31 @@ func TestArchiveCatchUp(t *testing.T) {
 		}
 	})
 }
+
+// TestLargeMessages: a 200 KiB message each way goes through, on both
+// servers (their stanza limits are 256 KiB). The decoder took only 64 KiB
+// before: the owner's message vanished without a word.
+func TestLargeMessages(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		s := startSession(t, botConfig(t, srv))
+		big := strings.Repeat("0123456789abcdef", 200<<10/16)
+		owner.Send("<message to='" + srv.JID("bot") + "' type='chat' id='big1'><body>" + big + "</body></message>")
+		select {
+		case m := <-s.Inbound():
+			if m.ID != "big1" || m.Body != big {
+				t.Fatalf("got %s with a %d-byte body, want big1 with %d bytes", m.ID, len(m.Body), len(big))
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the owner's 200 KiB message never came")
+		}
+		id, err := s.Send(Message{Body: big})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := owner.Next(t, 15*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == id })
+		if e.Body() != big {
+			t.Fatalf("the owner got a %d-byte body, want %d", len(e.Body()), len(big))
+		}
+	})
+}

@@ -61,6 +61,9 @@ type Config struct {
 	WriteTimeout time.Duration // one stanza's write, default 30 s
 	MinBackoff   time.Duration // default 1 s
 	MaxBackoff   time.Duration // default 5 min
+	// ConflictBackoff is how long Run waits after the server closed the
+	// stream because another login took the bot's resource; default 10 min.
+	ConflictBackoff time.Duration
 
 	// Mechanism forces a SASL mechanism (e.g. "SCRAM-SHA-1"); "" takes the
 	// strongest the server offers, falling back once from channel binding
@@ -90,6 +93,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.WriteTimeout, 30*time.Second)
 	setDefault(&c.MinBackoff, time.Second)
 	setDefault(&c.MaxBackoff, 5*time.Minute)
+	setDefault(&c.ConflictBackoff, 10*time.Minute)
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -137,6 +141,11 @@ type Session struct {
 	// fallback is the SASL mechanism without channel binding to use from
 	// now on, once this server failed a -PLUS login; "" until then.
 	fallback string
+	// redirect is where a see-other-host stream error sent the next
+	// login, "" if nowhere; conflicted is set by a conflict until the
+	// owner is told.
+	redirect   string
+	conflicted bool
 	// lastHandled is the archive id of the last handled owner message not
 	// yet saved as the cursor.
 	lastHandled string
@@ -166,6 +175,7 @@ type Session struct {
 	rate, rtt atomic.Int64
 
 	connected   atomic.Bool
+	conflicts   atomic.Uint64 // links closed by the server for a resource conflict
 	dropped     atomic.Uint64 // stanzas from anyone but the owner
 	duplicates  atomic.Uint64
 	reconnects  atomic.Uint64
@@ -318,6 +328,7 @@ type Stats struct {
 	Dropped     uint64        // stanzas from anyone but the owner, ignored
 	Duplicates  uint64        // owner messages dropped as already seen
 	Reconnects  uint64
+	Conflicts   uint64 // links another login took over (stream error conflict)
 }
 
 // Stats reads the counters and the outbox.
@@ -330,6 +341,7 @@ func (s *Session) Stats() (Stats, error) {
 		Dropped:     s.dropped.Load(),
 		Duplicates:  s.duplicates.Load(),
 		Reconnects:  s.reconnects.Load(),
+		Conflicts:   s.conflicts.Load(),
 	}
 	n, err := s.cfg.Outbox.Len()
 	if err != nil {
@@ -398,6 +410,7 @@ func (s *Session) Run(ctx context.Context) error {
 		// Jitter keeps many bridges restarted by one server outage from
 		// returning in lock step.
 		wait := backoff/2 + rand.N(backoff/2+1)
+		wait = max(wait, s.afterStreamError(err))
 		s.log.Warn("disconnected", "err", err, "retry_in", wait.Round(time.Millisecond))
 		if err := sleep(ctx, wait); err != nil {
 			return err
@@ -407,7 +420,11 @@ func (s *Session) Run(ctx context.Context) error {
 }
 
 func (s *Session) dial(ctx context.Context) (*link, error) {
-	eps := endpoints(ctx, s.cfg.Resolver, s.domain, s.cfg.Server)
+	s.mu.Lock()
+	explicit := cmp.Or(s.redirect, s.cfg.Server)
+	s.redirect = ""
+	s.mu.Unlock()
+	eps := endpoints(ctx, s.cfg.Resolver, s.domain, explicit)
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("xmpp: %s offers no client service (SRV target \".\")", s.domain)
 	}

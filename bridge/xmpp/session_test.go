@@ -485,3 +485,59 @@ func TestSRVSelection(t *testing.T) {
 		}
 	})
 }
+
+// TestConflictBacksOff: a second session on the same resource takes the
+// stream over (both servers close the older one with <conflict/>). The
+// first waits ConflictBackoff instead of throwing the second out at once,
+// counts it, and tells the owner once when it is back. Before, the two
+// kicked each other out for ever.
+func TestConflictBacksOff(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		cfg := botConfig(t, srv)
+		cfg.ConflictBackoff = 4 * time.Second
+		a := startSession(t, cfg)
+		second := botConfig(t, srv)
+		b := startSession(t, second)
+		waitFor(t, 10*time.Second, "the first session thrown out", func() bool { return a.conflicts.Load() == 1 })
+		time.Sleep(2 * time.Second)
+		if n := b.reconnects.Load(); n != 0 || !b.connected.Load() {
+			t.Fatalf("the second session was thrown out %d times within 2s: the first came straight back", n)
+		}
+		// After the backoff the first comes back (and now throws the
+		// second out: two instances must not share an account), and tells
+		// the owner why it was away.
+		notice := owner.Next(t, 15*time.Second, func(e *pt.Elem) bool {
+			return e.XMLName.Local == "message" && strings.Contains(e.Body(), "another client logged in")
+		})
+		if !strings.Contains(notice.Body(), srv.JID("bot")) {
+			t.Errorf("notice %q does not name the bot's account", notice.Body())
+		}
+		if st, _ := a.Stats(); st.Conflicts != 1 {
+			t.Errorf("Stats.Conflicts = %d, want 1", st.Conflicts)
+		}
+	})
+}
+
+func TestParseStreamError(t *testing.T) {
+	for _, tc := range []struct {
+		xml  string
+		want StreamError
+	}{
+		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by new connection</text></stream:error>`,
+			StreamError{Condition: "conflict", Text: "Replaced by new connection"}},
+		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>[2001:db8::1]:5222</see-other-host></stream:error>`,
+			StreamError{Condition: "see-other-host", Host: "[2001:db8::1]:5222"}},
+		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
+			StreamError{Condition: "system-shutdown"}},
+		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'/>`, StreamError{Condition: "undefined-condition"}},
+	} {
+		d := xml.NewDecoder(strings.NewReader(tc.xml))
+		tok, _ := d.Token()
+		err := parseStreamError(d, tok.(xml.StartElement))
+		var se *StreamError
+		if !errors.As(err, &se) || *se != tc.want {
+			t.Errorf("parse %s = %v, want %+v", tc.xml, err, tc.want)
+		}
+	}
+}
