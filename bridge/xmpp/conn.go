@@ -105,7 +105,9 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 	// Pre-approve the owner's subscription (RFC 6121 §3.4) and ask for
 	// theirs, so each sees the other's presence: the bot's presence is the
 	// bridge's health light.
-	if sub != "from" && sub != "both" {
+	// Pre-approval only where the server offers it (RFC 6121 §3.4);
+	// elsewhere the owner's request is approved when it comes.
+	if sub != "from" && sub != "both" && c.preApproval {
 		if err := s.sendCtrl(ctx, c, mustPresence(Presence{To: s.cfg.Owner, Type: "subscribed"})); err != nil {
 			return err
 		}

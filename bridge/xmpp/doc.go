@@ -46,7 +46,7 @@
 //     mod_limits, 10 kB/s; ejabberd's shaper, 3,000 B/s as shipped), so
 //     ping round trips grow when we write faster than they read. The pace
 //     starts at 2,000 B/s, grows while round trips stay short and there is
-//     more to send, and backs off after two answers in a row queued half a
+//     more to send, and backs off after two answers in a row queued a
 //     second, never above Config.Rate (default 8 kB/s). A window bounds the
 //     bytes written but not yet confirmed (about a second at the pace, at
 //     least 8 KiB), so a server that reads fast but processes slowly never

@@ -29,6 +29,9 @@ type link struct {
 	dec   *xml.Decoder // go-xmpp's decoder, positioned after bind
 	jid   string       // full JID bound
 	relay *relay
+	// preApproval: the server offers subscription pre-approval (RFC 6121
+	// §3.4, stream feature urn:xmpp:features:pre-approval).
+	preApproval bool
 }
 
 // close ends the stream's sockets and waits for the relay to stop.
@@ -130,7 +133,7 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, mech string, ti
 		r.stop()
 		return nil, err
 	}
-	l := &link{conn: conn, dec: dec, jid: res.c.JID(), relay: r}
+	l := &link{conn: conn, dec: dec, jid: res.c.JID(), relay: r, preApproval: trace.offers("urn:xmpp:features:pre-approval")}
 	if _, ok := conn.(*tls.Conn); !ok {
 		l.close()
 		return nil, fmt.Errorf("xmpp: login at %s: stream is not encrypted", ep.Addr)

@@ -134,6 +134,13 @@ func (t *loginTrace) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// offers reports whether the server's stream features named ns.
+func (t *loginTrace) offers(ns string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Contains(t.recv, []byte(ns))
+}
+
 // finish stops the trace: the link's stanzas are never kept.
 func (t *loginTrace) finish() {
 	t.mu.Lock()

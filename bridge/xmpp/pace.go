@@ -100,7 +100,7 @@ const (
 	growSlow  = 1.05 // the same, once backed off
 	backOff   = 0.7
 	queueLow  = 200 * time.Millisecond
-	queueHigh = 500 * time.Millisecond
+	queueHigh = time.Second
 )
 
 func newPacer(ceiling int) *pacer {

@@ -89,15 +89,15 @@ func TestPacer(t *testing.T) {
 		t.Fatalf("rate after one slow answer: %v, want 8000", p.rate)
 	}
 	// Two in a row: back off, once.
-	step(22, 800*ms, true)
+	step(22, 1200*ms, true)
 	step(23, 1600*ms, true)
 	if p.rate != 8000*backOff {
 		t.Fatalf("rate after two queued answers %v, want %v", p.rate, 8000*backOff)
 	}
 	after := p.rate
 	// Answers to pings written before that back-off count for nothing.
-	step(24, 2000*ms, true)
-	step(24.5, 2000*ms, true)
+	step(24, 2500*ms, true)
+	step(24.5, 2500*ms, true)
 	if p.rate != after {
 		t.Fatalf("rate after late answers to older pings %v, want %v", p.rate, after)
 	}
@@ -107,7 +107,7 @@ func TestPacer(t *testing.T) {
 		t.Fatalf("rate after a quick round trip %v, want %v", p.rate, after*growSlow)
 	}
 	// A queue in between changes nothing.
-	step(31, 300*ms, true)
+	step(31, 600*ms, true)
 	if p.rate != after*growSlow {
 		t.Fatalf("rate after a middling round trip %v, want %v", p.rate, after*growSlow)
 	}

@@ -495,7 +495,7 @@ func TestPacingUnderLimits(t *testing.T) {
 		if rate > limit*1.1 {
 			t.Errorf("average %.0f B/s exceeds the server's %.0f B/s", rate, limit)
 		}
-		if want := 0.6 * min(limit, float64(cfg.Rate)); rate < want {
+		if want := 0.4 * min(limit, float64(cfg.Rate)); rate < want {
 			t.Errorf("average %.0f B/s, want at least %.0f B/s", rate, want)
 		}
 	})

@@ -138,6 +138,8 @@ type Session struct {
 	// ownerCaps are the owner's online resources and their XEP-0115
 	// caps nodes (owner.go).
 	ownerCaps map[string]string
+	// noUpload is when the server was found without an upload service.
+	noUpload time.Time
 	// fallback is the SASL mechanism without channel binding to use from
 	// now on, once this server failed a -PLUS login; "" until then.
 	fallback string

@@ -60,10 +60,13 @@ type discoInfoResult struct {
 // (and the server itself), once per session.
 func (s *Session) UploadService(ctx context.Context) (uploadService, error) {
 	s.mu.Lock()
-	u := s.upload
+	u, none := s.upload, !s.noUpload.IsZero() && time.Since(s.noUpload) < noUploadFor
 	s.mu.Unlock()
 	if u != nil {
 		return *u, nil
+	}
+	if none {
+		return uploadService{}, ErrNoUpload
 	}
 	res, err := s.iq(ctx, IQ{Type: "get", To: s.domain, Payload: struct {
 		XMLName xml.Name `xml:"http://jabber.org/protocol/disco#items query"`
@@ -110,8 +113,16 @@ func (s *Session) UploadService(ctx context.Context) (uploadService, error) {
 		s.mu.Unlock()
 		return svc, nil
 	}
+	s.mu.Lock()
+	s.noUpload = time.Now()
+	s.mu.Unlock()
 	return uploadService{}, ErrNoUpload
 }
+
+// noUploadFor is how long a server found without an upload service is
+// believed: not looked up again for every file, but a server that gains
+// one is found within the hour.
+const noUploadFor = time.Hour
 
 // Upload stores size bytes read from r on the server's XEP-0363 service and
 // returns the URL to fetch it from. r is streamed, never buffered whole.
