@@ -173,4 +173,7 @@ type XMPPStats struct {
 	Lag         time.Duration
 	Dropped     uint64
 	Reconnects  uint64
+	// Caveat is what the bot's server cannot guarantee, in plain words
+	// for /status and doctor; "" when nothing.
+	Caveat string
 }

@@ -385,10 +385,12 @@ modules:
     docroot: "{{.Dir}}/upload"
     max_size: {{.Opts.UploadLimit}}
   mod_last: {}
+{{- if not .Opts.NoArchive}}
   mod_mam:
     db_type: sql
     assume_mam_usage: true
     default: always
+{{- end}}
   mod_muc:
     access:
       - allow

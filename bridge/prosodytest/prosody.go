@@ -116,7 +116,7 @@ log = { { levels = { min = "info" }, to = "file", filename = "{{.Dir}}/prosody.l
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private";
 	"blocklist"; "vcard4"; "vcard_legacy"; "version"; "uptime"; "time";
-	"ping"; "offline"; "mam"; "csi_simple";{{if .Opts.Limits}} "limits";{{end}}
+	"ping"; "offline"; "smacks"; "csi_simple";{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
 }
 modules_disabled = { "s2s" }
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }

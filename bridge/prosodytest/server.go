@@ -77,6 +77,10 @@ type Options struct {
 	Limits   bool
 	Rate     string
 	NoShaper bool
+	// NoArchive leaves the message archive (XEP-0313) out, as both
+	// servers ship (Prosody's mod_mam is commented out in Debian's
+	// config, ejabberd's too). XEP-0198 is on either way, as shipped.
+	NoArchive bool
 	// UploadLimit is the HTTP upload size limit in bytes (0: 10 MiB).
 	UploadLimit int64
 }
@@ -182,7 +186,17 @@ func (s *Server) Kill() { s.proc.stop(true) }
 
 // Freeze stops the server's processes (SIGSTOP): sockets stay open but
 // nothing is read or answered, like a hung server or a dead network path.
-func (s *Server) Freeze() { s.proc.signal(syscall.SIGSTOP) }
+func (s *Server) Freeze() {
+	s.proc.signal(syscall.SIGSTOP)
+	// Signals are asynchronous: wait until the main process has stopped.
+	for range 200 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.proc.pid()))
+		if _, rest, ok := strings.Cut(string(b), ") "); err != nil || ok && strings.HasPrefix(rest, "T") {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 // Thaw resumes a frozen server (SIGCONT).
 func (s *Server) Thaw() { s.proc.signal(syscall.SIGCONT) }

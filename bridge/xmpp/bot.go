@@ -186,7 +186,7 @@ func (b *Bot) Upload(ctx context.Context, name, contentType string, size int64, 
 func (b *Bot) Stats() (bridge.XMPPStats, error) {
 	st, err := b.s.Stats()
 	return bridge.XMPPStats{Connected: st.Connected, Queued: st.Queued, Unconfirmed: st.Unconfirmed,
-		Lag: st.Lag, Dropped: st.Dropped, Reconnects: st.Reconnects}, err
+		Lag: st.Lag, Dropped: st.Dropped, Reconnects: st.Reconnects, Caveat: st.Caveat()}, err
 }
 
 var _ bridge.XMPP = (*Bot)(nil)

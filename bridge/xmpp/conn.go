@@ -21,6 +21,8 @@ type conn struct {
 	// cannot for long since the writer drains it first.
 	pongs chan string
 	done  chan struct{} // closed when the link is over
+	sm    *smState      // XEP-0198 counts
+	seq   uint64        // the number of the stanza being routed (reader only)
 }
 
 // serve runs one link until it fails or ctx ends. The link is never reused:
@@ -29,7 +31,9 @@ type conn struct {
 // that lost a stanza mid-way cannot be trusted).
 func (s *Session) serve(ctx context.Context, l *link, from string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
-	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{})}
+	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{}),
+		sm: &smState{pending: map[uint64]bool{}}}
+	s.smOn.Store(false)
 	s.mu.Lock()
 	s.cur = c
 	s.mu.Unlock()
@@ -66,6 +70,9 @@ func (s *Session) serve(ctx context.Context, l *link, from string) error {
 	// Closing the socket unblocks the reader and the writer; a polite
 	// </stream:stream> first, with a short deadline.
 	c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	if c.sm.on() {
+		c.conn.Write(smAck(c.sm.h())) // what was handled is not stored again
+	}
 	c.conn.Write([]byte("</stream:stream>"))
 	c.link.close()
 	if !readDone {
@@ -85,6 +92,11 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 	s.mu.Lock()
 	s.ownerCaps = nil // the server tells them again after our presence
 	s.mu.Unlock()
+	if c.smOffered {
+		if err := s.sendCtrl(ctx, c, []byte("<enable xmlns='"+nsSM+"'/>")); err != nil {
+			return err
+		}
+	}
 	if err := s.sendCtrl(ctx, c, s.presence()); err != nil {
 		return err
 	}
@@ -239,6 +251,15 @@ func (s *Session) read(ctx context.Context, c *conn) error {
 		case xml.StartElement:
 			if t.Name.Space == "http://etherx.jabber.org/streams" && t.Name.Local == "error" {
 				return parseStreamError(c.dec, t)
+			}
+			if t.Name.Space == nsSM {
+				if err := s.smElement(c, c.dec, t); err != nil {
+					return err
+				}
+				continue
+			}
+			if t.Name.Space == NSClient {
+				c.seq = c.sm.count()
 			}
 			st, err := Decode(c.dec, t)
 			var de *DecodeError

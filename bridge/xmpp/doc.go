@@ -71,13 +71,27 @@
 //     carbons are dropped (the bot never enables them). IQ results are
 //     accepted only from the entity the request went to. The owner's
 //     unknown IQ requests get service-unavailable.
-//   - Nothing lost inbound: without XEP-0198 the server forgets a message
-//     once written to the bot's socket. The core reports each owner message
-//     it has durably handled (Bot.Handled); its archive id (XEP-0359
-//     stanza-id by the bot's bare JID) is saved as a cursor, and every
-//     login replays the owner's messages after it from the server's
-//     archive (XEP-0313). Only results of our own query from our own
-//     archive are accepted. With no archive there is nothing to replay.
+//   - Nothing lost inbound: a message the server has written to the bot's
+//     socket is gone for it unless it keeps it some other way. Two ways
+//     are used, each where the server offers it. XEP-0198 (both servers
+//     ship it on): the session acknowledges only stanzas the core has
+//     durably handled (Bot.Handled; see sm.go), so what a dying link never
+//     acknowledged is stored offline by the server and delivered at the
+//     next login. XEP-0313 archive (both ship it off): the core's handled
+//     messages move a cursor (their stanza-id by the bot's bare JID), and
+//     every login replays the owner's messages after it; only results of
+//     our own query from our own archive are accepted.
+//   - What waxmpp can promise, per server: Prosody 0.12 and ejabberd 23.01
+//     as shipped (XEP-0198 on, no archive): nothing the owner sends is
+//     lost while waxmpp restarts or its link dies, as long as the server
+//     itself keeps running (ejabberd re-routes what was not acknowledged
+//     only while the bot has no other session, resend_on_timeout:
+//     if_offline). With an archive as well, also across a server restart
+//     (up to what the archive keeps: Prosody expires it after a week by
+//     default). With neither (Stats.Caveat says so, for /status), a
+//     message sent just as the link dies can be lost. Outbound, the
+//     outbox holds every message until a ping result proves the server
+//     took it, on every server.
 //   - Duplicates in: the session drops an owner message whose origin-id (or
 //     id) is among the last 4,096 it saw (resends, archive replays); across
 //     restarts the core drops what it already handled, by the same id.

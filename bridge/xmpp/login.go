@@ -32,6 +32,7 @@ type link struct {
 	// preApproval: the server offers subscription pre-approval (RFC 6121
 	// §3.4, stream feature urn:xmpp:features:pre-approval).
 	preApproval bool
+	smOffered   bool // XEP-0198 is offered
 }
 
 // close ends the stream's sockets and waits for the relay to stop.
@@ -133,7 +134,8 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, mech string, ti
 		r.stop()
 		return nil, err
 	}
-	l := &link{conn: conn, dec: dec, jid: res.c.JID(), relay: r, preApproval: trace.offers("urn:xmpp:features:pre-approval")}
+	l := &link{conn: conn, dec: dec, jid: res.c.JID(), relay: r, preApproval: trace.offers("urn:xmpp:features:pre-approval"),
+		smOffered: trace.offers(nsSM)}
 	if _, ok := conn.(*tls.Conn); !ok {
 		l.close()
 		return nil, fmt.Errorf("xmpp: login at %s: stream is not encrypted", ep.Addr)

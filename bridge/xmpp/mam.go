@@ -123,9 +123,16 @@ func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (
 	w.close()
 	w.close()
 	res, err := s.iq(ctx, IQ{Type: "set", Payload: Inner{w.bytes()}})
+	if res != nil && res.Error != nil {
+		switch res.Error.Condition {
+		case CondServiceUnavailable, CondFeatureNotImplemented:
+			s.archive.Store(false) // the server keeps no archive for us
+		}
+	}
 	if err != nil {
 		return "", false, fmt.Errorf("xmpp: archive query: %w", err)
 	}
+	s.archive.Store(true)
 	var fin mamFin
 	if err := res.Unmarshal(&fin); err != nil {
 		return "", false, err
@@ -143,6 +150,7 @@ func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (
 // traffic the cursor lags; a crash then replays a little more, which the
 // core drops by id.
 func (s *Session) handled(archiveID string) {
+	s.smHandled()
 	n := s.inflight.Add(-1)
 	if s.cfg.Cursor == nil {
 		return

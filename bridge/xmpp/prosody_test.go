@@ -608,8 +608,10 @@ func TestArchiveCatchUp(t *testing.T) {
 				seen[m.ID]++
 				// Handle at once, as the core does: the cursor moves on.
 				s2.handled(archiveID(m, s2.bare))
-				if (m.ID == "m2" || m.ID == "m3") && (m.Archived == nil || m.Delay == nil) {
-					t.Fatalf("replayed %+v, want it from the archive with its delay", m)
+				// From the archive, or (XEP-0198: never acknowledged) stored
+				// offline by the server: either way with its delay.
+				if (m.ID == "m2" || m.ID == "m3") && m.Delay == nil {
+					t.Fatalf("replayed %+v, want it with its delay", m)
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatalf("after restart got %v, want m2, m3 (archive) and m4 (stored)", seen)
@@ -650,6 +652,74 @@ func TestLargeMessages(t *testing.T) {
 		e := owner.Next(t, 15*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == id })
 		if e.Body() != big {
 			t.Fatalf("the owner got a %d-byte body, want %d", len(e.Body()), len(big))
+		}
+	})
+}
+
+// TestNoArchiveNothingLost: on servers as shipped (no archive, XEP-0198
+// on), the owner writes two messages; the core handles only the first
+// before waxmpp stops. The server was told (XEP-0198) that only the first
+// was dealt with, so it stores the second offline and delivers it at the
+// next login. Before, the server forgot both once written to the socket:
+// the second was lost.
+func TestNoArchiveNothingLost(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{NoArchive: true}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		bot := srv.JID("bot")
+		run := func() (*Session, context.CancelFunc, chan error) {
+			cfg := botConfig(t, srv)
+			s, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			waitFor(t, 10*time.Second, "connected", func() bool { return s.connected.Load() && s.smOn.Load() })
+			return s, cancel, done
+		}
+		s1, stop1, done1 := run()
+		for _, id := range []string{"n1", "n2"} {
+			owner.Send("<message to='" + bot + "' type='chat' id='" + id + "'><body>" + id + "</body></message>")
+			select {
+			case m := <-s1.Inbound():
+				if m.ID != id {
+					t.Fatalf("got %s, want %s", m.ID, id)
+				}
+				if id == "n1" {
+					s1.handled(archiveID(m, s1.bare))
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("live message %s missing", id)
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // the server asks for acknowledgements
+		stop1()
+		<-done1
+		// A restart takes a moment. (ejabberd re-routes what was not
+		// acknowledged only while the bot has no other session:
+		// resend_on_timeout: if_offline; it bounces it otherwise.)
+		time.Sleep(time.Second)
+		s2, stop2, done2 := run()
+		defer func() { stop2(); <-done2 }()
+		got := map[string]int{}
+		deadline := time.After(10 * time.Second)
+		for got["n2"] == 0 {
+			select {
+			case m := <-s2.Inbound():
+				got[m.ID]++
+				s2.handled(archiveID(m, s2.bare))
+			case <-deadline:
+				t.Fatalf("after a restart got %v: n2, never handled, was lost", got)
+			}
+		}
+		time.Sleep(time.Second) // the archive query's answer
+		st, _ := s2.Stats()
+		if st.Archive || !st.StreamManagement || st.Caveat() != "" {
+			t.Errorf("Stats: archive %v, stream management %v, caveat %q; want no archive, stream management, no caveat", st.Archive, st.StreamManagement, st.Caveat())
+		}
+		if (Stats{}).Caveat() == "" {
+			t.Error("a server with neither archive nor stream management has no caveat")
 		}
 	})
 }

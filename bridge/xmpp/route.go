@@ -41,7 +41,7 @@ func (s *Session) route(ctx context.Context, c *conn, st Stanza) error {
 	case *InPresence:
 		return s.routePresence(ctx, c, v)
 	case *Inbound:
-		return s.routeMessage(ctx, v)
+		return s.routeMessage(ctx, c, v)
 	}
 	return nil
 }
@@ -157,7 +157,7 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 	}
 }
 
-func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
+func (s *Session) routeMessage(ctx context.Context, c *conn, m *Inbound) error {
 	if m.Archived != nil {
 		// Only our own archive, answering our own query, is trusted.
 		q, _ := s.mamQuery.Load().(string)
@@ -196,11 +196,13 @@ func (s *Session) routeMessage(ctx context.Context, m *Inbound) error {
 		}
 	}
 	s.inflight.Add(1) // before the send: the consumer may report it handled at once
+	s.delivered(c.sm, c.seq)
 	select {
 	case s.in <- m:
 		return nil
 	case <-ctx.Done():
 		s.inflight.Add(-1)
+		s.undeliver()
 		return context.Cause(ctx)
 	}
 }

@@ -138,6 +138,9 @@ type Session struct {
 	// ownerCaps are the owner's online resources and their XEP-0115
 	// caps nodes (owner.go).
 	ownerCaps map[string]string
+	// smq lists the owner messages handed to the core, oldest first, until
+	// it reports them handled (see sm.go).
+	smq []smEntry
 	// noUpload is when the server was found without an upload service.
 	noUpload time.Time
 	// fallback is the SASL mechanism without channel binding to use from
@@ -176,6 +179,8 @@ type Session struct {
 	pacer     *pacer
 	rate, rtt atomic.Int64
 
+	smOn        atomic.Bool // the last link had XEP-0198 enabled
+	archive     atomic.Bool // the server archives the owner's messages to the bot
 	connected   atomic.Bool
 	conflicts   atomic.Uint64 // links closed by the server for a resource conflict
 	dropped     atomic.Uint64 // stanzas from anyone but the owner
@@ -331,19 +336,36 @@ type Stats struct {
 	Duplicates  uint64        // owner messages dropped as already seen
 	Reconnects  uint64
 	Conflicts   uint64 // links another login took over (stream error conflict)
+	// Archive: the server answered an archive query (XEP-0313): messages
+	// the owner wrote while waxmpp was down or dying are replayed.
+	// StreamManagement: the last link acknowledged stanzas (XEP-0198):
+	// what the core had not handled when a link died is stored again.
+	Archive, StreamManagement bool
+}
+
+// Caveat says in plain words what this server cannot guarantee, "" when
+// nothing: with neither an archive nor stream management, a message the
+// owner sends just as waxmpp stops or loses its connection can be lost.
+func (st Stats) Caveat() string {
+	if st.Archive || st.StreamManagement {
+		return ""
+	}
+	return "the bot's server keeps no message archive and offers no stream management: a message you send just as waxmpp restarts or loses its connection can be lost"
 }
 
 // Stats reads the counters and the outbox.
 func (s *Session) Stats() (Stats, error) {
 	st := Stats{
-		Connected:   s.connected.Load(),
-		Unconfirmed: int(s.unconfirmed.Load()),
-		Pace:        int(s.rate.Load()),
-		RTT:         time.Duration(s.rtt.Load()),
-		Dropped:     s.dropped.Load(),
-		Duplicates:  s.duplicates.Load(),
-		Reconnects:  s.reconnects.Load(),
-		Conflicts:   s.conflicts.Load(),
+		Connected:        s.connected.Load(),
+		Unconfirmed:      int(s.unconfirmed.Load()),
+		Pace:             int(s.rate.Load()),
+		RTT:              time.Duration(s.rtt.Load()),
+		Dropped:          s.dropped.Load(),
+		Duplicates:       s.duplicates.Load(),
+		Reconnects:       s.reconnects.Load(),
+		Conflicts:        s.conflicts.Load(),
+		Archive:          s.archive.Load(),
+		StreamManagement: s.smOn.Load(),
 	}
 	n, err := s.cfg.Outbox.Len()
 	if err != nil {

@@ -1,0 +1,138 @@
+package xmpp
+
+import (
+	"encoding/xml"
+	"fmt"
+	"sync"
+)
+
+// Stream management (XEP-0198), acknowledgements only.
+//
+// Without an archive (both servers ship without one), a message the server
+// wrote to the bot's socket is gone for the server: if waxmpp dies before
+// the core has handled it, it is lost. Where the server offers XEP-0198 the
+// session enables it (no resumption: a new link starts afresh) and answers
+// the server's <r/> with the count of stanzas it has dealt with: owner
+// messages only once the core has durably handled them, everything else at
+// once. When a link ends, what it never acknowledged the server treats as
+// undelivered: Prosody and ejabberd (resend_on_timeout: if_offline, as
+// shipped) store those messages offline and deliver them at the next login;
+// the core drops by id any it had handled after all.
+//
+// The core handles owner messages one at a time in the order Inbound
+// delivered them (bridge.XMPP.Handled), so a FIFO of delivered messages
+// maps each Handled to its stanza.
+
+const nsSM = "urn:xmpp:sm:3"
+
+// smState is one link's count of the server's stanzas.
+type smState struct {
+	mu       sync.Mutex
+	enabled  bool
+	received uint64          // stanzas received since <enabled/>
+	pending  map[uint64]bool // owner messages handed to the core, not yet handled
+}
+
+// h is what the link can acknowledge: every stanza before the first owner
+// message the core has not handled.
+func (m *smState) h() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.received
+	for seq := range m.pending {
+		h = min(h, seq-1)
+	}
+	return h
+}
+
+// on reports whether the server enabled stream management on the link.
+func (m *smState) on() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.enabled
+}
+
+// count counts one stanza received and returns its number, 0 when not
+// counting. Reader goroutine only.
+func (m *smState) count() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.enabled {
+		return 0
+	}
+	m.received++
+	return m.received
+}
+
+// smEntry is one owner message handed to the core: the link it came on
+// and its stanza number there (0: not counted).
+type smEntry struct {
+	sm  *smState
+	seq uint64
+}
+
+// delivered records that the stanza seq of link sm went to the core.
+func (s *Session) delivered(sm *smState, seq uint64) {
+	if seq != 0 {
+		sm.mu.Lock()
+		sm.pending[seq] = true
+		sm.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.smq = append(s.smq, smEntry{sm, seq})
+	s.mu.Unlock()
+}
+
+// smHandled marks the oldest delivered owner message handled.
+func (s *Session) smHandled() {
+	s.mu.Lock()
+	if len(s.smq) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	e := s.smq[0]
+	s.smq = s.smq[1:]
+	s.mu.Unlock()
+	if e.seq != 0 {
+		e.sm.mu.Lock()
+		delete(e.sm.pending, e.seq)
+		e.sm.mu.Unlock()
+	}
+}
+
+// smElement handles a top-level XEP-0198 element of the stream.
+func (s *Session) smElement(c *conn, d *xml.Decoder, start xml.StartElement) error {
+	if err := d.Skip(); err != nil {
+		return fmt.Errorf("xmpp: read: %w", err)
+	}
+	switch start.Name.Local {
+	case "enabled":
+		c.sm.mu.Lock()
+		c.sm.enabled = true
+		c.sm.mu.Unlock()
+		s.smOn.Store(true)
+	case "failed":
+		s.log.Warn("the server refused stream management; messages written into a dying connection may be lost where it keeps no archive")
+	case "r":
+		select {
+		case c.ctrl <- smAck(c.sm.h()):
+		default:
+		}
+	}
+	return nil
+}
+
+// smAck is <a h='…'/>: h counts modulo 2^32.
+func smAck(h uint64) []byte {
+	return fmt.Appendf(nil, "<a xmlns='%s' h='%d'/>", nsSM, uint32(h))
+}
+
+// undeliver takes back the last delivered entry: its message never
+// reached the core.
+func (s *Session) undeliver() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.smq); n > 0 {
+		s.smq = s.smq[:n-1]
+	}
+}
