@@ -130,6 +130,7 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 		}
 	}
 	s.tellConflict()
+	s.release()
 	if err := s.catchUp(ctx, from); err != nil {
 		// Not fatal: live messages still flow; say what may be missing.
 		s.log.Warn("archive catch-up failed", "err", err)

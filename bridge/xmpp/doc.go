@@ -91,7 +91,10 @@
 //     default). With neither (Stats.Caveat says so, for /status), a
 //     message sent just as the link dies can be lost. Outbound, the
 //     outbox holds every message until a ping result proves the server
-//     took it, on every server.
+//     took it, on every server; a message the owner's server refuses for
+//     now (ejabberd keeps 100 offline messages as shipped; a federating
+//     server that cannot reach the owner's) is set aside, durably, and
+//     sent again with a note when the owner is online (see bounce.go).
 //   - Duplicates in: the session drops an owner message whose origin-id (or
 //     id) is among the last 4,096 it saw (resends, archive replays); across
 //     restarts the core drops what it already handled, by the same id.

@@ -214,6 +214,8 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 			w.s.log.Error("dropping malformed outbox record", "seq", it.Seq)
 		} else if err := w.send(ctx, it.Data[8:]); err != nil {
 			return false, err
+		} else {
+			w.s.sent.remember(it.Data[8:])
 		}
 		w.written = it.Seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))

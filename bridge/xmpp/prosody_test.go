@@ -723,3 +723,58 @@ func TestNoArchiveNothingLost(t *testing.T) {
 		}
 	})
 }
+
+// TestOfflineStorageFull: the owner is offline while the bot sends 130
+// messages. ejabberd as shipped stores 100 and refuses the rest
+// (resource-constraint) after the ping has confirmed them; those wait and
+// go, after a note in plain words, when the owner is back. Before, the
+// refusal was only logged: 30 messages were gone.
+func TestOfflineStorageFull(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		cfg := botConfig(t, srv)
+		cfg.Held = &memQueue{}
+		s := startSession(t, cfg)
+		subscribed(t, owner, srv.JID("bot"))
+		owner.Close()
+		time.Sleep(500 * time.Millisecond)
+		const n = 130
+		ms := make([]Message, n)
+		for i := range ms {
+			ms[i] = Message{Body: fmt.Sprintf("away %03d", i)}
+		}
+		ids, err := s.SendBatch(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "outbox confirmed", func() bool { l, _ := cfg.Outbox.Len(); return l == 0 })
+		time.Sleep(time.Second) // the refusals
+		held, _ := cfg.Held.Len()
+		t.Logf("%s: %d of %d set aside", srv.Kind, held, n)
+		back := srv.Dial(t, "owner")
+		seen := map[string]bool{}
+		noted := false
+		for len(seen) < n {
+			e, err := back.Wait(20*time.Second, pt.Messages)
+			if err != nil {
+				t.Fatalf("the owner got %d of %d after coming back (%d were set aside): %v", len(seen), n, held, err)
+			}
+			if strings.Contains(e.Body(), "refused") {
+				noted = true
+				continue
+			}
+			seen[e.Attr("id")] = true
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				t.Fatalf("message %s lost", id)
+			}
+		}
+		if held > 0 && !noted {
+			t.Error("messages were set aside, but the owner was not told")
+		}
+		if srv.Kind == pt.Ejabberd && held == 0 {
+			t.Error("ejabberd refused nothing: its offline limit (100) was not reached")
+		}
+	})
+}

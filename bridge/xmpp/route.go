@@ -144,6 +144,8 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 			return s.sendCtrl(ctx, c, mustPresence(Subscribed(s.cfg.Owner)))
 		case "unsubscribe":
 			s.log.Warn("the owner unsubscribed from the bot's presence")
+		case "":
+			s.release() // the owner is online: what was set aside goes now
 		}
 		return nil
 	case p.Type == "subscribe":
@@ -183,7 +185,7 @@ func (s *Session) routeMessage(ctx context.Context, c *conn, m *Inbound) error {
 		return nil
 	}
 	if m.Type == "error" {
-		s.log.Warn("the owner's server bounced a message", "id", m.ID, "err", m.Error)
+		s.bounced(m)
 		return nil
 	}
 	if key := m.OriginID; key != "" || m.ID != "" {

@@ -71,6 +71,9 @@ type Config struct {
 	Mechanism string
 
 	Outbox Queue
+	// Held keeps, durably, messages the owner's server refused for now
+	// (see bounce.go) until they can go again; nil: kept in memory.
+	Held   Queue
 	Cursor Cursor // nil: no archive replay after a restart
 	Log    *slog.Logger
 }
@@ -138,6 +141,8 @@ type Session struct {
 	// ownerCaps are the owner's online resources and their XEP-0115
 	// caps nodes (owner.go).
 	ownerCaps map[string]string
+	// sent remembers confirmed messages, for bounces.
+	sent bounces
 	// smq lists the owner messages handed to the core, oldest first, until
 	// it reports them handled (see sm.go).
 	smq []smEntry
@@ -379,6 +384,9 @@ func (s *Session) Stats() (Stats, error) {
 	}
 	return st, nil
 }
+
+// timeNow is time.Now; records are stamped with it.
+var timeNow = time.Now
 
 // record prefixes a stanza with its enqueue time, for lag reporting.
 func record(t time.Time, stanza []byte) []byte {

@@ -138,6 +138,7 @@ func newSession(cfg config.XMPP, db *store.DB, log *slog.Logger) (*xmpp.Session,
 		PingInterval: time.Duration(cfg.PingInterval),
 		PingTimeout:  time.Duration(cfg.PingTimeout),
 		Outbox:       db.Queue("xmpp-out"),
+		Held:         db.Queue("xmpp-held"),
 		Cursor:       cursor{db},
 		Log:          log,
 	})
