@@ -234,6 +234,18 @@ func (s *Server) LogContains(sub string) bool {
 	return false
 }
 
+// LogCount is how many distinct lines of the server's log contain sub (a
+// line both in a log file and on the console counts once).
+func (s *Server) LogCount(sub string) int {
+	seen := map[string]bool{}
+	for line := range strings.SplitSeq(s.Log(), "\n") {
+		if strings.Contains(line, sub) {
+			seen[line] = true
+		}
+	}
+	return len(seen)
+}
+
 // waitListening waits until every port accepts connections, failing the
 // test if exited is closed first or after 30 s.
 func (s *Server) waitListening(tb testing.TB, exited <-chan struct{}, ports ...int) {

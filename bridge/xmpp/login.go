@@ -90,8 +90,11 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, mech string, ti
 		Status:        "away",
 		NoSASLUpgrade: true,
 		Mechanism:     mech,
-		Debug:         true,
-		DebugWriter:   trace,
+		// Where a server offers SASL2 and Bind 2 (XEP-0386), go-xmpp binds
+		// with this as the resource's tag instead of Resource.
+		UserAgentSW: cfg.Resource,
+		Debug:       true,
+		DebugWriter: trace,
 	}
 	type result struct {
 		c   *goxmpp.Client

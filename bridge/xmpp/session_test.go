@@ -348,7 +348,7 @@ func TestLoginChannelBinding(t *testing.T) {
 		s.mu.Unlock()
 		c.conn.Close() // the link dies: a second login
 		waitFor(t, 10*time.Second, "reconnected", func() bool { return s.reconnects.Load() == 1 && s.connected.Load() })
-		refused := strings.Count(srv.Log(), "SCRAM-SHA-1-PLUS authentication")
+		refused := srv.LogCount("SCRAM-SHA-1-PLUS authentication")
 		warned := logs.count("the server refused channel binding")
 		want := 0
 		if srv.Kind == pt.Ejabberd {
