@@ -219,7 +219,11 @@ func TestSimMediaToOwner(t *testing.T) {
 			if sha256.Sum256(got) != sha256.Sum256(want) {
 				t.Errorf("downloaded %d bytes that differ from the %d WhatsApp sent", len(got), len(want))
 			}
-			if !strings.HasPrefix(ct, c.ct) {
+			// The type is the upload service's: ejabberd's mod_http_upload
+			// serves by extension (.ogg as application/ogg), Prosody's
+			// http_file_share the type the upload gave.
+			ejabberdOgg := e.srv.Kind == pt.Ejabberd && c.ct == "audio/ogg" && strings.HasPrefix(ct, "application/ogg")
+			if !strings.HasPrefix(ct, c.ct) && !ejabberdOgg {
 				t.Errorf("Content-Type %q, want %s", ct, c.ct)
 			}
 			// A reply to the file message goes to Alice.
