@@ -228,6 +228,20 @@ func (e *ejabberd) writeConfig(tb testing.TB) {
 	write("inetrc", inetrc)
 	// Distribution on 127.0.0.1 at a fixed port, no epmd; the cookie on
 	// the command line, not in a file.
+	switch s.opts.Registration {
+	case RegisterClosed, RegisterOpen, RegisterCaptcha, RegisterRedirect:
+	default:
+		tb.Fatalf("prosodytest: ejabberd has no registration %q here", s.opts.Registration)
+	}
+	// The CAPTCHA: ejabberd's example script draws the text it is given;
+	// the wrapper also notes the text for the test, which plays the
+	// person reading the image.
+	if s.opts.Registration == RegisterCaptcha {
+		write("captcha.sh", fmt.Appendf(nil, "#!/bin/sh\necho \"$1\" >>%s\nexec /usr/share/ejabberd/captcha.sh \"$1\"\n", filepath.Join(s.Dir, "captcha-answers")))
+		if err := os.Chmod(filepath.Join(s.Dir, "captcha.sh"), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	write("ejabberdctl.cfg", fmt.Appendf(nil, `ERLANG_NODE=%s
 INET_DIST_INTERFACE=127.0.0.1
 ERL_EPMD_ADDRESS=127.0.0.1
@@ -313,6 +327,14 @@ listen:
     protocol_options: 'TLS_OPTIONS'
     request_handlers:
       /upload: mod_http_upload
+{{- if eq .Opts.Registration "captcha"}}
+      /captcha: ejabberd_captcha
+captcha_cmd: "{{.Dir}}/captcha.sh"
+captcha_url: "https://127.0.0.1:{{.HTTPSPort}}/captcha"
+{{- end}}
+{{- if .Opts.Registration}}
+registration_timeout: infinity
+{{- end}}
 disable_sasl_mechanisms:
   - "digest-md5"
   - "X-OAUTH2"
@@ -344,6 +366,8 @@ access_rules:
     allow: local
   pubsub_createnode:
     allow: local
+  register:
+    allow: all
   trusted_network:
     allow: loopback
 api_permissions:
@@ -433,6 +457,16 @@ modules:
   mod_sic: {}
   mod_stream_mgmt:
     resend_on_timeout: if_offline
+{{- if .Opts.Registration}}
+  mod_register:
+    access: register
+{{- if eq .Opts.Registration "captcha"}}
+    captcha_protected: true
+{{- end}}
+{{- if eq .Opts.Registration "redirect"}}
+    redirect_url: "` + RedirectURL + `"
+{{- end}}
+{{- end}}
   mod_vcard:
     search: false
   mod_vcard_xupdate: {}

@@ -116,8 +116,14 @@ log = { { levels = { min = "info" }, to = "file", filename = "{{.Dir}}/prosody.l
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private";
 	"blocklist"; "vcard4"; "vcard_legacy"; "version"; "uptime"; "time";
-	"ping"; "offline"; "smacks"; "csi_simple";{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
+	"ping"; "offline"; "smacks"; "csi_simple"; "register";{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
 }
+{{- if .Opts.Registration}}
+allow_registration = true
+{{- end}}
+{{- if eq .Opts.Registration "fields"}}
+additional_registration_fields = { "email+"; "name" }
+{{- end}}
 modules_disabled = { "s2s" }
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }
 {{end}}
@@ -131,6 +137,11 @@ Component "conference.` + Domain + `" "muc"
 
 func (p *prosody) writeConfig(tb testing.TB) {
 	s := p.s
+	switch s.opts.Registration {
+	case RegisterClosed, RegisterOpen, RegisterFields:
+	default:
+		tb.Fatalf("prosodytest: Prosody has no registration %q", s.opts.Registration)
+	}
 	rate := s.opts.Rate
 	if rate == "" {
 		rate = "10kb/s"

@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,6 +84,42 @@ type Options struct {
 	NoArchive bool
 	// UploadLimit is the HTTP upload size limit in bytes (0: 10 MiB).
 	UploadLimit int64
+	// Registration is how in-band registration (XEP-0077) is set up.
+	Registration Registration
+}
+
+// Registration is a server's in-band registration (XEP-0077) setting.
+type Registration string
+
+const (
+	// RegisterClosed (the zero value): Prosody loads mod_register with
+	// allow_registration = false, as Debian ships it; ejabberd has no
+	// mod_register.
+	RegisterClosed Registration = ""
+	// RegisterOpen lets anyone create an account (no per-address limit).
+	RegisterOpen Registration = "open"
+	// RegisterFields asks for more than a name and a password: Prosody's
+	// additional_registration_fields, a required email and an optional
+	// name, sent as a data form.
+	RegisterFields Registration = "fields"
+	// RegisterCaptcha (ejabberd) protects registration with a CAPTCHA
+	// (XEP-0158): ejabberd's own captcha.sh draws the image (ImageMagick),
+	// served at /captcha on the HTTPS port; CaptchaAnswers tells a test
+	// what it showed.
+	RegisterCaptcha Registration = "captcha"
+	// RegisterRedirect (ejabberd) sends clients to a web page instead
+	// (mod_register's redirect_url): RedirectURL.
+	RegisterRedirect Registration = "redirect"
+)
+
+// RedirectURL is the web page a RegisterRedirect server names.
+const RedirectURL = "https://register.waxmpp.test/new"
+
+// CaptchaAnswers are the texts of the CAPTCHA images the server drew so
+// far, oldest first: what a person would read off them.
+func (s *Server) CaptchaAnswers() []string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "captcha-answers"))
+	return strings.Fields(string(b))
 }
 
 // Server is one running server.
