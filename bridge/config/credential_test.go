@@ -77,3 +77,34 @@ func TestWriteCredential(t *testing.T) {
 		t.Errorf("Load after Write = %+v, %v; want %+v", back, err, cfg)
 	}
 }
+
+// TestUseCredential: a config made in code whose password is the
+// credential is written without password and password_file, and reads back
+// with the credential's password.
+func TestUseCredential(t *testing.T) {
+	dir := t.TempDir()
+	defer func(old string) { credstore = old }(credstore)
+	credstore = filepath.Join(dir, "credstore")
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	writeFile(t, filepath.Join(credstore, PasswordCredential), "generated\n", 0o600)
+
+	c := Default()
+	c.XMPP.JID, c.XMPP.Owner = "bot@example.org", "me@example.org"
+	c.XMPP.UseCredential("generated", filepath.Join(credstore, PasswordCredential))
+	if !c.XMPP.Credential() {
+		t.Fatal("Credential() is false after UseCredential")
+	}
+	var b bytes.Buffer
+	if err := Write(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.String(); strings.Contains(s, "password =") || strings.Contains(s, "password_file") || strings.Contains(s, "generated") {
+		t.Fatalf("written config names the password:\n%s", s)
+	}
+	path := filepath.Join(dir, "config.toml")
+	writeFile(t, path, b.String(), 0o600)
+	got, err := Load(path)
+	if err != nil || got.XMPP.Password != "generated" || !got.XMPP.Credential() {
+		t.Fatalf("Load: %q credential=%v, %v", got.XMPP.Password, got.XMPP.Credential(), err)
+	}
+}

@@ -116,7 +116,7 @@ func TestBinaryConfigErrors(t *testing.T) {
 		{
 			name:   "missing config",
 			config: func(t *testing.T, dir string) string { return filepath.Join(dir, "config.toml") },
-			wantIn: []string{"waxmpp is not configured", "waxmpp: write ", "config.toml; see README"},
+			wantIn: []string{"waxmpp is not configured", "waxmpp: run sudo waxmpp setup (or write ", "config.toml by hand; see README)"},
 		},
 		{
 			name:   "missing config via environment",

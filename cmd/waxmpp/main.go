@@ -67,6 +67,9 @@ commands:
   backup [--config FILE] FILE
                         write a consistent copy of the state file, also
                         while the bridge runs
+  setup [--web]         set waxmpp up (as root): your address, the bot account,
+                        WhatsApp; then write the config and start the service
+  doctor [--json]       check everything that can go wrong, and say what to do
   version               print the version
   help [COMMAND]        print this help, or COMMAND's own (also COMMAND --help)
 `
@@ -106,6 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 // Main is the program: ParseFlags, then Run, then Close. End-to-end tests
 // drive it in-process the way main does.
 type Main struct {
+	Stdin  io.Reader // setup's answers
 	Stdout io.Writer
 	Stderr io.Writer // logs and error reports
 	// Getenv reads the environment (os.Getenv); tests replace it.
@@ -119,6 +123,9 @@ type Main struct {
 	BackupFile string
 	// Phone is pair's --phone: a link code for this number, not a QR code.
 	Phone string
+	// Setup and Doctor are those commands' flags (setup.go, doctor.go).
+	Setup  setupFlags
+	Doctor doctorFlags
 	// Simulator is run's --simulator, in a test build (-tags simwa) only:
 	// the control socket of the simulated WhatsApp that replaces WhatsApp.
 	Simulator string
@@ -133,7 +140,7 @@ type Main struct {
 
 // NewMain returns a Main writing to the process's stdout and stderr.
 func NewMain() *Main {
-	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 }
 
 // usageError is a command line that makes no sense; exit code 2.
@@ -182,6 +189,10 @@ func (m *Main) flagSet(cmd string) (*flag.FlagSet, bool) {
 		simFlag(fs, &m.Simulator)
 	case "pair":
 		fs.StringVar(&m.Phone, "phone", "", "link with an 8-character code for this number instead of a QR code")
+	case "setup":
+		m.Setup.define(fs) // setup.go
+	case "doctor":
+		m.Doctor.define(fs) // doctor.go
 	}
 	return fs, true
 }
@@ -243,6 +254,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.backup(ctx)
 	case "pair":
 		return m.runPair(ctx, m.Phone)
+	case "setup":
+		return m.runSetup(ctx)
+	case "doctor":
+		return m.runDoctor(ctx)
 	}
 	return &usageError{"no command given"}
 }
@@ -322,7 +337,7 @@ func (m *Main) report(err error) {
 	case errors.As(err, &ue):
 		fmt.Fprint(m.Stderr, usage)
 	case errors.Is(err, config.ErrNotConfigured):
-		fmt.Fprintf(m.Stderr, "waxmpp: write %s; see README\n", m.ConfigPath)
+		fmt.Fprintf(m.Stderr, "waxmpp: run sudo waxmpp setup (or write %s by hand; see README)\n", m.ConfigPath)
 	}
 }
 
