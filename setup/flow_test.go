@@ -96,7 +96,9 @@ func TestFirstRun(t *testing.T) {
 	loginAs(t, e, bot, password)
 }
 
-func fmtState(s State) string { return strings.ReplaceAll(strings.TrimSpace(strings.Join([]string{s.Owner, s.Bot, s.Problem, s.Note, s.Busy}, " ")), "\n", " ") }
+func fmtState(s State) string {
+	return strings.ReplaceAll(strings.TrimSpace(strings.Join([]string{s.Owner, s.Bot, s.Problem, s.Note, s.Busy}, " ")), "\n", " ")
+}
 
 func loginAs(t *testing.T, e *env, jid, password string) {
 	t.Helper()

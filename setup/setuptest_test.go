@@ -219,4 +219,3 @@ func mode(t *testing.T, p string) string {
 	}
 	return fi.Mode().Perm().String()
 }
-

@@ -158,9 +158,9 @@ func serviceUser(configPath string) string {
 // noService is no service manager.
 type noService struct{}
 
-func (noService) Present() bool                          { return false }
-func (noService) Enable(context.Context) error           { return nil }
-func (noService) Restart(context.Context) error          { return nil }
-func (noService) Stop(context.Context) error             { return nil }
-func (noService) State(context.Context) (string, error)  { return "", nil }
-func (noService) Status(context.Context) string          { return "" }
+func (noService) Present() bool                         { return false }
+func (noService) Enable(context.Context) error          { return nil }
+func (noService) Restart(context.Context) error         { return nil }
+func (noService) Stop(context.Context) error            { return nil }
+func (noService) State(context.Context) (string, error) { return "", nil }
+func (noService) Status(context.Context) string         { return "" }
