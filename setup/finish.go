@@ -104,6 +104,11 @@ func (f *Flow) write(ctx context.Context) (*Done, error) {
 	case old != nil && old.XMPP.PasswordFile != "" && !old.XMPP.Credential():
 		secretPath, secretUID = old.XMPP.PasswordFile, uid
 		cfg.XMPP.Password = password
+	case f.opts.Paths.Credential == "":
+		// No credential store (a config outside /etc/waxmpp): a password
+		// file beside the config, the service user's own.
+		secretPath, secretUID = filepath.Join(filepath.Dir(f.opts.Paths.Config), "password"), uid
+		cfg.XMPP.Password, cfg.XMPP.PasswordFile = password, secretPath
 	default:
 		secretPath, secretUID = f.opts.Paths.Credential, 0
 		cfg.XMPP.UseCredential(password, f.opts.Paths.Credential)

@@ -37,6 +37,8 @@ const (
 // Paths are the files setup reads and writes.
 type Paths struct {
 	Config     string // /etc/waxmpp/config.toml
+	// Credential is the systemd credential's file; "" means a password
+	// file beside the config instead.
 	Credential string // /etc/credstore/waxmpp.password
 	SetupCode  string // /var/lib/waxmpp/setup-code
 }
@@ -137,7 +139,10 @@ type State struct {
 	// Declined: StepSubscribe, the owner refused; AskAgain or skip.
 	Declined bool
 
-	Pair   *Pair  // StepWhatsApp: the code to scan or type, while linking
+	// Linking: StepWhatsApp, an attempt runs (its first code may not be
+	// there yet).
+	Linking bool
+	Pair    *Pair  // StepWhatsApp: the code to scan or type, while linking
 	Linked string // the WhatsApp account once linked ("+491701234567 (Alice)")
 
 	// Configured is what the existing config says (StepMenu); nil on a
@@ -370,6 +375,7 @@ func (f *Flow) State() State {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.st
+	s.Linking = f.stopPair != nil
 	s.Changes = nil
 	for _, c := range []string{"owner", "bot", "whatsapp"} {
 		if f.changes[c] {

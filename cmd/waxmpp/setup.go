@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/term"
 
-	"waxmpp/bridge/config"
 	"waxmpp/setup"
 	setupterm "waxmpp/setup/term"
 )
@@ -87,11 +86,10 @@ func (m *Main) runSetup(ctx context.Context) error {
 	paths := setup.DefaultPaths
 	paths.Config = m.ConfigPath
 	if m.ConfigPath != DefaultConfigPath {
-		// A config elsewhere (tests, a second instance): the credential
-		// and the setup code beside it.
-		dir := filepath.Dir(m.ConfigPath)
-		paths.Credential = filepath.Join(dir, "credstore", config.PasswordCredential)
-		paths.SetupCode = filepath.Join(dir, "setup-code")
+		// A config elsewhere (tests, a second instance): no credential
+		// store but a password file, and the setup code, beside it.
+		paths.Credential = ""
+		paths.SetupCode = filepath.Join(filepath.Dir(m.ConfigPath), "setup-code")
 	}
 	if s.web {
 		paths.SetupCode = s.codeFile

@@ -323,17 +323,24 @@ func (t *ui) register(ctx context.Context, s setup.State) error {
 		if fl.Desc != "" {
 			label += " — " + fl.Desc
 		}
-		var v string
-		var err error
-		if fl.Secret {
-			v, err = t.askSecret(ctx, "   "+label)
-		} else {
-			v, err = t.ask(ctx, "   "+label, fl.Value)
+		for {
+			var v string
+			var err error
+			if fl.Secret {
+				v, err = t.askSecret(ctx, "   "+label)
+			} else {
+				v, err = t.ask(ctx, "   "+label, fl.Value)
+			}
+			if err != nil {
+				return err
+			}
+			if fl.Required && strings.TrimSpace(v) == "" {
+				t.say("  ! Fill in “%s”: the server requires it.", fl.Label)
+				continue
+			}
+			values[fl.Name] = v
+			break
 		}
-		if err != nil {
-			return err
-		}
-		values[fl.Name] = v
 	}
 	return ignoreProblem(t.f.SubmitForm(ctx, values))
 }
@@ -400,6 +407,10 @@ func (t *ui) whatsapp(ctx context.Context, s setup.State) error {
 			return t.whatsappChoice(ctx, s)
 		})
 	}
+	if s.Linking {
+		t.say("   Waiting for WhatsApp's code …")
+		return t.waitOrEnter(ctx, s, func() error { return t.whatsappChoice(ctx, s) })
+	}
 	t.problem(s)
 	if !t.o.Interactive {
 		return t.f.SkipWhatsApp()
@@ -438,7 +449,7 @@ func (t *ui) showCode(p *setup.Pair) {
 		return
 	}
 	t.lastCode = p.N
-	left := time.Until(p.Expires).Round(time.Second)
+	left := fmt.Sprintf("%ds", max(0, int(time.Until(p.Expires).Round(time.Second).Seconds())))
 	if p.Phone {
 		t.say("")
 		t.say("   Your link code: %s", p.Code)
