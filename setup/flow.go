@@ -36,7 +36,7 @@ const (
 
 // Paths are the files setup reads and writes.
 type Paths struct {
-	Config     string // /etc/waxmpp/config.toml
+	Config string // /etc/waxmpp/config.toml
 	// Credential is the systemd credential's file; "" means a password
 	// file beside the config instead.
 	Credential string // /etc/credstore/waxmpp.password
@@ -143,7 +143,7 @@ type State struct {
 	// there yet).
 	Linking bool
 	Pair    *Pair  // StepWhatsApp: the code to scan or type, while linking
-	Linked string // the WhatsApp account once linked ("+491701234567 (Alice)")
+	Linked  string // the WhatsApp account once linked ("+491701234567 (Alice)")
 
 	// Configured is what the existing config says (StepMenu); nil on a
 	// first run.

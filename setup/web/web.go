@@ -187,7 +187,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /state", s.state)
 	mux.HandleFunc("GET /qr.png", s.qr)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Error(w, "Not here: the setup page is at /.", http.StatusNotFound)
 	})
 	return headers(mux)
 }
@@ -199,7 +199,9 @@ func headers(h http.Handler) http.Handler {
 		hd := w.Header()
 		hd.Set("Cache-Control", "no-store")
 		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: with no-referrer a browser sends
+		// "Origin: null" on the page's own POSTs, which sameOrigin refuses.
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Content-Security-Policy", "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.ServeHTTP(w, r)
@@ -283,7 +285,14 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 
 // codeForm shows the code form with a fresh pre-session token.
 func (s *Server) codeForm(w http.ResponseWriter, r *http.Request, msg string, status int) {
+	// One token per browser: a second tab (or the favicon's request)
+	// must not make the first tab's form stale.
 	pre := token()
+	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) == 64 {
+		if _, err := hex.DecodeString(c.Value); err == nil {
+			pre = c.Value
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: pre, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	v := view{CSRF: pre, Message: msg}
 	if d, err := s.limit.allow(); err != nil {
@@ -300,6 +309,7 @@ func (s *Server) code(w http.ResponseWriter, r *http.Request) {
 	pre, err := r.Cookie(preCookie)
 	if !sameOrigin(r) || err != nil || r.ParseForm() != nil ||
 		subtle.ConstantTimeCompare([]byte(pre.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+		s.log.Debug("code form refused", "same_origin", sameOrigin(r), "origin", r.Header.Get("Origin"), "site", r.Header.Get("Sec-Fetch-Site"), "cookie", err == nil)
 		s.codeForm(w, r, "The form was too old or came from elsewhere; enter the code again.", http.StatusForbidden)
 		return
 	}
