@@ -47,11 +47,16 @@ type service struct {
 	state string
 }
 
-func (s *service) Present() bool                  { return true }
-func (s *service) Enable(context.Context) error   { return nil }
-func (s *service) Stop(context.Context) error     { return nil }
-func (s *service) Status(context.Context) string  { return "" }
-func (s *service) Restart(context.Context) error  { s.mu.Lock(); s.state = "active"; s.mu.Unlock(); return nil }
+func (s *service) Present() bool                 { return true }
+func (s *service) Enable(context.Context) error  { return nil }
+func (s *service) Stop(context.Context) error    { return nil }
+func (s *service) Status(context.Context) string { return "" }
+func (s *service) Restart(context.Context) error {
+	s.mu.Lock()
+	s.state = "active"
+	s.mu.Unlock()
+	return nil
+}
 func (s *service) State(context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
