@@ -136,7 +136,11 @@ func (db *DB) Devices(log waLog.Logger) *Devices {
 // initDevice; until then the first use does.
 func (c *Devices) init() error {
 	c.initOnce.Do(func() {
-		c.initErr = c.db.bolt.Update(c.db.initDevice)
+		// A read-only file (waxmpp doctor, setup looking at the link) is
+		// read as it is: a file that Open ever wrote has the buckets.
+		if !c.db.opts.ReadOnly {
+			c.initErr = c.db.bolt.Update(c.db.initDevice)
+		}
 	})
 	return c.initErr
 }
@@ -167,7 +171,11 @@ func (c *Devices) GetAllDevices(ctx context.Context) ([]*wastore.Device, error) 
 	}
 	var recs []*deviceRecord
 	err := c.db.view(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bktDevice).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bktDevice)
+		if b == nil {
+			return nil // a read-only file that never held a device
+		}
+		return b.ForEach(func(k, v []byte) error {
 			r, err := decodeDevice(k, v)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"bufio"
 	"bytes"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	waAdv "go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/types"
 )
 
 func TestMain(m *testing.M) {
@@ -607,4 +610,33 @@ func BenchmarkLookup100k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestReadOnlyDevices: a read-only open reads the linked device (waxmpp
+// doctor, setup); before, the device store's first use tried to write and
+// failed with "database is in read-only mode".
+func TestReadOnlyDevices(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "waxmpp.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := db.Devices(nil).NewDevice()
+	jid := types.NewADJID("491700000001", 0, 7)
+	dev.ID = &jid
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte("d"), AccountSignature: make([]byte, 64),
+		AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	devs, err := ro.Devices(nil).GetAllDevices(context.Background())
+	if err != nil || len(devs) != 1 || devs[0].ID.User != "491700000001" {
+		t.Fatalf("read-only GetAllDevices: %d devices, %v", len(devs), err)
+	}
 }

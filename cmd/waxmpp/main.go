@@ -39,6 +39,7 @@ import (
 
 	"waxmpp/bridge/config"
 	"waxmpp/bridge/store"
+	"waxmpp/setup/doctor"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=1.2.3".
@@ -75,6 +76,7 @@ commands:
 `
 
 func main() {
+	doctor.RunChild() // doctor's state reader, when started as one
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, restore the default action: a second Ctrl-C
 	// or SIGTERM kills a shutdown that hangs.
