@@ -547,6 +547,9 @@ func (c *Core) cmdStatus() string {
 	if c.stuckEvent != nil || c.stuckOwner != nil {
 		b.WriteString("\nPaused: waxmpp cannot save what it relays (its disk is full or failing?); it goes on when it can.")
 	}
+	if d := doctorStatus(c.cfg.Doctor); d != "" {
+		b.WriteString("\n" + d)
+	}
 	return b.String()
 }
 

@@ -68,7 +68,10 @@ type CoreConfig struct {
 	VoiceAAC string
 	Log      *slog.Logger
 	Version  string
-	Now      func() time.Time // nil: time.Now
+	// Doctor gives /status the health checks' findings (findings.go);
+	// nil: /status has none.
+	Doctor Doctor
+	Now    func() time.Time // nil: time.Now
 }
 
 // waTimeout bounds every WhatsApp call the core makes, so one stuck call

@@ -285,11 +285,21 @@ type harness struct {
 	// rooms and roomsAuto go to the core's config (rooms_test.go).
 	rooms     bridge.Rooms
 	roomsAuto bool
+	doctor    bridge.Doctor // CoreConfig.Doctor (findings_test.go)
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with some fields set before the core starts.
+func newHarnessWith(t *testing.T, set func(*harness)) *harness {
+	t.Helper()
 	h := &harness{t: t, path: filepath.Join(t.TempDir(), "w.db"), wa: &fakeWA{lookup: map[string]bridge.UserID{"+493333": carol}}, x: &fakeXMPP{}, clock: t0}
+	if set != nil {
+		set(h)
+	}
 	h.wa.sync = h.sync
 	h.start()
 	t.Cleanup(h.stop)
@@ -321,7 +331,7 @@ func (h *harness) start() {
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds, Rooms: h.rooms, RoomsAuto: h.roomsAuto,
-		Files: h.files, VoiceAAC: h.aac,
+		Files: h.files, VoiceAAC: h.aac, Doctor: h.doctor,
 		Version: "1.2.3", Now: h.now, QR: qr.PNG, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -175,7 +175,7 @@ func openRegistration(ctx context.Context, cfg RegisterConfig, ep endpoint) (_ *
 	defer stop()
 	raw.SetDeadline(time.Now().Add(cfg.Timeout))
 	tcfg := &tls.Config{RootCAs: cfg.RootCAs, ServerName: cfg.Domain, MinVersion: tls.VersionTLS12}
-	conn := raw
+	var conn net.Conn
 	if ep.DirectTLS {
 		tc := tls.Client(raw, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {

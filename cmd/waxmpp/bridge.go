@@ -81,6 +81,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	files := m.mediaFiles(ctx, log.With("component", "media"), db, roots)
 	part(waCtx, "whatsapp", runWA)
 	bot := xmpp.NewBot(sess)
+	checks := &statusDoctor{configPath: m.ConfigPath, db: db, sess: sess} // doctor_status.go
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: wa,
 		XMPP:     bot,
@@ -93,6 +94,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		VoiceAAC: m.Config.Media.VoiceAAC,
 		Log:      log.With("component", "core"),
 		Version:  version,
+		Doctor:   checks,
 	})
 	if err != nil {
 		stopWA()
@@ -115,6 +117,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		prune(ctx, db, log.With("component", "store"))
 		return nil
 	})
+	part(gctx, "checks", func(ctx context.Context) error { checks.run(ctx); return nil })
 	return bridgeResult(ctx, g.Wait(), cfg.JID)
 }
 

@@ -160,10 +160,10 @@ func (s *screen) wait(timeout time.Duration) int {
 // termEnv is a machine for setup's terminal tests: a server, a config dir
 // with the state file's place, the simulated WhatsApp's socket.
 type termEnv struct {
-	srv              *pt.Server
-	dir, cfg, sock   string
-	args             []string
-	credential, code string
+	srv            *pt.Server
+	dir, cfg, sock string
+	args           []string
+	credential     string
 }
 
 func newTermEnv(t *testing.T, o pt.Options) *termEnv {

@@ -125,6 +125,10 @@ type Options struct {
 	// InService says the checks run inside the service (/status): the
 	// service check reports on itself.
 	InService bool
+	// Connected, when set, replaces the login check with the running
+	// bridge's own connection (a second login every few minutes would show
+	// in the owner's app); the subscription is then left to waxmpp doctor.
+	Connected func() bool
 }
 
 // Run runs every check.
@@ -395,6 +399,15 @@ func (r *runner) account(ctx context.Context, cfg config.Config, reached bool) {
 	if !reached {
 		r.add("login", Skipped, "Not checked: the server could not be reached.", "")
 		r.add("subscription", Skipped, "Not checked: the server could not be reached.", "")
+		return
+	}
+	if r.o.Connected != nil {
+		if r.o.Connected() {
+			r.add("login", OK, "The bridge is logged in as "+cfg.XMPP.JID+".", "")
+		} else {
+			r.add("login", Warning, "The bridge is not connected to XMPP right now; it keeps trying.", "If it lasts, run sudo waxmpp doctor on the machine; journalctl -u waxmpp says why.")
+		}
+		r.add("subscription", Skipped, "Not checked inside the bridge (waxmpp doctor checks it).", "")
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*r.o.Timeout)
