@@ -113,6 +113,7 @@ for arch in $arches; do
 
 	install -D -m 0755 "$work/waxmpp-$arch" "$root/usr/bin/waxmpp"
 	install -D -m 0644 systemd/waxmpp.service "$root/lib/systemd/system/waxmpp.service"
+	install -D -m 0644 systemd/waxmpp-setup.service "$root/lib/systemd/system/waxmpp-setup.service"
 	install -D -m 0644 systemd/waxmpp.sysusers "$root/usr/lib/sysusers.d/waxmpp.conf"
 	install -D -m 0644 systemd/waxmpp.tmpfiles "$root/usr/lib/tmpfiles.d/waxmpp.conf"
 	install -d "$root/usr/share/man/man1" "$root/usr/share/doc/waxmpp/examples"

@@ -64,6 +64,13 @@ APT_URL=$url APT_KEY=$key APT_REPO="$work/repo2" DEB_VERSION=$v2 DEB_TAGS=upgrad
 	nice bash packaging/apt-repo.sh >/dev/null
 echo "TIMING package $v2 (amd64, one migration more) + repository: $(since $start)s"
 
+# The setup test's package: a test build (-tags simwa) whose WhatsApp is
+# the simulated one, so that the test can play the phone.
+start=$(date +%s)
+APT_URL=$url APT_KEY=$key APT_REPO="$work/repo3" DEB_VERSION=$v1 DEB_TAGS=simwa DEB_ARCHES=amd64 \
+	nice bash packaging/apt-repo.sh >/dev/null
+echo "TIMING package $v1 -tags simwa (amd64) + repository: $(since $start)s"
+
 start=$(date +%s)
 lintian --fail-on error,warning "$work"/repo2/pool/main/w/waxmpp/*.deb
 echo "TIMING lintian (4 packages, no error or warning): $(since $start)s"
@@ -106,11 +113,15 @@ if [ "$(cat "$work/mmdebstrap.rc")" != 0 ]; then
 	exit 1
 fi
 echo "TIMING rootfs (mmdebstrap, beside the builds): $(($(cat "$work/mmdebstrap.end") - begin))s"
+start=$(date +%s)
+cp -a "$work/rootfs" "$work/rootfs-setup"
+echo "TIMING rootfs copy for TestSetup: $(since $start)s"
 
 # A network namespace with only loopback: Prosody, the test and the booted
 # machine share it, and nothing leaves it.
 cd "$work"
 unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
 	./installtest.test -test.v -test.count=1 -test.timeout=20m ${INSTALLTEST_RUN:+-test.run "$INSTALLTEST_RUN"} \
-	-rootfs "$work/rootfs" -repo1 "$work/repo1" -repo2 "$work/repo2"
+	-rootfs "$work/rootfs" -repo1 "$work/repo1" -repo2 "$work/repo2" \
+	-setup-rootfs "$work/rootfs-setup" -repo3 "$work/repo3"
 echo "TIMING test-install total: $(since $begin)s"
