@@ -441,3 +441,54 @@ func TestServiceFails(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 }
+
+// TestRegistrationCaptcha: ejabberd protects registration with a CAPTCHA;
+// the flow shows its picture (for the page) and its web address (for the
+// terminal); a wrong answer gets a new picture, the right one the account.
+func TestRegistrationCaptcha(t *testing.T) {
+	e := newEnv(t, pt.Options{Kind: pt.Ejabberd, Registration: pt.RegisterCaptcha, NoShaper: true})
+	e.storeConfig()
+	f := e.flow()
+	ctx := context.Background()
+	if err := f.Owner(ctx, e.srv.JID("owner")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CreateAccount(ctx, "", "capbot"); err != nil {
+		t.Fatal(err)
+	}
+	s := f.State()
+	if s.Step != StepRegister || s.Form == nil || s.Form.Captcha == nil {
+		t.Fatalf("want the CAPTCHA: %+v", s)
+	}
+	c := s.Form.Captcha
+	if !strings.HasPrefix(c.Image, "data:image/png;base64,") || !strings.HasPrefix(c.URL, "https://127.0.0.1:") {
+		t.Fatalf("captcha image %.40q, url %q", c.Image, c.URL)
+	}
+	first := c.Image
+	if err := f.SubmitForm(ctx, map[string]string{c.Field: "nope"}); err == nil || !strings.Contains(f.State().Problem, "not right") {
+		t.Fatalf("a wrong answer: %v, %q", err, f.State().Problem)
+	}
+	s = f.State()
+	if s.Step != StepRegister || s.Form.Captcha == nil || s.Form.Captcha.Image == first {
+		t.Fatalf("no new picture after a wrong answer: %+v", s)
+	}
+	answers := e.srv.CaptchaAnswers()
+	if err := f.SubmitForm(ctx, map[string]string{s.Form.Captcha.Field: answers[len(answers)-1]}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, "subscription", func(s State) bool { return s.Step == StepSubscribe && s.Bot == "capbot@"+pt.Domain && s.Created })
+}
+
+// TestRegistrationRedirect: a server that creates accounts only on its
+// web page: the flow gives the page.
+func TestRegistrationRedirect(t *testing.T) {
+	e := newEnv(t, pt.Options{Kind: pt.Ejabberd, Registration: pt.RegisterRedirect, NoShaper: true})
+	f := e.flow()
+	ctx := context.Background()
+	f.Owner(ctx, e.srv.JID("owner"))
+	err := f.CreateAccount(ctx, "", "webbot")
+	s := f.State()
+	if err == nil || s.Step != StepBot || s.Redirect != pt.RedirectURL || !strings.Contains(s.Problem, pt.RedirectURL) {
+		t.Fatalf("redirect: %v, %+v", err, s)
+	}
+}

@@ -89,7 +89,7 @@ func (a *Account) read() error {
 		case xml.EndElement:
 			return errors.New("xmpp: server closed the stream")
 		case xml.StartElement:
-			if t.Name.Space == nsStreams && t.Name.Local == "error" {
+			if t.Name.Space == streamsNS && t.Name.Local == "error" {
 				var se struct {
 					Inner string `xml:",innerxml"`
 				}
@@ -124,7 +124,7 @@ func (a *Account) read() error {
 	}
 }
 
-const nsStreams = "http://etherx.jabber.org/streams"
+const streamsNS = "http://etherx.jabber.org/streams"
 
 func (a *Account) fromServer(from string) bool {
 	b := bareJID(from)
@@ -228,13 +228,12 @@ func (a *Account) SubscriptionOf(ctx context.Context, jid string) (Subscription,
 	return Subscription{Sub: "none"}, nil
 }
 
-// AskSubscription does what the bridge does at every login, once: it
-// pre-approves jid's subscription to the bot (RFC 6121 §3.4) and asks for
-// jid's, so that each sees the other's presence.
+// AskSubscription asks jid to let the bot see their presence. It does not
+// pre-approve jid's own request (RFC 6121 §3.4): not every server offers
+// that, and the bridge answers the owner's request at its next login.
+// (ejabberd's mod_pres_counter, on as shipped, ignores a contact's
+// subscription stanzas after five within a minute: one stanza, not two.)
 func (a *Account) AskSubscription(jid string) error {
-	if err := a.write(Presence{To: jid, Type: "subscribed"}); err != nil {
-		return err
-	}
 	return a.write(Presence{To: jid, Type: "subscribe"})
 }
 

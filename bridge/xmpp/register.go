@@ -244,14 +244,14 @@ func openStream(conn net.Conn, domain string) (*xml.Decoder, features, error) {
 	if err != nil {
 		return nil, f, err
 	}
-	if start.Name.Space != nsStreams || start.Name.Local != "stream" {
+	if start.Name.Space != streamsNS || start.Name.Local != "stream" {
 		return nil, f, fmt.Errorf("not an XMPP stream: <%s>", start.Name.Local)
 	}
 	start, err = nextStart(dec)
 	if err != nil {
 		return nil, f, err
 	}
-	if start.Name.Space == nsStreams && start.Name.Local == "error" {
+	if start.Name.Space == streamsNS && start.Name.Local == "error" {
 		var se struct {
 			Inner string `xml:",innerxml"`
 		}
@@ -307,7 +307,7 @@ func (r *Registration) request(ctx context.Context, typ string, payload []byte) 
 		if err != nil {
 			return nil, r.streamErr(ctx, err)
 		}
-		if start.Name.Space == nsStreams && start.Name.Local == "error" {
+		if start.Name.Space == streamsNS && start.Name.Local == "error" {
 			var se struct {
 				Inner string `xml:",innerxml"`
 			}
