@@ -139,7 +139,7 @@ func TestSetup(t *testing.T) {
 		// doctor agrees, but for WhatsApp: the simulated phone linked the
 		// simulator, which keeps no device in the state file. (The clock
 		// of a test machine may be unsynchronised: a warning.)
-		out, _ := m.sh("waxmpp doctor --json")
+		out, _ := m.sh("waxmpp doctor --json 2>/dev/null")
 		var res struct {
 			Findings []struct{ Check, Status, Message string }
 		}
