@@ -5,6 +5,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,5 +322,59 @@ func TestSetupTerminalCtrlC(t *testing.T) {
 	afterPW, _ := os.ReadFile(e.credential)
 	if !bytes.Equal(before, after) || !bytes.Equal(beforePW, afterPW) {
 		t.Fatalf("Ctrl-C changed the config:\n%s\n---\n%s", before, after)
+	}
+}
+
+// TestSetupTerminalCaptcha: in a terminal the CAPTCHA is a web address;
+// the person opens it, reads the picture and types the text.
+func TestSetupTerminalCaptcha(t *testing.T) {
+	e := newTermEnv(t, pt.Options{Kind: pt.Ejabberd, Registration: pt.RegisterCaptcha, NoShaper: true})
+	s := startScreen(t, simBinary(t), e.args...)
+	s.expect(`Your address, such as me@example.org: `, 20*time.Second)
+	s.typeLine("owner@" + pt.Domain)
+	s.expect(`Choose \[1\]: `, 10*time.Second)
+	s.typeLine("1")
+	url := s.expect(`(https://127\.0\.0\.1:\d+/captcha/\S+)`, 20*time.Second)[1]
+	// The person opens the page: it shows the picture.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: e.srv.TLSConfig()}, Timeout: 10 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.HasPrefix(body, []byte("\x89PNG")) {
+		t.Fatalf("%s: %s, not a picture", url, resp.Status)
+	}
+	answers := e.srv.CaptchaAnswers()
+	s.expect(`Enter the text you see \(required\): `, 5*time.Second)
+	s.typeLine(answers[len(answers)-1])
+	s.expect(`press Enter to skip`, 30*time.Second)
+	s.typeLine("")
+	s.expect(`Choose \[1\]: `, 10*time.Second)
+	s.typeLine("3")
+	s.expect(`(?i)write /pair to owner\.whatsapp@`+pt.Domain, 30*time.Second)
+	if code := s.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestSetupScript: no terminal, every answer a flag: --register creates
+// the bot account on the owner's server; WhatsApp is left for /pair.
+func TestSetupScript(t *testing.T) {
+	e := newTermEnv(t, pt.Options{Registration: pt.RegisterOpen})
+	out, err := exec.Command(simBinary(t), append(e.args, "--owner", "owner@"+pt.Domain, "--register")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "write /pair to owner.whatsapp@"+pt.Domain) {
+		t.Fatalf("setup --register: %v\n%s", err, out)
+	}
+	cfg, _ := os.ReadFile(e.cfg)
+	if !strings.Contains(string(cfg), "jid = 'owner.whatsapp@"+pt.Domain+"'") {
+		t.Fatalf("config:\n%s", cfg)
+	}
+	// A question no flag answers, and nobody to ask: it says which flag.
+	f := newTermEnv(t, pt.Options{})
+	out, err = exec.Command(simBinary(t), f.args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "give it as a flag") {
+		t.Fatalf("setup without a terminal or flags: %v\n%s", err, out)
 	}
 }

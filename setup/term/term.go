@@ -156,7 +156,7 @@ func (t *ui) heading(s setup.State, text string) {
 // ask reads one answer, offering def on an empty line.
 func (t *ui) ask(ctx context.Context, prompt, def string) (string, error) {
 	if !t.o.Interactive {
-		return "", &errNeedsPerson{prompt}
+		return "", &errNeedsPerson{strings.ToLower(strings.TrimSpace(prompt))}
 	}
 	if def != "" {
 		fmt.Fprintf(t.w, "%s [%s]: ", prompt, def)
@@ -176,7 +176,7 @@ func (t *ui) ask(ctx context.Context, prompt, def string) (string, error) {
 // askSecret reads an answer without echo on a terminal.
 func (t *ui) askSecret(ctx context.Context, prompt string) (string, error) {
 	if !t.o.Interactive {
-		return "", &errNeedsPerson{prompt}
+		return "", &errNeedsPerson{strings.ToLower(strings.TrimSpace(prompt))}
 	}
 	fmt.Fprintf(t.w, "%s (not shown): ", prompt)
 	restore := noEcho(t.o.Fd)
@@ -199,6 +199,12 @@ func (t *ui) owner(ctx context.Context, s setup.State) error {
 	t.heading(s, "1. Your XMPP address: the account you chat from (Conversations, Dino, Gajim, Monal …).")
 	t.problem(s)
 	addr, ok := t.flag("owner", t.o.Answers.Owner)
+	if !ok && !t.o.Interactive {
+		if s.Problem != "" {
+			return errors.New("setup: " + s.Problem)
+		}
+		return &errNeedsPerson{"your XMPP address (--owner)"}
+	}
 	if !ok {
 		var err error
 		if addr, err = t.ask(ctx, "   Your address, such as me@example.org", s.Owner); err != nil {
@@ -242,6 +248,12 @@ func (t *ui) bot(ctx context.Context, s setup.State) error {
 			}
 			return ignoreProblem(t.f.UseAccount(ctx, a.Bot, pw))
 		}
+	}
+	if !t.o.Interactive {
+		if s.Problem != "" {
+			return errors.New("setup: " + s.Problem)
+		}
+		return &errNeedsPerson{"the bot account (--jid with --password-file, or --register)"}
 	}
 	t.say("   1) Create a new account %s@%s (the password is made up and kept by waxmpp)", s.Name, s.Server)
 	t.say("   2) Create a new account with another name, or on another server")

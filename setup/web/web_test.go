@@ -264,3 +264,29 @@ func TestCodeLimitsAndCSRF(t *testing.T) {
 		t.Errorf("headers %v", resp.Header)
 	}
 }
+
+// TestWebCaptcha: ejabberd asks for a CAPTCHA; the page shows the
+// picture; a wrong answer brings a new one, the right one the account.
+func TestWebCaptcha(t *testing.T) {
+	e := newEnv(t, pt.Options{Kind: pt.Ejabberd, Registration: pt.RegisterCaptcha, NoShaper: true})
+	ctx := browser(t, 1000, 900, false)
+	e.enterCode(ctx)
+	run(t, ctx, "the owner", chromedp.SendKeys("#owner-addr", "owner@"+pt.Domain), chromedp.Submit("#owner-addr"), chromedp.WaitVisible("#bot"))
+	run(t, ctx, "create", chromedp.SetValue("#bot-name", "capbot"), chromedp.Submit("#bot-name"), chromedp.WaitVisible("#captcha"))
+	get(t, ctx, "the picture", chromedp.Poll[bool](`document.getElementById("captcha").complete && document.getElementById("captcha").naturalWidth > 50`, chromedp.WithPollingTimeout(10*time.Second)))
+	shot(t, ctx, "captcha-01")
+	first := get(t, ctx, "the picture", chromedp.AttributeValue("#captcha", "src")).Value
+	run(t, ctx, "a wrong answer", chromedp.SendKeys("#f-ocr", "nope"), chromedp.Submit("#f-ocr"), chromedp.WaitVisible("#problem"))
+	if p := text(t, ctx, "#problem"); !strings.Contains(p, "not right") {
+		t.Fatalf("wrong answer: %q", p)
+	}
+	if src := get(t, ctx, "the new picture", chromedp.AttributeValue("#captcha", "src")).Value; src == first {
+		t.Fatal("the same picture after a wrong answer")
+	}
+	shot(t, ctx, "captcha-02-wrong")
+	answers := e.srv.CaptchaAnswers()
+	run(t, ctx, "the right answer", chromedp.SetValue("#f-ocr", answers[len(answers)-1]), chromedp.Submit("#f-ocr"), chromedp.WaitVisible("#subscribe"))
+	if s := e.flow.State(); s.Bot != "capbot@"+pt.Domain || !s.Created {
+		t.Fatalf("after the CAPTCHA: %+v", s)
+	}
+}
