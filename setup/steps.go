@@ -103,8 +103,8 @@ func suggestName(local string) string {
 // URI's scheme and query.
 func cleanJID(s string) string {
 	s = strings.TrimSpace(s)
-	if rest, ok := strings.CutPrefix(strings.ToLower(s), "xmpp:"); ok {
-		s = s[len(s)-len(rest):]
+	if len(s) >= 5 && strings.EqualFold(s[:5], "xmpp:") {
+		s = s[5:]
 		if u, err := url.PathUnescape(s); err == nil {
 			s = u
 		}
