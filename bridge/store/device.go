@@ -137,8 +137,19 @@ func (db *DB) Devices(log waLog.Logger) *Devices {
 func (c *Devices) init() error {
 	c.initOnce.Do(func() {
 		// A read-only file (waxmpp doctor, setup looking at the link) is
-		// read as it is: a file that Open ever wrote has the buckets.
-		if !c.db.opts.ReadOnly {
+		// read as it is: a file that Open ever wrote has the buckets. A
+		// writable one has them since Open: no write transaction for a
+		// container made later (the bridge's /status checks make one
+		// every 30 minutes; an idle bridge writes nothing).
+		if c.db.opts.ReadOnly {
+			return
+		}
+		exists := false
+		c.db.bolt.View(func(tx *bolt.Tx) error {
+			exists = tx.Bucket(bktDevice) != nil
+			return nil
+		})
+		if !exists {
 			c.initErr = c.db.bolt.Update(c.db.initDevice)
 		}
 	})

@@ -640,3 +640,22 @@ func TestReadOnlyDevices(t *testing.T) {
 		t.Fatalf("read-only GetAllDevices: %d devices, %v", len(devs), err)
 	}
 }
+
+// TestDevicesWriteNothing: a device container made on an open file (the
+// bridge's /status checks make one) reads without a write transaction;
+// before, its first use committed one, which an idle bridge must not.
+func TestDevicesWriteNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "waxmpp.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var meta [2]uint64
+	db.bolt.View(func(tx *bolt.Tx) error { meta[0] = uint64(tx.ID()); return nil })
+	db.Devices(nil).GetAllDevices(context.Background())
+	db.bolt.View(func(tx *bolt.Tx) error { meta[1] = uint64(tx.ID()); return nil })
+	if meta[0] != meta[1] {
+		t.Errorf("reading the devices committed a transaction (txid %d → %d)", meta[0], meta[1])
+	}
+}
