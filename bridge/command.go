@@ -47,6 +47,9 @@ const helpText = `Commands (also as ad-hoc commands in your client):
 /cancel — drop held messages
 /room <chat> — give a chat a room of its own; /room <chat> off moves it back
 /rooms — the chats that have rooms
+/invite <chat> — invite a friend or a group to XMPP (/invite text shows the message)
+/moved <chat> <address> — note that a friend is on XMPP now
+/invites — who was invited, and who is on XMPP
 Reply to a message to answer in its chat. Plain text goes to the current chat only when no other chat wrote since; otherwise I ask. //text sends "/text".`
 
 // command runs one command, typed in the chat or as an XEP-0050 ad-hoc
@@ -81,6 +84,12 @@ func (c *Core) command(ctx context.Context, name, args string) string {
 		return c.cmdLogout(ctx, args)
 	case "cancel":
 		return c.cmdCancel()
+	case "invite":
+		return c.cmdInvite(ctx, args)
+	case "moved":
+		return c.cmdMoved(args)
+	case "invites":
+		return c.cmdInvites()
 	case "room":
 		return c.cmdRoom(ctx, args)
 	case "rooms":
@@ -129,6 +138,14 @@ func (c *Core) cmdChats(filter string) string {
 	}
 	cur, _ := c.currentChat()
 	now := c.now()
+	onXMPP := map[string]bool{}
+	if invs, err := c.st.Invites(); err != nil {
+		c.log.Warn("list invitations", "err", err)
+	} else {
+		for _, inv := range invs {
+			onXMPP[inv.Chat] = inv.Address != ""
+		}
+	}
 	f := strings.ToLower(filter)
 	var lines []string
 	total := 0
@@ -154,6 +171,9 @@ func (c *Core) cmdChats(filter string) string {
 		}
 		if muted(ch, now) {
 			l += " (muted " + formatUntil(ch.MutedUntil, now) + ")"
+		}
+		if onXMPP[ch.ID] {
+			l += " (on XMPP)"
 		}
 		lines = append(lines, l)
 	}

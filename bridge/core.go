@@ -32,6 +32,7 @@ type Store interface {
 	SetRoute(id string) error
 	Blob(name string) ([]byte, bool, error)
 	PutBlob(name string, v []byte) error
+	InviteStore
 }
 
 // CoreConfig is what NewCore needs.
@@ -66,8 +67,10 @@ type CoreConfig struct {
 	// clients is an iOS client that plays no Opus, VoiceAACAlways or
 	// VoiceAACNever.
 	VoiceAAC string
-	Log      *slog.Logger
-	Version  string
+	// Invite is what /invite sends (invite.go).
+	Invite  InviteConfig
+	Log     *slog.Logger
+	Version string
 	// Doctor gives /status the health checks' findings (findings.go);
 	// nil: /status has none.
 	Doctor Doctor
@@ -104,6 +107,9 @@ type Core struct {
 	autoAt     time.Time               // [rooms] auto waits until then after a failure that may pass
 	elsewhere  bool                    // the owner's last text went to another chat than the current one
 	collect    *[]string               // while set, say collects lines here instead of sending them
+	cmdID      string                  // while a command typed in the chat runs: the owner's message id
+
+	invites [3]inviteText // the invitation's templates, by inviteKind (invite.go)
 
 	// unacked are WhatsApp events handled but not yet acknowledged: they
 	// changed names or history anchors, which are saved in batches
@@ -228,6 +234,10 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	var err error
+	if c.cfg.Invite, c.invites, err = inviteSetup(cfg.Invite); err != nil {
+		return nil, err
 	}
 	if b, ok, err := cfg.Store.Blob(settingPeople); err != nil {
 		return nil, fmt.Errorf("bridge: core: %w", err)

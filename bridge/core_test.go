@@ -56,6 +56,7 @@ type fakeWA struct {
 	box     inbox[bridge.Event]    // delivered events, until Handled
 	locIDs  []string               // the ids locations were sent with
 	media   *fakeMedia             // media_test.go; nil: no media
+	textIDs []string               // the ids texts were sent with
 }
 
 func (f *fakeWA) log(format string, a ...any) {
@@ -82,6 +83,9 @@ func (f *fakeWA) SendText(_ context.Context, chat bridge.ChatID, text string, o 
 		reply = " reply=" + o.ReplyTo.ID
 	}
 	f.log("SendText %s %q%s", chat, text, reply)
+	f.mu.Lock()
+	f.textIDs = append(f.textIDs, o.ID)
+	f.mu.Unlock()
 	id := o.ID
 	if id == "" {
 		f.mu.Lock()
@@ -285,7 +289,8 @@ type harness struct {
 	// rooms and roomsAuto go to the core's config (rooms_test.go).
 	rooms     bridge.Rooms
 	roomsAuto bool
-	doctor    bridge.Doctor // CoreConfig.Doctor (findings_test.go)
+	doctor    bridge.Doctor       // CoreConfig.Doctor (findings_test.go)
+	invite    bridge.InviteConfig // what /invite sends
 }
 
 func newHarness(t *testing.T) *harness {
@@ -296,7 +301,8 @@ func newHarness(t *testing.T) *harness {
 // newHarnessWith is newHarness with some fields set before the core starts.
 func newHarnessWith(t *testing.T, set func(*harness)) *harness {
 	t.Helper()
-	h := &harness{t: t, path: filepath.Join(t.TempDir(), "w.db"), wa: &fakeWA{lookup: map[string]bridge.UserID{"+493333": carol}}, x: &fakeXMPP{}, clock: t0}
+	h := &harness{t: t, path: filepath.Join(t.TempDir(), "w.db"), wa: &fakeWA{lookup: map[string]bridge.UserID{"+493333": carol}}, x: &fakeXMPP{}, clock: t0,
+		invite: bridge.InviteConfig{Address: "me@example.org"}}
 	if set != nil {
 		set(h)
 	}
@@ -332,7 +338,7 @@ func (h *harness) start() {
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds, Rooms: h.rooms, RoomsAuto: h.roomsAuto,
 		Files: h.files, VoiceAAC: h.aac, Doctor: h.doctor,
-		Version: "1.2.3", Now: h.now, QR: qr.PNG, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Version: "1.2.3", Now: h.now, QR: qr.PNG, Invite: h.invite, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		h.t.Fatal(err)

@@ -246,10 +246,44 @@
 //	/cancel                  drop held messages
 //	/room <chat> [off]       give a chat a room of its own; off moves it back
 //	/rooms                   the chats that have rooms
+//	/invite <chat> [again]   send a friend or a group your XMPP address
+//	/invite text             the invitation's text
+//	/moved <chat> <address>  note that a friend is on XMPP now (forget: undo)
+//	/invites                 who was invited when, and who moved
 //
 // Unknown commands and bad arguments get one line saying what is wrong and
 // what would work. A chat is named by its handle, its JID, its +number, or
 // its name when that is unique.
+//
+// # Bringing friends over
+//
+// The bridge is a door, not a home. /invite sends the chat a short message
+// from the owner (through WhatsApp, as the owner): that they are on XMPP,
+// the owner's address (CoreConfig.Invite) as an RFC 5122 URI with the
+// XEP-0147 query "?roster", a landing page link that opens it in an app
+// (https://conversations.im/i/ by default), and which apps to get. A group
+// gets the same, addressed to everyone; a group that has its own room gets
+// the room's address ("?join"). The text is built in, in English, German,
+// French or Spanish, or the owner's own (see invitetext.go for the
+// placeholders). The language is the config's [invite] language, else the
+// system locale's (cmd/waxmpp reads LC_ALL, LC_MESSAGES, LANG), else
+// English; the bot's own answers are English. The WhatsApp id comes from
+// the owner's message (a replay after a crash is one message), and the
+// invitation is mapped like any message the owner sent.
+//
+// Invited within the last 30 days, or moved already, /invite asks first:
+// "/invite alice again" sends anyway. /moved records the chat's XMPP
+// address; from then on /chats marks it "(on XMPP)", each new message
+// relayed from it ends with one line, "↪ on XMPP: xmpp:…?message" (a
+// group's: "?join"), which a "> " quote may include, and the next time
+// the owner writes to it through the bridge the bot offers, once, the URI
+// to write there directly. Reminders concern the chat that moved: a moved
+// person's messages in a group are relayed as they were. /invites counts
+// invited people and groups and how many of them moved ("3 of 12 invited
+// friends are on XMPP."), then lists them, latest invitation first, and
+// who moved without an invitation. Invitations and moves are kept in the
+// state file (bridge/store's invites bucket), and follow a chat merged
+// into another.
 //
 // # WhatsApp's life
 //

@@ -203,4 +203,4 @@ func (b *inbox[T]) left() []T {
 var errCrash = errors.New("store: the power went off")
 
 // writes are the Store methods that write.
-var writes = []string{"PutChat", "SetHandle", "Touch", "AddAlias", "PutMessages", "SetRoute", "PutBlob"}
+var writes = []string{"PutChat", "SetHandle", "Touch", "AddAlias", "PutMessages", "SetRoute", "PutBlob", "PutInvite"}

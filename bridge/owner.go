@@ -157,7 +157,10 @@ func (c *Core) ownerText(ctx context.Context, m draft, replyTo string) error {
 		c.say(out.Problem)
 	case actCommand:
 		name, args, _ := parseCommand(m.Body)
-		if text := c.command(ctx, name, args); text != "" {
+		c.cmdID = m.ID
+		text := c.command(ctx, name, args)
+		c.cmdID = ""
+		if text != "" {
 			c.say(text)
 		}
 	case actSend:
@@ -318,7 +321,11 @@ func (c *Core) send(ctx context.Context, m draft) error {
 	}
 	// Mapped with the time WhatsApp took it (not when the owner wrote it:
 	// a held message goes later), which the edit window counts from.
-	return c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID})
+	if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID}); err != nil {
+		return err
+	}
+	c.offerDirect(ch)
+	return nil
 }
 
 // deliver sends m to chat or, when WhatsApp cannot take it now, keeps it

@@ -233,6 +233,9 @@ func (c *Core) message(ctx context.Context, m *Message) error {
 			out.Body = lead + "> " + strings.ReplaceAll(short(quoted, 200), "\n", "\n> ") + "\n" + text
 		}
 	}
+	if !m.History && !m.Ref.FromMe {
+		out.Body += c.reminder(ch) // the chat moved to XMPP
+	}
 	if m.History {
 		out.Delay = m.Time
 	} else if err := c.spoke(ChatID(ch.ID)); err != nil {

@@ -308,7 +308,7 @@ func splitQuote(body string) (quote, rest string, ok bool) {
 // carries the quoted message's text), and with XEP-0393 markers and
 // whitespace folded.
 func matchQuote(quote string, recent []MsgLink) ([]ChatID, *MsgLink) {
-	q := normQuote(stripHeader(dropQuoteLines(quote)))
+	q := normQuote(stripHeader(dropQuoteLines(dropReminder(quote))))
 	if q == "" {
 		return nil, nil
 	}

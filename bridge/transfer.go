@@ -731,6 +731,9 @@ func (c *Core) relayLine(ch Chat, m *Message, k MessageKey, replace, id, text st
 		return err
 	}
 	body := c.headerIn(room, ch, m.Ref) + text
+	if !m.History && !m.Ref.FromMe {
+		body += c.reminder(ch) // the chat moved to XMPP (invite.go)
+	}
 	out := Outgoing{ID: id, Body: body, Markable: true, Room: room}
 	if replace != "" {
 		out = Outgoing{Replace: replace, Body: body, Room: room}
@@ -782,6 +785,9 @@ func (c *Core) relayFile(ch Chat, m *Message, k MessageKey, replace, url string)
 		return err
 	}
 	line := Outgoing{ID: relayID(k), Body: c.headerIn(room, ch, m.Ref) + text, Markable: true, Room: room}
+	if !m.History && !m.Ref.FromMe {
+		line.Body += c.reminder(ch) // the chat moved to XMPP (invite.go)
+	}
 	if replace != "" {
 		line = Outgoing{Replace: replace, Body: line.Body, Room: room}
 	}

@@ -350,6 +350,9 @@ func addAlias(tx *bolt.Tx, id, alias string) error {
 		if err := chats.Delete([]byte(from)); err != nil {
 			return err
 		}
+		if err := mergeInvite(tx, from, id); err != nil {
+			return err
+		}
 		if err := chats.Put([]byte(id), encodeChat(target)); err != nil {
 			return err
 		}

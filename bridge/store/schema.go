@@ -21,6 +21,7 @@ var (
 	bucketHandles  = []byte("handles")  // handle → chat id (never deleted: handles are not reused)
 	bucketMessages = []byte("messages") // generation → bucket (see msgmap.go)
 	bucketSettings = []byte("settings") // name → setting record
+	// bucketInvites (invites.go, from version 5): chat id → invite record
 )
 
 var keySchema = []byte("schema")
@@ -55,6 +56,9 @@ var migrations = []func(tx *bolt.Tx) error{
 	// msgmap.go). Nothing to convert; the version tells an older waxmpp,
 	// which cannot read those records, that the file is newer.
 	func(*bolt.Tx) error { return nil },
+	// 4 → 5: invitations and moves to XMPP (/invite, /moved) get a bucket
+	// of their own (invites.go).
+	func(tx *bolt.Tx) error { return createBuckets(tx, bucketInvites) },
 }
 
 // ErrTooNew is returned by Open for a file written by a newer waxmpp.
