@@ -19,11 +19,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"waxmpp/bridge"
 )
 
 // ErrNotConfigured means waxmpp has no usable configuration yet: the config
@@ -45,6 +49,7 @@ type Config struct {
 	Store    Store    `toml:"store,omitempty"`
 	Media    Media    `toml:"media,omitempty"`
 	Log      Log      `toml:"log,omitempty"`
+	Invite   Invite   `toml:"invite,omitempty"`
 }
 
 // XMPP is the [xmpp] table: the bot account and how to reach its server.
@@ -142,6 +147,58 @@ type Log struct {
 	Format string `toml:"format,omitempty"`
 }
 
+// Invite is the [invite] table: what /invite sends a WhatsApp friend to
+// bring them over to XMPP (see package bridge's invitetext.go for the
+// placeholders).
+type Invite struct {
+	// Language is the language of the built-in invitation: en, de, fr or
+	// es. Empty (the default) follows the system's locale, as LC_ALL,
+	// LC_MESSAGES and LANG say in that order (under systemd, the locale
+	// localectl sets), and English where it names none of them: see Lang.
+	Language string `toml:"language,omitempty"`
+	// Text replaces the built-in invitation to a person: plain text with
+	// {name}, {address}, {uri} and {link}; it must name the address with
+	// one of the last three. Empty: the built-in text in Language.
+	Text string `toml:"text,omitempty"`
+	// GroupText replaces the built-in invitation to a group (your address,
+	// to everyone in it), as Text.
+	GroupText string `toml:"group_text,omitempty"`
+	// RoomText replaces the built-in invitation to a group that has its
+	// own room (/room): the room's address, as Text.
+	RoomText string `toml:"room_text,omitempty"`
+	// Link is the landing page invitations link to, as a base the address
+	// is added to: as the last path segment ("https://conversations.im/i/"
+	// gives https://conversations.im/i/me@example.org), or after a base
+	// ending in "#" as the URI without "xmpp:" ("https://xmpp.link/#"
+	// gives https://xmpp.link/#me@example.org?roster). https only.
+	// Default https://conversations.im/i/.
+	Link string `toml:"link,omitempty"`
+	// RoomLink is Link for a room. Default https://conversations.im/j/.
+	RoomLink string `toml:"room_link,omitempty"`
+}
+
+// Lang is the language of the built-in invitation: Language, or else the
+// first of LC_ALL, LC_MESSAGES and LANG that getenv finds set (POSIX's
+// order) when it names one of the languages ("de_DE.UTF-8" is de), else
+// English.
+func (i Invite) Lang(getenv func(string) string) string {
+	if i.Language != "" {
+		return i.Language
+	}
+	for _, v := range []string{"LC_ALL", "LC_MESSAGES", "LANG"} {
+		loc := getenv(v)
+		if loc == "" {
+			continue
+		}
+		lang := strings.ToLower(loc[:strings.IndexFunc(loc+"_", func(r rune) bool { return r == '_' || r == '.' || r == '@' || r == '-' })])
+		if slices.Contains(bridge.InviteLanguages, lang) {
+			return lang
+		}
+		break
+	}
+	return "en"
+}
+
 // Duration is a time.Duration that the file writes as a Go duration string
 // in quotes ("60s", "2160h"). A bare integer is refused: it would be
 // nanoseconds, never what a person means.
@@ -213,6 +270,10 @@ func Default() Config {
 		Log: Log{
 			Level:  "info",
 			Format: "text",
+		},
+		Invite: Invite{
+			Link:     bridge.DefaultInviteLink,
+			RoomLink: bridge.DefaultRoomLink,
 		},
 	}
 }
@@ -356,6 +417,24 @@ func (c Config) Validate() error {
 	default:
 		bad("log.format", "%q is not a format; want text or json", c.Log.Format)
 	}
+
+	in := c.Invite
+	if in.Language != "" && !slices.Contains(bridge.InviteLanguages, in.Language) {
+		bad("invite.language", "%q is not a language of the invitation; want en, de, fr or es, or leave it out to follow the system's locale", in.Language)
+	}
+	for _, t := range []struct{ field, text string }{{"invite.text", in.Text}, {"invite.group_text", in.GroupText}, {"invite.room_text", in.RoomText}} {
+		if t.text == "" {
+			continue
+		}
+		if err := bridge.CheckInviteText(t.text); err != nil {
+			bad(t.field, "%v", err)
+		}
+	}
+	for _, l := range []struct{ field, link, example string }{{"invite.link", in.Link, bridge.DefaultInviteLink}, {"invite.room_link", in.RoomLink, bridge.DefaultRoomLink}} {
+		if p := checkLanding(l.link); p != "" {
+			bad(l.field, "%s; want an https address ending in / or #, such as %q", p, l.example)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -398,6 +477,14 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("log",
 			"level", r.Log.Level,
 			"format", r.Log.Format,
+		),
+		slog.Group("invite",
+			"language", r.Invite.Language,
+			"own_text", r.Invite.Text != "",
+			"own_group_text", r.Invite.GroupText != "",
+			"own_room_text", r.Invite.RoomText != "",
+			"link", r.Invite.Link,
+			"room_link", r.Invite.RoomLink,
 		),
 	)
 }
@@ -518,6 +605,33 @@ func checkResource(s string) string {
 		if unicode.IsControl(r) {
 			return fmt.Sprintf("%q contains a control character", s)
 		}
+	}
+	return ""
+}
+
+// checkLanding returns what is wrong with s as the base of an invitation's
+// landing link, or "".
+func checkLanding(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case !strings.HasSuffix(s, "/") && !strings.HasSuffix(s, "#"):
+		return fmt.Sprintf("%q does not end in / or #, so the address would not be a part of its own", s)
+	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		return fmt.Sprintf("%q contains spaces or characters beyond ASCII", s)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%q is not a URL", s)
+	case u.Scheme != "https":
+		return fmt.Sprintf("%q is not an https address", s)
+	case u.Host == "" || u.User != nil:
+		return fmt.Sprintf("%q names no host", s)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Sprintf("%q has a query (?…)", s)
+	case u.Fragment != "":
+		return fmt.Sprintf("%q has a fragment after its #", s)
 	}
 	return ""
 }

@@ -134,9 +134,10 @@ format = "json"
 			Server: "[::1]:5223", CAFile: "ca.pem", Resource: "pi", Rate: 500, Burst: 4096,
 			PingInterval: Duration(5 * time.Second), PingTimeout: Duration(time.Second),
 		},
-		Store: Store{Path: "state/w.db", Retention: Duration(24 * time.Hour)},
-		Media: Media{MaxSize: 2048, Timeout: Duration(30 * time.Second), VoiceAAC: "always"},
-		Log:   Log{Level: "debug", Format: "json"},
+		Store:  Store{Path: "state/w.db", Retention: Duration(24 * time.Hour)},
+		Media:  Media{MaxSize: 2048, Timeout: Duration(30 * time.Second), VoiceAAC: "always"},
+		Log:    Log{Level: "debug", Format: "json"},
+		Invite: Default().Invite,
 	}
 	if got != want {
 		t.Errorf("got  %+v\nwant %+v", got, want)

@@ -28,6 +28,8 @@ func TestWriteRoundTrip(t *testing.T) {
 		Store: Store{Path: "/srv/waxmpp/state.db", Retention: Duration(24 * time.Hour)},
 		Media: Media{MaxSize: 1 << 30, Timeout: Duration(time.Hour), VoiceAAC: "never"},
 		Log:   Log{Level: "debug", Format: "json"},
+		Invite: Invite{Language: "fr", Text: "Salut {name} !\nAjoute-moi : {link}\n", GroupText: "Salut tout le monde : {uri}", RoomText: "Viens : {uri}",
+			Link: "https://xmpp.link/#", RoomLink: "https://xmpp.link/#"},
 	}
 	tests := []struct {
 		name    string
