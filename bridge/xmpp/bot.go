@@ -212,6 +212,9 @@ var adhocCommands = []adhocCommand{
 	{"status", "Status", ""},
 	{"pair", "Link WhatsApp", "+number for a link code (optional)"},
 	{"logout", "Unlink WhatsApp", ""},
+	{"invite", "Invite to XMPP", "Chat (add \"again\" to send once more), or \"text\" to see the message"},
+	{"moved", "A friend moved to XMPP", "Chat and their XMPP address"},
+	{"invites", "Invitations", ""},
 }
 
 // adhoc holds the sessions of multi-step commands (the form step).

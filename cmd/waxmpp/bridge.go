@@ -92,6 +92,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		QR:       qr.PNG,
 		Files:    files,
 		VoiceAAC: m.Config.Media.VoiceAAC,
+		Invite:   inviteConfig(m.Config, m.Getenv),
 		Log:      log.With("component", "core"),
 		Version:  version,
 		Doctor:   checks,
@@ -119,6 +120,21 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 	})
 	part(gctx, "checks", func(ctx context.Context) error { checks.run(ctx); return nil })
 	return bridgeResult(ctx, g.Wait(), cfg.JID)
+}
+
+// inviteConfig is what /invite sends: the [invite] table, in the language
+// it or the environment (the system's locale, under systemd) names, with
+// the owner's address.
+func inviteConfig(c config.Config, getenv func(string) string) bridge.InviteConfig {
+	return bridge.InviteConfig{
+		Address:   c.XMPP.Owner,
+		Lang:      c.Invite.Lang(getenv),
+		Text:      c.Invite.Text,
+		GroupText: c.Invite.GroupText,
+		RoomText:  c.Invite.RoomText,
+		Link:      c.Invite.Link,
+		RoomLink:  c.Invite.RoomLink,
+	}
 }
 
 // newSession makes the XMPP session of the bot account in cfg, its outbox
