@@ -49,6 +49,7 @@ func decodeInvite(key, v []byte) (Invite, error) {
 	n := d.uint()
 	if n > maxInviteTimes {
 		d.fail(fmt.Sprintf("%d invitation times", n))
+		n = 0
 	}
 	for range n {
 		if t := d.time(); d.err == "" {
