@@ -101,6 +101,16 @@ func (f *fakeWA) RequestMediaRetry(_ context.Context, ref bridge.MsgRef, m *brid
 	return nil
 }
 
+// waitLog waits until the core's log has a line containing want.
+func (h *harness) waitLog(want string) {
+	h.t.Helper()
+	for end := time.Now().Add(20 * time.Second); !strings.Contains(h.log.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			h.t.Fatalf("no log line with %q:\n%s", want, h.log.String())
+		}
+	}
+}
+
 func (h *mediaHarness) downloads() int {
 	h.wm.mu.Lock()
 	defer h.wm.mu.Unlock()
@@ -332,19 +342,20 @@ func TestMediaFailures(t *testing.T) {
 		h.send(m)
 		// Tried again, then told: the download failing is a passing
 		// failure, so it takes the retries (30 s apart) in the clock.
+		// The core schedules the next try from its clock when its loop
+		// takes the failed download's result, which is after the fake
+		// counted the download: the clock moves on only once the
+		// retry is scheduled, or the try would fall due a tick late.
 		for try := 1; try < 4; try++ {
-			deadline := time.Now().Add(5 * time.Second)
-			for h.downloads() < try && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			h.waitLog(fmt.Sprintf(`msg="transfer failed; trying again" err="download from WhatsApp: no such media" try=%d`, try))
 			h.advance(2 * time.Minute) // the next try is due at the next tick
 		}
 		got := h.waitSent(1)
 		if b := got[0].Body; !strings.Contains(b, "could not be relayed: the download from WhatsApp failed. Open it on your phone.") || !strings.Contains(b, "look") {
 			t.Errorf("line %q", b)
 		}
-		if h.wm.downloads != 4 {
-			t.Errorf("%d downloads, want 4 tries", h.wm.downloads)
+		if n := h.downloads(); n != 4 {
+			t.Errorf("%d downloads, want 4 tries", n)
 		}
 		h.leftTemp()
 	})
