@@ -621,12 +621,14 @@ func (c *Core) transferred(r transferResult) {
 	}
 	it := l[0]
 	if r.err != nil && passing(r.err) && it.Tries+1 < maxTransferTries && ctx.Err() == nil {
-		c.log.Info("transfer failed; trying again", "err", r.err, "try", it.Tries+1)
 		c.xf.lanes[r.key][0].Tries++
 		if err := c.saveLane(r.key); err != nil {
 			c.log.Error("lanes", "err", err)
 		}
 		c.xf.retryAt[r.key] = c.now().Add(time.Duration(it.Tries+1) * 30 * time.Second)
+		// Logged once the next try is scheduled (tests move their clock
+		// on when they read it).
+		c.log.Info("transfer failed; trying again", "err", r.err, "try", it.Tries+1)
 		return
 	}
 	var err error
