@@ -217,6 +217,18 @@ var adhocCommands = []adhocCommand{
 	{"invites", "Invitations", ""},
 }
 
+// adhocConfirms are the commands whose form asks a yes-or-no question
+// first (a boolean field "confirm", XEP-0004): what they do cannot be
+// undone from the bot conversation. Confirmed, the core gets the command
+// with the argument "yes", as if the owner had sent "/logout yes";
+// otherwise nothing reaches the core.
+var adhocConfirms = map[string]string{
+	"logout": "Unlink waxmpp from your WhatsApp? Nothing is relayed until you pair again.",
+}
+
+// notConfirmed is the note of a confirmation form submitted unticked.
+const notConfirmed = "Nothing was done."
+
 // adhoc holds the sessions of multi-step commands (the form step).
 type adhoc struct {
 	mu       sync.Mutex
@@ -249,7 +261,8 @@ func (s *Session) commandItems(iq *InIQ) IQ {
 }
 
 // command serves one XEP-0050 request from the owner. A command that takes
-// arguments first returns a one-field form; the submitted form (or a
+// arguments first returns a one-field form, one that asks for confirmation
+// (adhocConfirms) a form with that question; the submitted form (or a
 // command without arguments) is handed to the core, whose text answer
 // comes back as a note. It never blocks the reader: the core's answer is
 // awaited on a goroutine that ends with the link or after a timeout.
@@ -274,7 +287,8 @@ func (s *Session) command(ctx context.Context, iq *InIQ) (IQ, bool) {
 		return commandResult(iq, p.Node, p.SessionID, "canceled", "", ""), true
 	}
 	args := ""
-	if spec.args != "" {
+	question, confirm := adhocConfirms[spec.name]
+	if spec.args != "" || confirm {
 		s.adhoc.mu.Lock()
 		started := p.SessionID != "" && s.adhoc.sessions[p.SessionID] == p.Node
 		delete(s.adhoc.sessions, p.SessionID)
@@ -288,13 +302,28 @@ func (s *Session) command(ctx context.Context, iq *InIQ) (IQ, bool) {
 			}
 			s.adhoc.sessions[id] = p.Node
 			s.adhoc.mu.Unlock()
+			if confirm {
+				return confirmForm(iq, spec, id, question), true
+			}
 			return commandForm(iq, spec, id), true
 		}
 		s.adhoc.mu.Unlock()
+		yes := false
 		for _, f := range p.Form.Fields {
 			if f.Var == "args" && len(f.Values) > 0 {
 				args = strings.Join(f.Values, " ")
 			}
+			if f.Var == "confirm" && len(f.Values) == 1 {
+				// XEP-0004 §3.3: a boolean is "1" or "true" for yes.
+				v := strings.TrimSpace(f.Values[0])
+				yes = v == "1" || v == "true"
+			}
+		}
+		if confirm {
+			if !yes {
+				return commandResult(iq, p.Node, p.SessionID, "completed", "info", notConfirmed), true
+			}
+			args = "yes"
 		}
 	}
 	if s.cmds == nil {
@@ -341,6 +370,26 @@ func commandForm(iq *InIQ, spec *adhocCommand, sid string) IQ {
 	w.open("x", NSDataForms, "type", "form")
 	w.elem("title", "", spec.title)
 	w.open("field", "", "var", "args", "type", "text-single", "label", spec.args)
+	w.close()
+	w.close()
+	w.close()
+	return IQ{ID: iq.ID, To: iq.From, Type: "result", Payload: Inner{w.bytes()}}
+}
+
+// confirmForm asks the owner to confirm a command: one boolean field,
+// unticked, which must be ticked for the command to run.
+func confirmForm(iq *InIQ, spec *adhocCommand, sid, question string) IQ {
+	var w writer
+	w.open("command", NSCommands, "node", spec.name, "sessionid", sid, "status", "executing")
+	w.open("actions", "", "execute", "complete")
+	w.empty("complete", "")
+	w.close()
+	w.open("x", NSDataForms, "type", "form")
+	w.elem("title", "", spec.title)
+	w.elem("instructions", "", question)
+	w.open("field", "", "var", "confirm", "type", "boolean", "label", "Yes, "+strings.ToLower(spec.title))
+	w.empty("required", "")
+	w.elem("value", "", "0")
 	w.close()
 	w.close()
 	w.close()

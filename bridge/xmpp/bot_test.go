@@ -117,6 +117,48 @@ func TestAdhocCommands(t *testing.T) {
 		if c := <-got; c.Name != "to" || c.Args != "alice" {
 			t.Fatalf("second command %+v, want to alice", c)
 		}
+		// Logout asks first: a boolean field, unticked; submitted so,
+		// nothing reaches the core; ticked, the core unlinks.
+		logout := func(id, value string) *pt.Elem {
+			t.Helper()
+			owner.Send("<iq type='set' id='" + id + "a' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='logout' action='execute'/></iq>")
+			form := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == id+"a" }).Child(NSCommands, "command")
+			x := form.Child(NSDataForms, "x")
+			if form == nil || form.Attr("status") != "executing" || x == nil {
+				t.Fatalf("logout: want a form, got %v", form)
+			}
+			f := x.Child("", "field")
+			if f == nil || f.Attr("var") != "confirm" || f.Attr("type") != "boolean" || f.Child("", "required") == nil || f.Child("", "value") == nil || f.Child("", "value").Text != "0" {
+				t.Fatalf("logout form %s, want a required boolean field confirm, unticked", x)
+			}
+			if in := x.Child("", "instructions"); in == nil || !strings.Contains(in.Text, "Unlink") {
+				t.Errorf("logout form %s: the question is missing", x)
+			}
+			owner.Send(fmt.Sprintf("<iq type='set' id='%sb' to='%s'><command xmlns='http://jabber.org/protocol/commands' node='logout' sessionid='%s' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='confirm'><value>%s</value></field></x></command></iq>", id, full, form.Attr("sessionid"), value))
+			done := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == id+"b" }).Child(NSCommands, "command")
+			if done == nil || done.Attr("status") != "completed" || done.Child("", "note") == nil {
+				t.Fatalf("logout answered %v", done)
+			}
+			return done.Child("", "note")
+		}
+		if note := logout("l1", "0"); note.Text != notConfirmed {
+			t.Errorf("logout unticked: note %q, want %q", note.Text, notConfirmed)
+		}
+		if note := logout("l2", "false"); note.Text != notConfirmed {
+			t.Errorf("logout false: note %q, want %q", note.Text, notConfirmed)
+		}
+		if note := logout("l3", "1"); note.Text != "ran logout yes" {
+			t.Errorf("logout ticked: note %q, want the core's answer", note.Text)
+		}
+		if c := <-got; c.Name != "logout" || c.Args != "yes" {
+			t.Fatalf("third command %+v, want logout yes (an unticked form reached the core)", c)
+		}
+		if note := logout("l4", "true"); note.Text != "ran logout yes" {
+			t.Errorf("logout true: note %q, want the core's answer", note.Text)
+		}
+		if c := <-got; c.Name != "logout" || c.Args != "yes" {
+			t.Fatalf("fourth command %+v, want logout yes", c)
+		}
 		// Unknown node.
 		owner.Send("<iq type='set' id='c4' to='" + full + "'><command xmlns='http://jabber.org/protocol/commands' node='rm-rf' action='execute'/></iq>")
 		if r := owner.Next(t, 5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "c4" }); r.Attr("type") != "error" {
