@@ -492,3 +492,22 @@ func TestRegistrationRedirect(t *testing.T) {
 		t.Fatalf("redirect: %v, %+v", err, s)
 	}
 }
+
+// TestPasskeyAdvice: when WhatsApp asks for the passkey, the advice is the
+// way of linking not used (WhatsApp asks per way; the QR code cannot be
+// the cure after scanning it), and never this page or a terminal.
+func TestPasskeyAdvice(t *testing.T) {
+	msg := "WhatsApp asked to confirm this link with your passkey, which only WhatsApp's own apps and web site can answer"
+	byQR, byPhone := pairFailure(msg, false), pairFailure(msg, true)
+	if !strings.Contains(byQR, "phone number instead") || strings.Contains(byQR, "QR code") {
+		t.Errorf("after a QR code: %q", byQR)
+	}
+	if !strings.Contains(byPhone, "scanning the QR code") || strings.Contains(byPhone, "phone number instead") {
+		t.Errorf("after a link code: %q", byPhone)
+	}
+	for _, s := range []string{byQR, byPhone} {
+		if strings.Contains(s, "setup page") || !strings.Contains(s, "only WhatsApp's own apps") {
+			t.Errorf("advice %q", s)
+		}
+	}
+}

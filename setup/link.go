@@ -228,7 +228,7 @@ func (f *Flow) linkTask(ctx context.Context, wa WhatsApp, db *store.DB, phone bo
 				f.mu.Unlock()
 			case *bridge.PairResult:
 				if !e.OK {
-					f.linkEnded(pairFailure(e.Err))
+					f.linkEnded(pairFailure(e.Err, phone))
 					return
 				}
 				linked = e
@@ -260,16 +260,23 @@ func (f *Flow) linkTask(ctx context.Context, wa WhatsApp, db *store.DB, phone bo
 // assertion for whatsapp.com can only be made on a whatsapp.com page: a
 // browser refuses any other page's request for that relying party (the
 // WebAuthn rule that the rpId be the page's own domain or a suffix of it),
-// so neither this page nor a terminal can answer.
-const passkeyNote = "WhatsApp asks to confirm this link with your passkey. Only WhatsApp's own apps and web site can do that; link by scanning the QR code with the phone instead."
+// so neither this page nor a terminal can answer. WhatsApp chooses when to
+// ask, per way of linking: the advice is the other way.
+func passkeyNote(phone bool) string {
+	const asks = "WhatsApp asks to confirm this link with your passkey, which only WhatsApp's own apps and web site can do. "
+	if phone {
+		return asks + "Link by scanning the QR code with the phone instead."
+	}
+	return asks + "Link with the phone number instead (WhatsApp on the phone: Link a device, Link with phone number instead)."
+}
 
 // pairFailure words a failed attempt for the person.
-func pairFailure(msg string) string {
+func pairFailure(msg string, phone bool) string {
 	switch {
 	case msg == "":
 		return "Linking did not finish. Try again."
 	case strings.Contains(msg, "passkey"):
-		return passkeyNote
+		return passkeyNote(phone)
 	case strings.Contains(msg, "in time"):
 		return "The code expired before it was used (" + msg + "). Get a new one and scan or type it within a minute or two."
 	}

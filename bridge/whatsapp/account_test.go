@@ -572,7 +572,7 @@ func TestPasskey(t *testing.T) {
 	t.Run("no browser", func(t *testing.T) {
 		h, _ := start(t, false)
 		r, ok := h.next().(*bridge.PairResult)
-		if !ok || r.OK || !strings.Contains(r.Err, "passkey") || !strings.Contains(r.Err, "setup page") ||
+		if !ok || r.OK || !strings.Contains(r.Err, "passkey") || strings.Contains(r.Err, "setup page") ||
 			!strings.Contains(r.Err, "code instead") || strings.Contains(r.Err, "QR code instead") {
 			t.Errorf("got %+v", r)
 		}

@@ -170,12 +170,14 @@
 // passkey: whatsmeow (at the pinned version) supports the whole exchange
 // (PairPasskeyRequest with WebAuthn request options for relying party
 // whatsapp.com, SendPasskeyResponse, the confirmation). Only a browser can
-// produce the assertion, and only on a whatsapp.com page (WebAuthn binds
-// it to the relying party). With Config.Passkeys (the web setup page) the
-// adapter sends the request as PairCode.Passkey (JSON) and waits for
-// AnswerPasskey with the assertion; without it (the terminal, the bot
-// conversation) the attempt ends with advice: the setup page, or the
-// other way of linking (WhatsApp chooses when to ask).
+// produce the assertion, and only on a whatsapp.com page: WebAuthn binds
+// it to the relying party, so waxmpp's own setup page cannot answer either
+// (setup/web's TestPasskeyNotFromThisPage shows Chromium refusing it).
+// Config.Passkeys (the request goes out as PairCode.Passkey, JSON, and the
+// attempt waits for AnswerPasskey with the assertion) is for a front end
+// that can get an assertion made on such a page; none of waxmpp's does, so
+// the attempt ends with advice: the other way of linking (WhatsApp chooses
+// per way of linking when to ask).
 //
 // # Try it with your phone
 //
@@ -203,7 +205,8 @@
 // "international form" (the number needs + and the country code),
 // "could not reach WhatsApp" (the network), "too many were asked for"
 // (wait, or use the QR code), "asked to confirm this link with your
-// passkey" (the setup page in a browser, or the other way of linking).
+// passkey" (the other way of linking: a link code after a QR code, a QR
+// code after a link code).
 //
 // # Seen and inferred
 //

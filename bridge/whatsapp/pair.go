@@ -268,7 +268,7 @@ func passkeyAdvice(num string) string {
 	if num != "" {
 		other = "link by scanning the QR code instead (/pair without a number, or waxmpp pair)"
 	}
-	return "WhatsApp asked to confirm this link with your passkey, which needs a web browser: use waxmpp's setup page, or " + other
+	return "WhatsApp asked to confirm this link with your passkey, which only WhatsApp's own apps and web site can answer: " + other
 }
 
 // linkCodeRefused says why WhatsApp gave no link code.
