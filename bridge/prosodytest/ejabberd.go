@@ -345,7 +345,7 @@ sql_database: "{{.Dir}}/spool/archive.db"
 acl:
   admin:
      user:
-       - ""
+       - "{{with .Opts.Admin}}{{.}}@` + Domain + `{{end}}"
   local:
     user_regexp: ""
   loopback:
@@ -418,18 +418,21 @@ modules:
     assume_mam_usage: true
     default: always
 {{- end}}
+{{- if ne .Opts.Rooms 1}}
   mod_muc:
+    host: "conference.` + Domain + `"
     access:
       - allow
     access_admin:
       - allow: admin
-    access_create: muc_create
+    access_create: {{if eq .Opts.Rooms 2}}configure{{else}}muc_create{{end}}
     access_persistent: muc_create
     access_mam:
       - allow
     default_room_options:
       mam: true
   mod_muc_admin: {}
+{{- end}}
   mod_offline:
     access_max_user_messages: max_user_offline_messages
   mod_ping: {}

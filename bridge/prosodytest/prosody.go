@@ -125,6 +125,8 @@ allow_registration = true
 additional_registration_fields = { "email+"; "name" }
 {{- end}}
 modules_disabled = { "s2s" }
+{{if .Opts.Admin}}admins = { "{{.Opts.Admin}}@` + Domain + `" }
+{{end}}
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }
 {{end}}
 VirtualHost "` + Domain + `"
@@ -132,8 +134,11 @@ Component "upload.` + Domain + `" "http_file_share"
 	http_host = "127.0.0.1"
 	http_file_share_size_limit = {{.Opts.UploadLimit}}
 	http_file_share_daily_quota = {{.Opts.UploadLimit}}0
-Component "conference.` + Domain + `" "muc"
-`))
+{{if ne .Opts.Rooms 1}}Component "conference.` + Domain + `" "muc"
+	modules_enabled = { "muc_mam" }
+	muc_log_by_default = true
+{{if eq .Opts.Rooms 2}}	restrict_room_creation = true
+{{end}}{{end}}`))
 
 func (p *prosody) writeConfig(tb testing.TB) {
 	s := p.s

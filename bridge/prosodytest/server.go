@@ -86,6 +86,16 @@ type Options struct {
 	UploadLimit int64
 	// Registration is how in-band registration (XEP-0077) is set up.
 	Registration Registration
+	// Rooms is how the server offers group chats (XEP-0045): RoomsOpen
+	// (the zero value: a MUC service, with an archive of each room,
+	// where every local user may create rooms), NoRooms (no MUC service
+	// at all), or RoomsRestricted (a MUC service that refuses to create
+	// rooms for anyone but the server's admins).
+	Rooms RoomPolicy
+	// Admin, when set, is an account of Accounts made the server's admin:
+	// it may enter and reconfigure any room (the stranger "the server
+	// lets in").
+	Admin string
 }
 
 // Registration is a server's in-band registration (XEP-0077) setting.
@@ -121,6 +131,19 @@ func (s *Server) CaptchaAnswers() []string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "captcha-answers"))
 	return strings.Fields(string(b))
 }
+
+// RoomPolicy is how a test server offers group chats.
+type RoomPolicy int
+
+const (
+	RoomsOpen RoomPolicy = iota
+	NoRooms
+	RoomsRestricted
+)
+
+// MUC is the JID of the servers' group chat service (when Options.Rooms
+// offers one).
+const MUC = "conference." + Domain
 
 // Server is one running server.
 type Server struct {
