@@ -40,7 +40,17 @@ func (b *Bot) Run(ctx context.Context) error {
 	for {
 		select {
 		case m := <-b.s.Inbound():
-			ev := OwnerEvent(m, archiveID(m, b.s.bare), time.Now())
+			by := b.s.bare
+			if m.Room != "" {
+				by = m.Room // in a room, the room's archive names it
+			}
+			ev := OwnerEvent(m, archiveID(m, by), time.Now())
+			select {
+			case b.owner <- ev:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case ev := <-b.s.notes:
 			select {
 			case b.owner <- ev:
 			case <-ctx.Done():
@@ -59,12 +69,15 @@ func (b *Bot) Run(ctx context.Context) error {
 // chat state wins. A stanza with none of them is an OwnerOther, so that it
 // is acknowledged in order all the same.
 func OwnerEvent(m *Inbound, archive string, now time.Time) bridge.OwnerEvent {
-	meta := bridge.OwnerMeta{ID: m.OriginID, Time: now, Archive: archive}
+	meta := bridge.OwnerMeta{ID: m.OriginID, Time: now, Archive: archive, Room: m.Room}
 	if meta.ID == "" {
 		meta.ID = m.ID
 	}
 	if m.Delay != nil && !m.Delay.Stamp.IsZero() {
 		meta.Time = m.Delay.Stamp
+	}
+	if m.Echo {
+		return &bridge.RoomEcho{OwnerMeta: meta}
 	}
 	body := ""
 	if m.HasBody {
@@ -148,6 +161,49 @@ func message(o bridge.Outgoing) Message {
 	if !o.Delay.IsZero() {
 		m.Delay = &Delay{Stamp: o.Delay}
 	}
+	if o.Room != "" {
+		m.To, m.Type = o.Room, "groupchat"
+	}
+	return m
+}
+
+// roomMessage converts an Outgoing to a room: a message the core names by
+// the bot's own id (the room's copy had not reached the core yet) is named
+// by the room's id where the session has seen that copy. Corrections name
+// the bot's own id.
+//
+// Where the room's copy has not come back yet either (the core sent a
+// deletion, a reaction or a marker right after the message), the stanza
+// goes now, naming the bot's id, and again once the copy tells the
+// room's id (Session.fixLater). A reply is not sent twice: its fallback
+// quote tells what it answers.
+func (b *Bot) roomMessage(o bridge.Outgoing) Message {
+	m := message(o)
+	if o.Room == "" {
+		return m
+	}
+	m.To, m.Type = o.Room, "groupchat"
+	if m.Reply != nil {
+		m.Reply.ID = b.s.inRoom(o.Room, m.Reply.ID)
+	}
+	if m.Reactions != nil {
+		id := m.Reactions.ID
+		if m.Reactions.ID = b.s.inRoom(o.Room, id); m.Reactions.ID == id {
+			b.s.fixLater(o.Room, id, fixup{m: m, durable: true, set: func(m *Message, rid string) {
+				m.Reactions = &Reactions{ID: rid, Emojis: m.Reactions.Emojis}
+			}})
+		}
+	}
+	if id := m.Retract; id != "" {
+		if m.Retract = b.s.inRoom(o.Room, id); m.Retract == id {
+			b.s.fixLater(o.Room, id, fixup{m: m, durable: true, set: func(m *Message, rid string) { m.Retract = rid }})
+		}
+	}
+	if id := m.Displayed; id != "" {
+		if m.Displayed = b.s.inRoom(o.Room, id); m.Displayed == id {
+			b.s.fixLater(o.Room, id, fixup{m: m, set: func(m *Message, rid string) { m.Displayed = rid }})
+		}
+	}
 	return m
 }
 
@@ -155,19 +211,48 @@ func message(o bridge.Outgoing) Message {
 func (b *Bot) Send(msgs ...bridge.Outgoing) ([]string, error) {
 	ms := make([]Message, len(msgs))
 	for i, o := range msgs {
-		ms[i] = message(o)
+		ms[i] = b.roomMessage(o)
 		if ms[i].Reply != nil {
 			ms[i].Reply.To = b.s.cfg.JID
+			if o.Room != "" {
+				ms[i].Reply.To = o.Room
+			}
 		}
 	}
 	return b.s.SendBatch(ms)
 }
 
 // SendNow sends without queueing (bridge.XMPP).
-func (b *Bot) SendNow(o bridge.Outgoing) error { return b.s.SendNow(message(o)) }
+func (b *Bot) SendNow(o bridge.Outgoing) error { return b.s.SendNow(b.roomMessage(o)) }
 
 // Handled records that the core has dealt with m (bridge.XMPP).
-func (b *Bot) Handled(m bridge.OwnerEvent) { b.s.handled(m.Meta().Archive) }
+func (b *Bot) Handled(m bridge.OwnerEvent) {
+	switch m.(type) {
+	case *bridge.RoomStranger, *bridge.RoomGone:
+		return // notices of the session's own, not stanzas to acknowledge
+	}
+	if room := m.Meta().Room; room != "" {
+		b.s.roomHandled(room, m.Meta().Archive)
+		return
+	}
+	b.s.handled(m.Meta().Archive)
+	b.s.saveRoomCursors()
+}
+
+// CreateRoom creates a room for a chat (bridge.Rooms).
+func (b *Bot) CreateRoom(ctx context.Context, r bridge.Room, invite string) (bridge.Room, error) {
+	return b.s.CreateRoom(ctx, r, invite)
+}
+
+// DestroyRoom destroys one of the bot's rooms (bridge.Rooms).
+func (b *Bot) DestroyRoom(ctx context.Context, jid, reason string) error {
+	return b.s.DestroyRoom(ctx, jid, reason)
+}
+
+// SetRooms says which rooms the bot is in (bridge.Rooms).
+func (b *Bot) SetRooms(rooms []bridge.Room) { b.s.SetRooms(rooms) }
+
+var _ bridge.Rooms = (*Bot)(nil)
 
 // SetPresence sets the bot's presence (bridge.XMPP).
 func (b *Bot) SetPresence(show, status string) { b.s.SetPresence(show, status) }
@@ -215,6 +300,8 @@ var adhocCommands = []adhocCommand{
 	{"invite", "Invite to XMPP", "Chat (add \"again\" to send once more), or \"text\" to see the message"},
 	{"moved", "A friend moved to XMPP", "Chat and their XMPP address"},
 	{"invites", "Invitations", ""},
+	{"room", "Give a chat its own room", "Chat (add off to move it back)"},
+	{"rooms", "List the rooms", ""},
 }
 
 // adhocConfirms are the commands whose form asks a yes-or-no question

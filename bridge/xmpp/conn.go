@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,16 @@ type conn struct {
 	done  chan struct{} // closed when the link is over
 	sm    *smState      // XEP-0198 counts
 	seq   uint64        // the number of the stanza being routed (reader only)
+	// gate is closed once the bot is in its rooms again (setupRooms):
+	// until then the writer sends nothing of the outbox, which may hold
+	// messages to rooms; a room drops what comes before the join.
+	gate     chan struct{}
+	gateOnce sync.Once
+}
+
+// openGate lets the writer send the outbox.
+func (c *conn) openGate() {
+	c.gateOnce.Do(func() { close(c.gate) })
 }
 
 // serve runs one link until it fails or ctx ends. The link is never reused:
@@ -31,7 +42,7 @@ type conn struct {
 // that lost a stanza mid-way cannot be trusted).
 func (s *Session) serve(ctx context.Context, l *link, from string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
-	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{}),
+	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{}), gate: make(chan struct{}),
 		sm: &smState{pending: map[uint64]bool{}}}
 	s.smOn.Store(false)
 	s.mu.Lock()
@@ -65,6 +76,7 @@ func (s *Session) serve(ctx context.Context, l *link, from string) error {
 	s.mu.Lock()
 	s.cur = nil
 	s.mu.Unlock()
+	s.linkDown(c)
 	close(c.done)
 	s.connected.Store(false)
 	// Closing the socket unblocks the reader and the writer; a polite
@@ -99,6 +111,12 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 	}
 	if err := s.sendCtrl(ctx, c, s.presence()); err != nil {
 		return err
+	}
+	// Into the rooms before anything goes to one (the gate).
+	roomsFrom := s.setupRooms(ctx, c)
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 	res, err := s.iq(ctx, IQ{Type: "get", Payload: rosterQuery{}})
 	if err != nil {
@@ -135,6 +153,7 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 		// Not fatal: live messages still flow; say what may be missing.
 		s.log.Warn("archive catch-up failed", "err", err)
 	}
+	s.catchUpRooms(ctx, roomsFrom)
 	return nil
 }
 

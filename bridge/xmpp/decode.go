@@ -121,6 +121,14 @@ type Inbound struct {
 	// Archived is set for a message forwarded from a message archive
 	// (XEP-0313 result); the fields above describe the archived message.
 	Archived *Archived
+
+	// MUC is the muc#user <x/> of a message from a room (XEP-0045).
+	MUC *MUCUser
+	// Room and Echo are set by the session for a message that came
+	// through one of the bot's rooms: the room's bare JID, and whether it
+	// is the room's copy of the bot's own message.
+	Room string
+	Echo bool
 }
 
 // BodyWithoutFallback returns Body without the parts marked as fallback for
@@ -171,6 +179,7 @@ type InPresence struct {
 	Priority int
 	Caps     *Caps // XEP-0115
 	Error    *StanzaError
+	MUC      *MUCUser // XEP-0045 muc#user, from a room
 }
 
 // InIQ is a received <iq/>. The session unmarshals the payload it handles

@@ -111,4 +111,36 @@
 //     the PUT streams from an io.Reader to https only (http only on
 //     loopback), with the slot's Authorization, Cookie and Expires headers
 //     and no redirects.
+//   - Rooms (XEP-0045, muc.go; the core's bridge.Rooms): the MUC service
+//     is the disco item with identity conference/text and the muc
+//     feature. A room is created under a random name ("wa-" and 12 hex
+//     digits; a name that exists already is someone else's and is left
+//     alone), configured from the form the server offers (only the fields
+//     it offers are sent: ejabberd refuses a whole form for one unknown
+//     field) as members-only, non-anonymous, persistent, hidden and
+//     archived, no invitations by others, no private messages; the owner
+//     is made a member and invited (XEP-0249). Prosody says "not-allowed"
+//     where room creation is restricted, ejabberd "forbidden"; a server
+//     without a MUC service is told as bridge.ErrNoRooms.
+//   - Into the rooms first: at each login the bot joins every room with
+//     <history maxstanzas='0'/> (nothing is replayed as new), and the
+//     writer sends nothing of the outbox until the joins are answered
+//     (conn.gate): a room drops a message from someone not in it, and the
+//     ping would confirm it all the same. Then each room's archive is
+//     replayed from its own cursor (RoomCursors), as the bot's own archive
+//     is; a room made anew by the server (its data lost: status 201 at a
+//     rejoin) is configured, its owner invited again, and replayed from
+//     its start.
+//   - Who is who in a room: the room shows real JIDs (non-anonymous), in
+//     presences and in its archive; live messages are told by the
+//     occupant's nick. The owner's messages go to the core with the room's
+//     id (stanza-id by the room); the room's copies of the bot's own
+//     messages tell the core that id (bridge.RoomEcho); what the core
+//     sends before that names the bot's id, and deletions, reactions and
+//     markers go again under the room's id once the copy comes (fixups).
+//     Everyone else is dropped and told to the core once per run
+//     (bridge.RoomStranger). A settings or affiliation change (status
+//     104, 170-174) and every join bring a check that sets the settings
+//     back and takes anyone else's affiliation away. Destroyed, banned or
+//     removed: bridge.RoomGone; kicked: joined again.
 package xmpp

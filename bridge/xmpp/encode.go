@@ -175,7 +175,9 @@ func EncodeMessage(m Message) ([]byte, error) {
 		w.empty("received", NSReceipts, "id", m.Receipt)
 	}
 	if m.Request && body != "" && m.Retract == "" {
-		w.empty("request", NSReceipts)
+		if typ != "groupchat" { // XEP-0184 §5.3: no receipts in rooms
+			w.empty("request", NSReceipts)
+		}
 		w.empty("markable", NSMarkers)
 	}
 	if m.Displayed != "" {

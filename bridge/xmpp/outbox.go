@@ -188,6 +188,11 @@ func (w *outWriter) urgent(ctx context.Context) (bool, error) {
 // stanzas and ping results. It reports false when the outbox has nothing
 // left to write.
 func (w *outWriter) drain(ctx context.Context) (bool, error) {
+	select {
+	case <-w.c.gate:
+	default:
+		return false, nil // not in the rooms yet (conn.gate)
+	}
 	items, err := w.s.cfg.Outbox.Peek(w.written, 32)
 	if err != nil {
 		return false, fmt.Errorf("xmpp: read outbox: %w", err)

@@ -65,6 +65,10 @@ func (p *msgParts) child(m *Inbound, c *node, ns string) {
 		p.reference(m, c)
 	case NSReceipts, NSMarkers, NSChatStates:
 		signal(m, c)
+	case NSMUCUser:
+		if c.name.Local == "x" {
+			m.MUC = parseMUCUser(c)
+		}
 	case NSOOB:
 		if c.name.Local == "x" {
 			o := &OOB{}
@@ -260,6 +264,8 @@ func parsePresence(n *node) *InPresence {
 			}
 		case c.name.Space == ns && c.name.Local == "error":
 			p.Error = parseError(c)
+		case c.name.Space == NSMUCUser && c.name.Local == "x":
+			p.MUC = parseMUCUser(c)
 		case c.name.Space == NSCaps && c.name.Local == "c":
 			p.Caps = &Caps{Hash: Clean(c.attr("hash")), Node: Clean(c.attr("node")), Ver: Clean(c.attr("ver"))}
 		}

@@ -134,6 +134,9 @@ func (s *Session) routeIQ(ctx context.Context, c *conn, iq *InIQ) error {
 
 func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) error {
 	from := bareJID(p.From)
+	if s.isRoom(from) {
+		return s.routeRoomPresence(ctx, p) // muc.go
+	}
 	switch {
 	case from == s.bare:
 		return nil // our own other resources, or our own presence reflected
@@ -160,6 +163,9 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 }
 
 func (s *Session) routeMessage(ctx context.Context, c *conn, m *Inbound) error {
+	if room := s.roomMessage(m); room != "" {
+		return s.routeRoomMessage(ctx, c, room, m) // muc.go
+	}
 	if m.Archived != nil {
 		// Only our own archive, answering our own query, is trusted.
 		q, _ := s.mamQuery.Load().(string)

@@ -74,7 +74,8 @@ type Config struct {
 	// Held keeps, durably, messages the owner's server refused for now
 	// (see bounce.go) until they can go again; nil: kept in memory.
 	Held   Queue
-	Cursor Cursor // nil: no archive replay after a restart
+	Cursor Cursor      // nil: no archive replay after a restart
+	Rooms  RoomCursors // nil: no replay of the rooms' archives (muc.go)
 	Log    *slog.Logger
 }
 
@@ -184,8 +185,14 @@ type Session struct {
 	pacer     *pacer
 	rate, rtt atomic.Int64
 
-	smOn        atomic.Bool // the last link had XEP-0198 enabled
-	archive     atomic.Bool // the server archives the owner's messages to the bot
+	smOn    atomic.Bool // the last link had XEP-0198 enabled
+	archive atomic.Bool // the server archives the owner's messages to the bot
+	// muc is the rooms the bot is in (muc.go). notes carries notices
+	// about them to the core (Bot): someone else in a room, a room gone.
+	// Capacity 16; backpressure as in: the reader waits.
+	muc   mucState
+	notes chan bridge.OwnerEvent
+
 	connected   atomic.Bool
 	conflicts   atomic.Uint64 // links closed by the server for a resource conflict
 	dropped     atomic.Uint64 // stanzas from anyone but the owner
@@ -216,6 +223,7 @@ func New(cfg Config) (*Session, error) {
 		in:      make(chan *Inbound, 64),
 		kick:    make(chan struct{}, 1),
 		cmds:    make(chan bridge.Command, 8),
+		notes:   make(chan bridge.OwnerEvent, 16),
 		pending: make(map[string]pendingIQ),
 		show:    "away",
 		pacer:   newPacer(cfg.Rate),
@@ -311,6 +319,7 @@ func (s *Session) SetPresence(show, status string) {
 	s.show, s.status = show, status
 	s.mu.Unlock()
 	s.control(s.presence())
+	s.roomPresences()
 }
 
 func (s *Session) presence() []byte {
