@@ -48,6 +48,7 @@ type Config struct {
 	WhatsApp WhatsApp `toml:"whatsapp,omitempty"`
 	Store    Store    `toml:"store,omitempty"`
 	Media    Media    `toml:"media,omitempty"`
+	Rooms    Rooms    `toml:"rooms,omitempty"`
 	Log      Log      `toml:"log,omitempty"`
 	Invite   Invite   `toml:"invite,omitempty"`
 }
@@ -136,6 +137,14 @@ type Media struct {
 	// your online clients is Monal or Siskin, "always", or "never".
 	// Converting needs ffmpeg.
 	VoiceAAC string `toml:"voice_aac,omitempty"`
+}
+
+// Rooms is the [rooms] table: chats in group chats of their own.
+type Rooms struct {
+	// Auto gives every chat that speaks a group chat of its own (XEP-0045)
+	// on the bot's server, as /room does. Default false: chats come to
+	// the bot conversation until the owner moves one with /room.
+	Auto bool `toml:"auto,omitempty"`
 }
 
 // Log is the [log] table.
@@ -468,6 +477,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("store",
 			"path", r.Store.Path,
 			"retention", time.Duration(r.Store.Retention),
+		),
+		slog.Group("rooms",
+			"auto", r.Rooms.Auto,
 		),
 		slog.Group("media",
 			"max_size", r.Media.MaxSize,

@@ -188,6 +188,9 @@ func TestParseErrors(t *testing.T) {
 		{"rate huge", `rate = 9999999999999`, "", "xmpp.rate", "out of range"},
 		{"rate string", `rate = "8000"`, "", "xmpp.rate", "is a string; want a whole number"},
 		{"rate float", `rate = 8000.5`, "", "xmpp.rate", "is a float; want a whole number"},
+		{"rooms.auto string", "", "[rooms]\nauto = \"yes\"", "rooms.auto", "is a string; want true or false"},
+		{"rooms.auto number", "", "[rooms]\nauto = 1", "rooms.auto", "is an integer; want true or false"},
+		{"rooms unknown key", "", "[rooms]\nautp = true", "rooms.autp", "did you mean rooms.auto?"},
 		{"burst low", `burst = 4095`, "", "xmpp.burst", "from 4096"},
 		{"ping_interval low", `ping_interval = "4s"`, "", "xmpp.ping_interval", "5s to 10m0s"},
 		{"ping_interval high", `ping_interval = "11m"`, "", "xmpp.ping_interval", "5s to 10m0s"},
@@ -659,5 +662,18 @@ func TestLoadStore(t *testing.T) {
 				t.Errorf("path = %q, want %q", st.Path, want)
 			}
 		})
+	}
+}
+
+// TestRoomsAuto: [rooms] auto is off unless the file says true.
+func TestRoomsAuto(t *testing.T) {
+	for _, c := range []struct {
+		rest string
+		want bool
+	}{{"", false}, {"[rooms]\n", false}, {"[rooms]\nauto = false\n", false}, {"[rooms]\nauto = true\n", true}} {
+		cfg, err := Parse(strings.NewReader(configDoc("", c.rest)))
+		if err != nil || cfg.Rooms.Auto != c.want {
+			t.Errorf("%q: auto %v, %v; want %v", c.rest, cfg.Rooms.Auto, err, c.want)
+		}
 	}
 }

@@ -462,6 +462,8 @@ var keys = func() map[string]kind {
 				walk(name, f.Type)
 			case f.Type.Kind() == reflect.Int, f.Type.Kind() == reflect.Int64:
 				keys[name] = kindInteger
+			case f.Type.Kind() == reflect.Bool:
+				keys[name] = kindBool
 			default:
 				panic("config: field " + name + " has an unhandled type")
 			}
@@ -498,6 +500,8 @@ func typeErrors(ds defs) []*Error {
 			problem = fmt.Sprintf("is %s; want a duration in quotes, such as \"60s\" or \"2160h\"", d.kind)
 		case want == kindString:
 			problem = fmt.Sprintf("is %s; want a string in quotes", d.kind)
+		case want == kindBool:
+			problem = fmt.Sprintf("is %s; want true or false, without quotes", d.kind)
 		default:
 			problem = fmt.Sprintf("is %s; want a whole number without quotes", d.kind)
 		}
