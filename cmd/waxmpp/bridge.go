@@ -93,9 +93,13 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		Files:    files,
 		VoiceAAC: m.Config.Media.VoiceAAC,
 		Invite:   inviteConfig(m.Config, m.Getenv),
-		Log:      log.With("component", "core"),
-		Version:  version,
-		Doctor:   checks,
+		// NewCore tells the session its rooms, before sess.Run below
+		// connects: they are joined at the first login.
+		Rooms:     bot,
+		RoomsAuto: m.Config.Rooms.Auto,
+		Log:       log.With("component", "core"),
+		Version:   version,
+		Doctor:    checks,
 	})
 	if err != nil {
 		stopWA()
@@ -159,6 +163,7 @@ func newSession(cfg config.XMPP, db *store.DB, log *slog.Logger) (*xmpp.Session,
 		Outbox:       db.Queue("xmpp-out"),
 		Held:         db.Queue("xmpp-held"),
 		Cursor:       cursor{db},
+		Rooms:        roomCursors{db},
 		Log:          log,
 	})
 }
@@ -239,6 +244,23 @@ func (c cursor) LoadCursor() (string, error) {
 }
 
 func (c cursor) SaveCursor(id string) error { return store.PutSetting(c.db, cursorSetting, id) }
+
+// roomCursors keeps each room's archive cursor in the store's settings.
+type roomCursors struct{ db *store.DB }
+
+const roomCursorSetting = "xmpp.room_cursor/" // + the room's JID
+
+func (c roomCursors) LoadRoomCursor(room string) (string, error) {
+	id, _, err := store.GetSetting[string](c.db, roomCursorSetting+room)
+	return id, err
+}
+
+func (c roomCursors) SaveRoomCursor(room, id string) error {
+	if id == "" {
+		return c.db.DeleteSetting(roomCursorSetting + room)
+	}
+	return store.PutSetting(c.db, roomCursorSetting+room, id)
+}
 
 // rootCAs is the system's roots plus the PEM certificates in file.
 func rootCAs(file string) (*x509.CertPool, error) {

@@ -142,6 +142,12 @@ type envOptions struct {
 	pingInterval, pingTimeout time.Duration
 	uploadLimit               int64 // Prosody's upload size limit; 0: its harness default
 	noFFmpeg                  bool  // run the binary with a PATH that has no ffmpeg
+	// rooms is how the server offers group chats; roomsAuto is [rooms]
+	// auto; strangerAdmin makes the stranger the server's admin, who may
+	// enter any room (rooms_sim_test.go).
+	rooms         pt.RoomPolicy
+	roomsAuto     bool
+	strangerAdmin bool
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -149,7 +155,11 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	e := &simEnv{tb: tb, changed: make(chan struct{}), acked: map[string]int{}}
 	// The server: $WAXMPP_TEST_SERVER (make test runs this suite on
 	// each); its throttle only where a test asks for it.
-	e.srv = pt.Start(tb, pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit})
+	srvOpts := pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit, Rooms: o.rooms}
+	if o.strangerAdmin {
+		srvOpts.Admin = "stranger"
+	}
+	e.srv = pt.Start(tb, srvOpts)
 	e.noFFmpeg = o.noFFmpeg
 	e.owner = e.srv.Dial(tb, "owner")
 	e.bot = e.srv.JID("bot")
@@ -187,10 +197,12 @@ ping_interval = %q
 ping_timeout = %q
 [store]
 path = %q
+[rooms]
+auto = %v
 [log]
 level = "debug"
 `, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, burst,
-		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), filepath.Join(dir, "waxmpp.db"))
+		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), filepath.Join(dir, "waxmpp.db"), o.roomsAuto)
 	e.conf = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.conf, []byte(doc), 0o600); err != nil {
 		tb.Fatal(err)
