@@ -502,6 +502,9 @@ func (c *Core) groupChange(g *GroupChange) error {
 		}
 		c.indexChat(ch2)
 		c.rehandle(ch2)
+		if err := c.renameRoom(ch2); err != nil {
+			return err
+		}
 	}
 	if muted(ch, c.now()) {
 		return nil
@@ -551,6 +554,7 @@ func (c *Core) contactInfo(ci *ContactInfo) error {
 			return err
 		}
 		c.rehandle(ch2)
+		return c.renameRoom(ch2)
 	}
 	return nil
 }

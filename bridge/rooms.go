@@ -173,6 +173,26 @@ func (c *Core) noteIn(room string, ch Chat) string {
 	return noteHeader(c.chatName(ch))
 }
 
+// renameRoom gives ch's room, if it has one, the chat's name now as its
+// title (the XMPP side sets it when told: SetRooms).
+func (c *Core) renameRoom(ch Chat) error {
+	r := c.rooms[ChatID(ch.ID)]
+	if r == nil {
+		return nil
+	}
+	name := c.chatName(ch)
+	if name == r.Name {
+		return nil
+	}
+	old := r.Name
+	r.Name = name
+	if err := c.saveRooms(); err != nil {
+		r.Name = old
+		return err
+	}
+	return nil
+}
+
 // roomable reports whether ch may have a room: people and groups.
 func roomable(ch Chat) bool { return ch.Kind == Direct || ch.Kind == Group }
 

@@ -391,3 +391,31 @@ func TestRoomMedia(t *testing.T) {
 	}
 	h.leftTemp()
 }
+
+// TestRoomRename: a room's title follows its chat's name: a group's new
+// subject, a person's new name in the address book.
+func TestRoomRename(t *testing.T) {
+	h, fr := newRoomHarness(t, false)
+	h.setup()
+	h.send(msg(family, bob, "F1", "hi"), msg(alice, alice, "A1", "hi"))
+	h.say("/room family")
+	h.say("/room alice")
+	h.send(&bridge.GroupChange{Chat: family, Actor: bob, Kind: bridge.GroupSubject, Subject: "Family 🏠", Time: t0})
+	h.send(&bridge.ContactInfo{User: alice, FullName: "Alice Pleasance"})
+	h.sync()
+	fr.mu.Lock()
+	last := fr.set[len(fr.set)-1]
+	fr.mu.Unlock()
+	var names []string
+	for _, r := range last {
+		names = append(names, r.Name)
+	}
+	eq(t, "room titles", names, []string{"Family 🏠", "Alice Pleasance"})
+	h.restart()
+	fr.mu.Lock()
+	last = fr.set[len(fr.set)-1]
+	fr.mu.Unlock()
+	if len(last) != 2 || last[0].Name != "Family 🏠" {
+		t.Errorf("after a restart: %+v", last)
+	}
+}
