@@ -65,6 +65,7 @@ type mucRoom struct {
 	replaying bool              // until its archive replay on this link completed
 	handled   string            // archive id of the last handled message, not yet saved
 	checking  bool              // a lockdown check runs
+	recheck   bool              // another was asked for meanwhile: it runs next
 }
 
 // joinResult is how a join ended: the nick held and whether the room was
@@ -939,21 +940,32 @@ func (s *Session) setAffiliation(ctx context.Context, room, jid, aff string) err
 // lockdown checks that r is still private to the owner, and makes it so
 // again: its settings (someone with the right, a server admin, changed
 // them), its title, and who may be in it (only the bot and the owner).
-// One check runs per room at a time.
+// One check runs per room at a time; one asked for meanwhile runs after
+// it (the title may have changed).
 func (s *Session) lockdown(ctx context.Context, r *mucRoom) {
 	s.muc.mu.Lock()
 	if r.checking || r.gone {
+		r.recheck = r.checking
 		s.muc.mu.Unlock()
 		return
 	}
 	r.checking = true
-	name := r.Name
 	s.muc.mu.Unlock()
-	defer func() {
+	for {
+		s.check(ctx, r)
 		s.muc.mu.Lock()
-		r.checking = false
+		again := r.recheck && ctx.Err() == nil
+		r.recheck, r.checking = false, again
 		s.muc.mu.Unlock()
-	}()
+		if !again {
+			return
+		}
+	}
+}
+
+// check is one lockdown check.
+func (s *Session) check(ctx context.Context, r *mucRoom) {
+	name := s.spec(r).Name
 	res, err := s.iq(ctx, IQ{Type: "get", To: r.JID, Payload: roomQuery(NSMUCOwner, nil)})
 	if err != nil {
 		s.log.Warn("cannot read a room's settings", "room", r.JID, "err", err)

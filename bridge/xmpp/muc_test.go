@@ -222,6 +222,24 @@ func TestRoomLife(t *testing.T) {
 			}
 			joinOwner(t, owner, r.JID, "me")
 
+			// The chat's name changes: so does the room's title.
+			b.bot.SetRooms([]bridge.Room{{JID: r.JID, Nick: r.Nick, Name: "Alice L."}})
+			waitFor(t, 10*time.Second, "the new title", func() bool {
+				owner.Send(fmt.Sprintf("<iq type='get' id='rn' to='%s'><query xmlns='%s'/></iq>", r.JID, NSDiscoInfo))
+				info, err := owner.Wait(5*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "rn" })
+				if err != nil {
+					return false
+				}
+				if q := info.Child(NSDiscoInfo, "query"); q != nil {
+					for _, c := range q.Children {
+						if c.XMLName.Local == "identity" && c.Attr("name") == "Alice L." {
+							return true
+						}
+					}
+				}
+				return false
+			})
+
 			// The bot's message, and the room's copy of it.
 			ids, err := b.bot.Send(bridge.Outgoing{Body: "hello from WhatsApp", Markable: true, Room: r.JID})
 			if err != nil {
@@ -355,6 +373,17 @@ func TestRoomRejoin(t *testing.T) {
 			}
 			if _, err := NewBot(s2).Send(bridge.Outgoing{ID: "queued-1", Body: "queued while away", Room: r.JID}); err != nil {
 				t.Fatal(err)
+			}
+
+			// A stranger cannot enter, nor read the room's history.
+			stranger := srv.Dial(t, "stranger")
+			stranger.Send("<presence to='" + r.JID + "/eve'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+			if p := stranger.Next(t, 10*time.Second, func(e *pt.Elem) bool { return e.XMLName.Local == "presence" && e.Attr("from") == r.JID+"/eve" }); p.Attr("type") != "error" {
+				t.Errorf("a stranger entered the room: %s", p)
+			}
+			stranger.Send("<iq type='set' id='smam' to='" + r.JID + "'><query xmlns='urn:xmpp:mam:2' queryid='sq'/></iq>")
+			if res := stranger.Next(t, 10*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == "smam" || e.Child(NSMAM, "result") != nil }); res.Attr("type") != "error" {
+				t.Errorf("a stranger read the room's archive: %s", res)
 			}
 
 			b2 := startRoomBot(t, cfg, []bridge.Room{r})
