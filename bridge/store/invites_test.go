@@ -156,8 +156,8 @@ func TestMigrateV4(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if v, _ := db.SchemaVersion(); v != 5 || SchemaVersion < 5 {
-		t.Errorf("schema %d after Open, want 5", v)
+	if v, _ := db.SchemaVersion(); v != SchemaVersion || SchemaVersion < 5 {
+		t.Errorf("schema %d after Open, want %d", v, SchemaVersion)
 	}
 	if c, err := db.ChatByHandle("alice"); err != nil || c.Name != "Alice" {
 		t.Errorf("ChatByHandle after migration = %+v, %v", c, err)

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -22,82 +25,278 @@ type Message = bridge.MsgLink
 // MaxExcerpt is how many bytes of a message's text the map keeps.
 const MaxExcerpt = 160
 
-// The message map is split into generations of genSize messages, each a
-// bucket inside "messages" named by its 8-byte generation number:
+// The message map (from schema 6) is one bucket, "msgmap", of
 //
-//	'm' seq                     → message record
-//	'w' wa-id 0x00 seq          → (empty)  lookup by WhatsApp id
-//	'x' xmpp-id 0x00 seq        → (empty)  lookup by XMPP id (and by room id)
-//	'c' chat 0x00 seq           → (empty)  recent messages of a chat
+//	seq (8 bytes, big-endian) → message record (msgrecord.go)
 //
-// seq is the messages bucket's sequence; generation = (seq-1) / genSize.
-// Ids are random, so in one big tree a burst of 100 messages would dirty
-// ~200 random leaf pages (800 KB written). Within a generation a burst dirties
-// at most the generation's few index pages. Lookups try generations newest
-// first; pruning deletes whole generations, which frees their pages at once.
-var genSize uint64 = 128
+// seq is the bucket's sequence, so records are appended: a burst dirties
+// the last leaf page or two, not a page per message. The lookups by
+// WhatsApp id, by XMPP id and by chat are an index in memory (msgIndex),
+// built when the file is opened and kept with every write: ids are random,
+// and an index of them on disk costs a random leaf page per message and
+// id written (4 KB each on the SD card), which is what the generations of
+// schema 2 to 5 bounded, at the price of lookups that walked every
+// generation (1–2 ms at 100k messages).
+var bucketMsgmap = []byte("msgmap")
 
-const (
-	prefixMsg   = 'm'
-	prefixWA    = 'w'
-	prefixXMPP  = 'x'
-	prefixChat  = 'c'
-	msgRecordV1 = 1
-	// msgRecordV2 is a record with a room id (MsgLink.RoomID) after the
-	// time; records without one are still written as version 1.
-	msgRecordV2 = 2
-)
-
-func encodeMessage(m Message) []byte {
-	e := enc{b: make([]byte, 0, 24+len(m.WA.Chat)+len(m.WA.Sender)+len(m.WA.ID)+len(m.XMPPID)+len(m.Excerpt)+len(m.RoomID))}
-	ver := byte(msgRecordV1)
-	if m.RoomID != "" {
-		ver = msgRecordV2
-	}
-	e.b = append(e.b, ver)
-	e.str(m.WA.Chat)
-	e.str(m.WA.Sender)
-	e.str(m.WA.ID)
-	e.str(m.XMPPID)
-	e.str(m.Excerpt)
-	e.time(m.Time)
-	if ver == msgRecordV2 {
-		e.str(m.RoomID)
-	}
-	return e.b
+// msgIndex finds records by id. Its entries are hashes of ids: a lookup
+// reads the records it points to and keeps only those whose id is the one
+// asked for, so a collision costs a record read, never a wrong answer.
+// Entries change only after their transaction committed.
+type msgIndex struct {
+	mu    sync.RWMutex
+	seed  maphash.Seed
+	wa    idIndex             // WhatsApp id
+	xmpp  idIndex             // XMPP id, and room id (MsgLink.RoomID)
+	chats map[string][]uint64 // chat id as stored → its seqs, ascending
 }
 
-func decodeMessage(bucket, key, v []byte) (Message, error) {
-	d := dec{b: v}
-	ver := d.byte1()
-	if d.err == "" && ver != msgRecordV1 && ver != msgRecordV2 {
-		return Message{}, corrupt(bucket, key, fmt.Sprintf("unknown message record version %d", ver))
+// idIndex maps an id's hash to the seq of its record. A hash seen more
+// than once (the same id in two chats, or a collision) moves to dup, with
+// all of its seqs in ascending order.
+type idIndex struct {
+	one map[uint64]uint64
+	dup map[uint64][]uint64
+}
+
+func newMsgIndex() *msgIndex {
+	return &msgIndex{
+		seed:  maphash.MakeSeed(),
+		wa:    idIndex{one: map[uint64]uint64{}, dup: map[uint64][]uint64{}},
+		xmpp:  idIndex{one: map[uint64]uint64{}, dup: map[uint64][]uint64{}},
+		chats: map[string][]uint64{},
 	}
-	var m Message
-	m.WA.Chat = d.str()
-	m.WA.Sender = d.str()
-	m.WA.ID = d.str()
-	m.XMPPID = d.str()
-	m.Excerpt = d.str()
-	m.Time = d.time()
-	if ver == msgRecordV2 {
-		m.RoomID = d.str()
+}
+
+func (x *idIndex) add(h, seq uint64) {
+	if s, ok := x.dup[h]; ok {
+		x.dup[h] = insertSeq(s, seq)
+		return
+	}
+	old, ok := x.one[h]
+	if !ok {
+		x.one[h] = seq
+		return
+	}
+	if old == seq {
+		return
+	}
+	delete(x.one, h)
+	x.dup[h] = insertSeq([]uint64{old}, seq)
+}
+
+func (x *idIndex) remove(h, seq uint64) {
+	if s, ok := x.dup[h]; ok {
+		if i, found := slices.BinarySearch(s, seq); found {
+			s = slices.Delete(s, i, i+1)
+		}
+		switch len(s) {
+		case 0:
+			delete(x.dup, h)
+		case 1:
+			delete(x.dup, h)
+			x.one[h] = s[0]
+		default:
+			x.dup[h] = s
+		}
+		return
+	}
+	if x.one[h] == seq {
+		delete(x.one, h)
+	}
+}
+
+// seqs appends the seqs under h to dst, newest first.
+func (x *idIndex) seqs(dst []uint64, h uint64) []uint64 {
+	if s, ok := x.dup[h]; ok {
+		for i := len(s) - 1; i >= 0; i-- {
+			dst = append(dst, s[i])
+		}
+		return dst
+	}
+	if seq, ok := x.one[h]; ok {
+		dst = append(dst, seq)
+	}
+	return dst
+}
+
+// insertSeq adds seq to the ascending s (seqs are mostly appended).
+func insertSeq(s []uint64, seq uint64) []uint64 {
+	if len(s) == 0 || s[len(s)-1] < seq {
+		return append(s, seq)
+	}
+	i, found := slices.BinarySearch(s, seq)
+	if found {
+		return s
+	}
+	return slices.Insert(s, i, seq)
+}
+
+// Ids are indexed packed (packStr), as the records hold them: building
+// the index reads the packed fields without making strings.
+func (ix *msgIndex) hashPacked(p []byte) uint64 { return maphash.Bytes(ix.seed, p) }
+
+// hash is the index's hash of id.
+func (ix *msgIndex) hash(id string) uint64 {
+	var buf [64]byte
+	return ix.hashPacked(packStr(buf[:0], id))
+}
+
+// chatKey is the key of chat in ix.chats.
+func chatKey(chat string) string { return string(packStr(nil, chat)) }
+
+// recordIDs are a record's packed ids; nil for none.
+type recordIDs struct{ chat, wa, xmpp, room []byte }
+
+var packedEmpty, packedPending = packStr(nil, ""), packStr(nil, bridge.RoomPending)
+
+func idsOf(m Message) recordIDs {
+	r := recordIDs{chat: packStr(nil, m.WA.Chat)}
+	if m.WA.ID != "" {
+		r.wa = packStr(nil, m.WA.ID)
+	}
+	if m.XMPPID != "" {
+		r.xmpp = packStr(nil, m.XMPPID)
+	}
+	if k := roomKey(m); k != "" {
+		r.room = packStr(nil, k)
+	}
+	return r
+}
+
+// roomKey is the room id a record is also found by (MsgLink.RoomID), "" if
+// none: a room's id names the message there as the XMPP id does elsewhere
+// (replies, reactions, retractions, markers).
+func roomKey(m Message) string {
+	if m.RoomID == "" || m.RoomID == bridge.RoomPending || m.RoomID == m.XMPPID {
+		return ""
+	}
+	return m.RoomID
+}
+
+// recordIDsOf reads the ids of record v. A version 3 record is read in
+// place; the slices point into v.
+func recordIDsOf(bucket, key, v []byte) (recordIDs, error) {
+	if len(v) == 0 || v[0] != msgRecordV3 {
+		m, err := decodeMessage(bucket, key, v)
+		if err != nil {
+			return recordIDs{}, err
+		}
+		return idsOf(m), nil
+	}
+	d := dec{b: v[1:]}
+	flags := d.byte1()
+	var r recordIDs
+	r.chat = d.packedSpan()
+	if flags&(flagNoSender|flagSenderIsChat) == 0 {
+		d.packedSpan()
+	}
+	r.wa = d.packedSpan()
+	r.xmpp = d.packedSpan()
+	d.bytes()
+	if flags&flagTime != 0 {
+		d.int()
+		d.uint()
+	}
+	if flags&flagRoom != 0 {
+		r.room = d.packedSpan()
 	}
 	if d.err != "" {
-		return Message{}, corrupt(bucket, key, d.err)
+		return recordIDs{}, corrupt(bucket, key, d.err)
 	}
-	return m, nil
+	if bytes.Equal(r.wa, packedEmpty) {
+		r.wa = nil
+	}
+	if bytes.Equal(r.xmpp, packedEmpty) {
+		r.xmpp = nil
+	}
+	if bytes.Equal(r.room, packedEmpty) || bytes.Equal(r.room, packedPending) || bytes.Equal(r.room, r.xmpp) {
+		r.room = nil
+	}
+	return r, nil
 }
 
-func indexKey(prefix byte, id string, seq uint64) []byte {
-	k := make([]byte, 0, 1+len(id)+1+8)
-	k = append(k, prefix)
-	k = append(k, id...)
-	k = append(k, 0)
-	return append(k, seqKey(seq)...)
+// add indexes the record of ids under seq. The caller holds ix.mu.
+func (ix *msgIndex) add(seq uint64, ids recordIDs) {
+	if ids.wa != nil {
+		ix.wa.add(ix.hashPacked(ids.wa), seq)
+	}
+	if ids.xmpp != nil {
+		ix.xmpp.add(ix.hashPacked(ids.xmpp), seq)
+	}
+	if ids.room != nil {
+		ix.xmpp.add(ix.hashPacked(ids.room), seq)
+	}
+	if s, ok := ix.chats[string(ids.chat)]; ok {
+		ix.chats[string(ids.chat)] = insertSeq(s, seq)
+	} else {
+		ix.chats[string(ids.chat)] = []uint64{seq}
+	}
 }
 
-func msgKey(seq uint64) []byte { return append([]byte{prefixMsg}, seqKey(seq)...) }
+// remove forgets the record of ids under seq. The caller holds ix.mu.
+func (ix *msgIndex) remove(seq uint64, ids recordIDs) {
+	if ids.wa != nil {
+		ix.wa.remove(ix.hashPacked(ids.wa), seq)
+	}
+	if ids.xmpp != nil {
+		ix.xmpp.remove(ix.hashPacked(ids.xmpp), seq)
+	}
+	if ids.room != nil {
+		ix.xmpp.remove(ix.hashPacked(ids.room), seq)
+	}
+	s := ix.chats[string(ids.chat)]
+	if i, found := slices.BinarySearch(s, seq); found {
+		s = slices.Delete(s, i, i+1)
+	}
+	if len(s) == 0 {
+		delete(ix.chats, string(ids.chat))
+	} else {
+		ix.chats[string(ids.chat)] = s
+	}
+}
+
+// buildIndex reads every record of the map. A record that cannot be
+// decoded is left out: lookups cannot find it, and RecentMessages and
+// PruneMessages report it.
+func buildIndex(tx *bolt.Tx) (*msgIndex, error) {
+	ix := newMsgIndex()
+	b := tx.Bucket(bucketMsgmap)
+	if b == nil {
+		return nil, fmt.Errorf("store: bucket %s missing", bucketMsgmap)
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		seq, ok := keySeq(k)
+		if !ok {
+			continue
+		}
+		ids, err := recordIDsOf(bucketMsgmap, k, v)
+		if err != nil {
+			continue
+		}
+		ix.add(seq, ids)
+	}
+	return ix, nil
+}
+
+// index is the message index, built on first use for a read-only file
+// (Open builds it for a writable one, before any write can miss it).
+func (db *DB) index() (*msgIndex, error) {
+	db.indexOnce.Do(func() {
+		if db.msgs != nil {
+			return
+		}
+		db.indexErr = db.bolt.View(func(tx *bolt.Tx) error {
+			var err error
+			db.msgs, err = buildIndex(tx)
+			return err
+		})
+	})
+	return db.msgs, db.indexErr
+}
+
+func msgKey(seq uint64) []byte { return seqKey(seq) }
 
 // excerpt cuts s to MaxExcerpt bytes on a character boundary.
 func excerpt(s string) string {
@@ -122,133 +321,86 @@ func (db *DB) PutMessages(ms ...Message) error {
 			return fmt.Errorf("store: put message %q/%q: id contains NUL", m.WA.ID, m.XMPPID)
 		}
 	}
-	err := db.write(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketMessages)
-		var gen *bolt.Bucket
-		var genN uint64 = ^uint64(0)
-		for _, m := range ms {
-			m.Excerpt = excerpt(m.Excerpt)
-			seq, err := root.NextSequence()
+	ix, err := db.index()
+	if err != nil {
+		return fmt.Errorf("store: put messages: %w", err)
+	}
+	ms = slices.Clone(ms) // excerpts are cut in place
+	seqs := make([]uint64, 0, len(ms))
+	err = db.write(func(tx *bolt.Tx) error {
+		seqs = seqs[:0] // the group committer may run this again
+		b := tx.Bucket(bucketMsgmap)
+		// Appends only: bbolt's default 50% fill would leave every page
+		// half empty.
+		b.FillPercent = 0.95
+		for i := range ms {
+			ms[i].Excerpt = excerpt(ms[i].Excerpt)
+			seq, err := b.NextSequence()
 			if err != nil {
 				return err
 			}
-			if g := (seq - 1) / genSize; g != genN {
-				genN = g
-				if gen, err = root.CreateBucketIfNotExists(seqKey(g)); err != nil {
-					return err
-				}
-				// Messages are appended; bbolt's default 50% fill
-				// would leave every page half empty.
-				gen.FillPercent = 0.9
-			}
-			if err := gen.Put(msgKey(seq), encodeMessage(m)); err != nil {
+			if err := b.Put(msgKey(seq), encodeMessage(ms[i])); err != nil {
 				return err
 			}
-			if m.WA.ID != "" {
-				if err := gen.Put(indexKey(prefixWA, m.WA.ID, seq), nil); err != nil {
-					return err
-				}
-			}
-			if m.XMPPID != "" {
-				if err := gen.Put(indexKey(prefixXMPP, m.XMPPID, seq), nil); err != nil {
-					return err
-				}
-			}
-			// A room's id names the message there as the XMPP id does
-			// elsewhere (replies, reactions, retractions, markers).
-			if m.RoomID != "" && m.RoomID != bridge.RoomPending && m.RoomID != m.XMPPID {
-				if err := gen.Put(indexKey(prefixXMPP, m.RoomID, seq), nil); err != nil {
-					return err
-				}
-			}
-			if err := gen.Put(indexKey(prefixChat, m.WA.Chat, seq), nil); err != nil {
-				return err
-			}
+			seqs = append(seqs, seq)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: put messages: %w", err)
 	}
+	ix.mu.Lock()
+	for i, seq := range seqs {
+		ix.add(seq, idsOf(ms[i]))
+	}
+	ix.mu.Unlock()
 	return nil
 }
 
-// generations calls fn for each generation, newest first, until fn returns
-// false or an error.
-func generations(tx *bolt.Tx, fn func(name []byte, gen *bolt.Bucket) (bool, error)) error {
-	root := tx.Bucket(bucketMessages)
-	c := root.Cursor()
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
-		if v != nil {
-			return corrupt(bucketMessages, k, "not a generation bucket")
+// lookup finds the newest message indexed under id in x that match accepts
+// (has reports whether the record is one of id's).
+func (db *DB) lookup(tx *bolt.Tx, ix *msgIndex, x *idIndex, id string, has func(Message) bool, match func(Message) bool) (Message, bool, error) {
+	var buf [4]uint64
+	ix.mu.RLock()
+	seqs := x.seqs(buf[:0], ix.hash(id))
+	ix.mu.RUnlock()
+	b := tx.Bucket(bucketMsgmap)
+	for _, seq := range seqs {
+		k := msgKey(seq)
+		v := b.Get(k)
+		if v == nil {
+			continue // pruned meanwhile, or not committed in tx's view
 		}
-		more, err := fn(k, root.Bucket(k))
-		if err != nil || !more {
-			return err
+		m, err := decodeMessage(bucketMsgmap, k, v)
+		if err != nil {
+			return Message{}, false, err
+		}
+		if has(m) && match(m) {
+			return m, true, nil
 		}
 	}
-	return nil
-}
-
-// lookup finds the newest message indexed under prefix+id that match accepts.
-func lookup(tx *bolt.Tx, prefix byte, id string, match func(Message) bool) (Message, bool, error) {
-	var found Message
-	var ok bool
-	p := append(append([]byte{prefix}, id...), 0)
-	err := generations(tx, func(name []byte, gen *bolt.Bucket) (bool, error) {
-		c := gen.Cursor()
-		// Newest first: seek past the prefix and walk back.
-		end := append(append([]byte{}, p...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-		k, _ := c.Seek(end)
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, p); k, _ = c.Prev() {
-			seq, good := keySeq(k[len(p):])
-			if !good {
-				return false, corrupt(genPath(name), k, "index key without sequence")
-			}
-			mk := msgKey(seq)
-			v := gen.Get(mk)
-			if v == nil {
-				return false, corrupt(genPath(name), k, "index entry of a missing message")
-			}
-			m, err := decodeMessage(genPath(name), mk, v)
-			if err != nil {
-				return false, err
-			}
-			if match(m) {
-				found, ok = m, true
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	return found, ok, err
-}
-
-func genPath(name []byte) []byte {
-	return fmt.Appendf(nil, "%s/%x", bucketMessages, name)
+	return Message{}, false, nil
 }
 
 // MessageByWA returns the newest message with WhatsApp key k. Chat and
 // sender match through aliases; an empty k.Sender matches any sender.
 func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 	var m Message
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		chat, sender := resolve(tx, k.Chat), resolve(tx, k.Sender)
-		var ok bool
-		var err error
-		m, ok, err = lookup(tx, prefixWA, k.ID, func(m Message) bool {
-			return resolve(tx, m.WA.Chat) == chat && (k.Sender == "" || resolve(tx, m.WA.Sender) == sender)
+	ix, err := db.index()
+	if err == nil {
+		err = db.bolt.View(func(tx *bolt.Tx) error {
+			chat, sender := resolve(tx, k.Chat), resolve(tx, k.Sender)
+			var ok bool
+			var err error
+			m, ok, err = db.lookup(tx, ix, &ix.wa, k.ID, func(m Message) bool { return m.WA.ID == k.ID }, func(m Message) bool {
+				return resolve(tx, m.WA.Chat) == chat && (k.Sender == "" || resolve(tx, m.WA.Sender) == sender)
+			})
+			if err == nil && !ok {
+				err = ErrNotFound
+			}
+			return err
 		})
-		if err == nil && !ok {
-			err = ErrNotFound
-		}
-		return err
-	})
+	}
 	if err != nil {
 		return Message{}, fmt.Errorf("store: message %s/%s: %w", k.Chat, k.ID, err)
 	}
@@ -259,15 +411,18 @@ func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 // XMPP stanza id, or known by that id in its room (MsgLink.RoomID).
 func (db *DB) MessageByXMPP(id string) (Message, error) {
 	var m Message
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		var ok bool
-		var err error
-		m, ok, err = lookup(tx, prefixXMPP, id, func(Message) bool { return true })
-		if err == nil && !ok {
-			err = ErrNotFound
-		}
-		return err
-	})
+	ix, err := db.index()
+	if err == nil {
+		err = db.bolt.View(func(tx *bolt.Tx) error {
+			var ok bool
+			var err error
+			m, ok, err = db.lookup(tx, ix, &ix.xmpp, id, func(m Message) bool { return m.XMPPID == id || roomKey(m) == id }, func(Message) bool { return true })
+			if err == nil && !ok {
+				err = ErrNotFound
+			}
+			return err
+		})
+	}
 	if err != nil {
 		return Message{}, fmt.Errorf("store: message xmpp:%s: %w", id, err)
 	}
@@ -279,9 +434,21 @@ func (db *DB) MessageByXMPP(id string) (Message, error) {
 // their excerpts. An empty chat means all chats.
 func (db *DB) RecentMessages(chat string, n int) ([]Message, error) {
 	var out []Message
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		var prefixes [][]byte
-		if chat != "" {
+	ix, err := db.index()
+	if err == nil && n > 0 {
+		err = db.bolt.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketMsgmap)
+			if chat == "" {
+				c := b.Cursor()
+				for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+					m, err := decodeMessage(bucketMsgmap, k, v)
+					if err != nil {
+						return err
+					}
+					out = append(out, m)
+				}
+				return nil
+			}
 			canon := resolve(tx, chat)
 			ids := []string{canon}
 			err := tx.Bucket(bucketAliases).ForEach(func(k, v []byte) error {
@@ -293,143 +460,73 @@ func (db *DB) RecentMessages(chat string, n int) ([]Message, error) {
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
-				prefixes = append(prefixes, append(append([]byte{prefixChat}, id...), 0))
-			}
-		}
-		return generations(tx, func(name []byte, gen *bolt.Bucket) (bool, error) {
+			// The newest n of each id, merged newest first.
 			var seqs []uint64
-			if chat == "" {
-				c := gen.Cursor()
-				k, _ := c.Seek([]byte{prefixMsg + 1})
-				if k == nil {
-					k, _ = c.Last()
-				} else {
-					k, _ = c.Prev()
-				}
-				for ; k != nil && k[0] == prefixMsg && len(seqs) < n-len(out); k, _ = c.Prev() {
-					seq, ok := keySeq(k[1:])
-					if !ok {
-						return false, corrupt(genPath(name), k, "message key without sequence")
-					}
-					seqs = append(seqs, seq)
-				}
-			} else {
-				for _, p := range prefixes {
-					c := gen.Cursor()
-					k, _ := c.Seek(append(append([]byte{}, p...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
-					if k == nil {
-						k, _ = c.Last()
-					} else {
-						k, _ = c.Prev()
-					}
-					for i := 0; k != nil && bytes.HasPrefix(k, p) && i < n-len(out); k, _ = c.Prev() {
-						seq, ok := keySeq(k[len(p):])
-						if !ok {
-							return false, corrupt(genPath(name), k, "index key without sequence")
-						}
-						seqs = append(seqs, seq)
-						i++
-					}
-				}
-				sortDesc(seqs)
+			ix.mu.RLock()
+			for _, id := range ids {
+				s := ix.chats[chatKey(id)]
+				seqs = append(seqs, s[max(0, len(s)-n):]...)
 			}
+			ix.mu.RUnlock()
+			slices.Sort(seqs)
+			slices.Reverse(seqs)
 			for _, seq := range seqs {
 				if len(out) == n {
 					break
 				}
-				mk := msgKey(seq)
-				v := gen.Get(mk)
+				k := msgKey(seq)
+				v := b.Get(k)
 				if v == nil {
-					return false, corrupt(genPath(name), mk, "index entry of a missing message")
+					continue // pruned meanwhile
 				}
-				m, err := decodeMessage(genPath(name), mk, v)
+				m, err := decodeMessage(bucketMsgmap, k, v)
 				if err != nil {
-					return false, err
+					return err
 				}
 				out = append(out, m)
 			}
-			return len(out) < n, nil
+			return nil
 		})
-	})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: recent messages of %q: %w", chat, err)
 	}
 	return out, nil
 }
 
-func sortDesc(s []uint64) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] > s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
 // PruneMessages forgets messages whose Time is older than now minus
-// Options.MessageMaxAge and returns how many. A generation whose messages are
-// all old is dropped whole, which returns its pages to bbolt's freelist for
-// reuse (the file does not shrink, but stops growing).
+// Options.MessageMaxAge and returns how many. Their pages go to bbolt's
+// freelist for reuse (the file does not shrink, but stops growing).
 func (db *DB) PruneMessages(now time.Time) (int, error) {
 	cut := timeNanos(now.Add(-db.opts.MessageMaxAge))
-	var n int
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		n = 0
-		root := tx.Bucket(bucketMessages)
-		// The newest generation is still being filled: it is pruned key by
-		// key but never dropped, so its number is not reused.
-		last, _ := root.Cursor().Last()
-		var names [][]byte
-		err := root.ForEachBucket(func(k []byte) error {
-			names = append(names, k)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, name := range names {
-			gen := root.Bucket(name)
-			var old []Message
-			var oldSeqs []uint64
-			total := 0
-			c := gen.Cursor()
-			for k, v := c.Seek([]byte{prefixMsg}); k != nil && k[0] == prefixMsg; k, v = c.Next() {
-				total++
-				m, err := decodeMessage(genPath(name), k, v)
-				if err != nil {
-					return err
-				}
-				if timeNanos(m.Time) < cut {
-					seq, _ := keySeq(k[1:])
-					old = append(old, m)
-					oldSeqs = append(oldSeqs, seq)
-				}
+	ix, err := db.index()
+	if err != nil {
+		return 0, fmt.Errorf("store: prune messages: %w", err)
+	}
+	var oldSeqs []uint64
+	var old []Message
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		oldSeqs, old = nil, nil
+		b := tx.Bucket(bucketMsgmap)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			m, err := decodeMessage(bucketMsgmap, k, v)
+			if err != nil {
+				return err
 			}
-			n += len(old)
-			if len(old) == total && !bytes.Equal(name, last) {
-				if err := root.DeleteBucket(name); err != nil {
-					return err
-				}
-				continue
-			}
-			for i, m := range old {
-				seq := oldSeqs[i]
-				keys := [][]byte{msgKey(seq), indexKey(prefixChat, m.WA.Chat, seq)}
-				if m.WA.ID != "" {
-					keys = append(keys, indexKey(prefixWA, m.WA.ID, seq))
-				}
-				if m.XMPPID != "" {
-					keys = append(keys, indexKey(prefixXMPP, m.XMPPID, seq))
-				}
-				for _, k := range keys {
-					if err := gen.Delete(k); err != nil {
-						return err
-					}
-				}
+			if timeNanos(m.Time) < cut {
+				seq, _ := keySeq(k)
+				old = append(old, m)
+				oldSeqs = append(oldSeqs, seq)
 			}
 		}
-		if n == 0 {
+		if len(old) == 0 {
 			return errNothingToPrune // roll back: an idle bridge writes nothing
+		}
+		for _, seq := range oldSeqs {
+			if err := b.Delete(msgKey(seq)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -439,7 +536,12 @@ func (db *DB) PruneMessages(now time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: prune messages: %w", err)
 	}
-	return n, nil
+	ix.mu.Lock()
+	for i, seq := range oldSeqs {
+		ix.remove(seq, idsOf(old[i]))
+	}
+	ix.mu.Unlock()
+	return len(old), nil
 }
 
 // errNothingToPrune rolls back a prune that found nothing old: a bbolt

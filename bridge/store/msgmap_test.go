@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -111,12 +112,10 @@ func TestMessageMap(t *testing.T) {
 	}
 }
 
-// TestMessageGenerations crosses several generations: lookups find messages
-// in old generations, the newest duplicate id wins, and pruning drops old
-// generations whole and old messages in a mixed one.
-func TestMessageGenerations(t *testing.T) {
-	defer func(g uint64) { genSize = g }(genSize)
-	genSize = 8
+// TestMessageMapPrune: lookups find old messages, the newest duplicate id
+// wins, pruning forgets old messages (from the index too) and the
+// sequence goes on after everything was pruned.
+func TestMessageMapPrune(t *testing.T) {
 	db, err := Open(t.TempDir()+"/w.db", Options{MessageMaxAge: 10 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +139,7 @@ func TestMessageGenerations(t *testing.T) {
 		t.Errorf("MessageByWA(w3) = %v, %v", m.XMPPID, err)
 	}
 	if ms, _ := db.RecentMessages("c", 20); len(ms) != 20 || ms[0].WA.ID != "again" || ms[19].WA.ID != "w31" {
-		t.Errorf("RecentMessages across generations: %d, first %v last %v", len(ms), ms[0].WA.ID, ms[len(ms)-1].WA.ID)
+		t.Errorf("RecentMessages: %d, first %v last %v", len(ms), ms[0].WA.ID, ms[len(ms)-1].WA.ID)
 	}
 	// Now = t0+50h, keep 10h: messages 0..39 go.
 	n, err := db.PruneMessages(t0.Add(50 * time.Hour))
@@ -150,18 +149,26 @@ func TestMessageGenerations(t *testing.T) {
 	if n != 40 {
 		t.Errorf("pruned %d, want 40", n)
 	}
-	for i := range 50 {
-		_, err := db.MessageByXMPP(fmt.Sprint("x", i))
-		if gone := errors.Is(err, ErrNotFound); gone != (i < 40 && i != 7) {
-			t.Errorf("x%d: not found = %v after prune", i, gone)
+	for round := range 2 {
+		if round == 1 {
+			db = reopen(t, db)
 		}
-	}
-	var gens int
-	db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMessages).ForEachBucket(func([]byte) error { gens++; return nil })
-	})
-	if gens != 2 { // 40..47 and the partly filled 48..50
-		t.Errorf("%d generations left, want 2", gens)
+		for i := range 50 {
+			_, err := db.MessageByXMPP(fmt.Sprint("x", i))
+			if gone := errors.Is(err, ErrNotFound); gone != (i < 40 && i != 7) {
+				t.Errorf("x%d: not found = %v after prune", i, gone)
+			}
+			_, err = db.MessageByWA(MessageKey{Chat: "c", Sender: "s", ID: fmt.Sprint("w", i)})
+			if gone := errors.Is(err, ErrNotFound); gone != (i < 40) {
+				t.Errorf("w%d: not found = %v after prune", i, gone)
+			}
+		}
+		if ms, _ := db.RecentMessages("c", 100); len(ms) != 11 {
+			t.Errorf("RecentMessages after prune: %d, want 11", len(ms))
+		}
+		if err := checkInvariants(db); err != nil {
+			t.Error(err)
+		}
 	}
 	// Prune everything, then keep writing: the sequence goes on.
 	if _, err := db.PruneMessages(t0.Add(1000 * time.Hour)); err != nil {
@@ -173,12 +180,51 @@ func TestMessageGenerations(t *testing.T) {
 	if m, err := db.MessageByXMPP("late"); err != nil || m.XMPPID != "late" {
 		t.Errorf("after pruning all: %v, %v", m, err)
 	}
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketMsgmap).Cursor().Last(); !bytes.Equal(k, seqKey(52)) {
+			t.Errorf("the message after pruning all has key %x, want seq 52", k)
+		}
+		return nil
+	})
+}
+
+// TestPackedStrings: every string reads back as it was written; the ids
+// WhatsApp and waxmpp make pack small.
+func TestPackedStrings(t *testing.T) {
+	for _, tt := range []struct {
+		s    string
+		size int // bytes packed; 0: not checked
+	}{
+		{"", 2},
+		{"4917012345678@s.whatsapp.net", 9},
+		{"120363012345678901@g.us", 11},
+		{"99887766@lid", 6},
+		{"status@broadcast", 0},
+		{"3EB0A1B2C3D4E5F60718", 12},
+		{"wa-0123456789abcdef0123", 12},
+		{"wa-", 0}, {"@lid", 0}, {"wa-xyz", 0}, {"0", 3}, {"007", 3}, {"00000000000000000000", 0},
+		{"3eb0A1", 0}, {"abc", 0}, {"8b7a0002-1c2d-4e5f-a6b7-c8d9e0f1a2b3", 0}, {"4917-1600000000@g.us", 0},
+		{"12345678901234567890123@s.whatsapp.net", 0}, {"é@lid", 0}, {"-", 0}, {"room-stanza-3", 0},
+	} {
+		b := packStr(nil, tt.s)
+		d := dec{b: b}
+		if got := d.packed(); got != tt.s || d.err != "" || len(d.b) != 0 {
+			t.Errorf("packed %q reads as %q (%s, %d left)", tt.s, got, d.err, len(d.b))
+		}
+		if tt.size != 0 && len(b) != tt.size {
+			t.Errorf("packed %q is %d bytes, want %d", tt.s, len(b), tt.size)
+		}
+	}
 }
 
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeMessage(Message{WA: MessageKey{Chat: "c", Sender: "s", ID: "i"}, XMPPID: "x", Excerpt: "hi", Time: time.Unix(5, 0)}))
 	f.Add([]byte{1})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	for _, m := range v5Messages() {
+		f.Add(encodeMessage(m))
+		f.Add(encodeMessageV2(m))
+	}
 	f.Fuzz(func(t *testing.T, v []byte) {
 		m, err := decodeMessage([]byte("messages/00"), []byte("m1"), v)
 		if err != nil {
@@ -187,17 +233,35 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			return
 		}
-		m2, err := decodeMessage(nil, nil, encodeMessage(m))
+		rec := encodeMessage(m)
+		m2, err := decodeMessage(nil, nil, rec)
 		if err != nil || m2 != m {
 			t.Fatalf("round trip: %+v, %v; want %+v", m2, err, m)
+		}
+		// The index reads a record's ids in place as a put packs them.
+		ids, err := recordIDsOf(nil, nil, rec)
+		if want := idsOf(m); err != nil || !bytes.Equal(ids.chat, want.chat) || !bytes.Equal(ids.wa, want.wa) || !bytes.Equal(ids.xmpp, want.xmpp) || !bytes.Equal(ids.room, want.room) {
+			t.Fatalf("ids of %+v read as %q, %v; want %q", m, ids, err, want)
+		}
+	})
+}
+
+func FuzzPackStr(f *testing.F) {
+	for _, s := range []string{"", "4917012345678@s.whatsapp.net", "wa-00ff", "3EB0AB", "007", "x@lid"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := dec{b: packStr(nil, s)}
+		if got := d.packed(); got != s || d.err != "" || len(d.b) != 0 {
+			t.Fatalf("packed %q reads as %q (%s, %d left)", s, got, d.err, len(d.b))
 		}
 	})
 }
 
 // TestMessageRoomID: a message in a room is found by the id the room gave
 // it as by its own XMPP id; a later record (the room's copy came back)
-// wins; records without a room id stay version 1 and read back as before;
-// the pending marker names nothing.
+// wins; records of versions 1 and 2 read back as before; the pending
+// marker names nothing.
 func TestMessageRoomID(t *testing.T) {
 	db := openTest(t)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -230,23 +294,21 @@ func TestMessageRoomID(t *testing.T) {
 	if m, err := db.MessageByXMPP("own-2"); err != nil || m.RoomID != "" {
 		t.Errorf("a message outside rooms = %+v, %v", m, err)
 	}
-	// Version 1 stays version 1; version 2 carries the room id.
 	for _, m := range []Message{{XMPPID: "a", Time: t0}, {XMPPID: "a", Time: t0, RoomID: "r"}} {
-		b := encodeMessage(m)
-		want := byte(msgRecordV1)
-		if m.RoomID != "" {
-			want = msgRecordV2
-		}
-		got, err := decodeMessage(nil, nil, b)
-		if got.Time.Equal(m.Time) {
-			got.Time = m.Time
-		}
-		if b[0] != want || err != nil || got != m {
-			t.Errorf("record of %+v: version %d, decoded %+v, %v", m, b[0], got, err)
+		for _, b := range [][]byte{encodeMessage(m), encodeMessageV2(m)} {
+			got, err := decodeMessage(nil, nil, b)
+			if got.Time.Equal(m.Time) {
+				got.Time = m.Time
+			}
+			if err != nil || got != m {
+				t.Errorf("record of %+v, version %d: decoded %+v, %v", m, b[0], got, err)
+			}
 		}
 	}
-	if _, err := decodeMessage(nil, nil, []byte{3}); err == nil {
-		t.Error("record version 3 decoded")
+	for _, bad := range [][]byte{{3}, {4}, {3, 0, 0x7c}, {3, 0, 1, 20, 1}, {3, 0, 2, 0}} {
+		if _, err := decodeMessage(nil, nil, bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("record %x decoded: %v", bad, err)
+		}
 	}
 	if err := db.PutMessages(Message{XMPPID: "b", RoomID: "r\x00"}); err == nil {
 		t.Error("a room id with NUL was stored")

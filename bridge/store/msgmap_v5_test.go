@@ -1,8 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // v5Messages are the messages in testdata/v5.db (see TestMigrateV5), in
@@ -43,4 +49,126 @@ func v5Messages() []Message {
 		Message{WA: MessageKey{Chat: lid, Sender: lid, ID: "ABCDEF0123"}, Excerpt: "under the lid", Time: t0.Add(2 * time.Hour)},
 	)
 	return ms
+}
+
+// encodeMessageV2 is a record as schema 2 to 5 wrote it: version 1, or 2
+// with a room id.
+func encodeMessageV2(m Message) []byte {
+	e := enc{}
+	ver := byte(msgRecordV1)
+	if m.RoomID != "" {
+		ver = msgRecordV2
+	}
+	e.b = append(e.b, ver)
+	e.str(m.WA.Chat)
+	e.str(m.WA.Sender)
+	e.str(m.WA.ID)
+	e.str(m.XMPPID)
+	e.str(m.Excerpt)
+	e.time(m.Time)
+	if ver == msgRecordV2 {
+		e.str(m.RoomID)
+	}
+	return e.b
+}
+
+// TestMigrateV5 opens testdata/v5.db, written by waxmpp at schema 5 (its
+// message map in generations of 8 messages, with on-disk indexes; it
+// cannot be written again, that code is gone), and checks that every
+// message is found as before, by each of its ids, in order, and that the
+// map goes on from there.
+func TestMigrateV5(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	copyFile(t, filepath.Join("testdata", "v5.db"), path)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, err := db.SchemaVersion(); v != SchemaVersion || err != nil {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMessages) != nil {
+			t.Error("the generations are still there after migration")
+		}
+		n := 0
+		tx.Bucket(bucketMsgmap).ForEach(func(k, v []byte) error {
+			n++
+			if v[0] != msgRecordV3 {
+				t.Errorf("record %x is version %d after migration", k, v[0])
+			}
+			return nil
+		})
+		if n != len(v5Messages()) {
+			t.Errorf("%d records after migration, want %d", n, len(v5Messages()))
+		}
+		return nil
+	})
+	ms := v5Messages()
+	same := func(got, want Message) bool {
+		return got.WA == want.WA && got.XMPPID == want.XMPPID && got.Excerpt == want.Excerpt && got.Time.Equal(want.Time) && got.RoomID == want.RoomID
+	}
+	for i, want := range ms {
+		if want.WA.ID != "" {
+			got, err := db.MessageByWA(want.WA)
+			if i == 0 {
+				// The same id in another chat later does not hide it.
+				got, err = db.MessageByWA(MessageKey{Chat: want.WA.Chat, ID: want.WA.ID})
+			}
+			if err != nil || !same(got, want) {
+				t.Errorf("MessageByWA(%v) = %+v, %v; want %+v", want.WA, got, err, want)
+			}
+		}
+		for _, id := range []string{want.XMPPID, roomKey(want)} {
+			if id == "" {
+				continue
+			}
+			if got, err := db.MessageByXMPP(id); err != nil || !same(got, want) {
+				t.Errorf("MessageByXMPP(%s) = %+v, %v; want %+v", id, got, err, want)
+			}
+		}
+	}
+	// The LID is an alias of alice: her chat's messages, newest first.
+	recent, err := db.RecentMessages("99887766@lid", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []Message
+	for i := len(ms) - 1; i >= 0; i-- {
+		if c := ms[i].WA.Chat; c == "4917012345678@s.whatsapp.net" || c == "99887766@lid" {
+			want = append(want, ms[i])
+		}
+	}
+	if len(recent) != len(want) {
+		t.Fatalf("RecentMessages(alice) = %d messages, want %d", len(recent), len(want))
+	}
+	for i := range want {
+		if !same(recent[i], want[i]) {
+			t.Errorf("RecentMessages(alice)[%d] = %+v, want %+v", i, recent[i], want[i])
+		}
+	}
+	if items, _ := db.Queue("xmpp-out").Peek(0, 10); len(items) != 1 || string(items[0].Data) != "<message id='q1'/>" {
+		t.Errorf("the queue after migration: %v", items)
+	}
+	// The sequence goes on.
+	if err := db.PutMessages(Message{XMPPID: "after", Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	db.bolt.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketMsgmap).Cursor().Last(); !bytes.Equal(k, seqKey(uint64(len(ms)+1))) {
+			t.Errorf("the next message has key %x, want seq %d", k, len(ms)+1)
+		}
+		return nil
+	})
+	if err := checkInvariants(db); err != nil {
+		t.Error(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join("testdata", "v5.db")); !bytes.Equal(after, before) {
+		t.Error("the golden file changed")
+	}
 }

@@ -19,9 +19,10 @@ var (
 	bucketChats    = []byte("chats")    // chat id → chat record
 	bucketAliases  = []byte("aliases")  // alias id → chat id
 	bucketHandles  = []byte("handles")  // handle → chat id (never deleted: handles are not reused)
-	bucketMessages = []byte("messages") // generation → bucket (see msgmap.go)
+	bucketMessages = []byte("messages") // schema 2 to 5: generation → bucket (see migrateMsgmap)
 	bucketSettings = []byte("settings") // name → setting record
 	// bucketInvites (invites.go, from version 5): chat id → invite record
+	// bucketMsgmap (msgmap.go, from version 6): seq → message record
 )
 
 var keySchema = []byte("schema")
@@ -59,6 +60,51 @@ var migrations = []func(tx *bolt.Tx) error{
 	// 4 → 5: invitations and moves to XMPP (/invite, /moved) get a bucket
 	// of their own (invites.go).
 	func(tx *bolt.Tx) error { return createBuckets(tx, bucketInvites) },
+	// 5 → 6: the message map becomes one bucket of compact records
+	// (msgmap.go, msgrecord.go), its ids indexed in memory.
+	migrateMsgmap,
+}
+
+// migrateMsgmap moves the message map's records out of the generations
+// of schema 2 to 5 into bucketMsgmap under the same seqs, in version 3,
+// and drops the generations with their on-disk indexes. In the
+// generations, "messages" → 8-byte generation → 'm' seq → record (the
+// other keys of a generation were its indexes); the root's sequence
+// numbered the records. A record that does not decode is kept as it was
+// (its reads report it, as before).
+func migrateMsgmap(tx *bolt.Tx) error {
+	dst, err := tx.CreateBucketIfNotExists(bucketMsgmap)
+	if err != nil {
+		return err
+	}
+	dst.FillPercent = 0.95
+	old := tx.Bucket(bucketMessages)
+	if old == nil {
+		return nil
+	}
+	if err := dst.SetSequence(old.Sequence()); err != nil {
+		return err
+	}
+	err = old.ForEachBucket(func(name []byte) error {
+		c := old.Bucket(name).Cursor()
+		for k, v := c.Seek([]byte{'m'}); k != nil && k[0] == 'm'; k, v = c.Next() {
+			if _, ok := keySeq(k[1:]); !ok {
+				continue // not a record's key: nothing to keep
+			}
+			rec := v
+			if m, err := decodeMessage(bucketMessages, k, v); err == nil {
+				rec = encodeMessage(m)
+			}
+			if err := dst.Put(k[1:], rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bucketMessages)
 }
 
 // ErrTooNew is returned by Open for a file written by a newer waxmpp.

@@ -235,8 +235,7 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		tx.Bucket(bucketChats).Put([]byte("a"), []byte{1, 1, 5, 'A'})
 		tx.Bucket(bucketSettings).Put([]byte("s"), []byte{1, 1, 9})
-		gen := tx.Bucket(bucketMessages).Bucket(seqKey(0))
-		return gen.Put(msgKey(1), []byte{1, 200})
+		return tx.Bucket(bucketMsgmap).Put(msgKey(1), []byte{3, 0, 200})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -251,10 +250,10 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 		{"ChatByHandle", func() error { _, err := db.ChatByHandle("a"); return err }, `chats/"a"`},
 		{"PutChat", func() error { _, err := db.PutChat(Chat{ID: "a", Kind: KindDirect}); return err }, `chats/"a"`},
 		{"GetSetting", func() error { _, _, err := GetSetting[string](db, "s"); return err }, `settings/"s"`},
-		{"MessageByXMPP", func() error { _, err := db.MessageByXMPP("X"); return err }, `messages/0000000000000000/"m\x00\x00\x00\x00\x00\x00\x00\x01"`},
-		{"MessageByWA", func() error { _, err := db.MessageByWA(MessageKey{Chat: "a", Sender: "a", ID: "W"}); return err }, `messages/0000000000000000/`},
-		{"RecentMessages", func() error { _, err := db.RecentMessages("", 5); return err }, `messages/0000000000000000/`},
-		{"PruneMessages", func() error { _, err := db.PruneMessages(time.Now()); return err }, `messages/0000000000000000/`},
+		{"MessageByXMPP", func() error { _, err := db.MessageByXMPP("X"); return err }, `msgmap/"\x00\x00\x00\x00\x00\x00\x00\x01"`},
+		{"MessageByWA", func() error { _, err := db.MessageByWA(MessageKey{Chat: "a", Sender: "a", ID: "W"}); return err }, `msgmap/"\x00\x00\x00\x00\x00\x00\x00\x01"`},
+		{"RecentMessages", func() error { _, err := db.RecentMessages("", 5); return err }, `msgmap/"\x00\x00\x00\x00\x00\x00\x00\x01"`},
+		{"PruneMessages", func() error { _, err := db.PruneMessages(time.Now()); return err }, `msgmap/"\x00\x00\x00\x00\x00\x00\x00\x01"`},
 	}
 	for _, tt := range tests {
 		err := tt.call()

@@ -31,6 +31,12 @@ type DB struct {
 	path  string
 	opts  Options
 	group group
+
+	// msgs is the message map's index (msgmap.go); Open builds it, or
+	// the first lookup of a read-only file.
+	msgs      *msgIndex
+	indexOnce sync.Once
+	indexErr  error
 }
 
 // Options tune how the file is opened. The zero value is what the daemon uses.
@@ -118,6 +124,13 @@ func Open(path string, opts Options) (*DB, error) {
 		// or a fully upgraded one.
 		return db.initDevice(tx)
 	})
+	if err == nil {
+		err = b.View(func(tx *bolt.Tx) error {
+			var err error
+			db.msgs, err = buildIndex(tx)
+			return err
+		})
+	}
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
