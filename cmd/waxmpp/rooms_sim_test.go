@@ -617,3 +617,261 @@ func TestSimRoomsAuto(t *testing.T) {
 	o.say(room, "welcome", "")
 	e.action(m, wait, "to Alice", sendTo(alice, "welcome"))
 }
+
+// TestSimRoomFeatures runs the rest of the feature mapping in rooms, both
+// ways (TestSimRooms has the main rows): formatting, a reply's fallback
+// quote, a "> " quote, a reply whose body carries its fallback, the edit
+// window, the other two forms of delete, a reaction taken back, delivery
+// and read on the owner's message, read markers per sender in a group's
+// room, location, contact card, poll and vote, a call, group events and
+// the room's title, an undecryptable message and its retry.
+func TestSimRoomFeatures(t *testing.T) {
+	e := newSimEnv(t, envOptions{})
+	e.addressBook()
+	o := newRoomOwner(e)
+	ra := o.room("alice")
+	rf := o.room("family")
+	m := e.mark()
+	e.inject(textMsg(alice, alice, "XA1", "first in the room", "Alice"))
+	a1room := roomID(e.inRoom(m, ra, "first in the room"), ra)
+	m = e.mark()
+	own1 := o.say(ra, "my words", "")
+	sent1 := e.action(m, wait, "my words", sendTo(alice, "my words"))
+	own1room := roomID(e.inRoom(m, ra, "my words"), ra)
+	if a1room == "" || own1room == "" {
+		t.Fatalf("no stanza-ids by the room: %q %q", a1room, own1room)
+	}
+	mine := bridge.MsgRef{Chat: alice, ID: sent1.ID, FromMe: true}
+
+	t.Run("text formatting both ways", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.inject(textMsg(alice, alice, "XA2", "*bold* _it_ ~st~ ```mono```", "Alice"))
+		if s := e.inRoom(m, ra, "```mono```"); s.Body() != "*bold* _it_ ~st~ ```mono```" {
+			t.Errorf("formatted text in the room: %q", s.Body())
+		}
+		m = e.mark()
+		o.say(ra, "*bold* _it_", "")
+		e.action(m, wait, "formatted text", sendTo(alice, "*bold* _it_"))
+	})
+
+	t.Run("a reply carries its fallback quote", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		r := textMsg(alice, alice, "XA3", "answering you", "Alice")
+		r.ReplyTo, r.QuotedText = &mine, "my words"
+		e.inject(r)
+		s := e.inRoom(m, ra, "answering you")
+		c := s.Child(nsReply, "reply")
+		if c == nil || c.Attr("id") != own1room {
+			t.Errorf("reply in the room names %v, want the room's id %s", c, own1room)
+		}
+		f := s.Child("urn:xmpp:fallback:0", "fallback")
+		if f == nil || f.Attr("for") != nsReply || !strings.HasPrefix(s.Body(), "> my words\n") {
+			t.Errorf("reply without its fallback quote: %s", s)
+		}
+	})
+
+	t.Run("a quote the owner wrote, and a reply with its fallback", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		o.say(ra, "> first in the room\nquoting you", "")
+		a := e.action(m, wait, "the quote as a reply", sendTo(alice, "quoting you"))
+		if a.ReplyTo == nil || a.ReplyTo.ID != "XA1" {
+			t.Errorf("a quote went as %+v, want a reply to XA1", a)
+		}
+		// Conversations and Dino put the quote in the body, marked as a
+		// fallback: what goes to WhatsApp is the rest.
+		q := "> first in the room\n"
+		m = e.mark()
+		o.say(ra, q+"with its fallback", fmt.Sprintf("<reply xmlns='%s' to='%s/Alice' id='%s'/><fallback xmlns='urn:xmpp:fallback:0' for='%s'><body start='0' end='%d'/></fallback>",
+			nsReply, ra, a1room, nsReply, len([]rune(q))))
+		a = e.action(m, wait, "the reply", sendTo(alice, "with its fallback"))
+		if a.ReplyTo == nil || a.ReplyTo.ID != "XA1" {
+			t.Errorf("the reply went as %+v, want a reply to XA1", a)
+		}
+	})
+
+	t.Run("edit window passed: told in the room", func(t *testing.T) {
+		e.tb = t
+		e.script(simwa.Rule{Action: "edit", Error: "edit_window", Times: 1})
+		m := e.mark()
+		o.say(ra, "too late", "<replace xmlns='"+nsReplace+"' id='"+own1+"'/>")
+		e.action(m, wait, "edit refused", func(a simwa.Action) bool { return a.Type == "edit" && a.Error == "edit_window" })
+		if s := e.inRoom(m, ra, "*waxmpp*: ", "20 minutes"); s.Attr("from") != ra+"/Alice" {
+			t.Errorf("the edit window told as %s", s)
+		}
+	})
+
+	t.Run("delete outbound, the other two forms", func(t *testing.T) {
+		e.tb = t
+		for _, f := range []struct {
+			name  string
+			extra func(id, roomid string) (body, extra string)
+		}{
+			{"retract v0 fastening", func(_, roomid string) (string, string) {
+				return "", "<apply-to xmlns='urn:xmpp:fasten:0' id='" + roomid + "'><retract xmlns='urn:xmpp:message-retract:0'/></apply-to>"
+			}},
+			{"correction to a space", func(id, _ string) (string, string) {
+				return " ", "<replace xmlns='" + nsReplace + "' id='" + id + "'/>"
+			}},
+		} {
+			m := e.mark()
+			text := "to be deleted by " + f.name
+			id := o.say(ra, text, "")
+			s := e.action(m, wait, "send", sendTo(alice, text))
+			roomid := roomID(e.inRoom(m, ra, text), ra)
+			m = e.mark()
+			body, extra := f.extra(id, roomid)
+			o.say(ra, body, extra)
+			a := e.action(m, wait, "revoke by "+f.name, func(a simwa.Action) bool { return a.Type == "revoke" })
+			if a.Target == nil || a.Target.ID != s.ID || a.Target.Chat != alice {
+				t.Errorf("%s: revoked %+v, want %s", f.name, a.Target, s.ID)
+			}
+		}
+	})
+
+	t.Run("a reaction taken back", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		o.say(ra, "", "<reactions xmlns='"+nsReactions+"' id='"+a1room+"'><reaction>🙂</reaction></reactions>")
+		e.action(m, wait, "react", func(a simwa.Action) bool { return a.Type == "react" && a.Emoji == "🙂" })
+		m = e.mark()
+		o.say(ra, "", "<reactions xmlns='"+nsReactions+"' id='"+a1room+"'/>")
+		if a := e.action(m, wait, "reaction removed", func(a simwa.Action) bool { return a.Type == "react" }); a.Emoji != "" || a.Target == nil || a.Target.ID != "XA1" {
+			t.Errorf("removing the reaction sent %+v", a)
+		}
+	})
+
+	t.Run("delivered and read on the owner's message", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.inject(&bridge.Receipt{Chat: alice, By: alice, IDs: []string{sent1.ID}, Kind: bridge.Delivered, Time: time.Now()},
+			&bridge.Receipt{Chat: alice, By: alice, IDs: []string{sent1.ID}, Kind: bridge.Read, Time: time.Now()})
+		e.roomChild(m, ra, nsMarkers, "displayed", "id", own1room)
+		// Receipts (XEP-0184) are not for group chats: the read marker
+		// (handled after the receipt) is what the room shows.
+		for _, s := range e.stanzasSince(m) {
+			if s.Child(nsReceipts, "received") != nil {
+				t.Errorf("a delivery receipt for a message in a room: %s", s)
+			}
+		}
+	})
+
+	t.Run("read markers per sender in a group's room", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.inject(textMsg(family, alice, "XG2", "from alice in family", "Alice"), textMsg(family, bob, "XG3", "from bob in family", "Bob"))
+		e.inRoom(m, rf, "from alice in family")
+		g3 := roomID(e.inRoom(m, rf, "from bob in family"), rf)
+		m = e.mark()
+		o.say(rf, "", "<displayed xmlns='"+nsMarkers+"' id='"+g3+"'/>")
+		bySender := map[string][]string{}
+		e.waitLogs(wait, func(as []simwa.Action, _ []*pt.Elem) bool {
+			clear(bySender)
+			for _, a := range as[m.actions:] {
+				if a.Type == "mark_read" && a.Chat == family {
+					bySender[a.Sender] = append(bySender[a.Sender], a.IDs...)
+				}
+			}
+			return len(bySender[alice]) > 0 && len(bySender[bob]) > 0
+		})
+		if !contains(bySender[alice], "XG2") || !contains(bySender[bob], "XG3") {
+			t.Errorf("marked read %v, want XG2 for Alice and XG3 for Bob; actions: %s", bySender, e.describeActions(m))
+		}
+	})
+
+	t.Run("location both ways", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.injectJSON(`{"type":"message","chat":"` + alice + `","id":"XL1","kind":"location","location":{"lat":52.52,"lon":13.405,"name":"Alexanderplatz"}}`)
+		e.inRoom(m, ra, "geo:52.52,13.405", "Alexanderplatz")
+		m = e.mark()
+		o.say(ra, "geo:48.8584,2.2945", "")
+		a := e.action(m, wait, "send_location", func(a simwa.Action) bool { return a.Type == "send_location" })
+		if a.Chat != alice || a.Location == nil || a.Location.Lat != 48.8584 || a.Location.Lon != 2.2945 {
+			t.Errorf("location %+v", a)
+		}
+	})
+
+	t.Run("contact card", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.injectJSON(`{"type":"message","chat":"` + alice + `","id":"XC1","kind":"contact_card","contacts":[{"name":"Dora Dentist","numbers":["+4930123456"]}]}`)
+		e.inRoom(m, ra, "Dora Dentist", "+4930123456")
+	})
+
+	t.Run("poll and vote in a group's room", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.injectJSON(`{"type":"message","chat":"` + family + `","sender":"` + carol + `","id":"XP1","kind":"poll","poll":{"question":"Which day?","options":["Saturday","Sunday"]}}`)
+		e.inRoom(m, rf, "Which day?", "Saturday", "Sunday")
+		m = e.mark()
+		e.injectJSON(`{"type":"poll_vote","target":{"chat":"` + family + `","sender":"` + carol + `","id":"XP1"},"sender":"` + bob + `","options":["Sunday"]}`)
+		e.inRoom(m, rf, "Bob", "Sunday")
+	})
+
+	t.Run("a call", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.injectJSON(`{"type":"call","chat":"` + alice + `","id":"XCALL1","kind":"missed"}`)
+		if s := e.inRoom(m, ra, "issed"); !strings.Contains(strings.ToLower(s.Body()), "missed") {
+			t.Errorf("a missed call told as %q", s.Body())
+		}
+	})
+
+	t.Run("group events and the room's title", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		e.injectJSON(`{"type":"group_change","chat":"` + family + `","sender":"` + alice + `","kind":"joined","users":["` + carol + `"]}`)
+		e.inRoom(m, rf, "Carol")
+		m = e.mark()
+		e.injectJSON(`{"type":"group_change","chat":"` + family + `","sender":"` + bob + `","kind":"subject","subject":"Family 2.0"}`)
+		e.inRoom(m, rf, "Family 2.0")
+		for _, s := range e.stanzasSince(m) {
+			if e.fromBot(s) && strings.Contains(s.Body(), "Family 2.0") {
+				t.Errorf("a group's event in the bot conversation: %s", s)
+			}
+		}
+		if name := e.roomTitle(rf, "Family 2.0"); name != "Family 2.0" {
+			t.Errorf("the room's title is %q, want Family 2.0", name)
+		}
+	})
+
+	t.Run("undecryptable then retry", func(t *testing.T) {
+		e.tb = t
+		m := e.mark()
+		ref := bridge.MsgRef{Chat: alice, Sender: alice, ID: "XU1"}
+		e.inject(&bridge.Undecryptable{Ref: ref, Time: time.Now()})
+		ph := e.inRoom(m, ra, "waiting for this message")
+		m = e.mark()
+		e.inject(&bridge.Message{Ref: ref, Kind: bridge.Text, Text: "decrypted at last", Retry: true, Time: time.Now()})
+		if s := e.roomChild(m, ra, nsReplace, "replace", "id", ph.Attr("id")); s.Body() != "decrypted at last" {
+			t.Errorf("the retry in the room: %s", s)
+		}
+	})
+}
+
+// roomTitle asks the room's disco#info for its name until it is want (a
+// rename reaches the room after the event that caused it) or wait passes;
+// it returns the last name read.
+func (e *simEnv) roomTitle(room, want string) string {
+	e.tb.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		m := e.mark()
+		id := fmt.Sprintf("title-%d", time.Now().UnixNano())
+		e.owner.Send(fmt.Sprintf("<iq type='get' id='%s' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", id, room))
+		info := e.stanza(m, wait, "the room's info", func(s *pt.Elem) bool { return s.Attr("id") == id })
+		name := ""
+		if q := info.Child("http://jabber.org/protocol/disco#info", "query"); q != nil {
+			if c := q.Child("http://jabber.org/protocol/disco#info", "identity"); c != nil {
+				name = c.Attr("name")
+			}
+		}
+		if name == want || time.Now().After(deadline) {
+			return name
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
