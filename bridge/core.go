@@ -296,8 +296,13 @@ func (c *Core) Run(ctx context.Context) error {
 		c.ask() // after a restart: the question again
 	}
 	c.resumeTransfers(ctx)
+	// The tick saves the names and history anchors and moves media
+	// transfers on (pumpAll). It runs only while either has something to
+	// do: an idle bridge wakes for nothing (a Pi on batteries).
 	save := time.NewTicker(time.Second)
 	defer save.Stop()
+	save.Stop()
+	ticking := false
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
@@ -309,6 +314,17 @@ func (c *Core) Run(ctx context.Context) error {
 		}
 		if c.stuckOwner != nil {
 			own = nil
+		}
+		var tick <-chan time.Time
+		if c.tickDue() {
+			if !ticking {
+				save.Reset(time.Second)
+				ticking = true
+			}
+			tick = save.C
+		} else if ticking {
+			save.Stop()
+			ticking = false
 		}
 		select {
 		case <-ctx.Done():
@@ -367,13 +383,19 @@ func (c *Core) Run(ctx context.Context) error {
 			c.transferred(r)
 		case reply := <-c.healthReq:
 			reply <- c.health() // capacity 1: never blocks
-		case <-save.C:
+		case <-tick:
 			c.pumpAll()
 			if c.dirty && (!c.now().Before(c.saveDue) || len(c.unacked) >= maxUnacked) {
 				c.saveCache()
 			}
 		}
 	}
+}
+
+// tickDue reports whether Run's tick has something to do: names or
+// anchors to save, or media transfers that wait for a time.
+func (c *Core) tickDue() bool {
+	return c.dirty || len(c.unacked) > 0 || len(c.xf.stalled) > 0 || len(c.xf.retryAt) > 0 || len(c.xf.waiting) > 0
 }
 
 // maxUnacked bounds the events waiting for saveCache: beyond it, the cache
