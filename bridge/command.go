@@ -14,11 +14,16 @@ import (
 // This file holds the owner's commands (see the package doc), typed in the bot
 // conversation ("/to alice") or run as XEP-0050 ad-hoc commands.
 
-// parseCommand splits "/Name args" into the lower-cased name and the
-// trimmed arguments. ok is false for anything that is not a command,
-// including "//text" (which sends "/text").
+// parseCommand splits "/Name args" or "!Name args" into the lower-cased
+// name and the trimmed arguments. ok is false for anything that is not a
+// command, including the escapes "//text" (which sends "/text") and
+// "!!text" (which sends "!text"). "!" starts a command only before a
+// letter: "!!!" and "! wow" are text.
 func parseCommand(body string) (name, args string, ok bool) {
-	if !strings.HasPrefix(body, "/") || strings.HasPrefix(body, "//") {
+	switch {
+	case strings.HasPrefix(body, "/") && !strings.HasPrefix(body, "//"):
+	case len(body) > 1 && body[0] == '!' && asciiLetter(body[1]):
+	default:
 		return "", "", false
 	}
 	rest := body[1:]
@@ -31,35 +36,14 @@ func parseCommand(body string) (name, args string, ok bool) {
 	return name, args, true
 }
 
-// helpText is /help's answer.
-const helpText = `Commands (also as ad-hoc commands in your client):
-/chats [filter] — list chats and their handles
-/to <chat> — write to this chat from now on
-/msg <chat> <text> — send one message
-/new <+number> — start a chat with a phone number
-/find <name> — search chats and contacts
-/history <chat> [n] — ask the phone for n earlier messages (default 20)
-/mute <chat> [8h|2d|1w] — stop relaying a chat (default: until /unmute)
-/unmute [chat] — relay it again
-/status — WhatsApp and XMPP connections, queues, version
-/pair [+number] — link WhatsApp by QR code, or by a code for that number
-/logout — unlink WhatsApp from waxmpp
-/cancel — drop held messages
-/room <chat> — give a chat a room of its own; /room <chat> off moves it back
-/rooms — the chats that have rooms
-/invite <chat> — invite a friend or a group to XMPP (/invite text shows the message)
-/moved <chat> <address> — note that a friend is on XMPP now
-/invites — who was invited, and who is on XMPP
-Reply to a message to answer in its chat. Plain text goes to the current chat only when no other chat wrote since; otherwise I ask. //text sends "/text".`
-
 // command runs one command, typed in the chat or as an XEP-0050 ad-hoc
 // command, and returns its answer.
 func (c *Core) command(ctx context.Context, name, args string) string {
-	name = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(name), "/"))
+	name = strings.ToLower(strings.TrimLeft(strings.TrimSpace(name), "/!"))
 	args = strings.TrimSpace(args)
 	switch name {
 	case "help", "?":
-		return helpText
+		return c.help()
 	case "chats":
 		return c.cmdChats(args)
 	case "to":
@@ -97,7 +81,7 @@ func (c *Core) command(ctx context.Context, name, args string) string {
 	case "":
 		return "A lone / is not a command. /help lists the commands."
 	}
-	return "Unknown command /" + short(name, 30) + ". /help lists the commands; to send text starting with /, write //" + short(name, 30) + "."
+	return c.unknownCommand(short(name, 30))
 }
 
 // chatArg resolves a command's chat argument, or says what is wrong.

@@ -106,6 +106,7 @@ type Core struct {
 	autoOff    bool                    // [rooms] auto gave up: this server makes no rooms
 	autoAt     time.Time               // [rooms] auto waits until then after a failure that may pass
 	elsewhere  bool                    // the owner's last text went to another chat than the current one
+	fit        fitState                // the owner's clients (client.go)
 	collect    *[]string               // while set, say collects lines here instead of sending them
 	cmdID      string                  // while a command typed in the chat runs: the owner's message id
 
@@ -130,7 +131,7 @@ type Core struct {
 	toldState  ConnState // the last state the owner was told about
 	toldDays   int       // the phone-offline day count last told
 
-	lastRead  map[ChatID]time.Time   // owner's read marker per chat (in memory)
+	marked    map[string]bool        // relayed messages marked read on WhatsApp, by chat and id (in memory)
 	receipted map[string]ReceiptKind // owner's message ids with a receipt sent
 	qrShown   int                    // QR codes shown in this pairing
 	qrSeq     int                    // counts QR uploads started; a result of an older one is stale
@@ -223,7 +224,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	}
 	c := &Core{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
-		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, lastRead: map[ChatID]time.Time{}, receipted: map[string]ReceiptKind{},
+		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, marked: map[string]bool{}, receipted: map[string]ReceiptKind{},
 		rooms: map[ChatID]*roomBinding{}, roomChat: map[string]ChatID{},
 		qrDone:    make(chan qrUpload),
 		healthReq: make(chan chan Health),
@@ -271,6 +272,9 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		return nil, fmt.Errorf("bridge: core: %w", err)
 	}
 	c.tellRooms() // before the XMPP side connects: it joins them at login
+	if err := c.loadFit(); err != nil {
+		return nil, fmt.Errorf("bridge: core: %w", err)
+	}
 	if b, ok, err := cfg.Store.Blob(settingRoute); err != nil {
 		return nil, fmt.Errorf("bridge: core: %w", err)
 	} else if ok {
@@ -369,7 +373,8 @@ func (c *Core) Run(ctx context.Context) error {
 				cmds = nil
 				continue
 			}
-			text := c.command(ctx, cmd.Name, cmd.Args)
+			c.fit.typed = ""
+			text := forms(c.command(ctx, cmd.Name, cmd.Args), c.bang())
 			if cmd.Reply != nil {
 				select {
 				case cmd.Reply <- text:
@@ -468,11 +473,11 @@ func (c *Core) say(text string) {
 		*c.collect = append(*c.collect, text)
 		return
 	}
-	out := Outgoing{Body: text}
+	out := Outgoing{Body: forms(text, c.bang())}
 	if c.answerRoom != "" {
 		// The bot speaks there under the chat's name: its own lines say
 		// that they are its own.
-		out = Outgoing{Body: roomsWord + text, Room: c.answerRoom}
+		out = Outgoing{Body: roomsWord + out.Body, Room: c.answerRoom}
 	}
 	if _, err := c.x.Send(out); err != nil {
 		c.log.Error("tell owner", "err", err)
@@ -497,8 +502,7 @@ func (c *Core) sayAbout(chat Chat, out Outgoing) error {
 	if _, err := c.x.Send(out); err != nil {
 		return err
 	}
-	_, text, _ := strings.Cut(out.Body, "*: ")
-	l := MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: out.ID, Excerpt: excerptOf(text), Time: c.now()}
+	l := MsgLink{WA: MessageKey{Chat: chat.ID}, XMPPID: out.ID, Excerpt: excerptOf(c.afterHeader(out.Body)), Time: c.now()}
 	if out.Room != "" {
 		l.Excerpt, l.RoomID = excerptOf(out.Body), RoomPending
 	}

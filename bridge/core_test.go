@@ -47,6 +47,7 @@ type fakeWA struct {
 	sync    func() // waits until the core handled what it was given
 	mu      sync.Mutex
 	calls   []string
+	reads   []string // MarkRead calls, apart: writing to a chat marks it read
 	n       int
 	sendErr error
 	editErr error
@@ -127,8 +128,20 @@ func (f *fakeWA) React(_ context.Context, t bridge.MsgRef, emoji string) error {
 }
 
 func (f *fakeWA) MarkRead(_ context.Context, chat bridge.ChatID, sender bridge.UserID, ids []string, _ time.Time) error {
-	f.log("MarkRead %s %s %v", chat, sender, ids)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads = append(f.reads, fmt.Sprintf("MarkRead %s %s %v", chat, sender, ids))
 	return nil
+}
+
+// takeReads returns the MarkRead calls since the last call.
+func (f *fakeWA) takeReads() []string {
+	f.sync()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.reads
+	f.reads = nil
+	return r
 }
 
 func (f *fakeWA) SetTyping(_ context.Context, chat bridge.ChatID, s bridge.TypingState) error {
@@ -455,6 +468,12 @@ func ownerMeta(m bridge.OwnerEvent) *bridge.OwnerMeta {
 	case *bridge.RoomStranger:
 		return &e.OwnerMeta
 	case *bridge.RoomGone:
+		return &e.OwnerMeta
+	case *bridge.OwnerEncrypted:
+		return &e.OwnerMeta
+	case *bridge.OwnerClient:
+		return &e.OwnerMeta
+	case *bridge.OwnerRoster:
 		return &e.OwnerMeta
 	}
 	panic(fmt.Sprintf("owner event %T", m))

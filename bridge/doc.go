@@ -45,13 +45,28 @@
 // /chats and accepted wherever a chat is named. Relayed messages never carry
 // a <nick/> (clients would rename the bot).
 //
+// Where one of the owner's online clients shows XEP-0393 markers as typed
+// (profanity, poezio: "*Alice*:" with its stars), lines are plain: a
+// message to the owner's bare JID reaches all their clients, so one such
+// client is enough. The plain header is as unambiguous as the styled one,
+// since names hold no colon and no arrow:
+//
+//	Alice: text                   a direct chat
+//	Bob → Family: text            a group: sender, arrow, chat
+//	You → Alice: text             what the owner wrote on the phone
+//	Family: Bob joined            a note about a chat
+//
+// A "> " quote of a plain line is matched like a quote of a styled one.
+//
 // # Routing what the owner writes
 //
 // A misrouted message is the worst failure the bridge can have: the core
 // routes with certainty, or holds the message and asks. In this order:
 //
-//  1. A command ("/word …") is a command, even when sent as a reply; "//x"
-//     sends the text "/x". /msg <chat> <text> sends once to that chat.
+//  1. A command ("/word …", or "!word …" with a letter after the "!") is a
+//     command, even when sent as a reply, and never reaches WhatsApp;
+//     "//x" sends the text "/x", "!!x" sends "!x". /msg <chat> <text>
+//     sends once to that chat.
 //  2. An XEP-0461 reply to a relayed message (or note, or the owner's own
 //     earlier message) goes to that message's chat, as a WhatsApp reply.
 //     A reply to a bot message that names no chat (a command's answer) is
@@ -137,8 +152,9 @@
 //	                                                      correction to " "
 //	reaction              XEP-0444 in direct chats; a     XEP-0444 (WhatsApp keeps
 //	                      note in groups (no reactor lost) one reaction: the last)
-//	delivered / read      XEP-0184 / XEP-0333 displayed   XEP-0333 displayed: mark read
-//	                      on the owner's message          (per sender in groups)
+//	delivered / read      XEP-0184 / XEP-0333 displayed   XEP-0333 displayed, or writing
+//	                      on the owner's message          to the chat: mark read (per
+//	                                                      sender in groups)
 //	typing                XEP-0085, direct chats only     XEP-0085, to the current
 //	                                                      chat when text would go there
 //	                                                      and the last text went there
@@ -255,6 +271,11 @@
 // what would work. A chat is named by its handle, its JID, its +number, or
 // its name when that is unique.
 //
+// Every command also starts with "!" (!help, !to alice): profanity, Gajim
+// and poezio take a line starting with "/" as their own command (/help
+// shows the client's help, /msg writes to another address). /help and
+// every hint are written in the form that works in the owner's client.
+//
 // # Bringing friends over
 //
 // The bridge is a door, not a home. /invite sends the chat a short message
@@ -284,6 +305,39 @@
 // who moved without an invitation. Invitations and moves are kept in the
 // state file (bridge/store's invites bucket), and follow a chat merged
 // into another.
+//
+// # The owner's clients
+//
+// The XMPP side says which client each of the owner's resources runs (its
+// XEP-0115 caps node and XEP-0030 identity: OwnerClient) and whether the
+// owner sees the bot's presence (OwnerRoster); client.go knows what each
+// client does. The bot's words follow the client the owner last wrote from
+// (else an online one that takes "/" for itself, where "!" is what works):
+// "!" for commands, the escape as typed there (Dino, Gajim, poezio and
+// profanity send "//x" as "/x", so "/x" takes "///x"), and how to do what
+// it asks in that client's own terms. Said once, and remembered across
+// restarts (setting "core.clients"):
+//
+//   - the first time the owner uses a client that takes "/" for itself:
+//     how to write the bot's commands there;
+//   - when the owner does not see the bot's presence (accepting the bot's
+//     request gives the bot the owner's presence, not the other way round,
+//     and profanity does not ask back by itself): please add the bot, whose
+//     status tells whether WhatsApp is connected. It is asked when a client
+//     of the owner's is first known, so in that client's words, and again
+//     only after the owner added the bot and removed it.
+//
+// What the owner writes to a chat marks what that chat sent before as
+// read on WhatsApp (read when answered): profanity, for one, sends
+// receipts but no XEP-0333 markers. Displayed markers mark read as well.
+//
+// A message the owner's client encrypted end to end (OMEMO, OpenPGP for
+// XMPP, legacy PGP, OTR: OwnerEncrypted) is never sent: its body is only
+// the client's fallback ("I sent you an OMEMO encrypted message…"). The
+// owner is told that the bot cannot read encrypted messages yet and how to
+// turn encryption off for the bot's chat in their client. The XMPP side
+// keeps the bot's OMEMO device list empty, so clients do not encrypt to
+// it.
 //
 // # WhatsApp's life
 //

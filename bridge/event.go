@@ -348,6 +348,9 @@ type OwnerMeta struct {
 	// Room is the room (XEP-0045) the stanza came through, "" for the bot
 	// conversation.
 	Room string
+	// Resource is the owner's resource the stanza came from: which of
+	// the owner's clients (see OwnerClient) wrote it; "" in a room.
+	Resource string
 }
 
 // Meta returns m; it makes every type that embeds OwnerMeta say its meta.
@@ -422,3 +425,42 @@ func (*OwnerDisplayed) ownerEvent()  {}
 func (*OwnerReceived) ownerEvent()   {}
 func (*OwnerChatState) ownerEvent()  {}
 func (*OwnerOther) ownerEvent()      {}
+
+// OwnerEncrypted is a message the owner's client encrypted end to end
+// (OMEMO, OpenPGP for XMPP, legacy PGP, OTR): the bot cannot read it, and
+// its body is only the client's fallback text ("I sent you an OMEMO
+// encrypted message…"), which must never reach WhatsApp.
+type OwnerEncrypted struct {
+	OwnerMeta
+	Scheme string // "OMEMO", "OpenPGP" (XEP-0373), "PGP" (XEP-0027), "OTR", or another name
+}
+
+// OwnerClient says which client software one of the owner's resources
+// (OwnerMeta.Resource) runs, from its XEP-0115 caps node and XEP-0030
+// identity name, or that the resource went offline. It is no stanza of the
+// owner's archive: the XMPP side does not wait for it to be handled.
+type OwnerClient struct {
+	OwnerMeta
+	Online bool
+	Node   string // XEP-0115 caps node, e.g. "http://profanity-im.github.io"
+	Name   string // XEP-0030 identity name, e.g. "Profanity 0.13.1"
+	Bot    string // the bot's full JID, which ad-hoc commands are asked of
+}
+
+// OwnerRoster says how the owner and the bot are subscribed to each
+// other's presence (RFC 6121), at each login and when it changes. Like
+// OwnerClient it is no stanza of the owner's archive.
+type OwnerRoster struct {
+	OwnerMeta
+	Bot string // the bot's bare JID
+	// SeesBot: the owner receives the bot's presence, the bridge's health
+	// light (the bot's roster says "from" or "both").
+	SeesBot bool
+	// Accepted: the owner accepted the bot's request, so the bot sees the
+	// owner's presence ("to" or "both") and which clients they use.
+	Accepted bool
+}
+
+func (*OwnerEncrypted) ownerEvent() {}
+func (*OwnerClient) ownerEvent()    {}
+func (*OwnerRoster) ownerEvent()    {}

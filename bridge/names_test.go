@@ -102,6 +102,8 @@ func checkHeaders(t *testing.T, name string) {
 	if p, ok := parseHeader(h); !ok || !p.fromMe || p.chat != person {
 		t.Errorf("own %q: %q reads as %+v (ok %v)", name, h, p, ok)
 	}
+	// The same, rendered plain (render.go).
+	checkPlainHeaders(t, name)
 }
 
 // TestHostileNames: names chosen to pass for the owner, another sender or

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // This file handles what the owner writes: routing and the feature mapping
@@ -31,8 +32,14 @@ func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
 	switch e := ev.(type) {
 	case *OwnerText:
 		once = e.Body != "" || e.URL != ""
-	case *OwnerCorrection, *OwnerRetraction, *OwnerReaction:
+	case *OwnerCorrection, *OwnerRetraction, *OwnerReaction, *OwnerEncrypted:
 		once = true
+	}
+	switch ev.(type) {
+	case *OwnerText, *OwnerCorrection, *OwnerRetraction, *OwnerReaction, *OwnerEncrypted:
+		if meta.Resource != "" {
+			c.fit.active = meta.Resource // the client the owner writes from
+		}
 	}
 	if once {
 		if done, err := c.handledBefore(meta.ID); err != nil {
@@ -76,6 +83,12 @@ func (c *Core) ownerEvent(ctx context.Context, ev OwnerEvent) error {
 			break
 		}
 		c.ownerTyping(ctx, e.State)
+	case *OwnerEncrypted:
+		c.ownerEncrypted(e)
+	case *OwnerClient:
+		err = c.ownerClient(e)
+	case *OwnerRoster:
+		err = c.ownerRoster(e)
 	case *OwnerOther:
 	}
 	if err != nil || !once {
@@ -157,6 +170,7 @@ func (c *Core) ownerText(ctx context.Context, m draft, replyTo string) error {
 		c.say(out.Problem)
 	case actCommand:
 		name, args, _ := parseCommand(m.Body)
+		c.fit.typed = m.Body[:1]
 		c.cmdID = m.ID
 		text := c.command(ctx, name, args)
 		c.cmdID = ""
@@ -316,15 +330,16 @@ func (c *Core) send(ctx context.Context, m draft) error {
 	if ref.ID == "" {
 		ref.ID = opts.ID
 	}
-	if ref.ID == "" {
-		return nil // an ad-hoc /msg without an id: nothing to map it by
+	if ref.ID != "" { // an ad-hoc /msg has no id: nothing to map it by
+		// Mapped with the time WhatsApp took it (not when the owner wrote
+		// it: a held message goes later), which the edit window counts from.
+		if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID}); err != nil {
+			return err
+		}
+		c.offerDirect(ch)
 	}
-	// Mapped with the time WhatsApp took it (not when the owner wrote it:
-	// a held message goes later), which the edit window counts from.
-	if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID}); err != nil {
-		return err
-	}
-	c.offerDirect(ch)
+	// Read when answered: what the chat sent before counts as read.
+	c.markRead(ctx, ChatID(ch.ID), c.now())
 	return nil
 }
 
@@ -454,7 +469,7 @@ func (c *Core) ask() {
 	if n == 0 {
 		return
 	}
-	ids, err := c.x.Send(Outgoing{Body: c.question()})
+	ids, err := c.x.Send(Outgoing{Body: forms(c.question(), c.bang())})
 	if err != nil {
 		c.log.Error("ask the owner", "err", err)
 		return
@@ -648,8 +663,8 @@ func (c *Core) correction(body string, chat ChatID) (text, problem string) {
 			return "", "the correction names another chat than the message; write it anew"
 		}
 		body = strings.TrimLeft(rest, " ")
-	} else if strings.HasPrefix(body, "//") {
-		body = body[1:]
+	} else if unescaped, ok := unescapeText(body); ok {
+		body = unescaped
 	} else if _, rest, ok := splitQuote(body); ok {
 		body = rest
 	}
@@ -668,9 +683,7 @@ func (c *Core) ownerReplace(ctx context.Context, target, body string) error {
 			c.say("Not edited: a correction cannot be a command (/" + short(name, 20) + "); the held message stays as it was.")
 			return nil
 		}
-		if strings.HasPrefix(body, "//") {
-			body = body[1:]
-		}
+		body, _ = unescapeText(body)
 		old := c.route.Held[i].Body
 		c.route.Held[i].Body = body
 		if err := c.saveRoute(); err != nil {
@@ -769,30 +782,35 @@ func (c *Core) ownerReact(ctx context.Context, target string, emojis []string) {
 }
 
 // ownerDisplayed marks as read, on WhatsApp, the relayed messages of the
-// chat up to the one the owner has seen (per sender: WhatsApp wants that
-// in groups).
+// chat up to the one the owner has seen (XEP-0333 displayed).
 func (c *Core) ownerDisplayed(ctx context.Context, id string) {
 	// In a room the marker names the room's id for the message.
 	l, err := c.st.MessageByXMPP(id)
 	if err != nil || l.WA.Chat == "" || !strings.HasPrefix(l.XMPPID, relayPrefix) {
 		return
 	}
-	chat := ChatID(l.WA.Chat)
-	since := c.lastRead[chat]
-	if !l.Time.After(since) {
-		return
-	}
-	recent, err := c.st.RecentMessages(l.WA.Chat, 100)
+	c.markRead(ctx, ChatID(l.WA.Chat), l.Time)
+}
+
+// markRead marks as read, on WhatsApp, the messages chat relayed that
+// were sent up to upTo and are not marked yet, per sender (WhatsApp wants
+// that in groups). It runs when the owner's client says they were seen
+// (a displayed marker) and when the owner writes to the chat: an answer
+// means the owner read what came before, whatever markers the client
+// sends (profanity sends none). Messages of a muted chat were never
+// shown and are not marked.
+func (c *Core) markRead(ctx context.Context, chat ChatID, upTo time.Time) {
+	recent, err := c.st.RecentMessages(string(chat), 100)
 	if err != nil {
 		c.log.Error("recent messages", "err", err)
 		return
 	}
 	bySender := map[string][]string{}
 	var order []string
-	seen := map[MessageKey]bool{} // a message recorded again (edited, its room's id) counts once
-	for i := len(recent) - 1; i >= 0; i-- {
+	seen := map[MessageKey]bool{}           // a message recorded again (edited, its room's id) counts once
+	for i := len(recent) - 1; i >= 0; i-- { // oldest first
 		r := recent[i]
-		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || r.Time.After(l.Time) || !r.Time.After(since) || seen[r.WA] {
+		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || r.Time.After(upTo) || seen[r.WA] || c.marked[string(chat)+"\x00"+r.WA.ID] {
 			continue
 		}
 		seen[r.WA] = true
@@ -801,13 +819,19 @@ func (c *Core) ownerDisplayed(ctx context.Context, id string) {
 		}
 		bySender[r.WA.Sender] = append(bySender[r.WA.Sender], r.WA.ID)
 	}
-	c.lastRead[chat] = l.Time
 	for _, s := range order {
 		wctx, cancel := waCtx(ctx)
 		err := c.wa.MarkRead(wctx, chat, UserID(s), bySender[s], c.now())
 		cancel()
 		if err != nil {
-			c.log.Warn("mark read", "err", err)
+			c.log.Warn("mark read", "err", err) // marked with the next marker or answer
+			continue
+		}
+		if len(c.marked) > 10000 {
+			clear(c.marked)
+		}
+		for _, id := range bySender[s] {
+			c.marked[string(chat)+"\x00"+id] = true
 		}
 	}
 }

@@ -265,7 +265,7 @@ func (c *Core) message(ctx context.Context, m *Message) error {
 
 // headerFor names the chat and sender of a message in ch.
 func (c *Core) headerFor(ch Chat, r MsgRef) string {
-	return header(ch.Kind, c.chatName(ch), c.name(r.Sender), r.FromMe)
+	return c.hdr(ch.Kind, c.chatName(ch), c.name(r.Sender), r.FromMe)
 }
 
 func (c *Core) undecryptable(u *Undecryptable) error {
@@ -375,9 +375,9 @@ func (c *Core) reaction(r *Reaction) error {
 	if ok && l.Excerpt != "" {
 		what = "\"" + short(l.Excerpt, 60) + "\""
 	}
-	who := "*" + cleanName(c.name(r.Sender)) + "*"
+	who := c.strong(cleanName(c.name(r.Sender)))
 	if ch.Kind != Direct && c.roomOf(ChatID(ch.ID)) == "" {
-		who += " in *" + cleanName(c.chatName(ch)) + "*"
+		who += " in " + c.strong(cleanName(c.chatName(ch)))
 	}
 	var body string
 	if r.Emoji == "" {
@@ -514,7 +514,7 @@ func (c *Core) groupChange(g *GroupChange) error {
 		users[i] = string(u)
 	}
 	id := noteID("group", ch.ID, strconv.Itoa(int(g.Kind)), string(g.Actor), strings.Join(users, ","), g.Subject, g.Text, g.Time.String())
-	head := noteHeader(name)
+	head := c.noteHdr(name)
 	if c.roomOf(ChatID(ch.ID)) != "" {
 		head = ""
 	}
@@ -633,32 +633,32 @@ func (c *Core) statusEvent(ctx context.Context, s *Status) error {
 	now := c.now()
 	switch s.State {
 	case Connected:
-		c.x.SetPresence("", "WhatsApp connected")
+		c.setPresence("", "WhatsApp connected")
 	case Disconnected:
-		c.x.SetPresence("away", "reconnecting to WhatsApp…")
+		c.setPresence("away", "reconnecting to WhatsApp…")
 	case PhoneOffline:
 		if s.PhoneLastSeen.IsZero() {
-			c.x.SetPresence("away", "phone offline")
+			c.setPresence("away", "phone offline")
 			break
 		}
 		days := int(now.Sub(s.PhoneLastSeen) / (24 * time.Hour))
-		c.x.SetPresence("away", fmt.Sprintf("phone offline for %d %s", days, plural(days, "day", "days")))
+		c.setPresence("away", fmt.Sprintf("phone offline for %d %s", days, plural(days, "day", "days")))
 		if days >= 10 && days != c.toldDays {
 			c.toldDays = days
 			c.say(fmt.Sprintf("⚠️ Your phone has not been online for %d days. WhatsApp unlinks companion devices after about 14 days: open WhatsApp on the phone to keep waxmpp linked.", days))
 		}
 	case LoggedOut:
-		c.x.SetPresence("dnd", "logged out of WhatsApp — send /pair")
+		c.setPresence("dnd", "logged out of WhatsApp — send /pair")
 	case NotPaired:
-		c.x.SetPresence("dnd", "not linked to WhatsApp — send /pair")
+		c.setPresence("dnd", "not linked to WhatsApp — send /pair")
 	case StreamReplaced:
-		c.x.SetPresence("dnd", "another client took over the WhatsApp link")
+		c.setPresence("dnd", "another client took over the WhatsApp link")
 	case Outdated:
-		c.x.SetPresence("dnd", "WhatsApp rejected this version — update waxmpp")
+		c.setPresence("dnd", "WhatsApp rejected this version — update waxmpp")
 	case TempBanned:
-		c.x.SetPresence("dnd", "temporarily banned by WhatsApp until "+s.Until.Local().Format("2 Jan 15:04"))
+		c.setPresence("dnd", "temporarily banned by WhatsApp until "+s.Until.Local().Format("2 Jan 15:04"))
 	case Banned:
-		c.x.SetPresence("dnd", "banned by WhatsApp")
+		c.setPresence("dnd", "banned by WhatsApp")
 	}
 	if s.State == c.toldState && s.State != TempBanned {
 		return nil

@@ -144,7 +144,11 @@ func TestOwnerActions(t *testing.T) {
 	h.say("/to alice")
 	sent := h.say("first draft")
 	h.x.take()
-	h.wa.take()
+	// Read when answered: writing to Alice marks what she sent as read.
+	eq(t, "answered", append(h.wa.take(), h.wa.takeReads()...), []string{`SendText 491111@s.whatsapp.net "first draft"`, "MarkRead 491111@s.whatsapp.net 491111@s.whatsapp.net [A1 A2]"})
+	h.send(msg(alice, alice, "A3", "three"), msg(alice, alice, "A4", "four"))
+	a4 := h.relayed(alice, "A4")
+	h.x.take()
 
 	cases := []struct {
 		name string
@@ -159,15 +163,16 @@ func TestOwnerActions(t *testing.T) {
 		{"edit a relayed message", &bridge.OwnerCorrection{Target: a2, Body: "x"}, nil, []string{"Not edited: I don't know that message (only messages you sent through waxmpp can be edited)."}},
 		{"retract", &bridge.OwnerRetraction{Target: sent}, []string{"Revoke 491111@s.whatsapp.net 3EB0*"}, nil},
 		{"retract unknown", &bridge.OwnerRetraction{Target: "nope"}, nil, []string{"Not deleted: I don't know that message (only messages you sent through waxmpp can be deleted)."}},
-		{"displayed, direct", &bridge.OwnerDisplayed{Target: a2}, []string{"MarkRead 491111@s.whatsapp.net 491111@s.whatsapp.net [A1 A2]"}, nil},
-		{"displayed again: nothing new", &bridge.OwnerDisplayed{Target: a2}, nil, nil},
+		{"displayed, direct", &bridge.OwnerDisplayed{Target: a4}, []string{"MarkRead 491111@s.whatsapp.net 491111@s.whatsapp.net [A3 A4]"}, nil},
+		{"displayed again: nothing new", &bridge.OwnerDisplayed{Target: a4}, nil, nil},
+		{"displayed, read when answered already", &bridge.OwnerDisplayed{Target: a2}, nil, nil},
 		{"displayed, group: per sender", &bridge.OwnerDisplayed{Target: f2}, []string{"MarkRead 120363001@g.us 492222@s.whatsapp.net [F1]", "MarkRead 120363001@g.us 493333@s.whatsapp.net [F2]"}, nil},
 		{"typing to the current chat", &bridge.OwnerChatState{State: bridge.Composing}, []string{"SetTyping 491111@s.whatsapp.net 1"}, nil},
 		{"received: nothing", &bridge.OwnerReceived{Target: a2}, nil, nil},
 	}
 	for _, c := range cases {
 		h.owner(c.m)
-		got := h.wa.take()
+		got := append(h.wa.take(), h.wa.takeReads()...)
 		for i := range got {
 			// Derived ids vary with the owner's id; compare their shape.
 			if i < len(c.wa) && strings.Contains(c.wa[i], "3EB0*") {

@@ -161,7 +161,11 @@ func (c *Core) headerIn(room string, ch Chat, r MsgRef) string {
 	if room == "" {
 		return c.headerFor(ch, r)
 	}
-	return roomHeader(ch.Kind, c.name(r.Sender), r.FromMe)
+	h := roomHeader(ch.Kind, c.name(r.Sender), r.FromMe)
+	if c.plain() {
+		h = strings.ReplaceAll(h, "*", "") // names hold none (cleanName)
+	}
+	return h
 }
 
 // noteIn is the prefix of a note about ch shown in room: the chat's name
@@ -170,7 +174,7 @@ func (c *Core) noteIn(room string, ch Chat) string {
 	if room != "" {
 		return ""
 	}
-	return noteHeader(c.chatName(ch))
+	return c.noteHdr(c.chatName(ch))
 }
 
 // renameRoom gives ch's room, if it has one, the chat's name now as its

@@ -122,7 +122,7 @@ func TestRoomGolden(t *testing.T) {
 		for _, c := range fr.take() {
 			b.WriteString("  [rooms] " + c + "\n")
 		}
-		for _, c := range h.wa.take() {
+		for _, c := range append(h.wa.take(), h.wa.takeReads()...) {
 			b.WriteString("  [whatsapp] " + c + "\n")
 		}
 	}

@@ -107,9 +107,7 @@ func decide(in routeIn) routeOut {
 		}
 		return routeOut{Action: actReject, Rule: "msg", Problem: "Not sent: no chat " + strconv.Quote(target) + ". /chats lists them, /find <name> searches, /new <+number> starts one."}
 	}
-	if strings.HasPrefix(body, "//") {
-		body = body[1:] // "//x" sends "/x"
-	}
+	body, _ = unescapeText(body) // "//x" sends "/x", "!!x" sends "!x"
 	// 1. An XEP-0461 reply names its chat; a reply to the bot's question
 	// answers it.
 	if in.ReplyTo != "" {
@@ -304,12 +302,15 @@ func splitQuote(body string) (quote, rest string, ok bool) {
 // matchQuote finds the relayed messages whose text the quote is (the start
 // of). It returns the distinct chats that match, most recent first, and the
 // newest matching message. Both sides are compared as the owner reads them:
-// without the bot's header, without nested quote lines (a relayed reply
+// without the bot's header (styled or plain), without nested quote lines (a relayed reply
 // carries the quoted message's text), and with XEP-0393 markers and
 // whitespace folded.
 func matchQuote(quote string, recent []MsgLink) ([]ChatID, *MsgLink) {
 	q := normQuote(stripHeader(dropQuoteLines(dropReminder(quote))))
-	if q == "" {
+	// Lines may have been relayed with a plain header ("Alice: hello"):
+	// the quote matches with that removed too.
+	qp := normQuote(stripPlainHeader(dropQuoteLines(dropReminder(quote))))
+	if q == "" && qp == "" {
 		return nil, nil
 	}
 	var chats []ChatID
@@ -320,7 +321,8 @@ func matchQuote(quote string, recent []MsgLink) ([]ChatID, *MsgLink) {
 			continue // only what the bot relayed can be quoted
 		}
 		e := normQuote(dropQuoteLines(m.Excerpt))
-		if e == "" || !quoteMatches(q, e, len(m.Excerpt) >= maxExcerptMatch) {
+		cut := len(m.Excerpt) >= maxExcerptMatch
+		if e == "" || !(q != "" && quoteMatches(q, e, cut) || qp != "" && qp != q && quoteMatches(qp, e, cut)) {
 			continue
 		}
 		if first == nil {
