@@ -22,11 +22,14 @@ type Bot struct {
 	// blocks when it is full, which in turn blocks the session's reader
 	// (see Session.Inbound); nothing is dropped.
 	owner chan bridge.OwnerEvent
+	fit   fitTracker // the owner's clients (fit.go); Run's alone
 }
 
 // NewBot returns a Bot over s. Call Run to start converting.
 func NewBot(s *Session) *Bot {
-	return &Bot{s: s, owner: make(chan bridge.OwnerEvent, 64)}
+	return &Bot{s: s, owner: make(chan bridge.OwnerEvent, 64), fit: fitTracker{
+		names: map[string]string{}, seen: map[string]bridge.OwnerClient{}, asked: map[string]bool{}, latest: map[string]string{}, found: make(chan found),
+	}}
 }
 
 // Owner delivers the owner's messages, one event per stanza.
@@ -35,27 +38,36 @@ func (b *Bot) Owner() <-chan bridge.OwnerEvent { return b.owner }
 // Commands delivers the owner's XEP-0050 ad-hoc commands.
 func (b *Bot) Commands() <-chan bridge.Command { return b.s.cmds }
 
-// Run converts the session's inbound messages until ctx ends.
+// Run converts the session's inbound messages, and what the session
+// learns of the owner's clients, until ctx ends. The disco#info requests
+// of new clients run on goroutines it waits for.
 func (b *Bot) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
+		var ev bridge.OwnerEvent
 		select {
 		case m := <-b.s.Inbound():
 			by := b.s.bare
 			if m.Room != "" {
 				by = m.Room // in a room, the room's archive names it
+			} else {
+				b.fitMessage(ctx, &wg, m.From) // a room's From names a nick
 			}
-			ev := OwnerEvent(m, archiveID(m, by), time.Now())
-			select {
-			case b.owner <- ev:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case ev := <-b.s.notes:
-			select {
-			case b.owner <- ev:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			ev = OwnerEvent(m, archiveID(m, by), time.Now())
+		case ev = <-b.s.notes:
+		case n := <-b.s.fits:
+			ev = b.fitNote(ctx, &wg, n)
+		case f := <-b.fit.found:
+			ev = b.fitFound(f)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if ev == nil {
+			continue
+		}
+		select {
+		case b.owner <- ev:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -65,11 +77,16 @@ func (b *Bot) Run(ctx context.Context) error {
 // OwnerEvent converts a decoded message from the owner, whose archive id
 // (see archiveID) is archive, into the one event it stands for. A stanza
 // carries one action; when a client combines several, the first of
-// displayed marker, receipt, retraction, correction, reaction, text and
-// chat state wins. A stanza with none of them is an OwnerOther, so that it
-// is acknowledged in order all the same.
+// displayed marker, receipt, encrypted message, retraction, correction,
+// reaction, text and chat state wins. An end-to-end encrypted message is
+// an OwnerEncrypted whatever its fallback body says (an OMEMO key
+// exchange, which has no text, an OwnerOther). A stanza with none of them
+// is an OwnerOther, so that it is acknowledged in order all the same.
 func OwnerEvent(m *Inbound, archive string, now time.Time) bridge.OwnerEvent {
 	meta := bridge.OwnerMeta{ID: m.OriginID, Time: now, Archive: archive, Room: m.Room}
+	if m.Room == "" {
+		meta.Resource = resourceOf(m.From) // in a room, From's resource is a nick
+	}
 	if meta.ID == "" {
 		meta.ID = m.ID
 	}
@@ -91,6 +108,11 @@ func OwnerEvent(m *Inbound, archive string, now time.Time) bridge.OwnerEvent {
 		return &bridge.OwnerDisplayed{OwnerMeta: meta, Target: m.Marker.ID}
 	case m.Received != "":
 		return &bridge.OwnerReceived{OwnerMeta: meta, Target: m.Received}
+	case m.Encryption != "" && (m.Sealed || m.HasBody):
+		// Never the fallback body: the bot cannot read the message.
+		return &bridge.OwnerEncrypted{OwnerMeta: meta, Scheme: m.Encryption}
+	case m.Encryption != "":
+		return &bridge.OwnerOther{OwnerMeta: meta} // a key exchange
 	case m.Retract != nil && m.Retract.ID != "":
 		return &bridge.OwnerRetraction{OwnerMeta: meta, Target: m.Retract.ID}
 	case m.Retract == nil && m.Replace != "":
@@ -230,6 +252,8 @@ func (b *Bot) Handled(m bridge.OwnerEvent) {
 	switch m.(type) {
 	case *bridge.RoomStranger, *bridge.RoomGone:
 		return // notices of the session's own, not stanzas to acknowledge
+	case *bridge.OwnerClient, *bridge.OwnerRoster:
+		return // not from the owner's messages: nothing to account for
 	}
 	if room := m.Meta().Room; room != "" {
 		b.s.roomHandled(room, m.Meta().Archive)

@@ -598,7 +598,8 @@ answer</body><reply xmlns='urn:xmpp:reply:0' id='m1' to='bot@example.org'/><fall
 			Error: &StanzaError{Type: "cancel", Condition: "service-unavailable", Text: "User session not found"}}},
 
 	{"unknown_elements_and_langs", `<message xmlns="jabber:client" from="owner@example.org/x" to="bot@example.org" type="chat" id="u-1"><body xml:lang="de">hallo</body><body>hello</body><encryption xmlns="urn:xmpp:eme:0" namespace="eu.siacs.conversations.axolotl"/><x xmlns="jabber:x:conference" jid="room@muc.example.org"/><thread>t1</thread><future xmlns="urn:example:future"><deep><deeper/></deep></future></message>`,
-		&Inbound{ID: "u-1", From: "owner@example.org/x", To: "bot@example.org", Type: "chat", Body: "hello", HasBody: true}},
+		// The EME hint marks it encrypted: its body is a fallback.
+		&Inbound{ID: "u-1", From: "owner@example.org/x", To: "bot@example.org", Type: "chat", Body: "hello", HasBody: true, Encryption: "OMEMO", Sealed: true}},
 
 	{"no_stream_namespace", `<message from="owner@example.org/x" to="bot@example.org" type="chat" id="n-1"><body>a &amp; b &#x1F642;</body></message>`,
 		&Inbound{ID: "n-1", From: "owner@example.org/x", To: "bot@example.org", Type: "chat", Body: "a & b 🙂", HasBody: true}},

@@ -149,6 +149,10 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 	}
 	s.tellConflict()
 	s.release()
+	s.noteOwner(ownerNote{roster: &RosterItem{JID: s.owner, Subscription: sub, Ask: ask}})
+	if err := s.emptyOMEMO(ctx); err != nil {
+		s.log.Warn("cannot check the bot's OMEMO device list", "err", err)
+	}
 	if err := s.catchUp(ctx, from); err != nil {
 		// Not fatal: live messages still flow; say what may be missing.
 		s.log.Warn("archive catch-up failed", "err", err)

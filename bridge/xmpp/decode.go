@@ -114,6 +114,12 @@ type Inbound struct {
 	OOB       *OOB       // XEP-0066
 	Delay     *Delay     // XEP-0203
 	Error     *StanzaError
+	// Encryption names the end-to-end encryption of the message ("OMEMO",
+	// "OpenPGP", "PGP", "OTR"; see crypto.go), "" for none. Sealed says
+	// that it carries an encrypted text (not only a key exchange): its
+	// body, if any, is a fallback for clients without the encryption.
+	Encryption string
+	Sealed     bool
 
 	Carbon     Carbon // XEP-0280
 	CarbonFrom string // the wrapper's from; only the bot's own bare JID is legitimate

@@ -100,7 +100,29 @@
 //     restarts the core drops what it already handled, by the same id.
 //   - Roster: at each login the bot pre-approves the owner's subscription
 //     and asks for the owner's (RFC 6121 §3.4), so both see each other's
-//     presence: the bot's presence is the bridge's health light.
+//     presence: the bot's presence is the bridge's health light. The
+//     owner's roster item, at login and in roster pushes, reaches the core
+//     as bridge.OwnerRoster (the core asks to be added back when the owner
+//     does not see the bot's presence).
+//   - The owner's clients (fit.go): each available presence of the owner's
+//     names its client by its XEP-0115 caps node; the Bot asks the
+//     resource for its XEP-0030 identity (at node#ver, cached by it; a
+//     resource that writes without a presence is asked at no node) and
+//     tells the core with bridge.OwnerClient, which writes its hints in
+//     that client's forms. These events come from no archived stanza, and
+//     Handled ignores them.
+//   - End-to-end encryption (crypto.go): a message with an XEP-0380 hint,
+//     an OMEMO payload (eu.siacs.conversations.axolotl or urn:xmpp:omemo:2),
+//     an OpenPGP for XMPP or legacy PGP element, or an OTR body ("?OTR") is
+//     a bridge.OwnerEncrypted, never text: its body is the client's fallback.
+//     An OMEMO element without payload (a key exchange) is nothing to act
+//     on; OTR's whitespace tag is removed from plain text. At each login
+//     the bot reads its own OMEMO device lists (both namespaces, PEP) and
+//     publishes an empty one where one names devices: an app once used on
+//     the bot account leaves its device, and clients that see it encrypt
+//     to the bot. A list that does not exist is left alone. Prosody 0.12
+//     and ejabberd 23.01 both take the empty list without publish-options
+//     and keep the node's configuration.
 //   - Size: the codec takes what the servers take (256 KiB of text; their
 //     stanza limits are 256 KiB) and refuses deeper nesting than 32 (dropped
 //     alone, the stream goes on); an owner's message refused for its size

@@ -84,6 +84,8 @@ func (p *msgParts) child(m *Inbound, c *node, ns string) {
 		if d := parseDelay(c, true); d != nil && c.name.Local == "delay" {
 			m.Delay = d
 		}
+	case NSEME, NSOMEMO, NSOMEMO2, NSOpenPGP, NSLegacyPG:
+		encryption(m, c)
 	}
 }
 
@@ -145,6 +147,7 @@ func signal(m *Inbound, c *node) {
 // which wins over a correction to a single space (Cheogram's form, which
 // is then no correction).
 func (p *msgParts) finish(m *Inbound) {
+	otr(m)
 	switch {
 	case p.retract1 != "":
 		m.Retract = &Retraction{ID: p.retract1, Form: RetractV1}

@@ -120,6 +120,7 @@ func (s *Session) routeIQ(ctx context.Context, c *conn, iq *InIQ) error {
 		reply = r
 	case iq.Payload.Space == NSRoster && iq.Type == "set" && s.fromServer(c, iq.From):
 		// Roster push (RFC 6121 §2.1.6): acknowledge.
+		s.rosterPush(iq)
 		reply = Result(iq)
 	default:
 		reply = ErrorReply(iq, CondServiceUnavailable)
@@ -149,6 +150,9 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 			s.log.Warn("the owner unsubscribed from the bot's presence")
 		case "":
 			s.release() // the owner is online: what was set aside goes now
+			s.noteOwner(ownerNote{presence: p})
+		case "unavailable":
+			s.noteOwner(ownerNote{presence: p})
 		}
 		return nil
 	case p.Type == "subscribe":

@@ -179,6 +179,10 @@ type Session struct {
 	// goroutine, then answers "busy".
 	cmds  chan bridge.Command
 	adhoc adhoc
+	// fits carries what the session learns of the owner outside their
+	// messages (presences, roster) to the Bot (fit.go). Capacity 64;
+	// when full a note is dropped: it only tunes hints.
+	fits chan ownerNote
 
 	// pacer finds the server's pace (writer goroutine only); rate and rtt
 	// are its latest rate (B/s) and round trip (ns), for Stats.
@@ -224,6 +228,7 @@ func New(cfg Config) (*Session, error) {
 		kick:    make(chan struct{}, 1),
 		cmds:    make(chan bridge.Command, 8),
 		notes:   make(chan bridge.OwnerEvent, 16),
+		fits:    make(chan ownerNote, 64),
 		pending: make(map[string]pendingIQ),
 		show:    "away",
 		pacer:   newPacer(cfg.Rate),
