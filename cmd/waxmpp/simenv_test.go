@@ -148,6 +148,9 @@ type envOptions struct {
 	rooms         pt.RoomPolicy
 	roomsAuto     bool
 	strangerAdmin bool
+	// noSubscribe: the test owner leaves the bot's subscription request
+	// unanswered (a real client in the test answers it).
+	noSubscribe bool
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -210,6 +213,9 @@ level = "debug"
 	go e.collect()
 	e.start()
 	tb.Cleanup(e.shutdown)
+	if o.noSubscribe {
+		return e
+	}
 	// The bot asks for the owner's subscription; grant it and ask back, so
 	// the owner sees the bot's presence.
 	e.waitStanza(15*time.Second, func(s *pt.Elem) bool {
