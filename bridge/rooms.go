@@ -497,9 +497,7 @@ func (c *Core) roomOwner(ctx context.Context, ev OwnerEvent) error {
 		if _, _, isCmd := parseCommand(body); isCmd {
 			return c.ownerText(ctx, m, "")
 		}
-		if strings.HasPrefix(m.Body, "//") {
-			m.Body = m.Body[1:]
-		}
+		m.Body, _ = unescapeText(m.Body) // "//x" sends "/x", "!!x" sends "!x"
 		if e.ReplyTo != "" {
 			l, err := c.st.MessageByXMPP(e.ReplyTo)
 			switch {

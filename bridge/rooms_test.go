@@ -169,6 +169,7 @@ func TestRoomGolden(t *testing.T) {
 
 	// The owner, in the rooms.
 	var mine string
+	step("owner's marker in the room: read on WhatsApp", func() { h.inRoom(ra, &bridge.OwnerDisplayed{Target: "S-A1"}) })
 	step("owner writes in the room: to the chat, no routing", func() {
 		mine = h.inRoom(ra, &bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{Archive: "S-O1"}, Body: "hi alice"})
 	})
@@ -181,8 +182,10 @@ func TestRoomGolden(t *testing.T) {
 	step("owner in the group's room", func() {
 		h.inRoom(rf, &bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{Archive: "S-O4"}, Body: "//slash text"})
 	})
+	step("owner in the group's room: !! sends !", func() {
+		h.inRoom(rf, &bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{Archive: "S-O5"}, Body: "!!bang text"})
+	})
 	step("owner reacts in the room, by the room's id", func() { h.inRoom(ra, &bridge.OwnerReaction{Target: "S-A1", Emojis: []string{"🙂"}}) })
-	step("owner's marker in the room: read on WhatsApp", func() { h.inRoom(ra, &bridge.OwnerDisplayed{Target: "S-A1"}) })
 	step("owner types in the room", func() { h.inRoom(ra, &bridge.OwnerChatState{State: bridge.Composing}) })
 	step("owner corrects in the room, by the message's id", func() { h.inRoom(ra, &bridge.OwnerCorrection{Target: mine, Body: "hi, alice"}) })
 	step("owner retracts in the room, by the room's id", func() { h.inRoom(ra, &bridge.OwnerRetraction{Target: "S-O1"}) })
@@ -190,6 +193,7 @@ func TestRoomGolden(t *testing.T) {
 		h.send(&bridge.Receipt{Chat: alice, By: alice, IDs: []string{waSent(t, h, "S-O2")}, Kind: bridge.Read})
 	})
 	step("a command in the room: answered there", func() { h.inRoom(ra, &bridge.OwnerText{Body: "/rooms"}) })
+	step("a command with ! in the room", func() { h.inRoom(ra, &bridge.OwnerText{Body: "!rooms"}) })
 	step("/room in a room", func() { h.inRoom(ra, &bridge.OwnerText{Body: "/room"}) })
 	step("the bot conversation: the rooms' chats do not speak there", func() { h.say("/status") })
 	step("/room alice again", func() { h.say("/room alice") })
