@@ -420,5 +420,13 @@ func (c *Core) ownerEncrypted(e *OwnerEncrypted) {
 	if cl.Name == "" {
 		how = strings.ToUpper(how[:1]) + how[1:]
 	}
-	c.say("🔒 Not sent: your message was encrypted (" + scheme + "), and I cannot read encrypted messages yet, so nothing went to WhatsApp. Turn encryption off for our chat, then send it again." + cl.in() + " " + how + ".")
+	where := "for our chat"
+	if e.Room != "" {
+		where = "in this room"
+		how = inRoom.Replace(how)
+	}
+	c.say("🔒 Not sent: your message was encrypted (" + scheme + "), and I cannot read encrypted messages yet, so nothing went to WhatsApp. Turn encryption off " + where + ", then send it again." + cl.in() + " " + how + ".")
 }
+
+// inRoom rewrites the clients' hints about the bot's chat for a room.
+var inRoom = strings.NewReplacer("in my chat window", "in the room's window", "in my tab", "in the room's tab", "for your chat with me", "in this room", "of the chat", "of the room")

@@ -185,6 +185,9 @@ func TestRoomGolden(t *testing.T) {
 	step("owner in the group's room: !! sends !", func() {
 		h.inRoom(rf, &bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{Archive: "S-O5"}, Body: "!!bang text"})
 	})
+	step("owner's encrypted message in the room: not sent, told there", func() {
+		h.inRoom(ra, &bridge.OwnerEncrypted{OwnerMeta: bridge.OwnerMeta{Archive: "S-O6", ID: "enc-room"}, Scheme: "OMEMO"})
+	})
 	step("owner reacts in the room, by the room's id", func() { h.inRoom(ra, &bridge.OwnerReaction{Target: "S-A1", Emojis: []string{"🙂"}}) })
 	step("owner types in the room", func() { h.inRoom(ra, &bridge.OwnerChatState{State: bridge.Composing}) })
 	step("owner corrects in the room, by the message's id", func() { h.inRoom(ra, &bridge.OwnerCorrection{Target: mine, Body: "hi, alice"}) })

@@ -107,22 +107,35 @@
 //   - The owner's clients (fit.go): each available presence of the owner's
 //     names its client by its XEP-0115 caps node; the Bot asks the
 //     resource for its XEP-0030 identity (at node#ver, cached by it; a
-//     resource that writes without a presence is asked at no node) and
+//     resource that writes without a presence, as it does before the
+//     owner accepted the bot's subscription, is asked at no node) and
 //     tells the core with bridge.OwnerClient, which writes its hints in
-//     that client's forms. These events come from no archived stanza, and
-//     Handled ignores them.
+//     that client's forms. An unavailable presence tells the core the
+//     client is gone; an answer that comes after its resource went away or
+//     changed caps is dropped; a resource that does not answer within 20 s
+//     is told by its caps node alone. Every owner message names its
+//     resource (bridge.OwnerMeta.Resource), so the core knows which client
+//     wrote; in a room the resource of the sender's JID is a nick, and no
+//     resource is named. Presences and roster items reach the Bot on a
+//     channel of their own (capacity 64), and one that finds it full is
+//     dropped and logged: it only tunes hints, and the reader never waits
+//     for it. These events come from no archived stanza, and Handled
+//     ignores them.
 //   - End-to-end encryption (crypto.go): a message with an XEP-0380 hint,
 //     an OMEMO payload (eu.siacs.conversations.axolotl or urn:xmpp:omemo:2),
 //     an OpenPGP for XMPP or legacy PGP element, or an OTR body ("?OTR") is
-//     a bridge.OwnerEncrypted, never text: its body is the client's fallback.
-//     An OMEMO element without payload (a key exchange) is nothing to act
-//     on; OTR's whitespace tag is removed from plain text. At each login
+//     a bridge.OwnerEncrypted, never text (in a room too): its body is the
+//     client's fallback. An OMEMO element without payload (a key
+//     exchange) is nothing to act on; OTR's whitespace tag is removed from
+//     plain text. At each login
 //     the bot reads its own OMEMO device lists (both namespaces, PEP) and
 //     publishes an empty one where one names devices: an app once used on
 //     the bot account leaves its device, and clients that see it encrypt
 //     to the bot. A list that does not exist is left alone. Prosody 0.12
 //     and ejabberd 23.01 both take the empty list without publish-options
-//     and keep the node's configuration.
+//     and keep the node's configuration. The lists are checked at login
+//     only: a device published while the bot runs is removed at its next
+//     login.
 //   - Size: the codec takes what the servers take (256 KiB of text; their
 //     stanza limits are 256 KiB) and refuses deeper nesting than 32 (dropped
 //     alone, the stream goes on); an owner's message refused for its size

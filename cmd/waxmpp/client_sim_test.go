@@ -165,10 +165,13 @@ func TestSimProfanityOMEMO(t *testing.T) {
 	}
 	e.noAction(m, 2*time.Second, "the OMEMO fallback sent to WhatsApp", func(a simwa.Action) bool { return a.Type == "send_text" })
 
-	// The bot's next login empties the list; profanity learns it (PEP).
+	// The bot's next login empties the list; profanity learns it (PEP):
+	// a line typed before that would still be encrypted.
+	logged := p.logSize()
 	e.stop()
 	e.start()
 	waitDevices(t, old, func(ids []string) bool { return len(ids) == 0 })
+	p.waitLog(logged, wait, "RECV", `from="`+bot+`"`, "devicelist", `<list xmlns="eu.siacs.conversations.axolotl"/>`)
 	m = e.mark()
 	p.line("and now?")
 	p.wait(wait, "Can't find a OMEMO device id for "+bot)

@@ -111,4 +111,51 @@ func (p *profanity) omemoTrust(jid string) {
 	}
 	p.line("/omemo trust " + strings.ReplaceAll(m[1], "-", ""))
 	p.wait(10*time.Second, "(trusted)")
+	// Trusting fetches the device's bundle again and builds the session
+	// when it comes; a line typed before that is dropped ("cannot
+	// encrypt key ... code: -1000" in its log, nothing sent). Its debug
+	// log says when the session is there.
+	p.waitLog(0, wait, "create session with "+jid)
+}
+
+// logPath is profanity's own log (it runs with -l DEBUG).
+func (p *profanity) logPath() string {
+	return filepath.Join(p.home, ".local", "share", "profanity", "logs", "profanity.log")
+}
+
+// logSize is how much profanity has logged so far: waitLog after it looks
+// only at what comes later.
+func (p *profanity) logSize() int {
+	b, _ := os.ReadFile(p.logPath()) // absent until profanity writes it
+	return len(b)
+}
+
+// waitLog waits until a line of profanity's log, after its first from
+// bytes, contains every one of want.
+func (p *profanity) waitLog(from int, d time.Duration, want ...string) {
+	p.tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		b, _ := os.ReadFile(p.logPath())
+		if from <= len(b) {
+			for _, l := range strings.Split(string(b[from:]), "\n") {
+				if containsAll(l, want) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			p.tb.Fatalf("profanity's log (%s) has no line with %q within %v", p.logPath(), want, d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, w := range parts {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
 }
