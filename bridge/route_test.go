@@ -182,19 +182,22 @@ func TestMuteDuration(t *testing.T) {
 }
 
 func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{"/help", "/To  Alice ", "//x", "/", "/msg bob hi\nthere", "/\u00a0x", "/MUTE family 8h", "x/y"} {
+	for _, s := range []string{"/help", "/To  Alice ", "//x", "/", "/msg bob hi\nthere", "/\u00a0x", "/MUTE family 8h", "x/y",
+		"!help", "!To alice", "!!x", "!", "! wow", "!!!", "!1", "!é"} {
 		f.Add(s)
+	}
+	// A command starts with "/" (not "//") or with "!" and an ASCII letter.
+	command := func(s string) bool {
+		return strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") ||
+			len(s) > 1 && s[0] == '!' && (s[1] >= 'a' && s[1] <= 'z' || s[1] >= 'A' && s[1] <= 'Z')
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		name, args, ok := parseCommand(s)
-		if !ok {
-			if strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") {
-				t.Fatalf("%q not a command", s)
-			}
-			return
+		if ok != command(s) {
+			t.Fatalf("%q: command %v, want %v", s, ok, command(s))
 		}
-		if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
-			t.Fatalf("%q parsed as a command", s)
+		if !ok {
+			return
 		}
 		if strings.ContainsFunc(name, func(r rune) bool { return r == ' ' || r == '\n' || r == '\t' }) {
 			t.Fatalf("name %q has spaces", name)

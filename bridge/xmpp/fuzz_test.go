@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"waxmpp/bridge"
 )
 
 // FuzzDecode: arbitrary bytes never panic, and whatever decodes holds only
@@ -15,6 +17,9 @@ import (
 func FuzzDecode(f *testing.F) {
 	for _, c := range decodeCases {
 		f.Add([]byte(c.in))
+	}
+	for _, c := range encryptedStanzas {
+		f.Add([]byte(c.xml))
 	}
 	golden, _ := filepath.Glob(filepath.Join("testdata", "codec", "*.xml"))
 	for _, g := range golden {
@@ -40,6 +45,16 @@ func FuzzDecode(f *testing.F) {
 			if m, ok := st.(*Inbound); ok {
 				for _, ns := range []string{NSReply, NSRetract, ""} {
 					checkClean(t, reflect.ValueOf(m.BodyWithoutFallback(ns)))
+				}
+				// An encrypted message's body is a fallback: it never
+				// becomes anything to send (text, correction, reaction,
+				// retraction).
+				if m.Sealed {
+					switch ev := OwnerEvent(m, "", time.Time{}); ev.(type) {
+					case *bridge.OwnerEncrypted, *bridge.OwnerDisplayed, *bridge.OwnerReceived:
+					default:
+						t.Fatalf("an encrypted message (%s) became %T", m.Encryption, ev)
+					}
 				}
 			}
 		}

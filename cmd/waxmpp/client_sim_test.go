@@ -41,6 +41,9 @@ func TestSimProfanity(t *testing.T) {
 	e.stanza(m, wait, "the bot's presence", func(s *pt.Elem) bool {
 		return s.XMLName.Local == "presence" && strings.HasPrefix(s.Attr("from"), bot+"/") && s.Attr("type") == ""
 	})
+	// The server may send the bot's presence before the roster push that
+	// tells profanity the subscription is mutual (ejabberd does).
+	p.waitLog(0, wait, "RECV", "jabber:iq:roster", `jid="`+bot+`"`, `subscription="both"`)
 	p.line("/sub show " + bot)
 	p.wait(wait, bot+" subscription status: both")
 
