@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"waxmpp/bridge"
 	pt "waxmpp/bridge/prosodytest"
 	"waxmpp/bridge/simwa"
 )
@@ -90,6 +91,24 @@ func TestSimProfanity(t *testing.T) {
 	p.line("!important")
 	e.msg(m, "Unknown command !important", "!!important")
 	e.noAction(m, time.Second, "a command sent as text", func(a simwa.Action) bool { return a.Type == "send_text" })
+
+	// In a group, an answer marks read what each sender wrote before (one
+	// call per sender, as WhatsApp wants); "!msg" is the bot's, not
+	// profanity's /msg.
+	e.inject(&bridge.ChatInfo{Chat: family, Kind: bridge.Group, Name: "Family"})
+	m = e.mark()
+	e.inject(textMsg(family, bob, "PF1", "dinner at 7?", "Bob"), textMsg(family, alice, "PF2", "I'll bring cake", "Alice"))
+	e.msg(m, "Alice → Family: I'll bring cake")
+	p.wait(wait, "Alice → Family: I'll bring cake")
+	e.noAction(m, time.Second, "mark_read without an answer", func(a simwa.Action) bool { return a.Type == "mark_read" })
+	m = e.mark()
+	p.line("!msg family sounds good")
+	e.action(m, wait, "the answer to the group", sendTo(family, "sounds good"))
+	for _, w := range []struct{ sender, id string }{{bob, "PF1"}, {alice, "PF2"}} {
+		e.action(m, wait, "mark_read of "+w.id, func(a simwa.Action) bool {
+			return a.Type == "mark_read" && a.Chat == family && a.Sender == w.sender && contains(a.IDs, w.id)
+		})
+	}
 
 	// OTR: profanity's query is never relayed; the bot says how to stop.
 	p.line("/otr gen")
