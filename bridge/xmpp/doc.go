@@ -165,7 +165,18 @@
 //     replayed from its own cursor (RoomCursors), as the bot's own archive
 //     is; a room made anew by the server (its data lost: status 201 at a
 //     rejoin) is configured, its owner invited again, and replayed from
-//     its start.
+//     its start. A replay cut short (the link went) leaves the cursor
+//     where it was, so what came live meanwhile cannot move it past what
+//     was not replayed; a room's message before the bot's join on this
+//     link (ejabberd routes to the full JID an earlier link held) is left
+//     to that replay.
+//   - Not twice in a room: before the gate opens, each room one of the
+//     outbox's first records goes to is read back (XEP-0313, newest
+//     first) until the copy of each record, or of something older, is
+//     met; a record whose copy is there is not written again. Clients
+//     drop a chat message sent again under its id, but a room gives the
+//     second copy a stanza-id of its own, and Conversations tells a
+//     room's messages apart by that id.
 //   - Who is who in a room: the room shows real JIDs (non-anonymous), in
 //     presences and in its archive; live messages are told by the
 //     occupant's nick. The owner's messages go to the core with the room's

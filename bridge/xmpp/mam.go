@@ -25,7 +25,8 @@ const fromStart = "^"
 type mamFin struct {
 	Complete string `xml:"complete,attr"`
 	Set      struct {
-		Last string `xml:"last"`
+		First string `xml:"first"`
+		Last  string `xml:"last"`
 	} `xml:"http://jabber.org/protocol/rsm set"`
 }
 

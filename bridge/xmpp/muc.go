@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -62,10 +63,16 @@ type mucRoom struct {
 	gone      bool              // told gone: not joined again
 	occupants map[string]string // nick → bare real JID ("" if the room hides it)
 	mamQuery  string            // the id of the archive query running, "" if none
-	replaying bool              // until its archive replay on this link completed
-	handled   string            // archive id of the last handled message, not yet saved
-	checking  bool              // a lockdown check runs
-	recheck   bool              // another was asked for meanwhile: it runs next
+	// copies is the id of recallCopies' query, "" if none; wanted the
+	// ids it looks for; older is set once it met a copy of a message
+	// sent before them.
+	copies    string
+	wanted    map[string]bool
+	older     bool
+	replaying bool   // until its archive replay on this link completed
+	handled   string // archive id of the last handled message, not yet saved
+	checking  bool   // a lockdown check runs
+	recheck   bool   // another was asked for meanwhile: it runs next
 }
 
 // joinResult is how a join ended: the nick held and whether the room was
@@ -208,7 +215,124 @@ func (s *Session) setupRooms(ctx context.Context, c *conn) map[string]string {
 			from[r.JID] = fromStart // made anew: all in it is new
 		}
 	}
+	s.recallCopies(ctx, rooms)
 	return from
+}
+
+// resendWindow is how many records from the outbox's head a new link
+// looks through for messages to rooms: more than the writer leaves
+// unconfirmed (its window holds a few dozen stanzas).
+const resendWindow = 128
+
+// maxCopyPages bounds how far back recallCopies reads a room's archive.
+const maxCopyPages = 10
+
+// recallCopies reads back the archive of each room that one of the
+// outbox's first records goes to, so that the bot's own copies there are
+// known (echoes) before the writer starts: a message the room has already
+// is then not sent again (inRoomAlready). A message the server took just
+// before a crash or a lost link would otherwise go twice, and the room
+// gives the second its own new id, by which clients tell a room's messages
+// apart (Conversations compares the rooms' stanza-ids, not the message
+// ids): the owner would see it twice. It reads back until it has met
+// every record's copy, or a copy of a message sent before them (the
+// outbox is in order: what is older was confirmed), or the archive's
+// start. Rooms nothing waits for are not asked.
+func (s *Session) recallCopies(ctx context.Context, rooms []*mucRoom) {
+	items, err := s.cfg.Outbox.Peek(0, resendWindow)
+	if err != nil {
+		s.log.Error("cannot read the outbox", "err", err)
+		return
+	}
+	want := map[string]map[string]bool{}
+	for _, it := range items {
+		if len(it.Data) < 8 {
+			continue
+		}
+		room, m := roomMessageTo(it.Data[8:]), idAttr.FindSubmatch(it.Data[8:])
+		if room == "" || m == nil {
+			continue
+		}
+		if want[room] == nil {
+			want[room] = map[string]bool{}
+		}
+		want[room][string(m[1])] = true
+	}
+	for _, r := range rooms {
+		if want[r.JID] == nil {
+			continue
+		}
+		qid := "mam-copies-" + s.NewID()
+		s.muc.mu.Lock()
+		in := r.nick != ""
+		if in {
+			r.copies, r.wanted, r.older = qid, want[r.JID], false
+		}
+		s.muc.mu.Unlock()
+		if !in {
+			continue
+		}
+		before, pages := "", 0
+		for ; pages < maxCopyPages; pages++ {
+			first, complete, err := s.roomPageBack(ctx, r, qid, before)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("cannot read back a room's archive; what the bot sent there just before may come twice", "room", r.JID, "err", err)
+				}
+				break
+			}
+			s.muc.mu.Lock()
+			done := r.older || len(r.wanted) == 0
+			s.muc.mu.Unlock()
+			if done || complete || first == "" {
+				break
+			}
+			before = first
+		}
+		s.muc.mu.Lock()
+		r.copies, r.wanted = "", nil
+		s.muc.mu.Unlock()
+		s.log.Debug("a room's archive read back", "room", r.JID, "pages", pages+1)
+	}
+}
+
+// inRoomAlready reports whether stanza is a message to a room that has
+// given its copy of it back already (see recallCopies).
+func (s *Session) inRoomAlready(stanza []byte) bool {
+	room := roomMessageTo(stanza)
+	if room == "" {
+		return false
+	}
+	m := idAttr.FindSubmatch(stanza)
+	if m == nil {
+		return false
+	}
+	s.muc.mu.Lock()
+	defer s.muc.mu.Unlock()
+	_, ok := s.muc.echoes[room+"\x00"+string(m[1])]
+	return ok
+}
+
+var (
+	messageTag   = regexp.MustCompile(`^<message\s[^>]*>`)
+	toOrTypeAttr = regexp.MustCompile(`\s(to|type)="([^"]*)"`)
+)
+
+// roomMessageTo is the room an encoded groupchat message goes to, "" for
+// any other stanza.
+func roomMessageTo(stanza []byte) string {
+	var to, typ string
+	for _, a := range toOrTypeAttr.FindAllSubmatch(messageTag.Find(stanza), -1) {
+		if string(a[1]) == "to" {
+			to = string(a[2])
+		} else {
+			typ = string(a[2])
+		}
+	}
+	if typ != "groupchat" {
+		return ""
+	}
+	return bareJID(to)
 }
 
 // catchUpRooms replays the archives of the rooms joined at this login.
@@ -481,9 +605,11 @@ func (s *Session) routeRoomMessage(ctx context.Context, c *conn, room string, m 
 		s.muc.mu.Unlock()
 		return nil
 	}
+	copies := false
 	if m.Archived != nil {
 		// Only the room's own archive, answering our own query.
-		if r.mamQuery == "" || m.Archived.QueryID != r.mamQuery || bareJID(m.Archived.From) != room {
+		copies = r.copies != "" && m.Archived.QueryID == r.copies
+		if !copies && (r.mamQuery == "" || m.Archived.QueryID != r.mamQuery) || bareJID(m.Archived.From) != room {
 			s.muc.mu.Unlock()
 			return nil
 		}
@@ -497,6 +623,23 @@ func (s *Session) routeRoomMessage(ctx context.Context, c *conn, room string, m 
 	}
 	ourNick := r.nick
 	s.muc.mu.Unlock()
+	if copies {
+		// recallCopies: the bot's own tell what the room has; the rest is
+		// the catch-up's.
+		id, sid := cmpOr(m.OriginID, m.ID), archiveID(m, room)
+		if real != s.bare || m.Type != "groupchat" || id == "" || sid == "" {
+			return nil
+		}
+		s.echoed(room, id, sid)
+		s.muc.mu.Lock()
+		if r.wanted[id] {
+			delete(r.wanted, id)
+		} else if m.HasBody {
+			r.older = true // what bypasses the outbox (markers, typing) has none
+		}
+		s.muc.mu.Unlock()
+		return nil
+	}
 	switch {
 	case m.Type == "error":
 		s.log.Warn("a room bounced a message", "room", room, "id", m.ID, "err", m.Error)
@@ -526,6 +669,13 @@ func (s *Session) routeRoomMessage(ctx context.Context, c *conn, room string, m 
 		m.Echo = true
 		s.echoed(room, cmpOr(m.OriginID, m.ID), sid)
 	case real == s.owner:
+	case real == "" && m.Archived == nil && ourNick == "":
+		// Before the bot is in the room on this link (ejabberd still
+		// routes the room's messages to the full JID an earlier link held
+		// there): who wrote it is not known yet, and it is no stranger's
+		// for that. The archive's replay after the join brings it.
+		s.log.Debug("a room's message before the join: left to its archive", "room", room)
+		return nil
 	default:
 		return s.stranger(ctx, room, real, nick)
 	}
@@ -706,10 +856,20 @@ func (s *Session) saveRoomCursor(room, id string) error {
 // catchUpRoom replays a room's archive after the cursor after (the room
 // cursor's "^": from its start). With no cursor it only records where
 // the archive ends now. Results go through routeRoomMessage.
-func (s *Session) catchUpRoom(ctx context.Context, r *mucRoom, after string) error {
+func (s *Session) catchUpRoom(ctx context.Context, r *mucRoom, after string) (err error) {
 	defer func() {
 		s.muc.mu.Lock()
-		r.replaying, r.mamQuery = false, ""
+		r.mamQuery = ""
+		if err == nil {
+			r.replaying = false
+		} else {
+			// Not replayed to the end (the link went): the cursor stays
+			// where it was, or what came live, before and after, would
+			// move it past what was not replayed yet. The next login
+			// replays from there again (the core drops what it handled
+			// already).
+			r.handled = ""
+		}
 		s.muc.mu.Unlock()
 		s.saveRoomCursors()
 	}()
@@ -769,6 +929,27 @@ func (s *Session) roomPage(ctx context.Context, r *mucRoom, qid, after string, l
 		return "", false, err
 	}
 	return fin.Set.Last, fin.Complete == "true", nil
+}
+
+// roomPageBack asks a room's archive for the page of messages before the
+// archive id before ("" : the newest); first is the page's oldest.
+func (s *Session) roomPageBack(ctx context.Context, r *mucRoom, qid, before string) (first string, complete bool, err error) {
+	var w writer
+	w.open("query", NSMAM, "queryid", qid)
+	w.open("set", NSRSM)
+	w.elem("max", "", fmt.Sprint(mamPage))
+	w.elem("before", "", before)
+	w.close()
+	w.close()
+	res, err := s.iq(ctx, IQ{Type: "set", To: r.JID, Payload: Inner{w.bytes()}})
+	if err != nil {
+		return "", false, fmt.Errorf("xmpp: archive query of %s: %w", r.JID, err)
+	}
+	var fin mamFin
+	if err := res.Unmarshal(&fin); err != nil {
+		return "", false, err
+	}
+	return fin.Set.First, fin.Complete == "true", nil
 }
 
 // ---- creating, keeping and destroying rooms ----

@@ -497,3 +497,20 @@ func TestRoomFixups(t *testing.T) {
 		t.Errorf("queued %q", got)
 	}
 }
+
+// TestRoomMessageTo: the outbox's records that go to a room are told from
+// the rest by their encoded opening tag.
+func TestRoomMessageTo(t *testing.T) {
+	for _, c := range []struct{ stanza, want string }{
+		{`<message type="groupchat" to="r1@muc.example" id="wa-1"><body>x</body></message>`, "r1@muc.example"},
+		{`<message id="wa-2" to="r1@muc.example/nick" type="groupchat"/>`, "r1@muc.example"},
+		{`<message type="chat" to="owner@example" id="wa-3"><body>type="groupchat"</body></message>`, ""},
+		{`<message to="owner@example" id="wa-4"><body> to="r@m" type="groupchat"</body></message>`, ""},
+		{`<presence to="r1@muc.example/bot"/>`, ""},
+		{``, ""},
+	} {
+		if got := roomMessageTo([]byte(c.stanza)); got != c.want {
+			t.Errorf("roomMessageTo(%s) = %q, want %q", c.stanza, got, c.want)
+		}
+	}
+}

@@ -217,6 +217,9 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 			// A record we cannot have written: drop it rather than
 			// wedge the queue behind it forever.
 			w.s.log.Error("dropping malformed outbox record", "seq", it.Seq)
+		} else if w.s.inRoomAlready(it.Data[8:]) {
+			// Written on an earlier link, and the room has it (muc.go).
+			w.s.log.Debug("not sent again: the room has it", "seq", it.Seq)
 		} else if err := w.send(ctx, it.Data[8:]); err != nil {
 			return false, err
 		} else {
