@@ -88,7 +88,8 @@ type Core struct {
 	log *slog.Logger
 	now func() time.Time
 	wa  WhatsApp
-	x   XMPP
+	x   XMPP // cfg.XMPP as batchXMPP: a send first writes the batch
+	xw  XMPP // cfg.XMPP itself, which writes the batch (batch.go)
 	st  Store
 
 	people  map[UserID]*person         // names, persisted as "core.people"
@@ -123,8 +124,15 @@ type Core struct {
 	// order or acknowledged before it. It is tried again after retryIn.
 	stuckEvent Event
 	stuckOwner OwnerEvent
-	retryIn    time.Duration
-	toldStuck  bool // the owner was told that relaying is paused
+	// redo are events to handle again after stuckEvent, in order, before
+	// the channel is read: a batch that could not be written (batch.go).
+	redo []Event
+	// batch is the batch of WhatsApp messages Run is taking (nil between
+	// batches); batchFailed its events when it could not be written.
+	batch       *relayBatch
+	batchFailed []Event
+	retryIn     time.Duration
+	toldStuck   bool // the owner was told that relaying is paused
 
 	status     Status    // last WhatsApp Status
 	statusSeen bool      // a Status arrived
@@ -223,13 +231,14 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		return nil, errors.New("bridge: core: no event channels")
 	}
 	c := &Core{
-		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, x: cfg.XMPP, st: cfg.Store,
+		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, xw: cfg.XMPP, st: cfg.Store,
 		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, marked: map[string]bool{}, receipted: map[string]ReceiptKind{},
 		rooms: map[ChatID]*roomBinding{}, roomChat: map[string]ChatID{},
 		qrDone:    make(chan qrUpload),
 		healthReq: make(chan chan Health),
 		xf:        newTransfers(),
 	}
+	c.x = batchXMPP{XMPP: cfg.XMPP, c: c}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -313,7 +322,7 @@ func (c *Core) Run(ctx context.Context) error {
 	events, owner, cmds := c.cfg.Events, c.cfg.Owner, c.cfg.Commands
 	for {
 		evs, own := events, owner
-		if c.stuckEvent != nil {
+		if c.stuckEvent != nil || len(c.redo) > 0 {
 			evs = nil
 		}
 		if c.stuckOwner != nil {
@@ -338,7 +347,28 @@ func (c *Core) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			if !c.takeEvent(ctx, ev) {
+			// What waits behind it is one batch (batch.go).
+			c.batch = newRelayBatch()
+			good := c.takeEvent(ctx, ev)
+		take:
+			for n := 1; good && n < maxBatch; n++ {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						events = nil
+						break take
+					}
+					good = c.takeEvent(ctx, ev)
+				default:
+					break take
+				}
+			}
+			if good && !c.flushBatch() {
+				c.fail(nil)
+				good = false
+			}
+			c.batch = nil
+			if !good {
 				c.stuck(retry)
 			}
 		case m, ok := <-own:
@@ -353,6 +383,11 @@ func (c *Core) Run(ctx context.Context) error {
 			ok := true
 			if ev := c.stuckEvent; ev != nil {
 				c.stuckEvent = nil
+				ok = c.takeEvent(ctx, ev)
+			}
+			for ok && len(c.redo) > 0 {
+				ev := c.redo[0]
+				c.redo = c.redo[1:]
 				ok = c.takeEvent(ctx, ev)
 			}
 			if m := c.stuckOwner; m != nil && ok {
@@ -407,19 +442,47 @@ func (c *Core) tickDue() bool {
 // is saved at once.
 const maxUnacked = 1000
 
-// takeEvent handles a WhatsApp event and acknowledges it, or reports false
-// (and keeps it as stuckEvent) when it could not be handled durably.
+// takeEvent handles a WhatsApp event and acknowledges it (at once, or
+// with its batch), or reports false (and keeps it as stuckEvent, or in
+// redo behind its batch's events) when it could not be handled durably.
 func (c *Core) takeEvent(ctx context.Context, ev Event) bool {
-	if err := c.event(ctx, ev); err != nil {
+	b := c.batch
+	if b != nil {
+		if len(b.events) > 0 && !b.takes(ev) && !c.flushBatch() {
+			c.fail(ev)
+			return false
+		}
+		b.cur, b.added = ev, false
+	}
+	err := c.event(ctx, ev)
+	if b != nil {
+		b.cur = nil
+	}
+	if len(c.batchFailed) > 0 {
+		// A send while handling ev wrote the batch and failed: ev
+		// comes again after the batch's events.
+		c.fail(ev)
+		return false
+	}
+	if err != nil {
 		c.log.Error("WhatsApp event not handled; trying again", "event", fmt.Sprintf("%T", ev), "err", err)
+		if !c.flushBatch() {
+			c.fail(ev)
+			return false
+		}
 		c.stuckEvent = ev
 		return false
 	}
-	if c.dirty || len(c.unacked) > 0 {
-		c.unacked = append(c.unacked, ev)
+	if b != nil && b.added {
+		b.events = append(b.events, ev)
 		return true
 	}
-	c.wa.Handled(ev)
+	// Handled at once: acknowledged after the batch before it.
+	if !c.flushBatch() {
+		c.fail(ev)
+		return false
+	}
+	c.ack(ev)
 	return true
 }
 

@@ -26,8 +26,17 @@ func (c *Core) event(ctx context.Context, ev Event) error {
 		c.log.Warn("WhatsApp event dropped", "event", fmt.Sprintf("%T", ev), "problem", bad)
 		return nil
 	}
+	// A lane's messages are not batched: what waitInLane relays from
+	// its lane leaves the lane on disk at once (batch.go).
+	var cur Event
+	if c.batch != nil {
+		cur, c.batch.cur = c.batch.cur, nil
+	}
 	if waits, err := c.waitInLane(ev); waits || err != nil {
 		return err // behind its chat's transfer (transfer.go)
+	}
+	if c.batch != nil {
+		c.batch.cur = cur
 	}
 	switch e := ev.(type) {
 	case *Message:
@@ -241,9 +250,6 @@ func (c *Core) message(ctx context.Context, m *Message) error {
 	} else if err := c.spoke(ChatID(ch.ID)); err != nil {
 		return err
 	}
-	if _, err := c.x.Send(out); err != nil {
-		return err
-	}
 	link := MsgLink{WA: k, XMPPID: out.ID, Excerpt: excerptOf(text), Time: m.Time}
 	if room != "" {
 		link.RoomID = RoomPending // until the room's copy tells its id
@@ -251,10 +257,17 @@ func (c *Core) message(ctx context.Context, m *Message) error {
 	if dup {
 		link.XMPPID, link.RoomID = old.XMPPID, old.RoomID
 	}
+	touch := !m.History && m.Time.After(ch.LastActivity.Add(time.Minute))
+	if !dup && c.batched(m, out, link, touch) {
+		return nil // written with its batch (batch.go)
+	}
+	if _, err := c.x.Send(out); err != nil {
+		return err
+	}
 	if err := c.st.PutMessages(link); err != nil {
 		return err
 	}
-	if !m.History && m.Time.After(ch.LastActivity.Add(time.Minute)) {
+	if touch {
 		// Only orders /chats and the quote window: a failure is no loss.
 		if err := c.st.Touch(ch.ID, m.Time); err != nil {
 			c.log.Warn("touch chat", "err", err)
