@@ -89,7 +89,7 @@ type Core struct {
 	now func() time.Time
 	wa  WhatsApp
 	x   XMPP // cfg.XMPP as batchXMPP: a send first writes the batch
-	xw  XMPP // cfg.XMPP itself, which writes the batch (batch.go)
+	xw  XMPP // cfg.XMPP itself: writes the batch (batch.go); optional methods are asserted on it
 	st  Store
 
 	people  map[UserID]*person         // names, persisted as "core.people"

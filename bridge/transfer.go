@@ -917,7 +917,7 @@ func (c *Core) wantAAC() bool {
 	case VoiceAACNever:
 		return false
 	}
-	oc, ok := c.x.(interface{ OwnerClients() []string })
+	oc, ok := c.xw.(interface{ OwnerClients() []string })
 	if !ok {
 		return false
 	}
