@@ -385,11 +385,11 @@ ping_timeout = "3s"
 		// answers no disco query, unlike a real one) is known only when the
 		// bot's question times out (20 s), and what the core decides from
 		// it (plain rendering or not) is saved once. Settled means nothing
-		// written for two ping intervals.
+		// written for longer than that timeout.
 		probe := "stat -c '%Y %s' /var/lib/waxmpp/waxmpp.db; grep ^write_bytes /proc/" + mainPID + "/io"
 		t0 := time.Now()
 		last, since := m.must(probe), time.Now()
-		for time.Since(since) < 10*time.Second {
+		for time.Since(since) < 25*time.Second {
 			if time.Since(t0) > 2*time.Minute {
 				t.Fatalf("the bridge kept writing for 2 minutes after it started")
 			}
