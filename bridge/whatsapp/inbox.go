@@ -18,6 +18,9 @@ type inbox struct {
 	// signal says "the queue grew". Capacity 1: a pending signal already
 	// says "look again".
 	signal chan struct{}
+	// kick says "an event was handled": its removal from disk is due
+	// within a second. Capacity 1, like signal.
+	kick chan struct{}
 
 	mu    sync.Mutex
 	seqs  map[bridge.Event]uint64 // delivered, not yet handled
@@ -27,12 +30,13 @@ type inbox struct {
 
 // ackEvery bounds how many handled events may wait for their removal from
 // disk: removal is batched (one fsync per batch, or when the inbox goes
-// idle, or every second), and after a crash those few are delivered again
-// and dropped by the core.
+// idle, or a second after the last handled event), and after a crash those
+// few are delivered again and dropped by the core. An idle inbox with
+// nothing to remove does not wake up at all.
 const ackEvery = 256
 
 func newInbox(q Queue) inbox {
-	return inbox{q: q, signal: make(chan struct{}, 1), seqs: map[bridge.Event]uint64{}}
+	return inbox{q: q, signal: make(chan struct{}, 1), kick: make(chan struct{}, 1), seqs: map[bridge.Event]uint64{}}
 }
 
 // push writes evs to disk, in order, in one transaction.
@@ -64,8 +68,6 @@ func (b *inbox) push(evs ...bridge.Event) error {
 // next handled event.
 func (b *inbox) deliver(ctx context.Context, out chan<- bridge.Event, log *slog.Logger) {
 	var after uint64
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	for {
 		items, err := b.q.Peek(after, 64)
 		if err != nil {
@@ -79,10 +81,7 @@ func (b *inbox) deliver(ctx context.Context, out chan<- bridge.Event, log *slog.
 		}
 		if len(items) == 0 {
 			b.flush(log)
-			select {
-			case <-b.signal:
-			case <-tick.C:
-			case <-ctx.Done():
+			if !b.idle(ctx) {
 				b.flush(log)
 				return
 			}
@@ -106,6 +105,35 @@ func (b *inbox) deliver(ctx context.Context, out chan<- bridge.Event, log *slog.
 			}
 		}
 	}
+}
+
+// idle waits for new events, or, while handled events are still on disk,
+// for the second after which they are removed; false when ctx ended.
+func (b *inbox) idle(ctx context.Context) bool {
+	for {
+		kick, later := b.kick, (<-chan time.Time)(nil)
+		if b.pending() {
+			t := time.NewTimer(time.Second)
+			defer t.Stop()
+			kick, later = nil, t.C
+		}
+		select {
+		case <-b.signal:
+			return true
+		case <-later:
+			return true
+		case <-kick: // handled since: pending now
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// pending reports whether handled events wait for their removal.
+func (b *inbox) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done > b.acked
 }
 
 // flush removes the handled events from disk.
@@ -154,6 +182,10 @@ func (b *inbox) handled(ev bridge.Event) error {
 	seq = b.done
 	b.mu.Unlock()
 	if !due {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
 		return nil
 	}
 	return b.ackThrough(seq)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,5 +68,86 @@ func TestInboxSurvivesRestart(t *testing.T) {
 	case ev := <-out:
 		t.Fatalf("unexpected %+v", ev)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// countingQueue counts the reads and removals of the queue under it.
+type countingQueue struct {
+	Queue
+	mu          sync.Mutex
+	peeks, acks int
+}
+
+func (q *countingQueue) Peek(after uint64, n int) ([]bridge.QueueItem, error) {
+	q.mu.Lock()
+	q.peeks++
+	q.mu.Unlock()
+	return q.Queue.Peek(after, n)
+}
+
+func (q *countingQueue) AckThrough(seq uint64) error {
+	q.mu.Lock()
+	q.acks++
+	q.mu.Unlock()
+	return q.Queue.AckThrough(seq)
+}
+
+func (q *countingQueue) counts() (int, int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.peeks, q.acks
+}
+
+// TestInboxIdleSleeps: an idle inbox with nothing to remove does not wake
+// up (it read its queue once a second before, on a Pi that never sleeps);
+// a handled event still leaves the disk about a second later, in one
+// removal with the others handled meanwhile.
+func TestInboxIdleSleeps(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "waxmpp.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := &countingQueue{Queue: db.Queue("whatsapp-in")}
+	b := newInbox(q)
+	out := make(chan bridge.Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.deliver(ctx, out, slog.New(slog.DiscardHandler))
+	time.Sleep(100 * time.Millisecond)
+	p0, _ := q.counts()
+	time.Sleep(2500 * time.Millisecond)
+	if p, _ := q.counts(); p != p0 {
+		t.Errorf("idle for 2.5 s with nothing queued, the inbox read its queue %d times", p-p0)
+	}
+
+	if err := b.push(&bridge.Typing{Chat: "c@s.whatsapp.net", Sender: "a"}, &bridge.Typing{Chat: "c@s.whatsapp.net", Sender: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	_, a0 := q.counts()
+	for range 2 {
+		if err := b.handled(<-out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if n, _ := q.Len(); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("handled events were never removed from disk")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The inbox went idle after the second delivery (one removal, of what
+	// was handled by then), and one more for the rest a second later.
+	if _, a := q.counts(); a-a0 > 2 {
+		t.Errorf("%d removals for 2 handled events, want at most 2", a-a0)
+	}
+	p1, a1 := q.counts()
+	time.Sleep(2500 * time.Millisecond)
+	if p, a := q.counts(); p != p1 || a != a1 {
+		t.Errorf("idle after the removal, the inbox read %d and removed %d times", p-p1, a-a1)
 	}
 }
