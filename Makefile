@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 # Cross targets: name=GOARCH[/GOARM]
 TARGETS     := linux-arm64=arm64 linux-armv6=arm/6 linux-armv7=arm/7 linux-amd64=amd64
 
-.PHONY: build cross test test-arm bench fuzz lint layout clean deb apt-repo test-install
+.PHONY: build cross test test-arm bench fuzz lint layout clean deb apt-repo test-install image image-test
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/waxmpp ./cmd/waxmpp
@@ -53,6 +53,8 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags simwa ./...
 	$(GO) vet -tags simwa ./...
+	$(GO) vet -tags imagetest ./image/...
+	$(GO) run $(STATICCHECK) -tags imagetest ./image/...
 	$(GO) mod tidy -diff
 	@$(MAKE) --no-print-directory layout
 
@@ -84,3 +86,15 @@ apt-repo:
 # Install, run, upgrade and purge the packages on a booted systemd (as root).
 test-install:
 	bash packaging/installtest/run.sh
+
+# The Raspberry Pi SD image (image/README.md). Needs root, mmdebstrap,
+# genimage, qemu-user-static and Debian's mirror.
+IMAGE := dist/waxmpp-$(VERSION)-arm64.img.xz
+
+image:
+	image/build.sh $(VERSION)
+
+# Boots $(IMAGE) under qemu-system-aarch64 and checks it (image/boottest).
+image-test:
+	@test -f $(IMAGE) || { echo "$(IMAGE) is missing: run make image first" >&2; exit 1; }
+	CGO_ENABLED=0 $(GO) test -tags imagetest -count=1 -timeout 40m -v ./image/boottest/ -args -image $(abspath $(IMAGE))

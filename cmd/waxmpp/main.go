@@ -5,6 +5,7 @@
 //	waxmpp run [--config FILE]   run the bridge until SIGINT or SIGTERM
 //	waxmpp pair [--phone +NUMBER]        link WhatsApp in the terminal (bridge stopped)
 //	waxmpp backup [--config FILE] FILE   copy the state file, also while running
+//	waxmpp bootconfig            apply waxmpp.txt from the boot partition (SD image)
 //	waxmpp version               print the version, Go version and platform
 //	waxmpp help [COMMAND]        print this usage, or COMMAND's (also COMMAND --help)
 //
@@ -71,6 +72,9 @@ commands:
   setup [--web]         set waxmpp up (as root): your address, the bot account,
                         WhatsApp; then write the config and start the service
   doctor [--json]       check everything that can go wrong, and say what to do
+  bootconfig [--boot DIR] [--root DIR]
+                        apply waxmpp.txt from the SD image's boot partition
+                        (DIR: /boot/firmware, /); the image runs it at boot
   version               print the version
   help [COMMAND]        print this help, or COMMAND's own (also COMMAND --help)
 `
@@ -131,6 +135,8 @@ type Main struct {
 	// Simulator is run's --simulator, in a test build (-tags simwa) only:
 	// the control socket of the simulated WhatsApp that replaces WhatsApp.
 	Simulator string
+	// Boot holds bootconfig's flags.
+	Boot bootFlags
 
 	// Config is the loaded configuration, once Run has read it.
 	Config config.Config
@@ -167,6 +173,7 @@ else /etc/waxmpp/config.toml.`},
 	"backup": {"backup [--config FILE] FILE", `Write a consistent copy of the state file to FILE (mode 0600), also while
 the bridge runs.`},
 	"version": {"version", "Print the version, the Go version and the platform."},
+	"bootconfig": {"bootconfig [--boot DIR] [--root DIR]", bootconfigAbout},
 }
 
 // flagSet returns cmd's flags, bound to m's fields; false for a command
@@ -178,7 +185,11 @@ func (m *Main) flagSet(cmd string) (*flag.FlagSet, bool) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // report prints the error and the usage once
 	fs.Usage = func() {}
-	if cmd == "version" {
+	switch cmd {
+	case "version":
+		return fs, true
+	case "bootconfig":
+		m.Boot.register(fs)
 		return fs, true
 	}
 	def := DefaultConfigPath
@@ -260,6 +271,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runSetup(ctx)
 	case "doctor":
 		return m.runDoctor(ctx)
+	case "bootconfig":
+		return m.bootconfig()
 	}
 	return &usageError{"no command given"}
 }
