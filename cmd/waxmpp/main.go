@@ -172,7 +172,7 @@ else /etc/waxmpp/config.toml.`},
 /pair to the bot instead).`},
 	"backup": {"backup [--config FILE] FILE", `Write a consistent copy of the state file to FILE (mode 0600), also while
 the bridge runs.`},
-	"version": {"version", "Print the version, the Go version and the platform."},
+	"version":    {"version", "Print the version, the Go version and the platform."},
 	"bootconfig": {"bootconfig [--boot DIR] [--root DIR]", bootconfigAbout},
 }
 
