@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -472,7 +475,9 @@ func (c *card) firstBoot(sshKey string) identity {
 
 	c.checkAppliance()
 	c.checkMDNS("waxmpp.local")
-	c.checkSetupPage("boot-test-code")
+	if p := c.openSetupPage("boot-test-code"); p != nil {
+		c.walkSetup(p)
+	}
 
 	id := identity{
 		machineID: strings.TrimSpace(c.guest("cat /etc/machine-id")),
@@ -588,26 +593,186 @@ print(binascii.hexlify(s.recv(9000)).decode())'`, q)
 	}
 }
 
-// checkSetupPage: the setup page answers on port 80, refuses without the
-// code and walks the setup with it (see image/README.md, "The setup page").
-func (c *card) checkSetupPage(code string) {
+// page is a browser's session with the setup page through the forward.
+type page struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
+
+func (p *page) get(path string) (int, string) {
+	p.t.Helper()
+	resp, err := p.client.Get(p.base + path)
+	if err != nil {
+		p.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// post sends a form as the page's own would (same Origin), following the
+// redirect.
+func (p *page) post(path string, form url.Values) (int, string) {
+	p.t.Helper()
+	req, err := http.NewRequest("POST", p.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", strings.TrimSuffix(p.base, "/"))
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (p *page) csrf(html string) string {
+	p.t.Helper()
+	m := csrfRE.FindStringSubmatch(html)
+	if m == nil {
+		p.t.Fatalf("no CSRF token in the page:\n%s", tail(html, 2000))
+	}
+	return m[1]
+}
+
+// pageState is the page's /state answer.
+type pageState struct {
+	Step    string `json:"step"`
+	Busy    string `json:"busy"`
+	Problem string `json:"problem"`
+	Waiting bool   `json:"waiting"`
+}
+
+func (p *page) state() pageState {
+	p.t.Helper()
+	code, body := p.get("state")
+	var st pageState
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+		p.t.Fatalf("GET /state: %d %s", code, body)
+	}
+	return st
+}
+
+// settle waits until the flow is not busy and returns its state.
+func (p *page) settle(timeout time.Duration) pageState {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := p.state()
+		if st.Busy == "" || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// answer posts one of the page's step forms.
+func (p *page) answer(action string, fields ...string) pageState {
+	p.t.Helper()
+	_, html := p.get("")
+	form := url.Values{"csrf": {p.csrf(html)}, "action": {action}}
+	for i := 0; i+1 < len(fields); i += 2 {
+		form.Set(fields[i], fields[i+1])
+	}
+	p.post("answer", form)
+	return p.settle(3 * time.Minute)
+}
+
+// openSetupPage checks the setup page as a visitor without the code, then
+// with a wrong one, then enters the right one; it returns the page, signed
+// in, or nil when nothing answers (an error is reported).
+func (c *card) openSetupPage(code string) *page {
 	t := c.t
-	base := fmt.Sprintf("http://127.0.0.1:%d/", c.ports["http"])
-	client := &http.Client{Timeout: 30 * time.Second}
-	var resp *http.Response
+	jar, _ := cookiejar.New(nil)
+	p := &page{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/", c.ports["http"]),
+		client: &http.Client{Jar: jar, Timeout: 4 * time.Minute}}
 	var err error
 	for range 10 {
-		if resp, err = client.Get(base); err == nil {
+		var resp *http.Response
+		if resp, err = (&http.Client{Timeout: 30 * time.Second}).Get(p.base); err == nil {
+			resp.Body.Close()
 			break
 		}
 		time.Sleep(3 * time.Second)
 	}
 	if err != nil {
-		t.Errorf("setup page: nothing answers on the guest's port 80 (%v); the service says:\n%s", err, c.ssh.runIgnore("systemctl status --no-pager -n 5 waxmpp.service"))
-		return
+		t.Errorf("setup page: nothing answers on the guest's port 80 (%v); waxmpp-setup.service says:\n%s", err,
+			c.ssh.runIgnore("systemctl status --no-pager -n 10 waxmpp-setup.service"))
+		return nil
 	}
-	resp.Body.Close()
-	t.Errorf("setup page: it answers (%s), but this test does not walk it yet", resp.Status)
+	// Without the code: the code form, nothing else.
+	status, html := p.get("")
+	if status != http.StatusOK || !strings.Contains(html, `action="/code"`) || strings.Contains(html, `name="owner"`) {
+		t.Errorf("the page without the code: %d, want the code form alone:\n%s", status, tail(html, 1500))
+	}
+	if status, _ := p.get("state"); status != http.StatusUnauthorized {
+		t.Errorf("GET /state without the code: %d, want 401", status)
+	}
+	if status, html := p.post("answer", url.Values{"action": {"owner"}, "owner": {"mallory@example.org"}}); status != http.StatusOK || !strings.Contains(html, `action="/code"`) {
+		t.Errorf("an answer without the code: %d, want the code form again", status)
+	}
+	status, html = p.post("code", url.Values{"csrf": {p.csrf(html)}, "code": {"not-the-code"}})
+	if status != http.StatusForbidden || !strings.Contains(html, "That is not the setup code") {
+		t.Errorf("a wrong code: %d, want 403 and why:\n%s", status, tail(html, 1500))
+	}
+	// The code as a person types it: lower case, spaces for dashes.
+	typed := strings.ToLower(strings.ReplaceAll(code, "-", " "))
+	status, html = p.post("code", url.Values{"csrf": {p.csrf(html)}, "code": {typed}})
+	if status != http.StatusOK || !strings.Contains(html, `name="owner"`) {
+		t.Errorf("the right code (typed %q): %d, want the first step:\n%s", typed, status, tail(html, 1500))
+		return nil
+	}
+	return p
+}
+
+// walkSetup walks the setup against the Prosody on the host, as far as
+// the network allows: owner, bot account (logged in for real), the owner
+// accepting the bot's subscription, then WhatsApp, which cannot be
+// reached from here.
+func (c *card) walkSetup(p *page) {
+	t := c.t
+	owner := c.prosody.Dial(t, "owner")
+	defer owner.Close()
+	if st := p.answer("owner", "owner", c.prosody.JID("owner")); st.Step != "bot" {
+		t.Fatalf("after the owner's address: %+v, want the bot step", st)
+	}
+	st := p.answer("use", "jid", c.prosody.JID("bot"), "password", "wrong password")
+	if st.Step != "bot" || st.Problem == "" {
+		t.Errorf("a wrong bot password: %+v, want a problem on the bot step", st)
+	}
+	st = p.answer("use", "jid", c.prosody.JID("bot"), "password", prosodytest.Password("bot"))
+	if st.Step != "subscribe" {
+		t.Fatalf("after the bot account: %+v, want the subscription step", st)
+	}
+	sub, err := owner.Wait(3*time.Minute, func(e *prosodytest.Elem) bool {
+		return e.XMLName.Local == "presence" && e.Attr("type") == "subscribe" && strings.HasPrefix(e.Attr("from"), c.prosody.JID("bot"))
+	})
+	if err != nil {
+		t.Fatalf("no subscription request from the bot during setup: %v (page %+v)", err, p.state())
+	}
+	owner.Send(fmt.Sprintf(`<presence to='%s' type='subscribed'/>`, prosodytest.Esc(sub.Attr("from"))))
+	deadline := time.Now().Add(3 * time.Minute)
+	for st = p.settle(time.Minute); st.Step == "subscribe" && time.Now().Before(deadline); st = p.settle(time.Minute) {
+		time.Sleep(3 * time.Second)
+	}
+	if st.Step != "whatsapp" {
+		t.Fatalf("after the owner accepted the bot: %+v, want the WhatsApp step", st)
+	}
+	st = p.answer("link-qr")
+	for deadline = time.Now().Add(3 * time.Minute); st.Problem == "" && time.Now().Before(deadline); st = p.settle(time.Minute) {
+		time.Sleep(3 * time.Second)
+	}
+	t.Logf("card %s: the setup page's WhatsApp step says: %q", c.name, st.Problem)
+	low := strings.ToLower(st.Problem)
+	if st.Step != "whatsapp" || !strings.Contains(low, "whatsapp") || !(strings.Contains(low, "reach") || strings.Contains(low, "connect")) {
+		t.Errorf("the WhatsApp step, with WhatsApp out of reach: %+v; want it to say plainly that WhatsApp cannot be reached", st)
+	}
 }
 
 // pagelessSetup: owner and bot added to waxmpp.txt over SSH, rebooted:
@@ -645,12 +810,18 @@ func (c *card) pagelessSetup() {
 	if out := c.ssh.runIgnore("ls /var/lib/waxmpp/setup-code /boot/firmware/waxmpp-setup-code.txt 2>&1"); !strings.Contains(out, "No such file") || strings.Contains(out, "\n/") {
 		t.Errorf("setup code left on a configured card:\n%s", out)
 	}
-	// The bridge, from the card, through guestfwd: it subscribes to the owner.
-	sub := owner.Next(t, 3*time.Minute, func(e *prosodytest.Elem) bool {
-		return e.XMLName.Local == "presence" && e.Attr("type") == "subscribe" && strings.HasPrefix(e.Attr("from"), c.prosody.JID("bot"))
-	})
-	if sub == nil {
-		t.Errorf("no subscription request from the bot; waxmpp says:\n%s", c.ssh.runIgnore("journalctl -b -u waxmpp --no-pager -n 30"))
+	// The bridge, from the card, through guestfwd: it answers the owner.
+	var reply *prosodytest.Elem
+	for deadline := time.Now().Add(4 * time.Minute); reply == nil && time.Now().Before(deadline); {
+		owner.Send(fmt.Sprintf(`<message to='%s' type='chat' id='bt%d'><body>/help</body></message>`, c.prosody.JID("bot"), time.Now().UnixNano()))
+		reply, _ = owner.Wait(20*time.Second, func(e *prosodytest.Elem) bool {
+			return prosodytest.Messages(e) && strings.HasPrefix(e.Attr("from"), c.prosody.JID("bot"))
+		})
+	}
+	if reply == nil {
+		t.Errorf("the bridge on the card did not answer /help; waxmpp says:\n%s", c.ssh.runIgnore("journalctl -b -u waxmpp --no-pager -n 30"))
+	} else {
+		t.Logf("card A: the bridge answered /help: %q", clip(reply.Body(), 80))
 	}
 	if out := strings.TrimSpace(c.ssh.runIgnore("systemctl is-active waxmpp.service")); out != "active" {
 		t.Errorf("waxmpp.service %s", out)
@@ -702,7 +873,7 @@ func (c *card) brokenConfig() identity {
 			t.Errorf("SSH answers without a key in waxmpp.txt: %q", banner[:n])
 		}
 	}
-	c.checkSetupPage(code)
+	c.openSetupPage(code)
 	if err := c.vm.Powerdown(shutdownTimeout); err != nil {
 		t.Fatal(err)
 	}
@@ -733,4 +904,11 @@ func (c *card) brokenConfig() identity {
 		id.hostKey = f[1]
 	}
 	return id
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
