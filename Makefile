@@ -87,8 +87,8 @@ apt-repo:
 test-install:
 	bash packaging/installtest/run.sh
 
-# The Raspberry Pi SD image (image/README.md). Needs root, mmdebstrap,
-# genimage, qemu-user-static and Debian's mirror.
+# The Raspberry Pi SD image (image/README.md), as root: Debian's packages
+# and this checkout's (or, with APT_REPO, that repository's) waxmpp.
 IMAGE := dist/waxmpp-$(VERSION)-arm64.img.xz
 
 image:

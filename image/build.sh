@@ -6,9 +6,16 @@
 #
 # usage: image/build.sh VERSION
 # environment:
-#   APT_REPO     our apt repository, as `make apt-repo` writes it (dist/apt):
-#                waxmpp and waxmpp-apt-source are installed from it, checked
-#                against its waxmpp-archive-keyring.gpg
+#   APT_REPO     our apt repository, as `make apt-repo` writes it: waxmpp and
+#                waxmpp-apt-source are installed from it, checked against its
+#                waxmpp-archive-keyring.gpg. A release image is built from the
+#                published repository (APT_REPO=dist/apt after make apt-repo
+#                with the real APT_URL and APT_KEY). Without APT_REPO, the
+#                packages of this checkout (packaging/deb.sh, arm64) go into a
+#                repository of its own, signed with a throwaway key: such an
+#                image boots and sets up like a release, but its apt source
+#                (APT_URL, https://apt.waxmpp.invalid/waxmpp unless given)
+#                brings it no waxmpp upgrades
 #   APT_SUITE    its suite (stable)
 #   MIRROR       Debian's mirror (http://deb.debian.org/debian), SECURITY
 #                Debian's security mirror
@@ -23,7 +30,35 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
 APT_SUITE=${APT_SUITE:-stable}
 XZ_LEVEL=${XZ_LEVEL:-6}
-APT_REPO=${APT_REPO:-dist/apt}
+WORK=$OUT/image-build
+IMG=waxmpp-$VERSION-arm64.img
+start=$(date +%s)
+step() { echo "image: $* ($(($(date +%s) - start)) s)"; }
+# dpkg-architecture: mmdebstrap's eatmydata hook.
+for tool in mmdebstrap dpkg-architecture genimage mke2fs mkdosfs mcopy xz sha256sum; do
+	command -v "$tool" >/dev/null || { echo "image: $tool is missing (apt-get install mmdebstrap dpkg-dev genimage e2fsprogs dosfstools mtools xz-utils)" >&2; exit 1; }
+done
+if [ "$(id -u)" != 0 ]; then
+	echo "image: must run as root (mmdebstrap --mode=root keeps file ownership for mke2fs -d)" >&2
+	exit 1
+fi
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+if [ -z "${APT_REPO:-}" ]; then
+	step "packages of this checkout (packaging/deb.sh) in a repository signed with a throwaway key"
+	for tool in gpg gpgconf apt-ftparchive dpkg-deb; do
+		command -v "$tool" >/dev/null || { echo "image: $tool is missing (apt-get install gnupg apt-utils dpkg)" >&2; exit 1; }
+	done
+	APT_REPO=$WORK/apt
+	gnupg=$(mktemp -d)
+	GNUPGHOME=$gnupg gpg --batch --quiet --passphrase '' --quick-gen-key 'waxmpp image build <image@waxmpp.invalid>' ed25519 sign 1d 2>/dev/null
+	key=$(GNUPGHOME=$gnupg gpg --batch --with-colons --list-keys | awk -F: '$1 == "fpr" { print $10; exit }')
+	(cd "$HERE/.." && GNUPGHOME=$gnupg APT_URL=${APT_URL:-https://apt.waxmpp.invalid/waxmpp} APT_KEY=$key \
+		APT_REPO=$APT_REPO APT_SUITE=$APT_SUITE DEB_ARCHES=arm64 nice -n 19 bash packaging/apt-repo.sh >/dev/null)
+	GNUPGHOME=$gnupg gpgconf --kill all
+	rm -rf "$gnupg"
+fi
 if [ ! -f "$APT_REPO/dists/$APT_SUITE/InRelease" ] || [ ! -f "$APT_REPO/waxmpp-archive-keyring.gpg" ]; then
 	echo "image: no apt repository in $APT_REPO (suite $APT_SUITE): run make apt-repo first (APT_URL, APT_KEY)" >&2
 	exit 1
@@ -31,26 +66,10 @@ fi
 APT_REPO=$(cd "$APT_REPO" && pwd)
 export APT_REPO APT_SUITE HERE
 
-WORK=$OUT/image-build
-IMG=waxmpp-$VERSION-arm64.img
-start=$(date +%s)
-step() { echo "image: $* ($(($(date +%s) - start)) s)"; }
-
-for tool in mmdebstrap genimage mke2fs mkdosfs mcopy xz sha256sum; do
-	command -v "$tool" >/dev/null || { echo "image: $tool is missing (apt-get install mmdebstrap genimage e2fsprogs dosfstools mtools xz-utils)" >&2; exit 1; }
-done
-if [ "$(id -u)" != 0 ]; then
-	echo "image: must run as root (mmdebstrap --mode=root keeps file ownership for mke2fs -d)" >&2
-	exit 1
-fi
-
 # Maintainer scripts of arm64 packages run under qemu-user through
 # binfmt_misc. A machine without systemd (CI containers, VMs) may have
 # qemu-user-static installed but not registered: register it here.
 "$HERE/binfmt.sh"
-
-rm -rf "$WORK"
-mkdir -p "$WORK"
 
 # Packages: only what the appliance needs (see image/README.md).
 PACKAGES=(
@@ -69,7 +88,8 @@ include=$(IFS=,; echo "${PACKAGES[*]}")
 step "rootfs (mmdebstrap, arm64 under qemu-user)"
 # The initramfs is built once at the end (customize.sh): every kernel,
 # firmware and udev trigger would otherwise rebuild it under emulation.
-# Documentation and translations are left out (copyright files are kept),
+# Documentation and translations are left out (copyright files and
+# waxmpp's example config, which the config written at boot names, are kept),
 # and so are Mesa's GPU drivers with the LLVM and Z3 they link (150 MB):
 # ffmpeg's libavdevice pulls in SDL and OpenGL, which a headless Pi never
 # loads, and nothing else links them.
@@ -82,6 +102,7 @@ nice -n 19 mmdebstrap \
 	--dpkgopt='path-exclude=/usr/share/info/*' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-include=/usr/share/doc/*/copyright' \
+	--dpkgopt='path-include=/usr/share/doc/waxmpp/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
 	--dpkgopt='path-include=/usr/share/locale/locale.alias' \
 	--dpkgopt='path-exclude=/usr/share/lintian/*' \

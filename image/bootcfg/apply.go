@@ -280,7 +280,7 @@ func (s *System) account(a Account) error {
 	}
 	conf := fmt.Sprintf(`# Written by waxmpp bootconfig from waxmpp.txt on the boot partition.
 # The bot's password is the systemd credential /etc/credstore/waxmpp.password.
-# Other settings: /usr/share/doc/waxmpp/example.toml.
+# Other settings: /usr/share/doc/waxmpp/examples/config.toml.
 [xmpp]
 jid = %s
 owner = %s

@@ -224,8 +224,30 @@ func checkContents(t *testing.T, img *Disk) {
 			t.Errorf("the image ships the SSH host key %s", f)
 		}
 	}
+	// No private key at all (such as ssl-cert's snakeoil key), in /etc or
+	// in any package's state: every card would share it.
+	dump := t.TempDir()
+	for _, d := range []string{"/etc", "/var/lib"} {
+		if err := img.DumpRoot(d, dump); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filepath.WalkDir(dump, func(path string, e os.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte("PRIVATE KEY-----")) {
+			t.Errorf("the image ships a private key: %s", strings.TrimPrefix(path, dump))
+		}
+		return nil
+	})
 	if _, err := img.StatRoot("/etc/ssh/sshd_not_to_be_run"); err != nil {
 		t.Error("SSH is not off in the image")
+	}
+	// The example config that the config written from waxmpp.txt points to
+	// (the image leaves out every other package's documentation).
+	if _, err := img.StatRoot("/usr/share/doc/waxmpp/examples/config.toml"); err != nil {
+		t.Errorf("the image lacks waxmpp's example config: %v", err)
 	}
 	// No password anywhere: root's is locked, no other account has one.
 	shadow, err := img.ReadRoot("/etc/shadow")

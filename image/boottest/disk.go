@@ -152,6 +152,16 @@ func (d *Disk) StatRoot(path string) (string, error) {
 	return string(out), nil
 }
 
+// DumpRoot copies a directory of the root file system, with everything in
+// it, into dest (which must exist): dest/BASE.
+func (d *Disk) DumpRoot(dir, dest string) error {
+	out, err := run("debugfs", "-R", "rdump "+dir+" "+dest, d.ext4())
+	if err != nil {
+		return fmt.Errorf("debugfs rdump %s: %w: %s", dir, err, out)
+	}
+	return nil
+}
+
 // ListRoot lists a directory of the root file system.
 func (d *Disk) ListRoot(dir string) ([]string, error) {
 	out, err := run("debugfs", "-R", "ls -p "+dir, d.ext4())
