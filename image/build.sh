@@ -30,7 +30,10 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
 APT_SUITE=${APT_SUITE:-stable}
 XZ_LEVEL=${XZ_LEVEL:-6}
-WORK=$OUT/image-build
+# Hidden, so that go's ./... patterns (make test, make lint) never walk
+# into the root file system, which is root's and has mounts while it is
+# being built.
+WORK=$OUT/.image-build
 IMG=waxmpp-$VERSION-arm64.img
 start=$(date +%s)
 step() { echo "image: $* ($(($(date +%s) - start)) s)"; }
@@ -42,6 +45,11 @@ if [ "$(id -u)" != 0 ]; then
 	echo "image: must run as root (mmdebstrap --mode=root keeps file ownership for mke2fs -d)" >&2
 	exit 1
 fi
+# A build that was killed leaves mmdebstrap's mounts (proc, sys, dev) in
+# its root file system: unmount them before removing it.
+awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+	umount -l "$m"
+done
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
@@ -172,5 +180,7 @@ nice -n 19 xz -T2 "-$XZ_LEVEL" -c "$WORK/genimage-out/$IMG" > "$OUT/$IMG.xz"
 (cd "$OUT" && sha256sum "$IMG.xz" > "$IMG.xz.sha256")
 raw=$(stat -c %s "$WORK/genimage-out/$IMG")
 xzs=$(stat -c %s "$OUT/$IMG.xz")
-rm -rf "$WORK/genimage-tmp"
+# The raw image stays in $WORK/genimage-out (make image-test boots it as
+# well, for developing the image); the root file system goes.
+rm -rf "$WORK/genimage-tmp" "$WORK/rootfs"
 step "done: $OUT/$IMG.xz ($((xzs / 1048576)) MiB; raw $((raw / 1048576)) MiB)"
