@@ -25,11 +25,13 @@ const (
 	// unit loads (LoadCredential=waxmpp.password).
 	PasswordFile  = "etc/credstore/waxmpp.password"
 	SetupCodeFile = "var/lib/waxmpp/setup-code"
-	WiFiFile      = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
-	IssueFile     = "etc/issue.d/waxmpp.issue"
-	HostnameFile  = "etc/hostname"
-	HostsFile     = "etc/hosts"
-	AuthKeysFile  = "root/.ssh/authorized_keys"
+	// StateDir is the service's StateDirectory (the state file's).
+	StateDir     = "var/lib/waxmpp"
+	WiFiFile     = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
+	IssueFile    = "etc/issue.d/waxmpp.issue"
+	HostnameFile = "etc/hostname"
+	HostsFile    = "etc/hosts"
+	AuthKeysFile = "root/.ssh/authorized_keys"
 	// SSHOffFile keeps Debian's ssh.service from starting
 	// (ConditionPathExists=!/etc/ssh/sshd_not_to_be_run).
 	SSHOffFile = "etc/ssh/sshd_not_to_be_run"
@@ -268,9 +270,20 @@ func (s *System) sshKeys(add []string) error {
 // credential waxmpp.password in /etc/credstore (root 0600; systemd hands it
 // to the service).
 func (s *System) account(a Account) error {
+	uid, err := lookupID(s.root("etc/passwd"), ServiceUser)
+	if err != nil {
+		return err
+	}
 	gid, err := lookupID(s.root("etc/group"), ServiceUser)
 	if err != nil {
 		return err
+	}
+	// A setup begun on the page and left at the WhatsApp step has made
+	// the state file as root (the page runs as root and links into it);
+	// the page gives it to the service's user only when it finishes.
+	// Without this, waxmpp.service (as waxmpp) could not open it.
+	if err := chownTree(s.root(StateDir), uid, gid); err != nil {
+		return fmt.Errorf("give %s to %s: %w", "/"+StateDir, ServiceUser, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(s.root(PasswordFile)), 0o700); err != nil {
 		return err
@@ -446,6 +459,21 @@ func lookupID(file, name string) (int, error) {
 		return 0, fmt.Errorf("look up %s in %s: %w", name, file, err)
 	}
 	return 0, fmt.Errorf("there is no %s in %s (is the waxmpp package installed?)", name, file)
+}
+
+// chownTree gives dir and everything under it to uid:gid, without
+// following symlinks. A missing dir is no error.
+func chownTree(dir string, uid, gid int) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -251,9 +251,19 @@ func TestRunMistakes(t *testing.T) {
 func TestRunAccount(t *testing.T) {
 	txt := "owner = me@example.org\nbot = bot@example.org\nbot_password = \"s3cret \\ \"quoted\" \"\nsetup_code = abcdefgh\n"
 	s := newSystem(t, txt)
+	// A setup begun on the page and left at the WhatsApp step: the page
+	// (root) made the state file.
+	write(t, s.root("var/lib/waxmpp/waxmpp.db"), "half-linked")
 	res, err := s.Run()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		for _, p := range []string{"var/lib/waxmpp", "var/lib/waxmpp/waxmpp.db"} {
+			if _, uid, gid := mode(t, s.root(p)); uid != 996 || gid != 995 {
+				t.Errorf("/%s owned by %d:%d, want the service's user waxmpp (996:995)", p, uid, gid)
+			}
+		}
 	}
 	// setup_code comes after the account: not needed any more.
 	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0].String(), "line 4 (setup_code): not needed") {
