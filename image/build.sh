@@ -176,7 +176,7 @@ nice -n 19 genimage --config "$WORK/genimage.cfg" --rootpath "$WORK/rootfs" \
 
 step "compress (xz -$XZ_LEVEL)"
 rm -f "$OUT/$IMG.xz" "$OUT/$IMG.xz.sha256"
-nice -n 19 xz -T2 "-$XZ_LEVEL" -c "$WORK/genimage-out/$IMG" > "$OUT/$IMG.xz"
+nice -n 19 xz -T0 "-$XZ_LEVEL" -c "$WORK/genimage-out/$IMG" > "$OUT/$IMG.xz"
 (cd "$OUT" && sha256sum "$IMG.xz" > "$IMG.xz.sha256")
 raw=$(stat -c %s "$WORK/genimage-out/$IMG")
 xzs=$(stat -c %s "$OUT/$IMG.xz")
