@@ -104,11 +104,14 @@ type Adapter struct {
 	fetchVersion func(context.Context) (*wastore.WAVersionContainer, error)
 	now          func() time.Time
 
-	mu            sync.Mutex
-	dev           *wastore.Device
-	cli           client
-	id, lid       types.JID // the device's own JIDs (non-AD), see learnIdentity
-	runCtx        context.Context
+	mu      sync.Mutex
+	dev     *wastore.Device
+	cli     client
+	id, lid types.JID // the device's own JIDs (non-AD), see learnIdentity
+	runCtx  context.Context
+	// running is closed once Run has begun (runOnce): Pair waits for it.
+	running       chan struct{}
+	runOnce       sync.Once
 	pairing       *pairing
 	pairedAs      *events.PairSuccess
 	aliases       map[bridge.Alias]bool
@@ -215,6 +218,7 @@ func newAdapter(ctx context.Context, cfg Config,
 	mk func(*wastore.Device) client, fetch func(context.Context) (*wastore.WAVersionContainer, error)) (*Adapter, error) {
 	a := &Adapter{
 		log: cfg.Log.With("component", "whatsapp"), out: cfg.Events,
+		running:      make(chan struct{}),
 		devices:      cfg.Devices,
 		settings:     cfg.Settings,
 		tempDir:      cfg.TempDir,
@@ -319,6 +323,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
+	a.runOnce.Do(func() { close(a.running) })
 	a.wg.Add(2)
 	go func() { defer a.wg.Done(); a.drain(ctx) }()
 	go func() { defer a.wg.Done(); a.historyLoop(ctx) }()

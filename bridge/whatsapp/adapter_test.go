@@ -413,6 +413,24 @@ func waitFor(t *testing.T, what string, f func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// TestPairBeforeRun: setup and waxmpp pair start Run on a goroutine and
+// call Pair at once; Pair waits for Run instead of failing with "not
+// running" (make image-test found the setup page failing so under QEMU).
+func TestPairBeforeRun(t *testing.T) {
+	h := newHarness(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.a.Pair(ctx, ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Pair before Run with an ended context: got %v, want it to have waited for Run until the context ended", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- h.a.Pair(context.Background(), "") }()
+	h.run()
+	if err := <-errc; err != nil {
+		t.Fatalf("Pair called as Run starts: %v", err)
+	}
+}
+
 func TestPairQR(t *testing.T) {
 	h := newHarness(t, false)
 	h.run()

@@ -27,7 +27,8 @@ const passkeyWait = 2 * time.Minute
 
 // Pair implements bridge.WhatsApp. It starts linking and returns; the QR
 // codes (or the link code) and the end arrive as PairCode and PairResult
-// events. A pairing attempt lasts at most 5 minutes.
+// events. A pairing attempt lasts at most 5 minutes. Called before Run
+// has begun, it waits for Run (or for ctx to end).
 //
 // Passkeys: WhatsApp may ask a new companion to prove that the owner holds
 // the account's passkey (whatsmeow's PairPasskeyRequest: WebAuthn request
@@ -43,6 +44,14 @@ func (a *Adapter) Pair(ctx context.Context, phone string) error {
 		if num, err = NormalizePhone(phone); err != nil {
 			return err
 		}
+	}
+	// Callers start Run on a goroutine and ask for codes at once (setup,
+	// waxmpp pair): wait until Run has begun instead of racing it (on a
+	// loaded Pi, or under QEMU, Run had often not started yet).
+	select {
+	case <-a.running:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	a.mu.Lock()
 	switch {
