@@ -173,7 +173,9 @@
 //   - Not twice in a room: before the gate opens, each room one of the
 //     outbox's first records goes to is read back (XEP-0313, newest
 //     first) until the copy of each record, or of something older, is
-//     met; a record whose copy is there is not written again. Clients
+//     met; a record whose copy is there, or whose id went to the room on
+//     this link already (the core queued it again after a crash), is not
+//     written again. Clients
 //     drop a chat message sent again under its id, but a room gives the
 //     second copy a stanza-id of its own, and Conversations tells a
 //     room's messages apart by that id.

@@ -43,6 +43,10 @@ type mucState struct {
 	// names them so too. Bounded: the oldest go first.
 	echoes    map[string]string
 	echoOrder []string
+	// written is what the writer wrote to rooms on this link (room +
+	// "\x00" + id): a record under an id written already is a copy (the
+	// core queued a message again after a crash) and is not written again.
+	written map[string]bool
 	// fixups are stanzas that named one of the bot's messages by its own
 	// id, its room's copy not back yet (a deletion right after the
 	// message): sent again, naming the room's id, when the copy comes.
@@ -186,6 +190,7 @@ func (s *Session) SetRooms(rooms []bridge.Room) {
 func (s *Session) setupRooms(ctx context.Context, c *conn) map[string]string {
 	s.muc.mu.Lock()
 	s.muc.link, s.muc.linkCtx = c, ctx
+	s.muc.written = map[string]bool{} // a new link: anything may need writing again
 	var rooms []*mucRoom
 	for _, r := range s.muc.rooms {
 		if !r.gone {
@@ -219,10 +224,9 @@ func (s *Session) setupRooms(ctx context.Context, c *conn) map[string]string {
 	return from
 }
 
-// resendWindow is how many records from the outbox's head a new link
-// looks through for messages to rooms: more than the writer leaves
-// unconfirmed (its window holds a few dozen stanzas).
-const resendWindow = 128
+// maxRecall bounds how many records from the outbox's head a new link
+// looks through for messages to rooms (recallCopies).
+const maxRecall = 2048
 
 // maxCopyPages bounds how far back recallCopies reads a room's archive.
 const maxCopyPages = 10
@@ -239,24 +243,34 @@ const maxCopyPages = 10
 // outbox is in order: what is older was confirmed), or the archive's
 // start. Rooms nothing waits for are not asked.
 func (s *Session) recallCopies(ctx context.Context, rooms []*mucRoom) {
-	items, err := s.cfg.Outbox.Peek(0, resendWindow)
-	if err != nil {
-		s.log.Error("cannot read the outbox", "err", err)
-		return
-	}
+	// What an earlier link may have written unconfirmed: at most the
+	// writer's window (outWriter.full) at the highest pace, from the head.
+	window := max(minWindow, uint64(s.cfg.Rate))
 	want := map[string]map[string]bool{}
-	for _, it := range items {
-		if len(it.Data) < 8 {
-			continue
+	var after, size uint64
+	for n := 0; n < maxRecall && size < window; {
+		items, err := s.cfg.Outbox.Peek(after, 64)
+		if err != nil {
+			s.log.Error("cannot read the outbox", "err", err)
+			return
 		}
-		room, m := roomMessageTo(it.Data[8:]), idAttr.FindSubmatch(it.Data[8:])
-		if room == "" || m == nil {
-			continue
+		if len(items) == 0 {
+			break
 		}
-		if want[room] == nil {
-			want[room] = map[string]bool{}
+		for _, it := range items {
+			after, size, n = it.Seq, size+uint64(len(it.Data)), n+1
+			if len(it.Data) < 8 {
+				continue
+			}
+			room, m := roomMessageTo(it.Data[8:]), idAttr.FindSubmatch(it.Data[8:])
+			if room == "" || m == nil {
+				continue
+			}
+			if want[room] == nil {
+				want[room] = map[string]bool{}
+			}
+			want[room][string(m[1])] = true
 		}
-		want[room][string(m[1])] = true
 	}
 	for _, r := range rooms {
 		if want[r.JID] == nil {
@@ -297,7 +311,9 @@ func (s *Session) recallCopies(ctx context.Context, rooms []*mucRoom) {
 }
 
 // inRoomAlready reports whether stanza is a message to a room that has
-// given its copy of it back already (see recallCopies).
+// given its copy of it back already (see recallCopies), or was written on
+// this link already; else the writer writes it now. Called by the writer
+// only.
 func (s *Session) inRoomAlready(stanza []byte) bool {
 	room := roomMessageTo(stanza)
 	if room == "" {
@@ -307,10 +323,17 @@ func (s *Session) inRoomAlready(stanza []byte) bool {
 	if m == nil {
 		return false
 	}
+	k := room + "\x00" + string(m[1])
 	s.muc.mu.Lock()
 	defer s.muc.mu.Unlock()
-	_, ok := s.muc.echoes[room+"\x00"+string(m[1])]
-	return ok
+	if _, ok := s.muc.echoes[k]; ok || s.muc.written[k] {
+		return true
+	}
+	if s.muc.written == nil || len(s.muc.written) >= maxEchoes {
+		s.muc.written = map[string]bool{} // bounded; a copy this far apart is rare
+	}
+	s.muc.written[k] = true // the writer writes it now
+	return false
 }
 
 var (
