@@ -305,7 +305,7 @@ listen:
     port: {{.C2SPort}}
     ip: "127.0.0.1"
     module: ejabberd_c2s
-    max_stanza_size: 262144
+    max_stanza_size: {{if .Opts.StanzaLimit}}{{.Opts.StanzaLimit}}{{else}}262144{{end}}
     shaper: c2s_shaper
     access: c2s
     starttls_required: true
@@ -314,7 +314,7 @@ listen:
     port: {{.TLSPort}}
     ip: "127.0.0.1"
     module: ejabberd_c2s
-    max_stanza_size: 262144
+    max_stanza_size: {{if .Opts.StanzaLimit}}{{.Opts.StanzaLimit}}{{else}}262144{{end}}
     shaper: c2s_shaper
     access: c2s
     tls: true

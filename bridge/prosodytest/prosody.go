@@ -128,6 +128,7 @@ modules_disabled = { "s2s" }
 {{if .Opts.Admin}}admins = { "{{.Opts.Admin}}@` + Domain + `" }
 {{end}}
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }
+{{end}}{{if .Opts.StanzaLimit}}c2s_stanza_size_limit = {{.Opts.StanzaLimit}}
 {{end}}
 VirtualHost "` + Domain + `"
 Component "upload.` + Domain + `" "http_file_share"

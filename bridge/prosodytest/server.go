@@ -96,6 +96,10 @@ type Options struct {
 	// it may enter and reconfigure any room (the stranger "the server
 	// lets in").
 	Admin string
+	// StanzaLimit is the largest stanza in bytes a client may send (0:
+	// the server's shipped limit, 256 KiB on both); neither server states
+	// it in its stream features (XEP-0478).
+	StanzaLimit int
 }
 
 // Registration is a server's in-band registration (XEP-0077) setting.

@@ -136,11 +136,25 @@
 //     and keep the node's configuration. The lists are checked at login
 //     only: a device published while the bot runs is removed at its next
 //     login.
-//   - Size: the codec takes what the servers take (256 KiB of text; their
+//   - Size in: the codec takes what the servers take (256 KiB of text; their
 //     stanza limits are 256 KiB) and refuses deeper nesting than 32 (dropped
 //     alone, the stream goes on); an owner's message refused for its size
 //     is told to the owner in plain words. The server's own stanza limit
 //     bounds what the decoder buffers.
+//   - Size out: a server closes the stream on a stanza over its limit, and
+//     the outbox would write it again on every link. Every stanza stays
+//     under the server's limit where it states one (XEP-0478), else under
+//     64,000 bytes (ejabberd's documented examples and many deployments
+//     take 65,536; its server-to-server examples 131,072), and never above
+//     that when the owner is on another server. A longer message goes in
+//     parts, cut at line breaks where it can be, each ending with an
+//     "(i/n)" line, a preformatted block cut in two closed and opened
+//     again; the core knows it by the first part's id. After a stream error
+//     that may be about what was written, the unconfirmed items go one at a
+//     time: one that precedes a second error is sent in parts at half the
+//     size (the session's limit goes down with it) or, when it cannot be
+//     split, taken out of the outbox, the owner told what could not be
+//     delivered (guard.go).
 //   - Upload: the service is found by disco#items/disco#info on the
 //     bot's server; its max-file-size is respected before asking for a slot;
 //     the PUT streams from an io.Reader to https only (http only on

@@ -33,6 +33,9 @@ type link struct {
 	// §3.4, stream feature urn:xmpp:features:pre-approval).
 	preApproval bool
 	smOffered   bool // XEP-0198 is offered
+	// maxBytes is the stanza limit the server states (XEP-0478), 0 if
+	// none.
+	maxBytes int
 }
 
 // close ends the stream's sockets and waits for the relay to stop.
@@ -138,7 +141,7 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, mech string, ti
 		return nil, err
 	}
 	l := &link{conn: conn, dec: dec, jid: res.c.JID(), relay: r, preApproval: trace.offers("urn:xmpp:features:pre-approval"),
-		smOffered: trace.offers(nsSM)}
+		smOffered: trace.offers(nsSM), maxBytes: trace.maxBytes()}
 	if _, ok := conn.(*tls.Conn); !ok {
 		l.close()
 		return nil, fmt.Errorf("xmpp: login at %s: stream is not encrypted", ep.Addr)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -139,6 +140,30 @@ func (t *loginTrace) offers(ns string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return bytes.Contains(t.recv, []byte(ns))
+}
+
+// maxBytes is the stanza limit of the server's last stream features
+// (XEP-0478: after login, the authenticated stream's), 0 if it states none.
+func (t *loginTrace) maxBytes() int {
+	var f struct {
+		XMLName xml.Name `xml:"features"`
+		Limits  []struct {
+			XMLName  xml.Name
+			MaxBytes string `xml:"max-bytes"`
+		} `xml:"limits"`
+	}
+	if !t.last("features", &f) {
+		return 0
+	}
+	for _, l := range f.Limits {
+		if l.XMLName.Space != nsStreamLimits {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(l.MaxBytes)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // finish stops the trace: the link's stanzas are never kept.

@@ -20,10 +20,16 @@ func (s *Session) write(ctx context.Context, c *conn) error {
 	pace := newBucket(s.cfg.Rate, s.cfg.Burst)
 	pace.setRate(s.pacer.rate)
 	s.rate.Store(int64(s.pacer.rate))
-	w := &outWriter{s: s, c: c, pace: pace, pings: map[string]ping{}}
+	w := &outWriter{s: s, c: c, pace: pace, pings: map[string]ping{}, limit: s.linkLimit(c.link)}
+	s.limit.Store(int64(w.limit))
 	tick := time.NewTicker(min(s.cfg.PingInterval, s.cfg.PingTimeout) / 2)
 	defer tick.Stop()
 	defer s.unconfirmed.Store(0)
+	defer func() {
+		g := &s.guard
+		g.unconfirmed = w.inflight
+		g.wasCareful = len(w.inflight) == 1 && w.inflight[0] <= g.careful
+	}()
 	for {
 		if did, err := w.urgent(ctx); err != nil {
 			return err
@@ -55,6 +61,10 @@ type outWriter struct {
 	held               bool   // the pace held the writer back since the last ping
 	bytes              uint64 // stanza bytes written on this link
 	ackedBytes         uint64 // of which the server confirmed
+	// inflight lists the outbox items written and not yet confirmed.
+	inflight []uint64
+	// limit is the link's stanza limit (see split.go).
+	limit int
 }
 
 // ping is one ping in flight.
@@ -131,6 +141,11 @@ func (w *outWriter) pong(id string) error {
 		w.confirmed = seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
 	}
+	i := 0
+	for i < len(w.inflight) && w.inflight[i] <= seq {
+		i++
+	}
+	w.inflight = w.inflight[i:]
 	return nil
 }
 
@@ -209,10 +224,20 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		}
 		return false, nil
 	}
+	wrote := false
 	for _, it := range items {
 		if w.full() {
 			break
 		}
+		if it.Seq <= w.s.guard.careful && len(w.inflight) > 0 {
+			// After a stream error: one at a time, each confirmed
+			// before the next (guard.go).
+			if !wrote {
+				return false, nil // idle pings and waits
+			}
+			break
+		}
+		wrote = true
 		if len(it.Data) < 8 {
 			// A record we cannot have written: drop it rather than
 			// wedge the queue behind it forever.
@@ -220,10 +245,8 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		} else if w.s.inRoomAlready(it.Data[8:]) {
 			// Written on an earlier link, and the room has it (muc.go).
 			w.s.log.Debug("not sent again: the room has it", "seq", it.Seq)
-		} else if err := w.send(ctx, it.Data[8:]); err != nil {
+		} else if err := w.item(ctx, it.Seq, it.Data[8:]); err != nil {
 			return false, err
-		} else {
-			w.s.sent.remember(it.Data[8:])
 		}
 		w.written = it.Seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
@@ -243,6 +266,36 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		return true, w.ping(ctx)
 	}
 	return true, nil
+}
+
+// item writes one outbox item: in parts when it is over the link's
+// limit (queued before the session knew it), not at all when the guard
+// took it out.
+func (w *outWriter) item(ctx context.Context, seq uint64, stanza []byte) error {
+	if seq == w.s.guard.culprit {
+		out, err := w.culprit(seq, stanza)
+		if err != nil {
+			return err
+		}
+		if out {
+			w.confirmed = max(w.confirmed, seq) // acknowledged: out of the outbox
+			return nil
+		}
+	}
+	stanzas := [][]byte{stanza}
+	if len(stanza) > w.limit {
+		if parts, ok := resplit(stanza, w.limit); ok {
+			stanzas = parts
+		}
+	}
+	for _, b := range stanzas {
+		if err := w.send(ctx, b); err != nil {
+			return err
+		}
+		w.s.sent.remember(b)
+	}
+	w.inflight = append(w.inflight, seq)
+	return nil
 }
 
 // idle confirms what was written since the last ping, then waits for the

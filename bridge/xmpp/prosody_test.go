@@ -629,8 +629,9 @@ func TestArchiveCatchUp(t *testing.T) {
 }
 
 // TestLargeMessages: a 200 KiB message each way goes through, on both
-// servers (their stanza limits are 256 KiB). The decoder took only 64 KiB
-// before: the owner's message vanished without a word.
+// servers (their stanza limits are 256 KiB), the bot's in parts. The
+// decoder took only 64 KiB before: the owner's message vanished without a
+// word.
 func TestLargeMessages(t *testing.T) {
 	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
 		owner := srv.Dial(t, "owner")
@@ -645,14 +646,18 @@ func TestLargeMessages(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("the owner's 200 KiB message never came")
 		}
+		// Outbound, in parts under the limit waxmpp keeps to when the
+		// server states none (see TestOutboundTooLarge).
 		id, err := s.Send(Message{Body: big})
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := owner.Next(t, 15*time.Second, func(e *pt.Elem) bool { return e.Attr("id") == id })
-		if e.Body() != big {
-			t.Fatalf("the owner got a %d-byte body, want %d", len(e.Body()), len(big))
+		stop, err := s.Send(Message{Body: "after"})
+		if err != nil {
+			t.Fatal(err)
 		}
+		bodies, _ := ownerParts(t, owner, id, stop, 15*time.Second)
+		joinParts(t, big, bodies)
 	})
 }
 
@@ -775,6 +780,105 @@ func TestOfflineStorageFull(t *testing.T) {
 		}
 		if srv.Kind == pt.Ejabberd && held == 0 {
 			t.Error("ejabberd refused nothing: its offline limit (100) was not reached")
+		}
+	})
+}
+
+// ownerParts collects from owner the parts of the message id (id, id-2,
+// …) and their bodies, in order, until the message stop arrives; it fails
+// if a part comes twice or out of order.
+func ownerParts(t *testing.T, owner *pt.Client, id, stop string, timeout time.Duration) (bodies []string, others []*pt.Elem) {
+	t.Helper()
+	for {
+		e, err := owner.Wait(timeout, pt.Messages)
+		if err != nil {
+			t.Fatalf("the owner got %d parts of %s and %d other messages, then: %v", len(bodies), id, len(others), err)
+		}
+		switch got := e.Attr("id"); {
+		case got == stop:
+			return bodies, others
+		case got == id && len(bodies) == 0 || got == fmt.Sprintf("%s-%d", id, len(bodies)+1) && len(bodies) > 0:
+			bodies = append(bodies, e.Body())
+		case got == id || strings.HasPrefix(got, id+"-"):
+			t.Fatalf("part %s of %s after %d parts: twice or out of order", got, id, len(bodies))
+		default:
+			others = append(others, e)
+		}
+	}
+}
+
+// longText is about n bytes of lines with styling, markup characters
+// (escaped on the wire) and emoji.
+func longText(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "*%d* a line with & and <angle> brackets, _style_ and 👍🏽\n", i)
+	}
+	return b.String()
+}
+
+// TestOutboundTooLarge: a 300 KiB message, over both servers' 256 KiB
+// stanza limit, and a short one behind it. The first arrives in parts
+// (the limit is unknown: neither server states it, XEP-0478), the second
+// after them, on the same link. Before, the server closed the stream at
+// the large one on every link, and nothing behind it ever arrived.
+func TestOutboundTooLarge(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		s := startSession(t, botConfig(t, srv))
+		big := longText(300 << 10)
+		id, err := s.Send(Message{Body: big})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.Send(Message{Body: "after"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies, _ := ownerParts(t, owner, id, after, 20*time.Second)
+		joinParts(t, big, bodies)
+		if st, _ := s.Stats(); st.Reconnects != 0 {
+			t.Errorf("%d reconnects: a part was too large", st.Reconnects)
+		}
+		t.Logf("%s: %d KiB in %d parts", srv.Kind, len(big)>>10, len(bodies))
+	})
+}
+
+// TestStanzaLimitLearned: a server whose stanza limit is below waxmpp's
+// default (16,000 bytes here) and not stated. A 40 kB message closes the
+// stream, then again when written alone: it is sent in smaller parts from
+// then on. A reaction set too large for the server, which cannot be split,
+// closes it twice too and is taken out of the outbox, the owner told. What
+// came behind both arrives. Before, the first closed every link for ever.
+func TestStanzaLimitLearned(t *testing.T) {
+	forServers(t, pt.Kinds, pt.Options{StanzaLimit: 16000}, func(t *testing.T, srv *pt.Server) {
+		owner := srv.Dial(t, "owner")
+		s := startSession(t, botConfig(t, srv))
+		big := longText(40000)
+		id, err := s.Send(Message{Body: big})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Send(Message{Reactions: &Reactions{ID: "x", Emojis: strings.Split(strings.Repeat("👍", 5000), "")}}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.Send(Message{Body: "after"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies, others := ownerParts(t, owner, id, after, 30*time.Second)
+		joinParts(t, big, bodies)
+		for _, e := range others {
+			t.Errorf("unexpected before %s: %s", after, e)
+		}
+		note := owner.Next(t, 10*time.Second, pt.Messages)
+		if !strings.Contains(note.Body(), "could not deliver") || !strings.Contains(note.Body(), "not a text") {
+			t.Errorf("note %q, want it to say a reaction could not be delivered", note.Body())
+		}
+		st, _ := s.Stats()
+		t.Logf("%s: %d parts, %d reconnects, limit now %d", srv.Kind, len(bodies), st.Reconnects, s.stanzaLimit())
+		if s.stanzaLimit() > 16000 {
+			t.Errorf("limit %d after the server refused larger stanzas", s.stanzaLimit())
 		}
 	})
 }

@@ -189,6 +189,14 @@ type Session struct {
 	pacer     *pacer
 	rate, rtt atomic.Int64
 
+	// limit is the stanza limit new messages are split for (0: not
+	// known yet, defaultStanzaLimit); lowered, when set, is a lower one a
+	// server taught by closing the stream after a large stanza (guard.go).
+	limit, lowered atomic.Int64
+	// guard finds an outbox item that keeps preceding a stream error
+	// (guard.go). One link's writer at a time, then Run.
+	guard guard
+
 	smOn    atomic.Bool // the last link had XEP-0198 enabled
 	archive atomic.Bool // the server archives the owner's messages to the bot
 	// muc is the rooms the bot is in (muc.go). notes carries notices
@@ -249,11 +257,14 @@ func (s *Session) Send(m Message) (string, error) {
 	return ids[0], nil
 }
 
-// SendBatch queues ms in one durable write (one fsync) and returns their ids.
+// SendBatch queues ms in one durable write (one fsync) and returns their
+// ids. A message over the server's stanza limit is queued in parts (see
+// splitMessage); its id is the first part's.
 func (s *Session) SendBatch(ms []Message) ([]string, error) {
-	recs := make([][]byte, len(ms))
+	recs := make([][]byte, 0, len(ms))
 	ids := make([]string, len(ms))
 	now := time.Now()
+	limit := s.stanzaLimit()
 	for i, m := range ms {
 		if m.ID == "" {
 			m.ID = s.NewID()
@@ -261,11 +272,21 @@ func (s *Session) SendBatch(ms []Message) ([]string, error) {
 		if m.To == "" {
 			m.To = s.cfg.Owner
 		}
-		b, err := EncodeMessage(m)
-		if err != nil {
+		// A message over the server's limit goes in parts; the core
+		// knows it by the first part's id (m.ID).
+		parts, err := splitMessage(m, limit)
+		if errors.Is(err, errTooLarge) {
+			parts = []Message{m} // the writer's guard deals with it
+		} else if err != nil {
 			return nil, fmt.Errorf("xmpp: send: %w", err)
 		}
-		recs[i] = record(now, b)
+		for _, p := range parts {
+			b, err := EncodeMessage(p)
+			if err != nil {
+				return nil, fmt.Errorf("xmpp: send: %w", err)
+			}
+			recs = append(recs, record(now, b))
+		}
 		ids[i] = m.ID
 	}
 	if _, err := s.cfg.Outbox.Enqueue(recs...); err != nil {
@@ -457,6 +478,7 @@ func (s *Session) Run(ctx context.Context) error {
 		// returning in lock step.
 		wait := backoff/2 + rand.N(backoff/2+1)
 		wait = max(wait, s.afterStreamError(err))
+		s.guard.linkEnded(s, err)
 		s.log.Warn("disconnected", "err", err, "retry_in", wait.Round(time.Millisecond))
 		if err := sleep(ctx, wait); err != nil {
 			return err

@@ -531,6 +531,9 @@ func TestParseStreamError(t *testing.T) {
 		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
 			StreamError{Condition: "system-shutdown"}},
 		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'/>`, StreamError{Condition: "undefined-condition"}},
+		// Prosody 0.12's answer to a stanza over c2s_stanza_size_limit.
+		{`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>XML stanza is too big</text><stanza-too-big xmlns='urn:xmpp:errors'/></stream:error>`,
+			StreamError{Condition: "policy-violation", Text: "XML stanza is too big", App: "stanza-too-big"}},
 	} {
 		d := xml.NewDecoder(strings.NewReader(tc.xml))
 		tok, _ := d.Token()
@@ -538,6 +541,42 @@ func TestParseStreamError(t *testing.T) {
 		var se *StreamError
 		if !errors.As(err, &se) || *se != tc.want {
 			t.Errorf("parse %s = %v, want %+v", tc.xml, err, tc.want)
+		}
+	}
+}
+
+// TestStreamLimits: the stanza limit of XEP-0478 is read from the last
+// stream features of the login (the authenticated stream's), and it bounds
+// the link's limit, at most defaultStanzaLimit when the owner is on
+// another server.
+func TestStreamLimits(t *testing.T) {
+	tr := &loginTrace{}
+	tr.Write([]byte("RECV <stream:features><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>10000</max-bytes></limits><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>\n"))
+	tr.Write([]byte("RECV <success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>\n"))
+	tr.Write([]byte("RECV <stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes> 262144 </max-bytes><idle-seconds>840</idle-seconds></limits></stream:features>\n"))
+	if got := tr.maxBytes(); got != 262144 {
+		t.Fatalf("maxBytes = %d, want 262144 (the authenticated stream's)", got)
+	}
+	if got := (&loginTrace{}).maxBytes(); got != 0 {
+		t.Fatalf("maxBytes without limits = %d, want 0", got)
+	}
+	for _, c := range []struct {
+		owner    string
+		maxBytes int
+		want     int
+	}{
+		{"owner@example.org", 0, defaultStanzaLimit},
+		{"owner@example.org", 262144, 262144},
+		{"owner@example.org", 20000, 20000},
+		{"owner@elsewhere.net", 262144, defaultStanzaLimit},
+		{"owner@elsewhere.net", 20000, 20000},
+	} {
+		s, err := New(Config{JID: "bot@example.org", Password: "pw", Owner: c.owner, Outbox: &memQueue{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.linkLimit(&link{maxBytes: c.maxBytes}); got != c.want {
+			t.Errorf("owner %s, server states %d: limit %d, want %d", c.owner, c.maxBytes, got, c.want)
 		}
 	}
 }

@@ -19,12 +19,25 @@ import (
 //   - see-other-host: the server names another; the next login goes
 //     there, once.
 //   - policy-violation: the server thinks we broke its rules, most likely
-//     by sending too fast: the pace is halved and Run waits MaxBackoff.
+//     by sending too fast: the pace is halved and Run waits MaxBackoff;
+//     unless it says a stanza was too big, which the outbox's guard deals
+//     with (guard.go).
 //   - system-shutdown and the rest: the usual backoff.
 type StreamError struct {
 	Condition string
 	Text      string
 	Host      string // see-other-host's address
+	// App is an application-specific condition, e.g. Prosody's
+	// stanza-too-big (urn:xmpp:errors) with policy-violation.
+	App string
+}
+
+// tooBig reports whether the server closed the stream for a stanza's size
+// (Prosody: policy-violation with stanza-too-big; ejabberd:
+// policy-violation, "XML stanza is too big"), not for the bot's pace.
+func (e *StreamError) tooBig() bool {
+	t := strings.ToLower(e.Text)
+	return e.App == "stanza-too-big" || strings.Contains(t, "too big") || strings.Contains(t, "too large")
 }
 
 func (e *StreamError) Error() string {
@@ -55,6 +68,9 @@ func parseStreamError(d *xml.Decoder, start xml.StartElement) error {
 	for _, c := range se.Children {
 		switch {
 		case c.XMLName.Space != nsStreams:
+			if e.App == "" {
+				e.App = c.XMLName.Local
+			}
 		case c.XMLName.Local == "text":
 			e.Text = Clean(strings.TrimSpace(c.Text))
 		case e.Condition == "":
@@ -91,6 +107,9 @@ func (s *Session) afterStreamError(err error) time.Duration {
 			s.mu.Unlock()
 		}
 	case "policy-violation":
+		if se.tooBig() {
+			return 0 // about one stanza, which the guard deals with
+		}
 		s.pacer.rate = max(min(floorRate, s.pacer.ceiling), s.pacer.rate/2)
 		return s.cfg.MaxBackoff
 	}
