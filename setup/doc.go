@@ -22,8 +22,9 @@
 //     terminal prints. A wrong answer fetches a new CAPTCHA.
 //  4. StepSubscribe: the bot asks the owner for a presence subscription
 //     (and pre-approves the owner's), and the flow waits until the owner
-//     accepts it in their app; the owner may skip (the bridge asks again at
-//     every login). Already accepted: the step passes at once.
+//     accepts it in their app; the owner may skip (the request stays in
+//     their app; the bridge asks at its first login if none is pending, and
+//     never again after that). Already accepted: the step passes at once.
 //  5. StepWhatsApp: linking, by QR code (each code as WhatsApp rotates them,
 //     with the time left) or by the 8-character code for the phone number.
 //     An already linked state file passes at once; skipping is possible

@@ -56,7 +56,7 @@ func (f *Flow) subscribe(ctx context.Context, acct *xmpp.Account, jid, password,
 		}
 		f.mu.Lock()
 		f.st.Busy = ""
-		f.st.Problem = "The bot could not ask you: " + problemText(err) + " You can skip this step; the bridge asks again each time it starts."
+		f.st.Problem = "The bot could not ask you: " + problemText(err) + " You can skip this step; the bridge asks when it starts."
 		f.touch()
 		f.mu.Unlock()
 		return

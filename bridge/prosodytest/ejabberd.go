@@ -416,7 +416,7 @@ modules:
   mod_mam:
     db_type: sql
     assume_mam_usage: true
-    default: always
+    default: {{if .Opts.ArchiveOnRequest}}never{{else}}always{{end}}
 {{- end}}
 {{- if ne .Opts.Rooms 1}}
   mod_muc:
@@ -458,8 +458,10 @@ modules:
   mod_s2s_dialback: {}
   mod_shared_roster: {}
   mod_sic: {}
+{{- if not .Opts.NoStreamManagement}}
   mod_stream_mgmt:
     resend_on_timeout: if_offline
+{{- end}}
 {{- if .Opts.Registration}}
   mod_register:
     access: register

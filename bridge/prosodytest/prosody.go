@@ -38,8 +38,13 @@ func (p *prosody) start(tb testing.TB) {
 	p.cmd = cmd
 	p.done = make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
-	// Ready when both client ports and the HTTPS port accept connections.
-	p.s.waitListening(tb, p.done, p.s.C2SPort, p.s.TLSPort, p.s.HTTPSPort)
+	// Ready when both client ports and the HTTPS port accept connections
+	// (without an upload service nothing opens the HTTPS port).
+	ports := []int{p.s.C2SPort, p.s.TLSPort, p.s.HTTPSPort}
+	if p.s.opts.NoUpload {
+		ports = ports[:2]
+	}
+	p.s.waitListening(tb, p.done, ports...)
 }
 
 func (p *prosody) register(tb testing.TB, user, pass string) {
@@ -116,7 +121,7 @@ log = { { levels = { min = "info" }, to = "file", filename = "{{.Dir}}/prosody.l
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private";
 	"blocklist"; "vcard4"; "vcard_legacy"; "version"; "uptime"; "time";
-	"ping"; "offline"; "smacks"; "csi_simple"; "register";{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
+	"ping"; "offline"; "csi_simple"; "register";{{if not .Opts.NoStreamManagement}} "smacks";{{end}}{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
 }
 {{- if .Opts.Registration}}
 allow_registration = true
@@ -129,13 +134,14 @@ modules_disabled = { "s2s" }
 {{end}}
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }
 {{end}}{{if .Opts.StanzaLimit}}c2s_stanza_size_limit = {{.Opts.StanzaLimit}}
+{{end}}{{if .Opts.ArchiveExpiry}}archive_expires_after = "{{.Opts.ArchiveExpiry}}"
 {{end}}
 VirtualHost "` + Domain + `"
-Component "upload.` + Domain + `" "http_file_share"
+{{if not .Opts.NoUpload}}Component "upload.` + Domain + `" "http_file_share"
 	http_host = "127.0.0.1"
 	http_file_share_size_limit = {{.Opts.UploadLimit}}
 	http_file_share_daily_quota = {{.Opts.UploadLimit}}0
-{{if ne .Opts.Rooms 1}}Component "conference.` + Domain + `" "muc"
+{{end}}{{if ne .Opts.Rooms 1}}Component "conference.` + Domain + `" "muc"
 	modules_enabled = { "muc_mam" }
 	muc_log_by_default = true
 {{if eq .Opts.Rooms 2}}	restrict_room_creation = true

@@ -82,6 +82,17 @@ type Options struct {
 	// servers ship (Prosody's mod_mam is commented out in Debian's
 	// config, ejabberd's too). XEP-0198 is on either way, as shipped.
 	NoArchive bool
+	// NoStreamManagement leaves XEP-0198 out (Prosody before 0.12 had
+	// none; an admin may switch it off): what a dying link never handled
+	// is then not stored again, only the archive has it.
+	NoStreamManagement bool
+	// ArchiveOnRequest keeps ejabberd's mod_mam at its module default,
+	// "default: never": a user's messages are archived only once the user
+	// asks (XEP-0313 preferences). ejabberd only.
+	ArchiveOnRequest bool
+	// ArchiveExpiry is Prosody's archive_expires_after (e.g. "1w", or
+	// seconds: "5"); see ExpireArchive. Prosody only.
+	ArchiveExpiry string
 	// UploadLimit is the HTTP upload size limit in bytes (0: 10 MiB).
 	UploadLimit int64
 	// Registration is how in-band registration (XEP-0077) is set up.
@@ -96,6 +107,9 @@ type Options struct {
 	// it may enter and reconfigure any room (the stranger "the server
 	// lets in").
 	Admin string
+	// NoUpload leaves the HTTP upload service (XEP-0363) out. Prosody
+	// only.
+	NoUpload bool
 	// StanzaLimit is the largest stanza in bytes a client may send (0:
 	// the server's shipped limit, 256 KiB on both); neither server states
 	// it in its stream features (XEP-0478).
@@ -259,6 +273,36 @@ func (s *Server) Freeze() {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ExpireArchive restarts Prosody with its daily archive clean-up due, as
+// after a day: it deletes the messages older than Options.ArchiveExpiry
+// (Prosody's own expiry, mod_mam through mod_cron, which runs a second
+// after start) and returns once it has. Prosody only.
+func (s *Server) ExpireArchive() {
+	s.tb.Helper()
+	if s.Kind != Prosody || s.opts.ArchiveExpiry == "" {
+		s.tb.Fatalf("ExpireArchive needs Prosody with Options.ArchiveExpiry")
+	}
+	s.Stop()
+	// mod_cron's record of the task's last run (a map store of the host):
+	// long ago, so that it runs at once.
+	dir := filepath.Join(s.Dir, "data", strings.ReplaceAll(Domain, ".", "%2e"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		s.tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cron.dat"), []byte("return {\n\t[\"mam/remove_expired_messages\"] = 1;\n};\n"), 0o600); err != nil {
+		s.tb.Fatal(err)
+	}
+	before := s.LogCount("expired messages")
+	s.proc.start(s.tb)
+	deadline := time.Now().Add(20 * time.Second)
+	for s.LogCount("expired messages") == before {
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("Prosody did not expire its archive within 20s:\n%s", s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

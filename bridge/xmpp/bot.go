@@ -259,7 +259,7 @@ func (b *Bot) Handled(m bridge.OwnerEvent) {
 		b.s.roomHandled(room, m.Meta().Archive)
 		return
 	}
-	b.s.handled(m.Meta().Archive)
+	b.s.handled()
 	b.s.saveRoomCursors()
 }
 

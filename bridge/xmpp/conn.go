@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ func (c *conn) openGate() {
 // after any read, decode or write error it is closed and Run dials anew
 // (go-xmpp may hold its decoder lock after a decode error, and a stream
 // that lost a stanza mid-way cannot be trusted).
-func (s *Session) serve(ctx context.Context, l *link, from string) error {
+func (s *Session) serve(ctx context.Context, l *link, from cursorPos) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{}), gate: make(chan struct{}),
 		sm: &smState{pending: map[uint64]bool{}}}
@@ -99,8 +100,9 @@ func (s *Session) serve(ctx context.Context, l *link, from string) error {
 }
 
 // setup runs once per link: presence with caps, roster check, subscription
-// with the owner, and the archive replay from the cursor from.
-func (s *Session) setup(ctx context.Context, c *conn, from string) error {
+// with the owner, and the archive replay from the cursor from; then it
+// keeps the cursor in step where live messages carry no stanza-id.
+func (s *Session) setup(ctx context.Context, c *conn, from cursorPos) error {
 	s.mu.Lock()
 	s.ownerCaps = nil // the server tells them again after our presence
 	s.mu.Unlock()
@@ -127,9 +129,20 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 		return fmt.Errorf("xmpp: roster: %w", err)
 	}
 	sub, ask := "none", ""
+	item := RosterItem{JID: s.cfg.Owner}
 	for _, it := range q.Items {
 		if strings.EqualFold(it.JID, s.owner) {
 			sub, ask = it.Subscription, it.Ask
+			item = RosterItem{JID: it.JID, Name: it.Name, Groups: it.Groups}
+		}
+	}
+	asked := slices.Contains(item.Groups, rosterMark)
+	if !asked {
+		// Marked before the pre-approval below: a roster set drops it
+		// (Prosody's mod_roster builds the item anew, without "approved").
+		item.Groups = append(item.Groups, rosterMark)
+		if _, err := s.iq(ctx, RosterSet(s.NewID(), item)); err != nil {
+			s.log.Warn("cannot mark the owner's roster item", "err", err)
 		}
 	}
 	// Pre-approve the owner's subscription (RFC 6121 §3.4) and ask for
@@ -142,7 +155,9 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 			return err
 		}
 	}
-	if sub != "to" && sub != "both" && ask != "subscribe" {
+	// Asked once, ever: an owner who removed the bot from their roster is
+	// not asked again at every login (the roster remembers, rosterMark).
+	if sub != "to" && sub != "both" && ask != "subscribe" && !asked {
 		if err := s.sendCtrl(ctx, c, mustPresence(Presence{To: s.cfg.Owner, Type: "subscribe"})); err != nil {
 			return err
 		}
@@ -153,21 +168,33 @@ func (s *Session) setup(ctx context.Context, c *conn, from string) error {
 	if err := s.emptyOMEMO(ctx); err != nil {
 		s.log.Warn("cannot check the bot's OMEMO device list", "err", err)
 	}
-	if err := s.catchUp(ctx, from); err != nil {
+	s.archiveAlways(ctx)
+	err = s.catchUp(ctx, from)
+	switch {
+	case err == nil:
+	case errors.Is(err, errNoArchive):
+		s.log.Debug("the server keeps no archive: nothing to replay")
+	case ctx.Err() == nil:
 		// Not fatal: live messages still flow; say what may be missing.
 		s.log.Warn("archive catch-up failed", "err", err)
 	}
 	s.catchUpRooms(ctx, roomsFrom)
+	if err == nil && s.cfg.Cursor != nil {
+		s.keepCursor(ctx) // until the link ends
+	}
 	return nil
 }
 
+// rosterMark is the roster group the bot puts the owner's item in once it
+// has asked for the owner's presence (or found it asked for: by setup, or
+// granted): from then on it never asks by itself. The roster is the bot
+// account's own, kept by its server, so it remembers across restarts and
+// reinstalls.
+const rosterMark = "waxmpp"
+
 type rosterQuery struct {
-	XMLName xml.Name `xml:"jabber:iq:roster query"`
-	Items   []struct {
-		JID          string `xml:"jid,attr"`
-		Subscription string `xml:"subscription,attr"`
-		Ask          string `xml:"ask,attr"`
-	} `xml:"item"`
+	XMLName xml.Name     `xml:"jabber:iq:roster query"`
+	Items   []RosterItem `xml:"item"`
 }
 
 func mustPresence(p Presence) []byte {

@@ -77,31 +77,54 @@
 //     ship it on): the session acknowledges only stanzas the core has
 //     durably handled (Bot.Handled; see sm.go), so what a dying link never
 //     acknowledged is stored offline by the server and delivered at the
-//     next login. XEP-0313 archive (both ship it off): the core's handled
-//     messages move a cursor (their stanza-id by the bot's bare JID), and
-//     every login replays the owner's messages after it; only results of
-//     our own query from our own archive are accepted.
-//   - What waxmpp can promise, per server: Prosody 0.12 and ejabberd 23.01
-//     as shipped (XEP-0198 on, no archive): nothing the owner sends is
-//     lost while waxmpp restarts or its link dies, as long as the server
-//     itself keeps running (ejabberd re-routes what was not acknowledged
-//     only while the bot has no other session, resend_on_timeout:
-//     if_offline). With an archive as well, also across a server restart
-//     (up to what the archive keeps: Prosody expires it after a week by
-//     default). With neither (Stats.Caveat says so, for /status), a
-//     message sent just as the link dies can be lost. Outbound, the
-//     outbox holds every message until a ping result proves the server
-//     took it, on every server; a message the owner's server refuses for
-//     now (ejabberd keeps 100 offline messages as shipped; a federating
+//     next login. XEP-0313 archive (both ship it off): a cursor (an archive
+//     id and the archive's time there) moves to positions up to which the
+//     core has handled everything (replayed messages, the archive's end
+//     after a complete replay, live messages by their stanza-id, or the
+//     archive's end at a quiet moment where live messages carry none), only
+//     forwards; every login replays the owner's messages after it, by time
+//     when the archive has expired the cursor's item, page after page to
+//     the end or to the first message the link got live. Only results of
+//     our own query from our own archive are accepted (see mam.go).
+//   - What waxmpp can promise, per server (inbound; Stats.Caveat says it
+//     for /status and waxmpp doctor):
+//     Prosody 0.12 and 13 as shipped (mod_smacks on, mod_mam commented
+//     out): nothing the owner sends is lost while waxmpp restarts or its
+//     link dies (a half-open link is found by its ping), as long as
+//     Prosody keeps running: what the bot never acknowledged goes to
+//     offline storage when the bot has no other session. A Prosody
+//     restart loses what it had written to a dying link.
+//     Prosody with mod_mam: mod_smacks stores nothing offline for a
+//     session that used the archive (mod_smacks.lua's delivery/failure
+//     hook), so the archive replay brings those back, also across a
+//     Prosody restart, up to what the archive keeps (archive_expires_after,
+//     a week by default; past it the replay asks by the cursor's time).
+//     ejabberd 23.01 as shipped (mod_stream_mgmt with resend_on_timeout:
+//     if_offline; mod_mam commented out): as Prosody as shipped; its
+//     offline storage keeps 100 messages per user (max_user_offline_messages),
+//     more are refused (outbound, see below). With mod_mam as well: the
+//     archive replay too, as on Prosody with it.
+//     A server with neither XEP-0198 nor an archive (Prosody before 0.12,
+//     or with mod_smacks switched off): a message the owner sends just as
+//     the link dies can be lost; the rest is relayed. A live message
+//     without a stanza-id (a server that adds none) still moves the
+//     cursor: the archive's last item is asked for at a quiet moment.
+//     Outbound, on every server: the outbox holds every message until a
+//     ping result proves the server took it; a message the owner's server
+//     refuses for now (ejabberd's full offline storage; a federating
 //     server that cannot reach the owner's) is set aside, durably, and
 //     sent again with a note when the owner is online (see bounce.go).
 //   - Duplicates in: the session drops an owner message whose origin-id (or
 //     id) is among the last 4,096 it saw (resends, archive replays); across
 //     restarts the core drops what it already handled, by the same id.
 //   - Roster: at each login the bot pre-approves the owner's subscription
-//     and asks for the owner's (RFC 6121 §3.4), so both see each other's
-//     presence: the bot's presence is the bridge's health light. The
-//     owner's roster item, at login and in roster pushes, reaches the core
+//     where the server offers pre-approval (RFC 6121 §3.4: Prosody does,
+//     ejabberd 23.01 does not; there the owner's request is approved when
+//     it comes), so the owner sees the bot's presence, the bridge's health
+//     light. It asks for the owner's presence once, ever: the owner's item
+//     in the bot's roster then carries the group "waxmpp", and an owner who
+//     removed the bot is not asked again at every login.
+//     The owner's roster item, at login and in roster pushes, reaches the core
 //     as bridge.OwnerRoster (the core asks to be added back when the owner
 //     does not see the bot's presence).
 //   - The owner's clients (fit.go): each available presence of the owner's

@@ -2,25 +2,107 @@ package xmpp
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
-// Archive catch-up (XEP-0313). go-xmpp has no XEP-0198, so the server
-// forgets a message once it wrote it to the bot's socket; if waxmpp dies
-// before the core has handled it, only the server's archive still has it.
-// The core reports each handled owner message (Bot.Handled); the session
-// saves its archive id (Cursor) and, on every login, asks the archive for
-// the owner's messages after that id. Replays the core already handled are
-// dropped by id (by the session while it runs, by the core across
-// restarts). A server without an archive (no mod_mam) just has nothing to
-// replay.
+// Archive catch-up (XEP-0313). A message the server has written to the
+// bot's socket is gone for it unless it keeps it some other way; if
+// waxmpp dies before the core has handled it, the server's archive may
+// still have it. The session keeps a cursor (Cursor): the archive id of a
+// position up to which everything the owner wrote has been handled, and
+// the archive's time there; every login replays the owner's messages
+// after it.
+//
+// Archive ids are opaque: "everything up to here is handled" is known by
+// counting. The session numbers the owner messages it hands to the core
+// (delivered) and counts those the core reports handled, in the same
+// order. A position becomes a candidate for the cursor together with the
+// count of messages delivered when it became known; once the core has
+// handled that many, the candidate is the cursor. The candidates are:
+//
+//   - a replayed message: the server sends a replay's results in archive
+//     order, and the messages before one in the archive were replayed
+//     before it or came live earlier;
+//   - the archive's last item after a complete replay (the last page's
+//     RSM last), counted when its answer came: the server wrote every
+//     message it had archived before that answer (both servers archive a
+//     message as they deliver it);
+//   - a live message that came after the replay completed, by its
+//     XEP-0359 stanza-id;
+//   - where live messages carry no stanza-id (Openfire), the archive's
+//     last item, asked for once the core has handled everything delivered
+//     (a quiet moment, at most every archiveSync), so that the next replay
+//     does not return all the link's traffic again (keepCursor).
+//
+// A live message that came during the replay is no candidate: older
+// messages may still be on their way in the replay. So the cursor only
+// moves forwards. It is saved at once when nothing else is in flight, else
+// at most every cursorEvery (each save is a commit; keepCursor saves what
+// waited).
+//
+// When the archive no longer has the cursor's item (Prosody expires
+// messages after archive_expires_after, a week by default, and answers
+// item-not-found), the replay asks by time instead: from the archive's
+// time at the cursor (the server's own stamp where it is known, else the
+// bot's clock an hour back). Pages go on until the archive says the
+// replay is complete, a page brings nothing new, or the replay reached
+// the first message this link got live (all that follows came live too);
+// a failed page is asked for again, with backoff, for as long as the link
+// lives. Replays the core already handled are dropped by id (by the
+// session while it runs, by the core across restarts). A server without
+// an archive just has nothing to replay.
 
-const mamPage = 100
+// mamPage is how many results a replay asks for per page.
+var mamPage = 100
+
+// cursorEvery is how often, at most, the cursor is saved while messages
+// keep coming.
+const cursorEvery = time.Second
+
+// archiveSync is how often, at most, the archive's last item is asked for
+// on a server that puts no stanza-id on live messages.
+var archiveSync = time.Minute
+
+// localSlack is how far back a cursor time from the bot's own clock is put:
+// the server's clock may differ, and asking from too early only replays
+// what the core drops by id.
+const localSlack = time.Hour
 
 // fromStart is the cursor of an archive that was empty when waxmpp first
 // looked: everything in it is new.
 const fromStart = "^"
+
+// cursorPos is a position in the archive: an archive id and the archive's
+// time there (zero if unknown). It is saved as JSON; a bare id is read as
+// a position without time (as earlier versions saved it).
+type cursorPos struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time,omitzero"`
+}
+
+func (p cursorPos) encode() string {
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+func decodeCursor(s string) cursorPos {
+	var p cursorPos
+	if strings.HasPrefix(s, "{") && json.Unmarshal([]byte(s), &p) == nil {
+		return p
+	}
+	return cursorPos{ID: s}
+}
+
+// candidate is a position that becomes the cursor once the core has
+// handled need messages.
+type candidate struct {
+	pos  cursorPos
+	need uint64
+}
 
 type mamFin struct {
 	Complete string `xml:"complete,attr"`
@@ -30,77 +112,173 @@ type mamFin struct {
 	} `xml:"http://jabber.org/protocol/rsm set"`
 }
 
-// replayed ends an archive replay: the cursor may move again.
+// loadCursor reads the archive cursor; a zero position when there is none.
+func (s *Session) loadCursor() (cursorPos, error) {
+	if s.cfg.Cursor == nil {
+		return cursorPos{}, nil
+	}
+	v, err := s.cfg.Cursor.LoadCursor()
+	if err != nil || v == "" {
+		return cursorPos{}, err
+	}
+	return decodeCursor(v), nil
+}
+
+// replayed ends an archive replay: live messages are candidates again.
 func (s *Session) replayed() {
 	s.replaying.Store(false)
-	if s.inflight.Load() <= 0 {
-		s.saveCursor()
-	}
+	s.advance()
 }
 
-// loadCursor reads the archive cursor, "" when there is none.
-func (s *Session) loadCursor() (string, error) {
-	if s.cfg.Cursor == nil {
-		return "", nil
-	}
-	return s.cfg.Cursor.LoadCursor()
+// mamQuery is what one page asks for.
+type mamQuery struct {
+	after  string    // RSM after: results after this archive id
+	start  time.Time // results from this time (XEP-0313 start)
+	latest bool      // just the archive's last item
 }
 
-// catchUp replays the owner's archived messages after the cursor after.
+// errNoArchive: the server keeps no archive for the bot.
+var errNoArchive = errors.New("xmpp: the server keeps no archive")
+
+// catchUp replays the owner's archived messages after the cursor from.
 // With no cursor yet it only records where the archive ends now.
-func (s *Session) catchUp(ctx context.Context, after string) error {
+func (s *Session) catchUp(ctx context.Context, from cursorPos) error {
 	if s.cfg.Cursor == nil {
 		return nil
 	}
-	if after == "" {
-		// First run: start from the archive's newest message, or from its
-		// beginning when it is empty. This query only finds the position:
-		// its result (a message handled live, or before waxmpp) is not
-		// replayed (routeMessage drops answers to no replay query).
-		last, _, err := s.mamPage(ctx, "mam-pos-"+s.NewID(), "", true)
+	if from.ID == "" {
+		// First run: start from the archive's newest message, or from
+		// its beginning when it is empty. Its result (a message handled
+		// live, or before waxmpp) is not replayed (routeMessage drops
+		// answers to no replay query).
+		pos, err := s.archiveEnd(ctx)
 		if err != nil {
 			return err
 		}
-		if last == "" {
-			last = fromStart
+		if pos.ID == "" {
+			pos.ID = fromStart
 		}
-		if err := s.cfg.Cursor.SaveCursor(last); err != nil {
-			return err
-		}
+		s.saveCursor(pos)
 		s.replayed()
+		s.log.Debug("archive replay done", "pages", 0, "first", true)
 		return nil
 	}
 	qid := "mam-" + s.NewID()
 	s.mamQuery.Store(qid)
 	defer s.mamQuery.Store("")
-	for pages := 0; pages < 1000; pages++ { // 100k messages: a bound, not a plan
-		last, complete, err := s.mamPage(ctx, qid, after, false)
-		if err != nil {
-			if strings.Contains(err.Error(), "item-not-found") {
-				// The archive no longer has our cursor (expired): start
-				// again from its end rather than replay everything.
-				s.log.Warn("archive no longer holds the last handled message; some messages sent while waxmpp was down may be missing", "cursor", after)
-				if err := s.cfg.Cursor.SaveCursor(""); err != nil {
+	q := mamQuery{after: from.ID}
+	if q.after == fromStart {
+		q.after = ""
+	}
+	byTime := false
+	retry := time.Second
+	for pages := 1; ; pages++ {
+		s.replayPages.Add(1)
+		last, complete, err := s.mamPage(ctx, qid, q)
+		switch {
+		case errors.Is(err, errNoArchive):
+			return err
+		case err != nil && strings.Contains(err.Error(), "item-not-found") && !byTime:
+			// The archive no longer has the cursor's item (expired): ask
+			// by time.
+			if from.Time.IsZero() {
+				s.log.Warn("the archive no longer holds the last handled message and its time is not known (saved by an older waxmpp); messages sent while waxmpp was down may be missing", "cursor", from.ID)
+				pos, err := s.archiveEnd(ctx)
+				if err != nil {
 					return err
 				}
+				s.saveCursor(pos)
 				s.replayed()
+				s.log.Debug("archive replay done", "pages", pages, "expired", true)
 				return nil
 			}
-			return err
+			s.log.Info("the archive no longer holds the last handled message: replaying from its time", "cursor", from.ID, "from", from.Time)
+			q, byTime = mamQuery{start: from.Time}, true
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Asked again, from the same page: the cursor stays where
+			// the replay has got to, live messages do not move it.
+			s.log.Warn("archive replay failed; asking again", "err", err, "retry_in", retry)
+			if err := sleep(ctx, retry); err != nil {
+				return err
+			}
+			retry = min(2*retry, time.Minute)
+			continue
 		}
-		if complete || last == "" {
+		retry = time.Second
+		caughtUp := s.caughtUp.Load()
+		if complete || last == "" || caughtUp || last == q.after {
+			if last == "" && byTime {
+				// Nothing since: the archive's end is the new cursor.
+				pos, err := s.archiveEnd(ctx)
+				if err != nil {
+					return err
+				}
+				if pos.ID != "" {
+					s.addCandidate(pos, s.deliveredN.Load())
+				}
+			} else if last != "" {
+				s.addCandidate(cursorPos{ID: last, Time: s.resultTime(last)}, s.deliveredN.Load())
+			}
+			s.log.Debug("archive replay done", "pages", pages, "caught_up", caughtUp && !complete)
 			s.replayed()
 			return nil
 		}
-		after = last
+		q.after = last
 	}
-	return nil
 }
 
-// mamPage asks for one page of the owner's messages after the archive id
-// after (or, with latest, just the newest one). The results arrive as
-// messages before the answer and go through routeMessage.
-func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (last string, complete bool, err error) {
+// archiveAlways asks the server, once per Session, to archive all of the
+// bot's messages (XEP-0313 preferences, default "always"): ejabberd's
+// mod_mam archives by default only for users who asked ("default: never"
+// is its module default). A server without an archive refuses; that is
+// known from the replay.
+func (s *Session) archiveAlways(ctx context.Context) {
+	if s.cfg.Cursor == nil || s.prefsSet.Load() {
+		return
+	}
+	var w writer
+	w.open("prefs", NSMAM, "default", "always")
+	w.empty("always", "")
+	w.empty("never", "")
+	w.close()
+	if _, err := s.iq(ctx, IQ{Type: "set", Payload: Inner{w.bytes()}}); err != nil {
+		s.log.Debug("archive preferences not set", "err", err)
+		return
+	}
+	s.prefsSet.Store(true)
+}
+
+// archiveEnd asks for the archive's last item (none: a zero position).
+func (s *Session) archiveEnd(ctx context.Context) (cursorPos, error) {
+	qid := "mam-pos-" + s.NewID()
+	s.mamPos.Store(qid)
+	defer s.mamPos.Store("")
+	last, _, err := s.mamPage(ctx, qid, mamQuery{latest: true})
+	if err != nil || last == "" {
+		return cursorPos{}, err
+	}
+	return cursorPos{ID: last, Time: s.resultTime(last)}, nil
+}
+
+// resultTime is the archive's time of the result id of the query running,
+// as the server stamped it, or the bot's clock localSlack back.
+func (s *Session) resultTime(id string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastResult.ID == id && !s.lastResult.Time.IsZero() {
+		return s.lastResult.Time
+	}
+	return timeNow().Add(-localSlack)
+}
+
+// mamPage asks for one page of the owner's messages (or, with latest,
+// just the newest one). The results arrive as messages before the answer
+// and go through routeMessage.
+func (s *Session) mamPage(ctx context.Context, qid string, q mamQuery) (last string, complete bool, err error) {
 	var w writer
 	w.open("query", NSMAM, "queryid", qid)
 	w.open("x", NSDataForms, "type", "submit")
@@ -110,15 +288,20 @@ func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (
 	w.open("field", "", "var", "with")
 	w.elem("value", "", s.cfg.Owner)
 	w.close()
+	if !q.start.IsZero() {
+		w.open("field", "", "var", "start")
+		w.elem("value", "", q.start.UTC().Format(time.RFC3339Nano))
+		w.close()
+	}
 	w.close()
 	w.open("set", NSRSM)
-	if latest {
+	if q.latest {
 		w.elem("max", "", "1")
 		w.empty("before", "")
 	} else {
 		w.elem("max", "", fmt.Sprint(mamPage))
-		if after != fromStart {
-			w.elem("after", "", after)
+		if q.after != "" {
+			w.elem("after", "", q.after)
 		}
 	}
 	w.close()
@@ -127,7 +310,8 @@ func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (
 	if res != nil && res.Error != nil {
 		switch res.Error.Condition {
 		case CondServiceUnavailable, CondFeatureNotImplemented:
-			s.archive.Store(false) // the server keeps no archive for us
+			s.archive.Store(false)
+			return "", false, fmt.Errorf("%w: %w", errNoArchive, err)
 		}
 	}
 	if err != nil {
@@ -141,42 +325,144 @@ func (s *Session) mamPage(ctx context.Context, qid, after string, latest bool) (
 	return fin.Set.Last, fin.Complete == "true", nil
 }
 
-// handled saves the archive id of a message the core has dealt with.
-//
-// Archive ids are opaque, so "everything before this one is handled" is
-// known only at quiet moments: the cursor is saved when no replay is
-// unfinished and every message delivered so far has been handled. Then
-// the last handled message is also the newest delivered one, and all that
-// the archive holds before it was delivered and handled. Under constant
-// traffic the cursor lags; a crash then replays a little more, which the
-// core drops by id.
-func (s *Session) handled(archiveID string) {
-	s.smHandled()
-	n := s.inflight.Add(-1)
-	if s.cfg.Cursor == nil {
+// noteResult records a result of our own query as it is routed (reader
+// goroutine): its archive id and the server's stamp, for the cursor's
+// time.
+func (s *Session) noteResult(m *Inbound) {
+	p := cursorPos{ID: m.Archived.ID}
+	if m.Delay != nil {
+		p.Time = m.Delay.Stamp
+	}
+	s.mu.Lock()
+	s.lastResult = p
+	s.mu.Unlock()
+}
+
+// number numbers an owner message handed to the core and records the
+// candidate it makes, if any (reader goroutine, in order). It returns the
+// number, for unnumber.
+func (s *Session) number(m *Inbound) uint64 {
+	s.inflight.Add(1)
+	k := s.deliveredN.Add(1)
+	switch id := archiveID(m, s.bare); {
+	case m.Archived != nil:
+		s.addCandidate(cursorPos{ID: id, Time: s.resultTime(id)}, k)
+	case s.replaying.Load():
+		// Live during the replay: no candidate (see above). The replay
+		// has caught up once it returns the first of these.
+		if s.liveFirst == "" {
+			s.liveFirst = id
+		}
+	case id != "":
+		s.addCandidate(cursorPos{ID: id, Time: timeNow().Add(-localSlack)}, k)
+	default:
+		s.syncWanted.Store(true) // no stanza-id: ask the archive later
+	}
+	return k
+}
+
+// unnumber takes back delivery number k: its message never reached the
+// core.
+func (s *Session) unnumber(k uint64) {
+	s.inflight.Add(-1)
+	s.deliveredN.Add(^uint64(0))
+	s.mu.Lock()
+	if n := len(s.cands); n > 0 && s.cands[n-1].need == k {
+		s.cands = s.cands[:n-1]
+	}
+	s.mu.Unlock()
+}
+
+// addCandidate records that pos becomes the cursor once need messages are
+// handled.
+func (s *Session) addCandidate(pos cursorPos, need uint64) {
+	if s.cfg.Cursor == nil || pos.ID == "" {
 		return
 	}
 	s.mu.Lock()
-	if archiveID != "" {
-		s.lastHandled = archiveID
-	}
+	s.cands = append(s.cands, candidate{pos, need})
 	s.mu.Unlock()
-	if n <= 0 && !s.replaying.Load() {
-		s.saveCursor()
+	if need <= s.handledN.Load() {
+		s.advance() // not on the reader's behalf: it never has a due one
 	}
 }
 
-// saveCursor persists the last handled archive id, if any is new.
-func (s *Session) saveCursor() {
-	s.mu.Lock()
-	id := s.lastHandled
-	s.lastHandled = ""
-	s.mu.Unlock()
-	if id == "" {
+// handled records that the core has dealt with the oldest message
+// delivered and not yet reported.
+func (s *Session) handled() {
+	s.smHandled()
+	s.inflight.Add(-1)
+	s.handledN.Add(1)
+	s.advance()
+}
+
+// advance makes the latest due candidate the cursor: saved at once when
+// nothing else is in flight, else at most every cursorEvery.
+func (s *Session) advance() {
+	if s.cfg.Cursor == nil {
 		return
 	}
-	if err := s.cfg.Cursor.SaveCursor(id); err != nil {
+	done := s.handledN.Load()
+	s.mu.Lock()
+	i := 0
+	for i < len(s.cands) && s.cands[i].need <= done {
+		p := s.cands[i].pos
+		s.next = &p
+		i++
+	}
+	s.cands = s.cands[i:]
+	next := s.next
+	due := next != nil && (done >= s.deliveredN.Load() || time.Since(s.cursorSaved) >= cursorEvery)
+	if due {
+		s.next = nil
+	}
+	s.mu.Unlock()
+	if due {
+		s.saveCursor(*next)
+	}
+}
+
+// saveCursor persists pos; its time never goes back (a later position is
+// no earlier in the archive).
+func (s *Session) saveCursor(pos cursorPos) {
+	s.mu.Lock()
+	if pos.Time.Before(s.saved.Time) {
+		pos.Time = s.saved.Time
+	}
+	s.saved = pos
+	s.cursorSaved = time.Now()
+	s.mu.Unlock()
+	if err := s.cfg.Cursor.SaveCursor(pos.encode()); err != nil {
 		s.log.Error("cannot save the archive cursor", "err", err)
+	}
+}
+
+// keepCursor runs for a link after its replay: it saves a due cursor the
+// rate limit held back (every cursorEvery), and where live messages came
+// without a stanza-id it asks for the archive's last item once the core
+// has handled everything delivered, at most every archiveSync.
+func (s *Session) keepCursor(ctx context.Context) {
+	t := time.NewTicker(cursorEvery)
+	defer t.Stop()
+	var synced time.Time
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		s.advance()
+		if !s.syncWanted.Load() || time.Since(synced) < archiveSync || s.handledN.Load() < s.deliveredN.Load() {
+			continue
+		}
+		s.syncWanted.Store(false)
+		synced = time.Now()
+		pos, err := s.archiveEnd(ctx)
+		if err != nil {
+			s.log.Debug("archive position", "err", err)
+			continue
+		}
+		s.addCandidate(pos, s.deliveredN.Load())
 	}
 }
 

@@ -173,16 +173,33 @@ func (s *Session) routeMessage(ctx context.Context, c *conn, m *Inbound) error {
 	if m.Archived != nil {
 		// Only our own archive, answering our own query, is trusted.
 		q, _ := s.mamQuery.Load().(string)
+		pos, _ := s.mamPos.Load().(string)
 		if a := bareJID(m.Archived.From); a != "" && a != s.bare {
 			s.drop("archive", m.Archived.From)
 			return nil
 		}
-		if q == "" || m.Archived.QueryID != q {
-			return nil // our archive answering the position query
+		switch m.Archived.QueryID {
+		case "":
+			return nil
+		case pos:
+			s.noteResult(m) // the archive's last item: its time
+			return nil
+		case q:
+			s.noteResult(m)
+		default:
+			return nil // an answer to a query no longer running
+		}
+		if s.replaying.Load() && s.liveFirst != "" && m.Archived.ID == s.liveFirst {
+			// The replay reached the first message this link got live:
+			// all that follows came live too (see catchUp).
+			s.caughtUp.Store(true)
 		}
 		if bareJID(m.From) == s.bare {
 			return nil // the bot's own messages to the owner, archived too
 		}
+	}
+	if m.Archived == nil && s.stripLiveIDs {
+		m.StanzaIDs = nil // a test's server that adds none (see mam.go)
 	}
 	if m.Carbon != CarbonNone {
 		// The bot never enables carbons; a carbon is either one of ours
@@ -207,13 +224,14 @@ func (s *Session) routeMessage(ctx context.Context, c *conn, m *Inbound) error {
 			return nil
 		}
 	}
-	s.inflight.Add(1) // before the send: the consumer may report it handled at once
+	// Numbered before the send: the consumer may report it handled at once.
+	k := s.number(m)
 	s.delivered(c.sm, c.seq)
 	select {
 	case s.in <- m:
 		return nil
 	case <-ctx.Done():
-		s.inflight.Add(-1)
+		s.unnumber(k)
 		s.undeliver()
 		return context.Cause(ctx)
 	}

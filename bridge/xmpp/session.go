@@ -157,22 +157,50 @@ type Session struct {
 	// owner is told.
 	redirect   string
 	conflicted bool
-	// lastHandled is the archive id of the last handled owner message not
-	// yet saved as the cursor.
-	lastHandled string
+	// The archive cursor (mam.go): candidates waiting for the core to
+	// handle what was delivered before them; next, the latest due one not
+	// yet saved (at most every cursorEvery); saved, the cursor saved
+	// last, at cursorSaved; lastResult, the latest result of our own
+	// archive query, with the server's stamp.
+	cands       []candidate
+	next        *cursorPos
+	saved       cursorPos
+	cursorSaved time.Time
+	lastResult  cursorPos
 
 	// recent remembers the ids of the owner's latest messages (reader
 	// goroutine only): a resend or an archive replay of one is dropped.
 	recent recentIDs
-	// mamQuery is the id of the archive query running, "" if none.
-	mamQuery atomic.Value
+	// mamQuery is the id of the archive replay running, mamPos the id of
+	// the query for the archive's last item; "" if none.
+	mamQuery, mamPos atomic.Value
 	// replaying is true from before a login until its archive replay has
-	// completed; meanwhile the cursor stays where the replay started, so a
-	// replay cut short (a dying link, a crash) starts there again.
+	// completed; meanwhile only replayed messages move the cursor, so a
+	// replay cut short (a dying link, a crash) goes on from the last one
+	// handled.
 	replaying atomic.Bool
-	// inflight counts owner messages handed to Inbound and not yet
-	// reported handled.
+	// liveFirst is the archive id of the first owner message this link
+	// got live during its replay (reader goroutine; reset before each
+	// login); caughtUp is set when the replay returns it.
+	liveFirst string
+	caughtUp  atomic.Bool
+	// deliveredN numbers the owner messages handed to Inbound, handledN
+	// counts those reported handled (in the same order).
+	deliveredN, handledN atomic.Uint64
+	// inflight counts the owner messages handed to Inbound, from the bot
+	// conversation and the rooms, not yet reported handled (the rooms'
+	// cursors wait for it to be 0, muc.go).
 	inflight atomic.Int64
+	// syncWanted: a live message without a stanza-id was delivered since
+	// the archive's last item was asked for (keepCursor).
+	syncWanted atomic.Bool
+	// prefsSet: the server took the bot's archive preferences.
+	prefsSet atomic.Bool
+	// For tests: replayPages counts the archive pages asked for;
+	// stripLiveIDs drops the stanza-ids of live messages, as a server
+	// that adds none.
+	replayPages  atomic.Uint64
+	stripLiveIDs bool
 
 	// cmds carries XEP-0050 commands to the core (Bot.Commands).
 	// Capacity 8; a command that finds it full waits up to 30 s on its own
@@ -443,6 +471,8 @@ func (s *Session) Run(ctx context.Context) error {
 		// may handle (and move the cursor past) them before the replay
 		// asks, skipping what was lost in between.
 		s.replaying.Store(true)
+		s.liveFirst = "" // the last link's reader has ended
+		s.caughtUp.Store(false)
 		from, cerr := s.loadCursor()
 		if cerr != nil {
 			s.log.Error("cannot read the archive cursor", "err", cerr)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -331,6 +332,61 @@ func TestLoginWrongPasswordStopsRun(t *testing.T) {
 	})
 }
 
+// TestLoginStorageFailure: Prosody answers a login it cannot check, its
+// account storage failing, with not-authorized, exactly as it answers a
+// wrong password (mod_auth_internal_hashed's SCRAM profile returns no
+// credentials when the storage read fails, and util/sasl/scram.lua turns
+// that into not-authorized; temporary-auth-failure only when hashing
+// fails). So one refusal is retried: a storage failure over by then does
+// not stop the bridge (exit 78 under systemd); a wrong password, said
+// again, does (TestLoginWrongPasswordStopsRun).
+func TestLoginStorageFailure(t *testing.T) {
+	srv := pt.Start(t, pt.Options{Kind: pt.Prosody})
+	acc := filepath.Join(srv.Dir, "data", strings.ReplaceAll(pt.Domain, ".", "%2e"), "accounts", "bot.dat")
+	// A directory where the account's file was: Prosody cannot read it.
+	if err := os.Rename(acc, acc+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(acc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := botConfig(t, srv)
+	cfg.MinBackoff = 4 * time.Second // time to mend the storage
+	logs := &logCounter{}
+	cfg.Log = slog.New(logs)
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the first login refused", func() bool { return logs.count("disconnected") == 1 })
+	if !logs.contains("refused the password") {
+		t.Fatalf("the storage failure was not answered as a refused password (Prosody changed?)")
+	}
+	// The storage mends before the retry.
+	if err := os.Remove(acc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(acc+".aside", acc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "logged in after the storage mended", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("Run stopped after one refusal: %v", err)
+		default:
+		}
+		return s.connected.Load()
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+}
+
 // TestLoginChannelBinding: ejabberd 23.01 as shipped offers SCRAM-SHA-1-PLUS
 // and refuses the tls-exporter binding go-xmpp sends over TLS 1.3. The
 // session tries once more without binding, on a fresh connection, and keeps
@@ -389,8 +445,10 @@ type logCounter struct {
 
 func (l *logCounter) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logCounter) Handle(_ context.Context, r slog.Record) error {
+	m := r.Message
+	r.Attrs(func(a slog.Attr) bool { m += " " + a.String(); return true })
 	l.mu.Lock()
-	l.msgs = append(l.msgs, r.Message)
+	l.msgs = append(l.msgs, m)
 	l.mu.Unlock()
 	return nil
 }
@@ -407,6 +465,17 @@ func (l *logCounter) count(prefix string) int {
 		}
 	}
 	return n
+}
+
+func (l *logCounter) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range l.msgs {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // fakeResolver answers SRV look-ups from a table, in the table's order (the

@@ -750,7 +750,10 @@ func TestSimBurstWithKills(t *testing.T) {
 	}
 	sentAt := time.Since(start)
 
-	// Wait until quiet; then, up to three times, the last resort.
+	// Wait until the last start's archive replay is over (a page of it can
+	// take seconds on a loaded machine, during which neither log grows),
+	// then until quiet; then, up to three times, the last resort.
+	replayDone(e, 3*time.Minute)
 	var lostIn, lostOut, missIn, missOut []int
 	resent := 0
 	for round := 0; ; round++ {
@@ -836,6 +839,29 @@ func TestSimBurstWithKills(t *testing.T) {
 }
 
 func head(s []int) []int { return s[:min(len(s), 10)] }
+
+// replayDone waits up to d until the binary's log since its last start
+// says that the XMPP side's archive replay is over (done, failed, or no
+// archive to replay).
+func replayDone(e *simEnv, d time.Duration) {
+	e.tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		log := e.stderr.String()
+		if i := strings.LastIndex(log, "=== start "); i >= 0 {
+			log = log[i:]
+		}
+		for _, s := range []string{"archive replay done", "archive catch-up failed", "the server keeps no archive"} {
+			if strings.Contains(log, s) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			e.tb.Fatalf("the archive replay did not end within %v", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // quiet waits until neither log has grown for d.
 func quiet(e *simEnv, d time.Duration) {

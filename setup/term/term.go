@@ -374,13 +374,13 @@ func (t *ui) subscribe(ctx context.Context, s setup.State) error {
 		return ignoreProblem(t.f.AskAgain())
 	}
 	if !t.o.Interactive {
-		// Scripts do not wait: the bridge asks again at every start.
+		// Scripts do not wait: the request stays pending in the owner's app.
 		return t.f.SkipSubscription()
 	}
 	if !t.asked {
 		t.asked = true
 		t.say("   Open your XMPP app and accept the request from %s.", s.Bot)
-		t.say("   Waiting … (press Enter to skip; the bridge asks again each time it starts)")
+		t.say("   Waiting … (press Enter to skip; the bridge asks when it starts, if this request got lost)")
 	}
 	return t.waitOrEnter(ctx, s, func() error { return t.f.SkipSubscription() })
 }
