@@ -532,6 +532,10 @@ func (c *Core) cmdStatus() string {
 		if st.Dropped > 0 {
 			fmt.Fprintf(&b, ", %d dropped chat states", st.Dropped)
 		}
+		if st.Caveat != "" {
+			// What the bot's server cannot promise (the XMPP side says).
+			b.WriteString("\nNote: " + strings.ToUpper(st.Caveat[:1]) + st.Caveat[1:] + ".")
+		}
 	}
 	if m := c.mediaStatus(); m != "" {
 		b.WriteString("\n" + m)

@@ -193,6 +193,7 @@ type fakeXMPP struct {
 	box      inbox[bridge.OwnerEvent] // delivered owner events, until Handled
 	sendErr  error                    // Send fails with it (a full disk)
 	files    *fakeUploads             // media_test.go; nil: QR codes only
+	caveat   string                   // Stats' Caveat
 }
 
 func (f *fakeXMPP) Send(ms ...bridge.Outgoing) ([]string, error) {
@@ -259,7 +260,9 @@ func (f *fakeXMPP) Upload(ctx context.Context, name, ct string, size int64, r io
 func (f *fakeXMPP) Handled(m bridge.OwnerEvent) { f.box.handled(m) }
 
 func (f *fakeXMPP) Stats() (bridge.XMPPStats, error) {
-	return bridge.XMPPStats{Connected: true, Queued: 2, Unconfirmed: 1, Lag: 3 * time.Second, Reconnects: 4}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return bridge.XMPPStats{Connected: true, Queued: 2, Unconfirmed: 1, Lag: 3 * time.Second, Reconnects: 4, Caveat: f.caveat}, nil
 }
 
 func (f *fakeXMPP) take() []bridge.Outgoing {

@@ -279,6 +279,11 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&b, "## /status\n%s\n", h.cmd("status", ""))
+	// A server that cannot promise everything: /status says what.
+	h.x.mu.Lock()
+	h.x.caveat = "the bot's server keeps no message archive and offers no stream management: a message you send just as waxmpp restarts or loses its connection can be lost"
+	h.x.mu.Unlock()
+	fmt.Fprintf(&b, "## /status on a server without archive or stream management\n%s\n", h.cmd("status", ""))
 	golden(t, "status.golden", b.String())
 }
 

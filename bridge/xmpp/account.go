@@ -288,3 +288,41 @@ func (noOutbox) Peek(after uint64, n int) ([]bridge.QueueItem, error) { return n
 func (noOutbox) AckThrough(seq uint64) error                          { return nil }
 func (noOutbox) Len() (int, error)                                    { return 0, nil }
 func (noOutbox) Oldest() (bridge.QueueItem, bool, error)              { return bridge.QueueItem{}, false, nil }
+
+// Promises says what the bot's server offers for keeping the owner's
+// messages (see Stats.Caveat): an archive of the bot's messages
+// (XEP-0313, the feature on the account's own JID) and stream management
+// (XEP-0198, offered at login).
+func (a *Account) Promises(ctx context.Context) (Stats, error) {
+	st := Stats{StreamManagement: a.l.smOffered}
+	a.n++
+	id := fmt.Sprintf("acct-disco-%d", a.n)
+	if err := a.write(IQ{ID: id, Type: "get", To: a.bare, Payload: struct {
+		XMLName xml.Name `xml:"http://jabber.org/protocol/disco#info query"`
+	}{}}); err != nil {
+		return st, err
+	}
+	for {
+		s, err := a.next(ctx)
+		if err != nil {
+			return st, fmt.Errorf("xmpp: disco#info %s: %w", a.bare, err)
+		}
+		iq, ok := s.(*InIQ)
+		if !ok || iq.ID != id || !a.fromServer(iq.From) {
+			continue
+		}
+		if iq.Type == "error" || iq.PayloadXML == nil {
+			return st, nil // no answer about the account: no archive known
+		}
+		var info discoInfoResult
+		if err := iq.Unmarshal(&info); err != nil {
+			return st, fmt.Errorf("xmpp: disco#info %s: %w", a.bare, err)
+		}
+		for _, f := range info.Features {
+			if f.Var == NSMAM {
+				st.Archive = true
+			}
+		}
+		return st, nil
+	}
+}

@@ -174,7 +174,7 @@ func Run(ctx context.Context, o Options) []Finding {
 		r.account(ctx, cfg, reached)
 		r.state(ctx, cfg)
 	} else {
-		for _, c := range []string{"dns", "tls", "login", "subscription", "whatsapp", "state"} {
+		for _, c := range []string{"dns", "tls", "login", "subscription", "server", "whatsapp", "state"} {
 			r.add(c, Skipped, "Not checked: the config could not be read.", "")
 		}
 	}
@@ -399,6 +399,7 @@ func (r *runner) account(ctx context.Context, cfg config.Config, reached bool) {
 	if !reached {
 		r.add("login", Skipped, "Not checked: the server could not be reached.", "")
 		r.add("subscription", Skipped, "Not checked: the server could not be reached.", "")
+		r.add("server", Skipped, "Not checked: the server could not be reached.", "")
 		return
 	}
 	if r.o.Connected != nil {
@@ -408,6 +409,7 @@ func (r *runner) account(ctx context.Context, cfg config.Config, reached bool) {
 			r.add("login", Warning, "The bridge is not connected to XMPP right now; it keeps trying.", "If it lasts, run sudo waxmpp doctor on the machine; journalctl -u waxmpp says why.")
 		}
 		r.add("subscription", Skipped, "Not checked inside the bridge (waxmpp doctor checks it).", "")
+		r.add("server", Skipped, "Not checked inside the bridge (/status says what the server cannot promise).", "")
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*r.o.Timeout)
@@ -421,6 +423,7 @@ func (r *runner) account(ctx context.Context, cfg config.Config, reached bool) {
 			r.add("login", Problem, "The bot could not log in: "+err.Error(), "See the message; run waxmpp doctor again when it is fixed.")
 		}
 		r.add("subscription", Skipped, "Not checked: the bot could not log in.", "")
+		r.add("server", Skipped, "Not checked: the bot could not log in.", "")
 		return
 	}
 	defer acct.Close()
@@ -435,7 +438,27 @@ func (r *runner) account(ctx context.Context, cfg config.Config, reached bool) {
 		r.add("subscription", OK, cfg.XMPP.Owner+" accepted the bot; the bot's presence is not shown to them yet.", "")
 	default:
 		r.add("subscription", Warning, cfg.XMPP.Owner+" has not accepted the bot's contact request.",
-			"Accept the request from "+cfg.XMPP.JID+" in your XMPP app (the bot asks again each time it starts); without it you do not see whether the bridge works.")
+			"Accept the request from "+cfg.XMPP.JID+" in your XMPP app (the bot asks once; if you see no request, add "+cfg.XMPP.JID+" to your contacts); without it you do not see whether the bridge works.")
+	}
+	r.promises(ctx, acct)
+}
+
+// promises says what the bot's server can promise for the owner's
+// messages (xmpp.Stats.Caveat): an archive, stream management, or neither.
+func (r *runner) promises(ctx context.Context, acct *xmpp.Account) {
+	st, err := acct.Promises(ctx)
+	switch {
+	case err != nil:
+		r.add("server", Warning, "What the bot's server keeps could not be asked: "+err.Error(), "")
+	case st.Caveat() != "":
+		r.add("server", Warning, "The bot's server cannot promise everything: "+st.Caveat()+".",
+			"Ask the server's admin to enable the message archive (XEP-0313: Prosody's mod_mam, ejabberd's mod_mam) or stream management (XEP-0198), or use a bot account on a server that has them.")
+	case st.Archive && st.StreamManagement:
+		r.add("server", OK, "The bot's server keeps a message archive and acknowledges what it delivers (stream management): nothing you send is lost while waxmpp restarts.", "")
+	case st.Archive:
+		r.add("server", OK, "The bot's server keeps a message archive: what you send while waxmpp restarts is fetched from it.", "")
+	default:
+		r.add("server", OK, "The bot's server acknowledges what it delivers (stream management): what waxmpp did not take in is stored for it while it restarts (as long as the server's offline storage has room).", "")
 	}
 }
 

@@ -60,8 +60,8 @@ type machine struct {
 	opts Options
 }
 
-func newMachine(t *testing.T) *machine {
-	srv := pt.Start(t, pt.Options{})
+func newMachine(t *testing.T, o ...pt.Options) *machine {
+	srv := pt.Start(t, append(o, pt.Options{})[0])
 	dir := t.TempDir()
 	m := &machine{t: t, srv: srv, dir: dir, cfg: filepath.Join(dir, "config.toml"), db: filepath.Join(dir, "waxmpp.db")}
 	m.writeConfig("")
@@ -125,7 +125,7 @@ func (m *machine) run() map[string]Finding {
 		out[f.Check] = f
 		order = append(order, f.Check)
 	}
-	if got := strings.Join(order, ","); got != "clock,config,dns,tls,login,subscription,whatsapp,state,service,ffmpeg" {
+	if got := strings.Join(order, ","); got != "clock,config,dns,tls,login,subscription,server,whatsapp,state,service,ffmpeg" {
 		m.t.Errorf("checks %s", got)
 	}
 	return out
@@ -169,6 +169,28 @@ func TestHealthy(t *testing.T) {
 	}
 	if !Healthy(Run(context.Background(), m.opts)) {
 		t.Error("not healthy")
+	}
+}
+
+// TestServerPromises: doctor says what the bot's server can promise: on a
+// server with an archive that nothing is lost; on one with neither an
+// archive nor stream management (Prosody before 0.12 as shipped, or an
+// admin's choice), that a message can be lost, and what would help.
+func TestServerPromises(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  pt.Options
+		st    Status
+		words string
+	}{
+		{"archive and stream management", pt.Options{}, OK, "nothing you send is lost"},
+		{"stream management only (as shipped)", pt.Options{NoArchive: true}, OK, "stored for it"},
+		{"neither", pt.Options{NoArchive: true, NoStreamManagement: true}, Warning, "can be lost"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMachine(t, c.opts)
+			want(t, m.run(), "server", c.st, c.words)
+		})
 	}
 }
 
