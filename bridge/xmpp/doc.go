@@ -103,7 +103,9 @@
 //     if_offline; mod_mam commented out): as Prosody as shipped; its
 //     offline storage keeps 100 messages per user (max_user_offline_messages),
 //     more are refused (outbound, see below). With mod_mam as well: the
-//     archive replay too, as on Prosody with it.
+//     archive replay too, as on Prosody with it (mod_mam's module default,
+//     "default: never", archives only for users who ask: the bot asks for
+//     "always" at its first login of a run).
 //     A server with neither XEP-0198 nor an archive (Prosody before 0.12,
 //     or with mod_smacks switched off): a message the owner sends just as
 //     the link dies can be lost; the rest is relayed. A live message
@@ -123,9 +125,9 @@
 //     it comes), so the owner sees the bot's presence, the bridge's health
 //     light. It asks for the owner's presence once, ever: the owner's item
 //     in the bot's roster then carries the group "waxmpp", and an owner who
-//     removed the bot is not asked again at every login.
-//     The owner's roster item, at login and in roster pushes, reaches the core
-//     as bridge.OwnerRoster (the core asks to be added back when the owner
+//     removed the bot is not asked again at every login. The owner's
+//     roster item, at login and in roster pushes, reaches the core as
+//     bridge.OwnerRoster (the core asks to be added back when the owner
 //     does not see the bot's presence).
 //   - The owner's clients (fit.go): each available presence of the owner's
 //     names its client by its XEP-0115 caps node; the Bot asks the
