@@ -321,9 +321,19 @@ func TestCursorCandidates(t *testing.T) {
 	at := func() cursorPos { v, _ := cur.LoadCursor(); return decodeCursor(v) }
 
 	s.replaying.Store(true)
-	s.number(live("l1"))                 // live during the replay: no candidate
-	s.number(replayed("r1", t0))         // 2
-	s.number(replayed("r2", t0.Add(-1))) // 3: a server stamp earlier than r1's
+	stored := live("o1")
+	stored.Delay = &Delay{Stamp: t0.Add(-time.Hour)}
+	s.number(stored) // from offline storage: may be older than the archive's rest
+	if s.liveFirst != "" {
+		t.Fatalf("a message from offline storage ends the replay at %q", s.liveFirst)
+	}
+	s.handled()
+	s.number(live("l1")) // live during the replay: no candidate
+	if s.liveFirst != "a-l1" {
+		t.Fatalf("first live message %q, want a-l1", s.liveFirst)
+	}
+	s.number(replayed("r1", t0))         // 3
+	s.number(replayed("r2", t0.Add(-1))) // 4: a server stamp earlier than r1's
 	s.handled()
 	if got := at(); got.ID != "" {
 		t.Fatalf("cursor %v after handling a live message of the replay, want none", got)

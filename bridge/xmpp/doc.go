@@ -84,7 +84,10 @@
 //     archive's end at a quiet moment where live messages carry none), only
 //     forwards; every login replays the owner's messages after it, by time
 //     when the archive has expired the cursor's item, page after page to
-//     the end or to the first message the link got live. Only results of
+//     the end or to the first message the link got live as routed (not
+//     from offline storage, which on ejabberd holds part of what a dying
+//     link never acknowledged and may be older than what only the archive
+//     has). Only results of
 //     our own query from our own archive are accepted (see mam.go).
 //   - What waxmpp can promise, per server (inbound; Stats.Caveat says it
 //     for /status and waxmpp doctor):

@@ -50,7 +50,8 @@ import (
 // time at the cursor (the server's own stamp where it is known, else the
 // bot's clock an hour back). Pages go on until the archive says the
 // replay is complete, a page brings nothing new, or the replay reached
-// the first message this link got live (all that follows came live too);
+// the first message this link got live as the server routed it, not from
+// its offline storage (all that follows came live too);
 // a failed page is asked for again, with backoff, for as long as the link
 // lives. Replays the core already handled are dropped by id (by the
 // session while it runs, by the core across restarts). A server without
@@ -349,8 +350,12 @@ func (s *Session) number(m *Inbound) uint64 {
 		s.addCandidate(cursorPos{ID: id, Time: s.resultTime(id)}, k)
 	case s.replaying.Load():
 		// Live during the replay: no candidate (see above). The replay
-		// has caught up once it returns the first of these.
-		if s.liveFirst == "" {
+		// has caught up once it returns the first of these that the
+		// server routed now: not one it had stored (a delay stamp), which
+		// may be older than messages only the archive has (ejabberd
+		// stores part of what a dying link never acknowledged offline,
+		// and delivers it at the next login).
+		if s.liveFirst == "" && m.Delay == nil {
 			s.liveFirst = id
 		}
 	case id != "":
