@@ -91,7 +91,7 @@ func TestArchiveExpiredCursor(t *testing.T) {
 	next(t, s1) // delivered, never handled: waxmpp dies
 	stop1()
 	srv.ExpireArchive()
-	owner = srv.Dial(t, "owner")
+	srv.Dial(t, "owner") // the owner online again after the restart
 
 	s2, stop2 := archiveRun(t, srv, cur)
 	defer stop2()
