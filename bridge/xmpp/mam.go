@@ -362,6 +362,7 @@ func (s *Session) number(m *Inbound) uint64 {
 		s.addCandidate(cursorPos{ID: id, Time: timeNow().Add(-localSlack)}, k)
 	default:
 		s.syncWanted.Store(true) // no stanza-id: ask the archive later
+		s.kickCursor()
 	}
 	return k
 }
@@ -424,6 +425,16 @@ func (s *Session) advance() {
 	s.mu.Unlock()
 	if due {
 		s.saveCursor(*next)
+	} else if next != nil {
+		s.kickCursor() // keepCursor saves it a little later
+	}
+}
+
+// kickCursor wakes keepCursor (never blocks).
+func (s *Session) kickCursor() {
+	select {
+	case s.cursorKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -443,21 +454,28 @@ func (s *Session) saveCursor(pos cursorPos) {
 }
 
 // keepCursor runs for a link after its replay: it saves a due cursor the
-// rate limit held back (every cursorEvery), and where live messages came
+// rate limit held back (cursorEvery later), and where live messages came
 // without a stanza-id it asks for the archive's last item once the core
-// has handled everything delivered, at most every archiveSync.
+// has handled everything delivered, at most every archiveSync. It sleeps
+// until there is such work (advance or number kick it): an idle bridge
+// does not wake for it.
 func (s *Session) keepCursor(ctx context.Context) {
-	t := time.NewTicker(cursorEvery)
-	defer t.Stop()
 	var synced time.Time
 	for {
 		select {
-		case <-t.C:
+		case <-s.cursorKick:
 		case <-ctx.Done():
 			return
 		}
+		if err := sleep(ctx, cursorEvery); err != nil {
+			return
+		}
 		s.advance()
-		if !s.syncWanted.Load() || time.Since(synced) < archiveSync || s.handledN.Load() < s.deliveredN.Load() {
+		if !s.syncWanted.Load() {
+			continue
+		}
+		if time.Since(synced) < archiveSync || s.handledN.Load() < s.deliveredN.Load() {
+			s.kickCursor() // not yet: look again
 			continue
 		}
 		s.syncWanted.Store(false)

@@ -196,6 +196,8 @@ type Session struct {
 	syncWanted atomic.Bool
 	// prefsSet: the server took the bot's archive preferences.
 	prefsSet atomic.Bool
+	// cursorKick wakes keepCursor (mam.go).
+	cursorKick chan struct{}
 	// For tests: replayPages counts the archive pages asked for;
 	// stripLiveIDs drops the stanza-ids of live messages, as a server
 	// that adds none.
@@ -255,19 +257,21 @@ func New(cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("xmpp: JID %q has no domain", cfg.JID)
 	}
 	return &Session{
-		cfg:     cfg,
-		log:     cfg.Log,
-		owner:   strings.ToLower(cfg.Owner),
-		bare:    strings.ToLower(cfg.JID),
-		domain:  strings.ToLower(domain),
-		in:      make(chan *Inbound, 64),
-		kick:    make(chan struct{}, 1),
-		cmds:    make(chan bridge.Command, 8),
-		notes:   make(chan bridge.OwnerEvent, 16),
-		fits:    make(chan ownerNote, 64),
-		pending: make(map[string]pendingIQ),
-		show:    "away",
-		pacer:   newPacer(cfg.Rate),
+		cfg:    cfg,
+		log:    cfg.Log,
+		owner:  strings.ToLower(cfg.Owner),
+		bare:   strings.ToLower(cfg.JID),
+		domain: strings.ToLower(domain),
+		in:     make(chan *Inbound, 64),
+		kick:   make(chan struct{}, 1),
+		// cursorKick: capacity 1, a kick that finds it full is merged.
+		cursorKick: make(chan struct{}, 1),
+		cmds:       make(chan bridge.Command, 8),
+		notes:      make(chan bridge.OwnerEvent, 16),
+		fits:       make(chan ownerNote, 64),
+		pending:    make(map[string]pendingIQ),
+		show:       "away",
+		pacer:      newPacer(cfg.Rate),
 	}, nil
 }
 
