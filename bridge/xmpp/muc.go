@@ -77,7 +77,18 @@ type mucRoom struct {
 	handled   string // archive id of the last handled message, not yet saved
 	checking  bool   // a lockdown check runs
 	recheck   bool   // another was asked for meanwhile: it runs next
+	// bounced are messages the room refused because the bot was not in
+	// it (put out, or not yet back after a lost link): they go again,
+	// through the outbox, once it is in; tries counts how often each id
+	// went back (at most roomResends).
+	bounced  [][]byte
+	tries    map[string]int
+	rejoined bool // a join for them was asked for
 }
+
+// roomResends is how often a message a room bounced for the bot's absence
+// goes again.
+const roomResends = 3
 
 // joinResult is how a join ended: the nick held and whether the room was
 // made by it (status 201), or the error the room answered.
@@ -389,6 +400,12 @@ func (s *Session) enterRoom(ctx context.Context, c *conn, r *mucRoom) {
 	if s.join(ctx, c, r) {
 		cur = fromStart
 	}
+	s.muc.mu.Lock()
+	in := r.nick != ""
+	s.muc.mu.Unlock()
+	if in {
+		s.resendBounced(r)
+	}
 	s.lockdown(ctx, r)
 	if err := s.catchUpRoom(ctx, r, cur); err != nil && ctx.Err() == nil {
 		s.log.Warn("room archive catch-up failed", "room", r.JID, "err", err)
@@ -560,6 +577,66 @@ func (s *Session) routeRoomPresence(ctx context.Context, p *InPresence) error {
 	return nil
 }
 
+// roomBounced handles a room's error about a message the bot wrote: when
+// the room refused it because the bot was not an occupant (XEP-0045 §7.4:
+// not-acceptable; ejabberd still routes to a link that lost its place, and
+// puts a new link out while an old one lingers), the message is kept and
+// goes again once the bot is back in (resendBounced). Anything else is
+// logged: the room will not take it.
+func (s *Session) roomBounced(r *mucRoom, room string, m *Inbound) {
+	stanza := s.sent.take(m.ID)
+	if stanza == nil || roomMessageTo(stanza) != room || m.Error == nil || m.Error.Condition != "not-acceptable" {
+		s.log.Warn("a room bounced a message", "room", room, "id", m.ID, "err", m.Error)
+		return
+	}
+	s.muc.mu.Lock()
+	defer s.muc.mu.Unlock()
+	if r.tries == nil {
+		r.tries = map[string]int{}
+	}
+	if r.tries[m.ID] >= roomResends {
+		s.log.Warn("a room bounced a message again; given up", "room", room, "id", m.ID, "err", m.Error)
+		return
+	}
+	r.tries[m.ID]++
+	r.bounced = append(r.bounced, stanza)
+	delete(s.muc.written, room+"\x00"+m.ID) // it did not get in: write it again
+	s.log.Info("a room bounced a message while the bot was not in it; it goes again once the bot is back", "room", room, "id", m.ID)
+	if r.nick != "" && r.joining == nil && !r.rejoined {
+		// The bot holds a nick on this link and the room says it is not
+		// in: it was put out without a word; joining again resends.
+		r.rejoined = true
+		go s.rejoin(r)
+	}
+}
+
+// resendBounced queues again, through the outbox, what r bounced while the
+// bot was out of it.
+func (s *Session) resendBounced(r *mucRoom) {
+	s.muc.mu.Lock()
+	recs := make([][]byte, 0, len(r.bounced))
+	for _, st := range r.bounced {
+		recs = append(recs, record(timeNow(), st))
+	}
+	r.bounced, r.rejoined = nil, false
+	if len(r.tries) > 4*maxEchoes {
+		clear(r.tries)
+	}
+	s.muc.mu.Unlock()
+	if len(recs) == 0 {
+		return
+	}
+	if _, err := s.cfg.Outbox.Enqueue(recs...); err != nil {
+		s.log.Error("cannot queue again what a room bounced", "room", r.JID, "err", err)
+		return
+	}
+	s.log.Info("sending again what a room bounced", "room", r.JID, "messages", len(recs))
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
 // rejoin enters a room the bot was put out of, on the current link.
 func (s *Session) rejoin(r *mucRoom) {
 	s.muc.mu.Lock()
@@ -665,7 +742,7 @@ func (s *Session) routeRoomMessage(ctx context.Context, c *conn, room string, m 
 	}
 	switch {
 	case m.Type == "error":
-		s.log.Warn("a room bounced a message", "room", room, "id", m.ID, "err", m.Error)
+		s.roomBounced(r, room, m)
 		return nil
 	case nick == "":
 		// From the room itself: a settings change (XEP-0045 §10.2.1:

@@ -569,3 +569,47 @@ func TestRoomBeforeJoin(t *testing.T) {
 	default:
 	}
 }
+
+// TestRoomBounceResent: what the bot writes to a room while it is out of
+// it (put out, or not yet back: ejabberd puts a new link out while an
+// old one lingers) is refused by the room (not-acceptable) and goes again
+// once the bot is back in; it was lost before.
+func TestRoomBounceResent(t *testing.T) {
+	for _, kind := range pt.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			srv := pt.Start(t, pt.Options{Kind: kind, NoShaper: true})
+			owner := srv.Dial(t, "owner")
+			b := startRoomBot(t, roomConfig(t, srv), nil)
+			subscribed(t, owner, srv.JID("bot"))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r, err := b.bot.CreateRoom(ctx, bridge.Room{Nick: "Alice", Name: "Alice"}, "Your WhatsApp chat with Alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.bot.SetRooms([]bridge.Room{r})
+			joinOwner(t, owner, r.JID, "me")
+			if _, err := b.bot.Send(bridge.Outgoing{Body: "before", Room: r.JID}); err != nil {
+				t.Fatal(err)
+			}
+			owner.Next(t, 10*time.Second, isGroupchat(r.JID, "before"))
+
+			// The bot leaves behind the session's back; the room tells
+			// everyone, and the session goes back in a second later.
+			b.s.muc.mu.Lock()
+			c := b.s.muc.link
+			b.s.muc.mu.Unlock()
+			c.ctrl <- []byte("<presence to='" + r.JID + "/Alice' type='unavailable'/>")
+			owner.Next(t, 10*time.Second, func(e *pt.Elem) bool {
+				return e.XMLName.Local == "presence" && e.Attr("from") == r.JID+"/Alice" && e.Attr("type") == "unavailable"
+			})
+			if _, err := b.bot.Send(bridge.Outgoing{Body: "while out", Room: r.JID}); err != nil {
+				t.Fatal(err)
+			}
+			owner.Next(t, 15*time.Second, isGroupchat(r.JID, "while out"))
+			if !b.s.connected.Load() {
+				t.Error("the link was lost")
+			}
+		})
+	}
+}
