@@ -216,46 +216,9 @@ func chownTree(dir string, uid, gid int) error {
 }
 
 // writeAtomic replaces path with data, mode perm, owned by uid:gid (-1
-// keeps the writer's): through a temporary file in the same directory that
-// has its owner and mode before it is renamed over path, fsynced, then the
-// directory fsynced. A crash leaves the old file or the new one.
+// keeps the writer's): config.ReplaceFile.
 func writeAtomic(path string, data []byte, perm fs.FileMode, uid, gid int) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*") // 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if os.Geteuid() == 0 && (uid >= 0 || gid >= 0) {
-		if err := tmp.Chown(uid, gid); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return config.ReplaceFile(path, data, perm, uid, gid)
 }
 
 // Service is the bridge's service under the service manager.

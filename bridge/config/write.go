@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -84,28 +85,46 @@ func WriteFile(path string, c Config, perm fs.FileMode) (err error) {
 			err = fmt.Errorf("config: write %s: %w", path, err)
 		}
 	}()
+	return ReplaceFile(path, b.Bytes(), perm, -1, -1)
+}
+
+// ReplaceFile replaces path with data, mode perm, owned by uid:gid (-1
+// keeps the writer's; only root changes owners): through a temporary file
+// in the same directory that has its owner and mode before it is renamed
+// over path, fsynced, then the directory fsynced. A crash or a power cut
+// leaves the old file or the new one, never a part, on ext4 and on a FAT
+// boot partition. Where the file system has no modes (FAT: its mount
+// options decide), the mode is left as created, 0600 or what the mount
+// gives. Setup, the SD image's boot config and WriteFile share it.
+func ReplaceFile(path string, data []byte, perm fs.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*") // mode 0600
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*") // 0600
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if _, err := f.Write(b.Bytes()); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
 		return err
 	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
+	if os.Geteuid() == 0 && (uid >= 0 || gid >= 0) {
+		if err := tmp.Chown(uid, gid); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Chmod(perm); err != nil && !errors.Is(err, fs.ErrPermission) {
+		tmp.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
+	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
 	d, err := os.Open(dir)
