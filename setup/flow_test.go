@@ -511,3 +511,18 @@ func TestPasskeyAdvice(t *testing.T) {
 		}
 	}
 }
+
+// TestPairFailureWords: the adapter's reason, ended once, with "Try again"
+// only where it does not say so already (the SD image's page said "…and
+// try again Try again.").
+func TestPairFailureWords(t *testing.T) {
+	for in, want := range map[string]string{
+		"waxmpp could not reach WhatsApp; check the network connection and try again": "waxmpp could not reach WhatsApp; check the network connection and try again.",
+		"WhatsApp refused the link.": "WhatsApp refused the link. Try again.",
+		"WhatsApp refused the link":  "WhatsApp refused the link. Try again.",
+	} {
+		if got := pairFailure(in, false); got != want {
+			t.Errorf("pairFailure(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

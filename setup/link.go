@@ -280,6 +280,10 @@ func pairFailure(msg string, phone bool) string {
 	case strings.Contains(msg, "in time"):
 		return "The code expired before it was used (" + msg + "). Get a new one and scan or type it within a minute or two."
 	}
+	msg = strings.TrimRight(msg, ". ") + "."
+	if strings.Contains(strings.ToLower(msg), "try again") {
+		return msg // the adapter's words say it already
+	}
 	return msg + " Try again."
 }
 
