@@ -553,7 +553,7 @@ func suggest(name string) string {
 		if i := strings.LastIndexByte(k, '.'); i >= 0 {
 			kt, kl = k[:i], k[i+1:]
 		}
-		d := editDistance(last, kl)
+		d := EditDistance(last, kl)
 		if kt != table {
 			// The right name in the wrong table ([xmpp] jid under [log]).
 			if d != 0 {
@@ -568,8 +568,10 @@ func suggest(name string) string {
 	return best
 }
 
-// editDistance is the Levenshtein distance between short strings a and b.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance between short strings a and b
+// (64 for longer ones): how far a mistyped key is from a known one. The SD
+// image's boot config uses it too.
+func EditDistance(a, b string) int {
 	if len(a) > 64 || len(b) > 64 {
 		return 64
 	}

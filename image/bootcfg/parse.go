@@ -437,7 +437,7 @@ func unknownKey(k string) string {
 	}
 	best, dist := "", 3
 	for _, name := range keyOrder {
-		if d := editDistance(k, name); d < dist {
+		if d := config.EditDistance(k, name); d < dist {
 			best, dist = name, d
 		}
 	}
@@ -667,24 +667,4 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
