@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/pbkdf2"
-	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"strings"
 
 	"waxmpp/bridge/config"
+	"waxmpp/setup/setupcode"
 )
 
 // Paths on the system, relative to System.Root. The setup page (package
@@ -310,7 +310,7 @@ func (s *System) setupCode() (string, error) {
 	if code := strings.TrimSpace(string(b)); err == nil && code != "" {
 		return code, nil
 	}
-	code, err := NewSetupCode(s.Rand)
+	code, err := setupcode.New(s.Rand)
 	if err != nil {
 		return "", err
 	}
@@ -339,34 +339,6 @@ func (s *System) storeSetupCode(code string) error {
 		return err
 	}
 	return writeFile(s.root(SetupCodeFile), []byte(code+"\n"), 0o600, uid, gid)
-}
-
-// codeAlphabet has no 0/O, 1/I/L: the code is read off a screen and typed.
-const codeAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-
-// NewSetupCode makes a setup code like "K7WQ-3MXP-9TRD" (59 bits) from r
-// (crypto/rand when nil).
-func NewSetupCode(r io.Reader) (string, error) {
-	if r == nil {
-		r = rand.Reader
-	}
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for n := 0; n < 12; {
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", fmt.Errorf("bootconfig: setup code: %w", err)
-		}
-		// Rejection sampling keeps every symbol equally likely.
-		if int(buf[0]) >= 256/len(codeAlphabet)*len(codeAlphabet) {
-			continue
-		}
-		if n > 0 && n%4 == 0 {
-			b.WriteByte('-')
-		}
-		b.WriteByte(codeAlphabet[int(buf[0])%len(codeAlphabet)])
-		n++
-	}
-	return b.String(), nil
 }
 
 func (s *System) writeErrors(problems []Problem) error {

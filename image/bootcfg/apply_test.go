@@ -1,7 +1,6 @@
 package bootcfg
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -347,17 +346,6 @@ func TestRunApplyFailure(t *testing.T) {
 	}
 	if !exists(s.root(SSHOffFile)) {
 		t.Error("SSH on without a key installed")
-	}
-}
-
-func TestNewSetupCodeShortRandom(t *testing.T) {
-	if _, err := NewSetupCode(bytes.NewReader([]byte{1, 2, 3})); err == nil {
-		t.Error("a short random source gave a code")
-	}
-	// 0xff is rejected (above 248), the rest map into the alphabet.
-	code, err := NewSetupCode(bytes.NewReader(bytes.Repeat([]byte{0xff, 0}, 12)))
-	if err != nil || code != "AAAA-AAAA-AAAA" {
-		t.Errorf("code %q, err %v", code, err)
 	}
 }
 

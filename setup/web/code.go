@@ -1,11 +1,9 @@
 package web
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -14,38 +12,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"waxmpp/setup/setupcode"
 )
 
 // The setup code: the SD image writes it at first boot
 // (/var/lib/waxmpp/setup-code, see image/README.md); `waxmpp setup --web`
-// makes one when there is none.
-
-// codeAlphabet has no 0/O, 1/I/L: a code is read off a screen and typed.
-// It is the image's alphabet.
-const codeAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-
-// NewCode makes a code like "K7WQ-3MXP-9TRD" (12 characters, 59 bits).
-func NewCode(r io.Reader) (string, error) {
-	if r == nil {
-		r = rand.Reader
-	}
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for n := 0; n < 12; {
-		if _, err := r.Read(buf); err != nil {
-			return "", fmt.Errorf("web: setup code: %w", err)
-		}
-		if int(buf[0]) >= 256/len(codeAlphabet)*len(codeAlphabet) {
-			continue // rejection sampling: every character equally likely
-		}
-		if n > 0 && n%4 == 0 {
-			b.WriteByte('-')
-		}
-		b.WriteByte(codeAlphabet[int(buf[0])%len(codeAlphabet)])
-		n++
-	}
-	return b.String(), nil
-}
+// makes one (setupcode.New) when there is none.
 
 // LoadCode reads the code from path, or, when there is none, makes one
 // and writes it there (0600, owned by the service's user when it exists,
@@ -59,7 +32,7 @@ func LoadCode(path string) (code string, made bool, err error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("web: setup code: %w", err)
 	}
-	code, err = NewCode(nil)
+	code, err = setupcode.New(nil)
 	if err != nil {
 		return "", false, err
 	}
