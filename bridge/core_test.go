@@ -53,11 +53,13 @@ type fakeWA struct {
 	editErr error
 	lookup  map[string]bridge.UserID
 	pairErr error
-	history []bridge.HistoryAnchor // the anchors of history requests
-	box     inbox[bridge.Event]    // delivered events, until Handled
-	locIDs  []string               // the ids locations were sent with
-	media   *fakeMedia             // media_test.go; nil: no media
-	textIDs []string               // the ids texts were sent with
+	history []bridge.HistoryAnchor            // the anchors of history requests
+	box     inbox[bridge.Event]               // delivered events, until Handled
+	locIDs  []string                          // the ids locations were sent with
+	media   *fakeMedia                        // media_test.go; nil: no media
+	textIDs []string                          // the ids texts were sent with
+	pics    map[bridge.ChatID]*bridge.Picture // ChatPicture's answers (rooms_test.go)
+	picErr  error
 }
 
 func (f *fakeWA) log(format string, a ...any) {
@@ -165,6 +167,13 @@ func (f *fakeWA) Lookup(_ context.Context, phone string) (bridge.UserID, bool, e
 	f.log("Lookup %s", phone)
 	id, ok := f.lookup[phone]
 	return id, ok, nil
+}
+
+// ChatPicture answers from pics; its calls are not logged (rooms ask it).
+func (f *fakeWA) ChatPicture(_ context.Context, chat bridge.ChatID) (*bridge.Picture, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pics[chat], f.picErr
 }
 
 func (f *fakeWA) RequestHistory(_ context.Context, before bridge.HistoryAnchor, n int) error {

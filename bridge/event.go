@@ -257,6 +257,14 @@ type ChatInfo struct {
 	Name string // group subject; "" unknown
 }
 
+// PictureChange says that a chat's profile picture (a person's, a group's)
+// changed to the picture ID, or was removed. ChatPicture fetches it.
+type PictureChange struct {
+	Chat    ChatID
+	ID      string // WhatsApp's id of the new picture; "" when Removed
+	Removed bool
+}
+
 // Alias says that LID and Phone are the same person (WhatsApp's move from
 // phone-number JIDs to LIDs): one person is one chat.
 type Alias struct {
@@ -321,6 +329,7 @@ func (*GroupChange) waEvent()   {}
 func (*Undecryptable) waEvent() {}
 func (*ContactInfo) waEvent()   {}
 func (*ChatInfo) waEvent()      {}
+func (*PictureChange) waEvent() {}
 func (*Alias) waEvent()         {}
 func (*Status) waEvent()        {}
 func (*PairCode) waEvent()      {}

@@ -63,12 +63,27 @@ type WhatsApp interface {
 	// offline: it may take days, or never come). May be called from any
 	// goroutine.
 	RequestMediaRetry(ctx context.Context, ref MsgRef, m *Media) error
+	// ChatPicture fetches chat's profile picture (a person's or a
+	// group's): nil, nil when it has none or hides it from the owner. The
+	// adapter bounds its size (MaxPicture) and time (a few seconds).
+	ChatPicture(ctx context.Context, chat ChatID) (*Picture, error)
 	// Handled tells the adapter that the core has durably dealt with ev
 	// (an event it delivered), in delivery order. The adapter keeps each
 	// event on disk until then and delivers what is left again after a
 	// restart; the core drops what it already handled.
 	Handled(ev Event)
 }
+
+// Picture is a chat's profile picture, as WhatsApp serves it.
+type Picture struct {
+	ID   string // WhatsApp's id of this picture: a new picture, a new id
+	Type string // its MIME type: image/jpeg as WhatsApp serves them, image/png
+	Data []byte
+}
+
+// MaxPicture bounds a picture's bytes: WhatsApp's are JPEGs of 640 × 640
+// pixels, well under 200 kB.
+const MaxPicture = 1 << 20
 
 // SendOptions shape an outgoing WhatsApp text.
 type SendOptions struct {

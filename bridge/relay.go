@@ -66,6 +66,8 @@ func (c *Core) event(ctx context.Context, ev Event) error {
 		return c.contactInfo(e)
 	case *ChatInfo:
 		return c.chatInfo(e)
+	case *PictureChange:
+		c.pictureChange(ctx, e) // rooms.go
 	case *Alias:
 		return c.alias(e)
 	case *Status:
@@ -121,6 +123,8 @@ func badEvent(ev Event) string {
 		ids = append(ids, string(e.User))
 	case *ChatInfo:
 		ids = append(ids, string(e.Chat))
+	case *PictureChange:
+		ids = append(ids, string(e.Chat), e.ID)
 	case *Alias:
 		ids = append(ids, string(e.LID), string(e.Phone))
 	}

@@ -39,7 +39,17 @@ type Rooms interface {
 	// core handled there. It does not block. NewCore calls it before the
 	// XMPP side connects.
 	SetRooms(rooms []Room)
+	// SetRoomPicture sets the picture (avatar) of a room the bot
+	// created; nil removes it. ErrNoRoomPictures when the server keeps no
+	// room pictures. The XMPP side converts or shrinks p as the server
+	// needs; a picture it cannot read is an error. It blocks until the
+	// server answered or ctx ends.
+	SetRoomPicture(ctx context.Context, jid string, p *Picture) error
 }
+
+// ErrNoRoomPictures means the bot's server keeps no pictures for rooms
+// (XEP-0054 vCards of rooms): its rooms have none.
+var ErrNoRoomPictures = errors.New("xmpp: the server keeps no room pictures")
 
 // ErrNoRooms means the bot's server offers no group chats (no MUC service
 // in its disco items).

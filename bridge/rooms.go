@@ -25,6 +25,11 @@ type roomBinding struct {
 	// Strangers are those the owner was told about (bare JIDs, or nicks
 	// when the room hid the JID): each is reported once.
 	Strangers []string `json:"strangers,omitempty"`
+	// Picture is the id of the chat's WhatsApp picture the room shows,
+	// "" for none; NoPicture is set once the server said it keeps no
+	// room pictures (the room is not asked again).
+	Picture   string `json:"picture,omitempty"`
+	NoPicture bool   `json:"no_picture,omitempty"`
 }
 
 const settingRooms = "core.rooms"
@@ -248,7 +253,79 @@ func (c *Core) createRoom(ctx context.Context, ch Chat) (string, error) {
 			c.log.Error("save routing state", "err", err)
 		}
 	}
-	return "✅ " + name + " has a room of its own now: xmpp:" + r.JID + "?join — accept the invitation in your client. Everything of " + name + "'s goes there, and what you write there goes to " + name + ". /room " + ch.Handle + " off moves it back here.", nil
+	note := ""
+	if c.roomPicture(ctx, b, nil) {
+		note = " " + noPicturesLine
+	}
+	return "✅ " + name + " has a room of its own now: xmpp:" + r.JID + "?join — accept the invitation in your client. Everything of " + name + "'s goes there, and what you write there goes to " + name + ". /room " + ch.Handle + " off moves it back here." + note, nil
+}
+
+// noPicturesLine tells the owner that rooms show no pictures.
+const noPicturesLine = "(Your XMPP server does not show pictures of rooms, so the room has none.)"
+
+// pictureTimeout bounds fetching a chat's picture from WhatsApp and
+// setting it on its room: the core waits for both.
+const pictureTimeout = 30 * time.Second
+
+// roomPicture gives r's room the chat's WhatsApp picture now, or removes
+// the room's when ev says the chat's was removed (nil: the room was just
+// made). It reports whether the server turned out to keep no room
+// pictures while the chat has one: the owner is told so. A picture that
+// cannot be fetched or set is logged and leaves the room as it is; the
+// next change tries again.
+func (c *Core) roomPicture(ctx context.Context, r *roomBinding, ev *PictureChange) (none bool) {
+	if r.NoPicture || c.cfg.Rooms == nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, pictureTimeout)
+	defer cancel()
+	var p *Picture
+	if ev == nil || !ev.Removed {
+		var err error
+		if p, err = c.wa.ChatPicture(pctx, r.Chat); err != nil {
+			c.log.Warn("cannot fetch a chat's picture for its room", "room", r.JID, "err", err)
+			return false
+		}
+	}
+	if p == nil && (r.Picture == "" || ev == nil) {
+		return false // none, and none shown
+	}
+	if p != nil && p.ID != "" && p.ID == r.Picture {
+		return false // shown already (an event delivered again)
+	}
+	err := c.cfg.Rooms.SetRoomPicture(pctx, r.JID, p)
+	switch {
+	case errors.Is(err, ErrNoRoomPictures):
+		if !slices.ContainsFunc(c.roomList(), func(o *roomBinding) bool { return o.NoPicture }) {
+			c.log.Info("the XMPP server keeps no room pictures: rooms get none", "room", r.JID)
+		}
+		r.NoPicture = true
+		none = p != nil
+	case err != nil:
+		c.log.Warn("cannot set a room's picture", "room", r.JID, "err", err)
+		return false
+	default:
+		r.Picture = ""
+		if p != nil {
+			r.Picture = cmpOr(p.ID, "?")
+		}
+	}
+	if err := c.saveRooms(); err != nil {
+		c.log.Error("save rooms", "err", err) // the picture is set: it is asked again after a restart at worst
+	}
+	return none
+}
+
+// pictureChange keeps the picture of a chat's room as the chat's.
+func (c *Core) pictureChange(ctx context.Context, e *PictureChange) {
+	r := c.rooms[c.canonicalChat(e.Chat)]
+	if r == nil {
+		r = c.rooms[e.Chat]
+	}
+	if r == nil || (!e.Removed && e.ID != "" && e.ID == r.Picture) {
+		return
+	}
+	c.roomPicture(ctx, r, e)
 }
 
 // roomProblem says in one line why ch got no room.
@@ -383,7 +460,11 @@ func (c *Core) cmdRooms() string {
 		}
 		lines = append(lines, handle+" — "+name+": xmpp:"+r.JID+"?join")
 	}
-	lines = append(lines, strconv.Itoa(len(list))+" "+plural(len(list), "room", "rooms")+"; /room <chat> off moves a chat back here.")
+	last := strconv.Itoa(len(list)) + " " + plural(len(list), "room", "rooms") + "; /room <chat> off moves a chat back here."
+	if slices.ContainsFunc(list, func(r *roomBinding) bool { return r.NoPicture }) {
+		last += " Your XMPP server does not show pictures of rooms, so they have none."
+	}
+	lines = append(lines, last)
 	return strings.Join(lines, "\n")
 }
 

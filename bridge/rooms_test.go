@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,27 @@ type fakeRooms struct {
 	err     error           // CreateRoom fails with it
 	destErr error           // DestroyRoom fails with it
 	n       int
+	pics    []string // SetRoomPicture calls
+	picErr  error    // SetRoomPicture fails with it
+}
+
+func (f *fakeRooms) SetRoomPicture(_ context.Context, jid string, p *bridge.Picture) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p == nil {
+		f.pics = append(f.pics, jid+" none")
+	} else {
+		f.pics = append(f.pics, fmt.Sprintf("%s %s %s %q", jid, p.ID, p.Type, p.Data))
+	}
+	return f.picErr
+}
+
+func (f *fakeRooms) takePics() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.pics
+	f.pics = nil
+	return c
 }
 
 func (f *fakeRooms) CreateRoom(_ context.Context, r bridge.Room, invite string) (bridge.Room, error) {
@@ -424,5 +446,103 @@ func TestRoomRename(t *testing.T) {
 	fr.mu.Unlock()
 	if len(last) != 2 || last[0].Name != "Family 🏠" {
 		t.Errorf("after a restart: %+v", last)
+	}
+}
+
+// TestRoomPicture: a room gets its chat's picture when it is made, and
+// follows the chat's changes; a server without room pictures is told in
+// the creation's line and in /rooms, and not asked again.
+func TestRoomPicture(t *testing.T) {
+	h, fr := newRoomHarness(t, false)
+	h.setup()
+	h.send(msg(alice, alice, "A0", "hi"), msg(family, bob, "F0", "hi all"))
+	h.sent()
+	h.wa.mu.Lock()
+	h.wa.pics = map[bridge.ChatID]*bridge.Picture{alice: {ID: "P1", Type: "image/jpeg", Data: []byte("jpeg1")}}
+	h.wa.mu.Unlock()
+	setPic := func(chat bridge.ChatID, p *bridge.Picture) {
+		h.wa.mu.Lock()
+		if p == nil {
+			delete(h.wa.pics, chat)
+		} else {
+			h.wa.pics[chat] = p
+		}
+		h.wa.mu.Unlock()
+	}
+	answer := func(body string) string {
+		h.say(body)
+		return strings.Join(h.sent(), "\n")
+	}
+	expect := func(what string, want ...string) {
+		t.Helper()
+		h.sync()
+		if got := fr.takePics(); !slices.Equal(got, want) {
+			t.Errorf("%s: SetRoomPicture calls %q, want %q", what, got, want)
+		}
+	}
+	if got := answer("/room alice"); !strings.Contains(got, "has a room of its own now") || strings.Contains(got, "picture") {
+		t.Errorf("/room alice: %q tells of pictures", got)
+	}
+	expect("created", `room1@conf.example P1 image/jpeg "jpeg1"`)
+	answer("/room family") // no picture: nothing asked
+	expect("created without a picture")
+	h.send(&bridge.PictureChange{Chat: alice, ID: "P1"})
+	expect("the same picture again")
+	setPic(alice, &bridge.Picture{ID: "P2", Type: "image/jpeg", Data: []byte("jpeg2")})
+	h.send(&bridge.PictureChange{Chat: alice, ID: "P2"})
+	expect("changed", `room1@conf.example P2 image/jpeg "jpeg2"`)
+	h.restart()
+	h.send(&bridge.PictureChange{Chat: alice, ID: "P2"}) // delivered again after the restart
+	expect("the same after a restart")
+	setPic(alice, nil)
+	h.send(&bridge.PictureChange{Chat: alice, Removed: true})
+	expect("removed", "room1@conf.example none")
+	h.send(&bridge.PictureChange{Chat: alice, Removed: true})
+	expect("removed again")
+	setPic(family, &bridge.Picture{ID: "G1", Type: "image/png", Data: []byte("png")})
+	h.send(&bridge.PictureChange{Chat: family, ID: "G1"})
+	expect("the group's", `room2@conf.example G1 image/png "png"`)
+	h.wa.mu.Lock()
+	h.wa.picErr = errors.New("whatsapp down")
+	h.wa.mu.Unlock()
+	h.send(&bridge.PictureChange{Chat: family, ID: "G2"})
+	expect("not fetched: the room is left as it is")
+	h.wa.mu.Lock()
+	h.wa.picErr = nil
+	h.wa.mu.Unlock()
+	if got := answer("/rooms"); !strings.Contains(got, "2 rooms") || strings.Contains(got, "picture") {
+		t.Errorf("/rooms: %q tells of pictures", got)
+	}
+
+	// The server fails to set it: the room is made all the same, and the
+	// next change tries again.
+	fr.mu.Lock()
+	fr.picErr = errors.New("xmpp: room picture: not a JPEG or PNG picture")
+	fr.mu.Unlock()
+	h.send(msg(carol, carol, "C0", "hello"))
+	h.sent()
+	setPic(carol, &bridge.Picture{ID: "K1", Type: "image/jpeg", Data: []byte("broken")})
+	if got := answer("/room 493333"); !strings.Contains(got, "has a room of its own now") || strings.Contains(got, "picture") {
+		t.Errorf("/room carol with a picture the server refused: %q", got)
+	}
+	expect("refused", `room3@conf.example K1 image/jpeg "broken"`)
+	h.send(&bridge.PictureChange{Chat: carol, ID: "K1"})
+	expect("tried again", `room3@conf.example K1 image/jpeg "broken"`)
+
+	// A server that keeps no room pictures.
+	fr.mu.Lock()
+	fr.picErr = bridge.ErrNoRoomPictures
+	fr.mu.Unlock()
+	h.send(msg(work, bob, "W0", "hello"))
+	h.sent()
+	setPic(work, &bridge.Picture{ID: "C1", Type: "image/jpeg", Data: []byte("c")})
+	if got := answer("/room work"); !strings.Contains(got, "has a room of its own now") || !strings.Contains(got, "does not show pictures of rooms") {
+		t.Errorf("/room work on a server without room pictures: %q", got)
+	}
+	expect("tried once", `room4@conf.example C1 image/jpeg "c"`)
+	h.send(&bridge.PictureChange{Chat: work, ID: "C2"})
+	expect("not asked again")
+	if got := answer("/rooms"); !strings.Contains(got, "does not show pictures of rooms") {
+		t.Errorf("/rooms: %q does not tell that rooms show no pictures", got)
 	}
 }

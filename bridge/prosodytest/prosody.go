@@ -142,7 +142,7 @@ VirtualHost "` + Domain + `"
 	http_file_share_size_limit = {{.Opts.UploadLimit}}
 	http_file_share_daily_quota = {{.Opts.UploadLimit}}0
 {{end}}{{if ne .Opts.Rooms 1}}Component "conference.` + Domain + `" "muc"
-	modules_enabled = { "muc_mam" }
+	modules_enabled = { "muc_mam";{{if .Opts.RoomPictures}} "vcard_muc";{{end}} }
 	muc_log_by_default = true
 {{if eq .Opts.Rooms 2}}	restrict_room_creation = true
 {{end}}{{end}}`))

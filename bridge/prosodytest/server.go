@@ -103,6 +103,10 @@ type Options struct {
 	// at all), or RoomsRestricted (a MUC service that refuses to create
 	// rooms for anyone but the server's admins).
 	Rooms RoomPolicy
+	// RoomPictures gives Prosody's MUC service room pictures (vCards of
+	// rooms, XEP-0054) with the community module mod_vcard_muc (Debian's
+	// package prosody-modules). ejabberd's mod_muc keeps them always.
+	RoomPictures bool
 	// Admin, when set, is an account of Accounts made the server's admin:
 	// it may enter and reconfigure any room (the stranger "the server
 	// lets in").

@@ -176,6 +176,9 @@
 //	               demoted, subject, description, created), users, subject, text, time
 //	contact_info   user*, full_name, first_name, push_name, business_name
 //	chat_info      chat*, kind (direct, group for …@g.us, broadcast, status), name
+//	picture        chat*, id (the picture's), media {mime_type, data or file}: the
+//	               chat's new profile picture, what ChatPicture returns from now on
+//	               (no media: the one set before); "removed":true removes it
 //	alias          lid*, phone*
 //	status         state* (connected, disconnected, logged_out, not_paired,
 //	               stream_replaced, outdated, temp_banned, phone_offline, banned), reason,
@@ -210,6 +213,7 @@
 //	                 height, duration, thumbnail (base64 JPEG), waveform, gif_playback,
 //	                 caption, data}, reply_to, quoted_text, mentions, id; time returned
 //	media_retry      target (the message), handle
+//	chat_picture     chat; id (the picture's) and size returned
 //
 // # Behaviour
 //

@@ -69,6 +69,7 @@ type Sim struct {
 	handled  uint64
 	ids      uint64
 	media    map[string]source    // handle → what Download writes
+	pictures map[string]picture   // chat → its profile picture (picture.go)
 	sent     map[string]time.Time // id → send time, for the edit window
 }
 
@@ -108,6 +109,7 @@ func New(cfg Config) (*Sim, error) {
 		watchers: make(map[*conn]watch),
 		paired:   !cfg.Unpaired,
 		media:    make(map[string]source),
+		pictures: make(map[string]picture),
 		sent:     make(map[string]time.Time),
 	}, nil
 }
@@ -364,6 +366,8 @@ func (s *Sim) observe(w *Event, ev bridge.Event) {
 		if w.Media != nil && (w.Media.Data != nil || w.Media.File != "") {
 			s.media[w.Media.Handle] = source{data: w.Media.Data, file: w.Media.File}
 		}
+	case *bridge.PictureChange:
+		s.observePicture(w, v)
 	case *bridge.PairResult:
 		if v.OK {
 			s.paired = true

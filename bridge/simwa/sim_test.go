@@ -324,3 +324,73 @@ func TestAcknowledgements(t *testing.T) {
 		t.Fatalf("state %+v %v, want handled 1", st, err)
 	}
 }
+
+// TestChatPictures: picture events set, change and remove what
+// ChatPicture returns, each told to the core as a PictureChange; a
+// picture over bridge.MaxPicture is an error, a scripted failure too.
+func TestChatPictures(t *testing.T) {
+	s, events, sock := start(t)
+	c := dial(t, sock)
+	ctx := t.Context()
+	const chat = "491701234567@s.whatsapp.net"
+	big := filepath.Join(t.TempDir(), "big.jpg")
+	if err := os.WriteFile(big, make([]byte, bridge.MaxPicture+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	step := func(line string, want bridge.Event) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			rep, err := c.Raw([]byte(line))
+			if err == nil && !rep.OK {
+				err = errors.New(rep.Error)
+			}
+			done <- err
+		}()
+		if ev := <-events; !equalEvents(ev, want) {
+			t.Errorf("%s: event %#v, want %#v", line, ev, want)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+	}
+	if p, err := s.ChatPicture(ctx, chat); p != nil || err != nil {
+		t.Fatalf("before any: %v %v", p, err)
+	}
+	step(`{"op":"event","event":{"type":"picture","chat":"`+chat+`","id":"P1","media":{"mime_type":"image/jpeg","data":"/9j/4AAQ"}}}`, &bridge.PictureChange{Chat: chat, ID: "P1"})
+	if p, err := s.ChatPicture(ctx, chat); err != nil || p == nil || p.ID != "P1" || p.Type != "image/jpeg" || string(p.Data) != "\xff\xd8\xff\xe0\x00\x10" {
+		t.Fatalf("set: %+v %v", p, err)
+	}
+	step(`{"op":"event","event":{"type":"picture","chat":"`+chat+`","id":"P2"}}`, &bridge.PictureChange{Chat: chat, ID: "P2"})
+	if p, err := s.ChatPicture(ctx, chat); err != nil || p == nil || p.ID != "P1" {
+		t.Fatalf("announced without media: %+v %v", p, err)
+	}
+	if err := c.Script(Rule{Action: "chat_picture", Chat: chat, Error: "network down", Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChatPicture(ctx, chat); err == nil || !strings.Contains(err.Error(), "network down") {
+		t.Fatalf("scripted: %v", err)
+	}
+	step(`{"op":"event","event":{"type":"picture","chat":"`+chat+`","id":"P3","media":{"file":"`+big+`"}}}`, &bridge.PictureChange{Chat: chat, ID: "P3"})
+	if _, err := s.ChatPicture(ctx, chat); err == nil || !strings.Contains(err.Error(), "over") {
+		t.Fatalf("too large: %v", err)
+	}
+	step(`{"op":"event","event":{"type":"picture","chat":"`+chat+`","removed":true}}`, &bridge.PictureChange{Chat: chat, Removed: true})
+	if p, err := s.ChatPicture(ctx, chat); p != nil || err != nil {
+		t.Fatalf("removed: %v %v", p, err)
+	}
+	rep, err := c.Raw([]byte(`{"op":"event","event":{"type":"picture","chat":"` + chat + `","removed":true,"media":{"data":"AA=="}}}`))
+	if err != nil || rep.OK {
+		t.Fatalf("a removal with media: %+v %v", rep, err)
+	}
+	acts, err := c.Actions(6, 5*time.Second, "chat_picture")
+	if err != nil || len(acts) != 6 {
+		t.Fatalf("chat_picture actions %+v %v", acts, err)
+	}
+	if a := acts[1]; a.Chat != chat || a.ID != "P1" || a.Size != 6 {
+		t.Errorf("action %+v", a)
+	}
+	if acts[2].ID != "P1" || !strings.Contains(acts[3].Error, "network down") || !strings.Contains(acts[4].Error, "over") || acts[5].Error != "" || acts[5].ID != "" {
+		t.Errorf("actions %+v", acts)
+	}
+}

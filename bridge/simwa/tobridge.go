@@ -22,7 +22,7 @@ func (e *Event) ToBridge(now time.Time) (bridge.Event, error) {
 	}
 	conv, ok := toBridge[e.Type]
 	if !ok {
-		return nil, fmt.Errorf("event: unknown type %q; want message, edit, revoke, reaction, poll_vote, receipt, typing, presence, call, group_change, undecryptable, contact_info, chat_info, alias, status, pair_code, pair_result or media_retry", e.Type)
+		return nil, fmt.Errorf("event: unknown type %q; want message, edit, revoke, reaction, poll_vote, receipt, typing, presence, call, group_change, undecryptable, contact_info, chat_info, picture, alias, status, pair_code, pair_result or media_retry", e.Type)
 	}
 	return conv(e, at)
 }
@@ -42,6 +42,7 @@ var toBridge = map[string]func(e *Event, at time.Time) (bridge.Event, error){
 	"group_change":  (*Event).groupChange,
 	"contact_info":  (*Event).contactInfo,
 	"chat_info":     (*Event).chatInfo,
+	"picture":       (*Event).picture,
 	"alias":         (*Event).alias,
 	"status":        (*Event).status,
 	"pair_code":     (*Event).pairCode,
@@ -272,6 +273,20 @@ func (e *Event) chatInfo(time.Time) (bridge.Event, error) {
 		return nil, err
 	}
 	return &bridge.ChatInfo{Chat: bridge.ChatID(e.Chat), Kind: kind, Name: e.Name}, nil
+}
+
+func (e *Event) picture(time.Time) (bridge.Event, error) {
+	if err := need("chat", e.Chat); err != nil {
+		return nil, err
+	}
+	if e.Removed && e.Media != nil {
+		return nil, errors.New(`a removed picture has no "media"`)
+	}
+	id := e.ID
+	if e.Removed {
+		id = ""
+	}
+	return &bridge.PictureChange{Chat: bridge.ChatID(e.Chat), ID: id, Removed: e.Removed}, nil
 }
 
 func (e *Event) alias(time.Time) (bridge.Event, error) {

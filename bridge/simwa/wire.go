@@ -205,6 +205,7 @@ type Event struct {
 	Users   []string `json:"users,omitempty"`   // group_change
 	Subject string   `json:"subject,omitempty"` // group_change
 	Name    string   `json:"name,omitempty"`    // chat_info, pair_result
+	Removed bool     `json:"removed,omitempty"` // picture
 
 	LastSeen      time.Time `json:"last_seen,omitzero"`       // presence
 	FullName      string    `json:"full_name,omitempty"`      // contact_info
@@ -250,7 +251,7 @@ type Action struct {
 	N          int        `json:"n,omitempty"`      // request_history
 	Before     *Ref       `json:"before,omitempty"` // request_history
 	Handle     string     `json:"handle,omitempty"` // download, media_retry
-	Size       int64      `json:"size,omitempty"`   // download: bytes written
+	Size       int64      `json:"size,omitempty"`   // download: bytes written; chat_picture: bytes returned
 	Media      *SentMedia `json:"media,omitempty"`  // send_media
 
 	// What the simulator returned for sends.
@@ -437,7 +438,7 @@ func DecodeRequest(line []byte) (*Request, error) {
 var actionTypes = map[string]bool{
 	"send_text": true, "send_location": true, "edit": true, "revoke": true, "react": true,
 	"mark_read": true, "set_typing": true, "set_online": true, "pair": true, "logout": true,
-	"lookup": true, "request_history": true, "download": true,
+	"lookup": true, "request_history": true, "download": true, "chat_picture": true,
 	"send_media": true, "media_retry": true,
 }
 
@@ -562,6 +563,8 @@ func FromBridge(ev bridge.Event) (Event, error) {
 		e.Type, e.User, e.FullName, e.FirstName, e.PushName, e.BusinessName = "contact_info", string(v.User), v.FullName, v.FirstName, v.PushName, v.BusinessName
 	case *bridge.ChatInfo:
 		e.Type, e.Chat, e.Kind, e.Name = "chat_info", string(v.Chat), enumName(chatKinds, v.Kind), v.Name
+	case *bridge.PictureChange:
+		e.Type, e.Chat, e.ID, e.Removed = "picture", string(v.Chat), v.ID, v.Removed
 	case *bridge.Alias:
 		e.Type, e.LID, e.Phone = "alias", string(v.LID), string(v.Phone)
 	case *bridge.Status:

@@ -39,6 +39,8 @@ func allEvents() []bridge.Event {
 		&bridge.Undecryptable{Ref: ref, Time: t0},
 		&bridge.ContactInfo{User: ref.Sender, FullName: "Alice A", FirstName: "Alice", PushName: "Ali", BusinessName: "A GmbH"},
 		&bridge.ChatInfo{Chat: grp.Chat, Kind: bridge.Group, Name: "Family"},
+		&bridge.PictureChange{Chat: grp.Chat, ID: "1700000001"},
+		&bridge.PictureChange{Chat: ref.Chat, Removed: true},
 		&bridge.Alias{LID: "123@lid", Phone: ref.Sender},
 		&bridge.Status{State: bridge.TempBanned, Reason: "spam", Until: t0, PhoneLastSeen: t0},
 		&bridge.PairCode{QR: "2@x", LinkCode: "ABCD-EFGH", Expires: t0},

@@ -50,6 +50,7 @@ type client interface {
 	SendPresence(ctx context.Context, state types.Presence) error
 	IsOnWhatsApp(ctx context.Context, phones []string) ([]types.IsOnWhatsAppResponse, error)
 	GetJoinedGroups(ctx context.Context) ([]*types.GroupInfo, error)
+	GetProfilePictureInfo(ctx context.Context, jid types.JID, params *whatsmeow.GetProfilePictureParams) (*types.ProfilePictureInfo, error)
 
 	GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error)
 	PairPhone(ctx context.Context, phone string, showPushNotification bool, clientType whatsmeow.PairClientType, clientDisplayName string) (string, error)
@@ -103,6 +104,7 @@ type Adapter struct {
 	newClient    func(*wastore.Device) client
 	fetchVersion func(context.Context) (*wastore.WAVersionContainer, error)
 	now          func() time.Time
+	pictureHTTP  *http.Client // nil: the default client (picture.go)
 
 	mu      sync.Mutex
 	dev     *wastore.Device

@@ -59,8 +59,14 @@ type fakeClient struct {
 	dlGate     chan struct{}
 	dlCalls    int
 	passkeys   []*types.WebAuthnResponse
-	blobs      map[string][]byte // history blobs by direct path
-	onLogout   func()            // runs inside Logout (whatsmeow may report the logout meanwhile)
+	blobs      map[string][]byte       // history blobs by direct path
+	onLogout   func()                  // runs inside Logout (whatsmeow may report the logout meanwhile)
+	pictures   map[types.JID]picAnswer // GetProfilePictureInfo's answers (picture_test.go)
+}
+
+type picAnswer struct {
+	info *types.ProfilePictureInfo
+	err  error
 }
 
 type sentMsg struct {
@@ -194,6 +200,15 @@ func (f *fakeClient) IsOnWhatsApp(ctx context.Context, phones []string) ([]types
 func (f *fakeClient) GetJoinedGroups(ctx context.Context) ([]*types.GroupInfo, error) {
 	return []*types.GroupInfo{{JID: group, GroupName: types.GroupName{Name: "Family"},
 		Participants: []types.GroupParticipant{{JID: bobLID, LID: bobLID, PhoneNumber: bob}}}}, nil
+}
+func (f *fakeClient) GetProfilePictureInfo(ctx context.Context, jid types.JID, params *whatsmeow.GetProfilePictureParams) (*types.ProfilePictureInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.pictures[jid]
+	if !ok {
+		return nil, whatsmeow.ErrProfilePictureNotSet
+	}
+	return a.info, a.err
 }
 func (f *fakeClient) GetQRChannel(ctx context.Context) (<-chan whatsmeow.QRChannelItem, error) {
 	f.mu.Lock()

@@ -125,6 +125,11 @@ func (c *converter) convert(ctx context.Context, evt any) []bridge.Event {
 			}
 		}
 		return out
+	case *events.Picture:
+		if ev := pictureChange(e); ev != nil {
+			return []bridge.Event{ev}
+		}
+		return nil
 	case *events.Mute, *events.Archive, *events.Pin:
 		// The phone's own chat settings; the bridge has its own /mute.
 		return nil

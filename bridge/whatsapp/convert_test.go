@@ -248,6 +248,9 @@ func convertCases() []convertCase {
 			Participants: []types.GroupParticipant{{JID: bobLID, LID: bobLID, PhoneNumber: bob}, {JID: own, PhoneNumber: own, LID: ownLID}}}})},
 		{"created_group", v(&events.JoinedGroup{Type: "new", Sender: &sender, GroupInfo: types.GroupInfo{JID: group, GroupName: types.GroupName{Name: "New one"}, GroupCreated: t0}})},
 		{"connected_ignored", v(&events.Connected{})},
+		{"picture_changed", v(&events.Picture{JID: alice.ToNonAD(), Author: alice, Timestamp: t0, PictureID: "1700000001"})},
+		{"picture_removed", v(&events.Picture{JID: group, Author: bob, Timestamp: t0, Remove: true, PictureID: "ignored"})},
+		{"picture_no_jid", v(&events.Picture{PictureID: "1"})},
 	}
 }
 

@@ -37,6 +37,7 @@ var eventTypes = map[string]func() bridge.Event{
 	"undecryptable": func() bridge.Event { return new(bridge.Undecryptable) },
 	"contact_info":  func() bridge.Event { return new(bridge.ContactInfo) },
 	"chat_info":     func() bridge.Event { return new(bridge.ChatInfo) },
+	"picture":       func() bridge.Event { return new(bridge.PictureChange) },
 	"alias":         func() bridge.Event { return new(bridge.Alias) },
 	"status":        func() bridge.Event { return new(bridge.Status) },
 	"pair_code":     func() bridge.Event { return new(bridge.PairCode) },

@@ -28,6 +28,8 @@ func sampleEvents() []bridge.Event {
 		&bridge.Undecryptable{Ref: ref, Time: at},
 		&bridge.ContactInfo{User: "u", FullName: "Alice Liddell", FirstName: "Alice", PushName: "Al", BusinessName: "B"},
 		&bridge.ChatInfo{Chat: "1@g.us", Kind: bridge.Group, Name: "Family"},
+		&bridge.PictureChange{Chat: "1@g.us", ID: "1700000001"},
+		&bridge.PictureChange{Chat: "491701234567@s.whatsapp.net", Removed: true},
 		&bridge.Alias{LID: "1@lid", Phone: "4917@s.whatsapp.net"},
 		&bridge.Status{State: bridge.TempBanned, Reason: "r", Until: at, PhoneLastSeen: at},
 		&bridge.PairCode{QR: "2@abc", LinkCode: "ABCD-EFGH", Expires: at},

@@ -273,6 +273,11 @@ func (b *Bot) DestroyRoom(ctx context.Context, jid, reason string) error {
 	return b.s.DestroyRoom(ctx, jid, reason)
 }
 
+// SetRoomPicture implements bridge.Rooms (muc_picture.go).
+func (b *Bot) SetRoomPicture(ctx context.Context, jid string, p *bridge.Picture) error {
+	return b.s.SetRoomPicture(ctx, jid, p)
+}
+
 // SetRooms says which rooms the bot is in (bridge.Rooms).
 func (b *Bot) SetRooms(rooms []bridge.Room) { b.s.SetRooms(rooms) }
 

@@ -233,4 +233,16 @@
 //     104, 170-174) and every join bring a check that sets the settings
 //     back and takes anyone else's affiliation away. Destroyed, banned or
 //     removed: bridge.RoomGone; kicked: joined again.
+//   - A room's picture (muc_picture.go; bridge.Rooms' SetRoomPicture): the
+//     room's vCard (XEP-0054 PHOTO, TYPE and BINVAL), set by the bot as
+//     its owner, where the room's disco#info has the vcard-temp feature:
+//     ejabberd's mod_muc always, Prosody with mod_vcard_muc (Debian's
+//     prosody-modules); else bridge.ErrNoRoomPictures. Both then send
+//     occupants a presence from the room with the picture's hash
+//     (vcard-temp:x:update); Prosody's module also shows it in the room's
+//     disco#info, ejabberd 23.01 does not (no XEP-0486 avatar hash). The
+//     picture must fit one stanza in base64: one over the stanza limit is
+//     decoded (JPEG or PNG, at most 2048 × 2048 pixels) and sent as a JPEG
+//     at the largest of 640 … 64 pixels that fits; nil sends an empty
+//     vCard (no picture).
 package xmpp

@@ -148,6 +148,9 @@ type envOptions struct {
 	rooms         pt.RoomPolicy
 	roomsAuto     bool
 	strangerAdmin bool
+	// roomPictures gives Prosody's rooms pictures (mod_vcard_muc);
+	// ejabberd's have them always (room_picture_sim_test.go).
+	roomPictures bool
 	// noSubscribe: the test owner leaves the bot's subscription request
 	// unanswered (a real client in the test answers it).
 	noSubscribe bool
@@ -158,7 +161,7 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	e := &simEnv{tb: tb, changed: make(chan struct{}), acked: map[string]int{}}
 	// The server: $WAXMPP_TEST_SERVER (make test runs this suite on
 	// each); its throttle only where a test asks for it.
-	srvOpts := pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit, Rooms: o.rooms}
+	srvOpts := pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit, Rooms: o.rooms, RoomPictures: o.roomPictures}
 	if o.strangerAdmin {
 		srvOpts.Admin = "stranger"
 	}
