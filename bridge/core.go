@@ -302,6 +302,13 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 
 // Run relays until ctx ends, then returns ctx.Err(). It is the only
 // goroutine that touches the core's state.
+// Stages (stage.go): a batch of WhatsApp events from its first event
+// until it is written and acknowledged, and one owner message.
+var (
+	stageCoreWA    = NewStage("core: WhatsApp events")
+	stageCoreOwner = NewStage("core: owner message")
+)
+
 func (c *Core) Run(ctx context.Context) error {
 	defer c.saveCache()
 	defer c.bg.Wait() // ctx is done: they end promptly
@@ -348,6 +355,7 @@ func (c *Core) Run(ctx context.Context) error {
 				continue
 			}
 			// What waits behind it is one batch (batch.go).
+			t := StageStart()
 			c.batch = newRelayBatch()
 			good := c.takeEvent(ctx, ev)
 		take:
@@ -368,6 +376,7 @@ func (c *Core) Run(ctx context.Context) error {
 				good = false
 			}
 			c.batch = nil
+			stageCoreWA.Done(t)
 			if !good {
 				c.stuck(retry)
 			}
@@ -376,7 +385,10 @@ func (c *Core) Run(ctx context.Context) error {
 				owner = nil
 				continue
 			}
-			if !c.takeOwner(ctx, m) {
+			t := StageStart()
+			good := c.takeOwner(ctx, m)
+			stageCoreOwner.Done(t)
+			if !good {
 				c.stuck(retry)
 			}
 		case <-retry.C:

@@ -650,7 +650,12 @@ func (s *Sim) SendLocation(ctx context.Context, chat bridge.ChatID, g bridge.Geo
 	return s.send(ctx, Action{Type: "send_location", Chat: string(chat), Location: &w, ID: opts.ID})
 }
 
+// stageSend times a send, as the whatsapp adapter's "whatsapp send" does
+// whatsmeow's: here the action's record and its push to the watchers.
+var stageSend = bridge.NewStage("whatsapp send (simulated)")
+
 func (s *Sim) send(ctx context.Context, a Action) (bridge.MsgRef, time.Time, error) {
+	defer stageSend.Done(bridge.StageStart())
 	err := s.checkPaired()
 	if err == nil {
 		err = apply(ctx, s.rule(a.Type, a.Chat, "", "", a.Text))

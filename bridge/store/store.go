@@ -23,6 +23,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"waxmpp/bridge"
 )
 
 // DB is the open state file. It is safe for concurrent use.
@@ -230,12 +232,16 @@ type failedCall struct {
 
 func (f *failedCall) Error() string { return f.err.Error() }
 
+// stageCommit times the group's write transactions, fsync included.
+var stageCommit = bridge.NewStage("store commit")
+
 // commit runs the calls in one transaction. If one call fails, it gets the
 // error of running alone and the others are committed without it, so one bad
 // call never fails its neighbours.
 func (g *group) commit(batch []*call) {
 	for len(batch) > 0 {
 		g.commits.Add(1)
+		t := bridge.StageStart()
 		err := g.db.Update(func(tx *bolt.Tx) error {
 			for i, c := range batch {
 				if err := safeRun(c.fn, tx); err != nil {
@@ -244,6 +250,7 @@ func (g *group) commit(batch []*call) {
 			}
 			return nil
 		})
+		stageCommit.Done(t)
 		var f *failedCall
 		if !errors.As(err, &f) {
 			for _, c := range batch {

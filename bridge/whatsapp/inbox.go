@@ -39,6 +39,9 @@ func newInbox(q Queue) inbox {
 	return inbox{q: q, signal: make(chan struct{}, 1), kick: make(chan struct{}, 1), seqs: map[bridge.Event]uint64{}}
 }
 
+// stageInbox times push's durable write (bridge.NewStage).
+var stageInbox = bridge.NewStage("whatsapp inbox write")
+
 // push writes evs to disk, in order, in one transaction.
 func (b *inbox) push(evs ...bridge.Event) error {
 	if len(evs) == 0 {
@@ -52,9 +55,11 @@ func (b *inbox) push(evs ...bridge.Event) error {
 		}
 		recs = append(recs, r)
 	}
+	t := bridge.StageStart()
 	if _, err := b.q.Enqueue(recs...); err != nil {
 		return fmt.Errorf("whatsapp: queue %d events: %w", len(evs), err)
 	}
+	stageInbox.Done(t)
 	select {
 	case b.signal <- struct{}{}:
 	default:

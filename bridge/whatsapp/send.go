@@ -77,6 +77,9 @@ func (a *Adapter) linked() (client, types.JID, error) {
 	return a.cli, a.id, nil
 }
 
+// stageSend times whatsmeow's SendMessage (bridge.NewStage).
+var stageSend = bridge.NewStage("whatsapp send")
+
 func (a *Adapter) send(ctx context.Context, chat bridge.ChatID, m *waE2E.Message, id string) (bridge.MsgRef, time.Time, error) {
 	c, self, err := a.linked()
 	if err != nil {
@@ -90,7 +93,9 @@ func (a *Adapter) send(ctx context.Context, chat bridge.ChatID, m *waE2E.Message
 	if id != "" {
 		extra = append(extra, whatsmeow.SendRequestExtra{ID: types.MessageID(id)})
 	}
+	t := bridge.StageStart()
 	resp, err := c.SendMessage(ctx, to, m, extra...)
+	stageSend.Done(t)
 	if err != nil {
 		return bridge.MsgRef{}, time.Time{}, fmt.Errorf("whatsapp: send to %s: %w", chat, err)
 	}

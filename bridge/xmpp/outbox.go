@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"time"
+
+	"waxmpp/bridge"
 )
 
 // write is the link's only writer. It sends control stanzas first, then
@@ -74,6 +76,13 @@ type ping struct {
 	at    time.Time // when it was written
 }
 
+// Stages (bridge.NewStage): the outbox's durable write in SendBatch, and
+// each stanza's write to the socket (the pace's wait left out).
+var (
+	stageOutbox = bridge.NewStage("xmpp outbox commit")
+	stageWrite  = bridge.NewStage("xmpp socket write")
+)
+
 // send writes one stanza, paced, with a deadline.
 func (w *outWriter) send(ctx context.Context, b []byte) error {
 	held, err := w.pace.wait(ctx, len(b))
@@ -82,9 +91,11 @@ func (w *outWriter) send(ctx context.Context, b []byte) error {
 	}
 	w.held = w.held || held
 	w.c.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
+	t := bridge.StageStart()
 	if _, err := w.c.conn.Write(b); err != nil {
 		return fmt.Errorf("xmpp: write: %w", err)
 	}
+	stageWrite.Done(t)
 	w.bytes += uint64(len(b))
 	return nil
 }

@@ -321,9 +321,11 @@ func (s *Session) SendBatch(ms []Message) ([]string, error) {
 		}
 		ids[i] = m.ID
 	}
+	t := bridge.StageStart()
 	if _, err := s.cfg.Outbox.Enqueue(recs...); err != nil {
 		return nil, fmt.Errorf("xmpp: queue %d stanzas: %w", len(ms), err)
 	}
+	stageOutbox.Done(t)
 	select {
 	case s.kick <- struct{}{}:
 	default:

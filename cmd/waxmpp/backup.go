@@ -106,8 +106,8 @@ func fetchBackup(ctx context.Context, sock, file string) (int64, error) {
 
 // serveControl answers requests on the control socket until ctx ends.
 // One request per connection, one line: "backup" streams a snapshot after
-// an "ok" line. Requests are served one at a time (a backup is large and
-// rare; a second waits).
+// an "ok" line; "stages" answers the stage timings (stages.go). Requests
+// are served one at a time (a backup is large and rare; a second waits).
 func serveControl(ctx context.Context, db *store.DB, log *slog.Logger) (func(), error) {
 	path := controlPath(db.Path())
 	if err := privateDir(filepath.Dir(path)); err != nil {
@@ -150,7 +150,12 @@ func handleControl(conn net.Conn, db *store.DB, log *slog.Logger) {
 	if err != nil {
 		return
 	}
-	switch strings.TrimSpace(line) {
+	req := strings.TrimSpace(line)
+	if arg, ok := strings.CutPrefix(req, "stages"); ok && (arg == "" || arg[0] == ' ') {
+		answerStages(conn, strings.TrimSpace(arg)) // stages.go
+		return
+	}
+	switch req {
 	case "backup":
 		conn.Write([]byte("ok\n"))
 		n, err := db.Backup(conn)
@@ -160,7 +165,7 @@ func handleControl(conn net.Conn, db *store.DB, log *slog.Logger) {
 		}
 		log.Info("backup sent", "bytes", n)
 	default:
-		fmt.Fprintf(conn, "unknown request %q; known: backup\n", strings.TrimSpace(line))
+		fmt.Fprintf(conn, "unknown request %q; known: backup, stages\n", req)
 	}
 }
 

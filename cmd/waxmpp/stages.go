@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime/metrics"
+
+	"waxmpp/bridge"
+)
+
+// Stage timings on the control socket (bridge.Stages): where a relayed
+// message's time goes, for benchmarks and for a look at a running bridge.
+//
+//	stages on    zero the histograms and record from now; answers "ok"
+//	stages       the histograms and the allocation counters, one JSON line
+//	stages off   stop recording (what was recorded stays readable)
+//
+// Recording is off until "stages on": a hook then costs one atomic load.
+
+// stageReport is the answer to "stages".
+type stageReport struct {
+	Stages []bridge.StageStats `json:"stages"`
+	// BucketUpper[i] is the exclusive upper bound of bucket i, in ns.
+	BucketUpper []int64 `json:"bucket_upper_ns"`
+	// Allocs and AllocBytes count the heap allocations since the
+	// process started (runtime/metrics, read without stopping the world).
+	Allocs     uint64 `json:"allocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
+}
+
+func readAllocs() (objects, bytes uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		objects = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		bytes = s[1].Value.Uint64()
+	}
+	return objects, bytes
+}
+
+// answerStages answers a control request "stages [on|off]".
+func answerStages(w io.Writer, arg string) {
+	switch arg {
+	case "on":
+		bridge.EnableStages(true)
+		fmt.Fprintln(w, "ok")
+	case "off":
+		bridge.EnableStages(false)
+		fmt.Fprintln(w, "ok")
+	case "":
+		r := stageReport{Stages: bridge.Stages()}
+		r.Allocs, r.AllocBytes = readAllocs()
+		for _, s := range r.Stages {
+			for len(r.BucketUpper) < len(s.Buckets) {
+				r.BucketUpper = append(r.BucketUpper, int64(bridge.BucketUpper(len(r.BucketUpper))))
+			}
+		}
+		json.NewEncoder(w).Encode(r)
+	default:
+		fmt.Fprintf(w, "unknown request \"stages %s\"; known: stages, stages on, stages off\n", arg)
+	}
+}
