@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -16,69 +17,158 @@ import (
 // (/proc/PID/io write_bytes) from a message's arrival until everything it
 // caused is done (the outbox confirmed by a ping, the map, the chat's
 // activity), per message, for a lone message and in bursts of 100, each
-// way. Goal (issue 13): a lone message ≤ 24 KB, in bursts ≤ 1.5 KB.
+// way; with the store's commits and the binary's heap allocations over
+// the same span. Goal (issue 13): a lone message ≤ 24 KB, in bursts ≤
+// 1.5 KB.
+//
+// $WAXMPP_BENCH_ARCH runs it once per build named there (benchArches;
+// make bench-arm: the Pi's arm64 and ARMv6 builds under qemu-user beside
+// amd64's), and then compares the counts with the first build's.
 func BenchmarkSimDiskWrites(b *testing.B) {
-	const ping = 5 * time.Second // the shortest the config allows
-	for range b.N {
-		e := newSimEnv(b, envOptions{pingInterval: ping, pingTimeout: 4 * time.Second})
-		e.addressBook()
-		e.command("/to alice")
-		pid := e.cmd.Process.Pid
-		body := strings.Repeat("lorem ipsum ", 8)
-		// settle waits until nothing was written for two ping intervals
-		// and returns the bytes written so far.
-		settle := func() int64 {
-			deadline := time.Now().Add(3 * time.Minute)
-			last, since := procWrites(b, pid), time.Now()
-			for time.Since(since) < 2*ping {
-				if time.Now().After(deadline) {
-					b.Fatalf("the bridge kept writing for 3 minutes")
-				}
-				time.Sleep(500 * time.Millisecond)
-				if w := procWrites(b, pid); w != last {
-					last, since = w, time.Now()
-				}
-			}
-			return last
+	arches := benchArches(b)
+	if len(arches) == 1 && arches[0] == "native" {
+		for range b.N {
+			diskWrites(b, "native").report(b)
 		}
-		seq := 0
-		in := func(n int) float64 {
-			w0 := settle()
-			m := e.mark()
-			sent := make([]time.Time, n)
-			var evs []bridge.Event
-			for i := range n {
-				sent[i] = time.Now()
-				evs = append(evs, textMsg(alice, alice, fmt.Sprintf("DISK%d", seq), fmt.Sprintf("#%d %s", i, body), "Alice"))
-				seq++
-			}
-			e.inject(evs...) // one control request: a burst
-			e.ownerRun(m, n, sent[0], sent, "*Alice*")
-			return float64(settle()-w0) / float64(n)
-		}
-		out := func(n int) float64 {
-			w0 := settle()
-			m := e.mark()
-			sent := make([]time.Time, n)
-			for i := range n {
-				sent[i] = time.Now()
-				e.sendID(fmt.Sprintf("disk-out-%d", seq), fmt.Sprintf("#%d %s", i, body), "")
-				seq++
-			}
-			e.waRun(m, n, sent[0], sent)
-			return float64(settle()-w0) / float64(n)
-		}
-		var loneIn, loneOut float64
-		const lone = 3
-		for range lone {
-			loneIn += in(1) / lone
-			loneOut += out(1) / lone
-		}
-		burstIn, burstOut := in(100), out(100)
-		b.Logf("disk per message: lone in %.0f B, lone out %.0f B, in bursts of 100: in %.0f B, out %.0f B", loneIn, loneOut, burstIn, burstOut)
-		b.ReportMetric(loneIn, "lone-in-diskB/msg")
-		b.ReportMetric(loneOut, "lone-out-diskB/msg")
-		b.ReportMetric(burstIn, "burst100-in-diskB/msg")
-		b.ReportMetric(burstOut, "burst100-out-diskB/msg")
+		return
 	}
+	got := map[string]diskFigures{}
+	for _, a := range arches {
+		b.Run(a, func(b *testing.B) {
+			for range b.N {
+				f := diskWrites(b, a)
+				f.report(b)
+				got[a] = f
+			}
+		})
+	}
+	if len(got) < len(arches) {
+		return // a build failed: said there
+	}
+	benchPrint(compareArches(arches, got))
+}
+
+// diskFigures are one run's per-message figures, by case ("lone in"...).
+type diskFigures struct {
+	cases                 []string
+	disk, commits, allocs map[string]float64
+	allocBytes            map[string]float64
+}
+
+func (f diskFigures) report(b *testing.B) {
+	for _, c := range f.cases {
+		name := strings.ReplaceAll(c, " ", "-")
+		b.ReportMetric(f.disk[c], name+"-diskB/msg")
+		b.ReportMetric(f.commits[c], name+"-commits/msg")
+		b.ReportMetric(f.allocs[c], name+"-allocs/msg")
+	}
+	b.Logf("disk per message: lone in %.0f B, lone out %.0f B, in bursts of 100: in %.0f B, out %.0f B",
+		f.disk["lone in"], f.disk["lone out"], f.disk["burst100 in"], f.disk["burst100 out"])
+}
+
+func diskWrites(b *testing.B, arch string) diskFigures {
+	const ping = 5 * time.Second // the shortest the config allows
+	e := newSimEnv(b, envOptions{pingInterval: ping, pingTimeout: 4 * time.Second, arch: arch})
+	e.addressBook()
+	e.command("/to alice")
+	pid := e.cmd.Process.Pid
+	body := strings.Repeat("lorem ipsum ", 8)
+	// settle waits until nothing was written for two ping intervals
+	// and returns the bytes written so far.
+	settle := func() int64 {
+		deadline := time.Now().Add(3 * time.Minute)
+		last, since := procWrites(b, pid), time.Now()
+		for time.Since(since) < 2*ping {
+			if time.Now().After(deadline) {
+				b.Fatalf("the bridge kept writing for 3 minutes")
+			}
+			time.Sleep(500 * time.Millisecond)
+			if w := procWrites(b, pid); w != last {
+				last, since = w, time.Now()
+			}
+		}
+		return last
+	}
+	f := diskFigures{disk: map[string]float64{}, commits: map[string]float64{}, allocs: map[string]float64{}, allocBytes: map[string]float64{}}
+	// measure runs one case: from a quiet bridge until it is quiet again.
+	measure := func(name string, n, times int, relay func(n int)) {
+		var disk, commits, allocs, bytes float64
+		for range times {
+			w0 := settle()
+			r0 := e.stagesFrom("disk")
+			relay(n)
+			w1 := settle()
+			p := e.phase(r0, n)
+			disk += float64(w1-w0) / float64(n)
+			commits += p.commits
+			allocs += p.allocs
+			bytes += p.allocsB
+		}
+		k := float64(times)
+		f.cases = append(f.cases, name)
+		f.disk[name], f.commits[name], f.allocs[name], f.allocBytes[name] = disk/k, commits/k, allocs/k, bytes/k
+	}
+	seq := 0
+	in := func(n int) {
+		m := e.mark()
+		sent := make([]time.Time, n)
+		var evs []bridge.Event
+		for i := range n {
+			sent[i] = time.Now()
+			evs = append(evs, textMsg(alice, alice, fmt.Sprintf("DISK%d", seq), fmt.Sprintf("#%d %s", i, body), "Alice"))
+			seq++
+		}
+		e.inject(evs...) // one control request: a burst
+		e.ownerRun(m, n, sent[0], sent, "*Alice*")
+	}
+	out := func(n int) {
+		m := e.mark()
+		sent := make([]time.Time, n)
+		for i := range n {
+			sent[i] = time.Now()
+			e.sendID(fmt.Sprintf("disk-out-%d", seq), fmt.Sprintf("#%d %s", i, body), "")
+			seq++
+		}
+		e.waRun(m, n, sent[0], sent)
+	}
+	const lone = 3
+	measure("lone in", 1, lone, in)
+	measure("lone out", 1, lone, out)
+	measure("burst100 in", 100, 1, in)
+	measure("burst100 out", 100, 1, out)
+	controlStages(b, e.control(), "off")
+	return f
+}
+
+// compareArches is a table of every build's figures beside the first's,
+// with each build's largest difference from it.
+func compareArches(arches []string, got map[string]diskFigures) string {
+	var b strings.Builder
+	base := got[arches[0]]
+	figures := func(f diskFigures) []map[string]float64 {
+		return []map[string]float64{f.disk, f.commits, f.allocs, f.allocBytes}
+	}
+	fmt.Fprintf(&b, "per message, each build beside %s (counts: times under qemu-user mean nothing)\n", arches[0])
+	fmt.Fprintf(&b, "  %-14s %-8s %10s %10s %10s %10s\n", "case", "build", "disk B", "commits", "allocs", "alloc B")
+	worst := map[string][]float64{}
+	for _, c := range base.cases {
+		for _, a := range arches {
+			fs := figures(got[a])
+			fmt.Fprintf(&b, "  %-14s %-8s %10.0f %10.2f %10.0f %10.0f\n", c, a, fs[0][c], fs[1][c], fs[2][c], fs[3][c])
+			if worst[a] == nil {
+				worst[a] = make([]float64, len(fs))
+			}
+			for i, bf := range figures(base) {
+				if bf[c] > 0 {
+					worst[a][i] = max(worst[a][i], math.Abs(fs[i][c]/bf[c]-1))
+				}
+			}
+		}
+	}
+	for _, a := range arches[1:] {
+		w := worst[a]
+		fmt.Fprintf(&b, "  %s beside %s, largest difference: disk %.0f%%, commits %.0f%%, allocations %.0f%%, allocated bytes %.0f%%\n",
+			a, arches[0], 100*w[0], 100*w[1], 100*w[2], 100*w[3])
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

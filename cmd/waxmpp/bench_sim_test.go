@@ -35,78 +35,26 @@ func BenchmarkSimBridge(b *testing.B) {
 		e.command("/to alice")
 		body := strings.Repeat("lorem ipsum ", 8)
 		stranger := e.srv.Dial(b, "stranger")
-		owner := e.srv.JID("owner")
 
 		// Direct: stranger → owner.
-		sent := make([]time.Time, n)
-		m := e.mark()
-		t0 := time.Now()
-		for i := range n {
-			sent[i] = time.Now()
-			stranger.Send(fmt.Sprintf("<message to='%s' type='chat' id='d%d'><body>#%d %s</body></message>", owner, i, i, body))
-		}
-		dIn := e.ownerRun(m, n, t0, sent, "")
+		dIn := e.directIn(stranger, n, body)
 		b.Logf("direct in: %.0f msg/s", dIn.rate)
 
 		// Bridge: WhatsApp → owner, 100 events per control request.
-		sent = make([]time.Time, n)
-		m = e.mark()
-		t0 = time.Now()
-		for i := 0; i < n; i += 100 {
-			var evs []bridge.Event
-			now := time.Now()
-			for j := i; j < i+100; j++ {
-				sent[j] = now
-				evs = append(evs, textMsg(alice, alice, fmt.Sprintf("BENCH%d", j), fmt.Sprintf("#%d %s", j, body), "Alice"))
-			}
-			if err := e.sim.Inject(evs...); err != nil {
-				b.Fatal(err)
-			}
-		}
-		wIn := e.ownerRun(m, n, t0, sent, "*Alice*")
+		wIn, pIn := e.bridgeIn(n, body, "BENCH")
 		b.Logf("bridge in: %.0f msg/s", wIn.rate)
+		benchPrint(pIn.table("WhatsApp → owner"))
 
-		// Direct: owner → stranger.
-		sent = make([]time.Time, n)
-		got := make(chan relayRun, 1)
-		go func() {
-			lat := make([]time.Duration, 0, n)
-			seen := make([]bool, n)
-			start := time.Now()
-			for len(lat) < n {
-				s, err := stranger.Wait(60*time.Second, pt.Messages)
-				if err != nil {
-					break
-				}
-				i, ok := number(s.Body(), n)
-				if !ok || seen[i] {
-					continue
-				}
-				seen[i] = true
-				lat = append(lat, s.Received.Sub(sent[i]))
-			}
-			got <- relayRun{rate: float64(len(lat)) / time.Since(start).Seconds(), lat: lat}
-		}()
-		for i := range n {
-			sent[i] = time.Now()
-			e.owner.Send(fmt.Sprintf("<message to='%s' type='chat' id='o%d'><body>#%d %s</body></message>", stranger.JID, i, i, body))
-		}
-		dOut := <-got
+		// Direct: owner → stranger, and what the two clients allocate.
+		var dOut relayRun
+		dAllocs, dBytes := directAllocs(n, func() { dOut = e.directOut(stranger, n, body) })
 		b.Logf("direct out: %.0f msg/s", dOut.rate)
-		if len(dOut.lat) < n {
-			b.Fatalf("the stranger got %d of %d", len(dOut.lat), n)
-		}
 
 		// Bridge: owner → WhatsApp.
-		sent = make([]time.Time, n)
-		m = e.mark()
-		t0 = time.Now()
-		for i := range n {
-			sent[i] = time.Now()
-			e.sendID(fmt.Sprintf("bench-out-%d", i), fmt.Sprintf("#%d %s", i, body), "")
-		}
-		wOut := e.waRun(m, n, t0, sent)
+		wOut, pOut := e.bridgeOut(n, body, "bench-out-")
+		controlStages(b, e.control(), "off")
 		b.Logf("bridge out: %.0f msg/s", wOut.rate)
+		benchPrint(pOut.table("owner → WhatsApp"))
 
 		report := func(name string, d, w relayRun) {
 			b.ReportMetric(d.rate, name+"-direct-msg/s")
@@ -119,6 +67,20 @@ func BenchmarkSimBridge(b *testing.B) {
 		}
 		report("in", dIn, wIn)
 		report("out", dOut, wOut)
+		// Allocations per relayed message: the binary's (the core, both
+		// adapters, the simulator's decoding of the injected events)
+		// against the two direct clients' together (directAllocs).
+		allocs := func(name string, p phase) {
+			b.Logf("%s allocations per message: bridge %.0f (%.0f B), direct clients %.0f (%.0f B): ratio %.2f (bytes %.2f)",
+				name, p.allocs, p.allocsB, dAllocs, dBytes, p.allocs/dAllocs, p.allocsB/dBytes)
+			b.ReportMetric(p.allocs, name+"-bridge-allocs/msg")
+			b.ReportMetric(p.allocs/dAllocs, name+"-alloc-ratio")
+			b.ReportMetric(p.allocsB/dBytes, name+"-allocB-ratio")
+			b.ReportMetric(p.commits, name+"-commits/msg")
+		}
+		b.ReportMetric(dAllocs, "direct-allocs/msg")
+		allocs("in", pIn)
+		allocs("out", pOut)
 
 		// Memory: idle, then loaded.
 		quiet(e, 2*time.Second)
@@ -133,7 +95,7 @@ func BenchmarkSimBridge(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t0 = time.Now()
+		t0 := time.Now()
 		rep, err := e.sim.Do(simwa.Request{Op: "generate", Gen: &simwa.Gen{Contacts: 2000, Chats: 500, Messages: msgs, Prefix: "LOAD", Text: "load"}})
 		if err != nil {
 			b.Fatal(err)
@@ -174,6 +136,91 @@ func BenchmarkSimBridge(b *testing.B) {
 			b.Errorf("idle RSS %.1f MB, goal ≤ 40 MB", idle/1024)
 		}
 	}
+}
+
+// directIn relays n numbered messages stranger → owner.
+func (e *simEnv) directIn(stranger *pt.Client, n int, body string) relayRun {
+	e.tb.Helper()
+	sent := make([]time.Time, n)
+	m := e.mark()
+	t0 := time.Now()
+	for i := range n {
+		sent[i] = time.Now()
+		stranger.Send(fmt.Sprintf("<message to='%s' type='chat' id='d%d'><body>#%d %s</body></message>", e.srv.JID("owner"), i, i, body))
+	}
+	return e.ownerRun(m, n, t0, sent, "")
+}
+
+// directOut relays n numbered messages owner → stranger; the stranger
+// reads them here, without the log ownerRun scans (directAllocs).
+func (e *simEnv) directOut(stranger *pt.Client, n int, body string) relayRun {
+	e.tb.Helper()
+	sent := make([]time.Time, n)
+	got := make(chan relayRun, 1)
+	go func() {
+		lat := make([]time.Duration, 0, n)
+		seen := make([]bool, n)
+		start := time.Now()
+		for len(lat) < n {
+			s, err := stranger.Wait(60*time.Second, pt.Messages)
+			if err != nil {
+				break
+			}
+			i, ok := number(s.Body(), n)
+			if !ok || seen[i] {
+				continue
+			}
+			seen[i] = true
+			lat = append(lat, s.Received.Sub(sent[i]))
+		}
+		got <- relayRun{rate: float64(len(lat)) / time.Since(start).Seconds(), lat: lat}
+	}()
+	for i := range n {
+		sent[i] = time.Now()
+		e.owner.Send(fmt.Sprintf("<message to='%s' type='chat' id='o%d'><body>#%d %s</body></message>", stranger.JID, i, i, body))
+	}
+	r := <-got
+	if len(r.lat) < n {
+		e.tb.Fatalf("the stranger got %d of %d", len(r.lat), n)
+	}
+	return r
+}
+
+// bridgeIn relays n numbered messages WhatsApp → owner, 100 events per
+// control request, with WhatsApp ids prefix0, prefix1...
+func (e *simEnv) bridgeIn(n int, body, prefix string) (relayRun, phase) {
+	e.tb.Helper()
+	sent := make([]time.Time, n)
+	m := e.mark()
+	r0 := e.stagesFrom("in")
+	t0 := time.Now()
+	for i := 0; i < n; i += 100 {
+		var evs []bridge.Event
+		now := time.Now()
+		for j := i; j < min(i+100, n); j++ {
+			sent[j] = now
+			evs = append(evs, textMsg(alice, alice, fmt.Sprintf("%s%d", prefix, j), fmt.Sprintf("#%d %s", j, body), "Alice"))
+		}
+		e.inject(evs...)
+	}
+	r := e.ownerRun(m, n, t0, sent, "*Alice*")
+	return r, e.phase(r0, n)
+}
+
+// bridgeOut relays n numbered messages owner → WhatsApp (to the current
+// chat), with XMPP ids prefix0, prefix1...
+func (e *simEnv) bridgeOut(n int, body, prefix string) (relayRun, phase) {
+	e.tb.Helper()
+	sent := make([]time.Time, n)
+	m := e.mark()
+	r0 := e.stagesFrom("out")
+	t0 := time.Now()
+	for i := range n {
+		sent[i] = time.Now()
+		e.sendID(fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("#%d %s", i, body), "")
+	}
+	r := e.waRun(m, n, t0, sent)
+	return r, e.phase(r0, n)
 }
 
 type relayRun struct {

@@ -91,6 +91,8 @@ type simEnv struct {
 	watchDone chan struct{}
 	starts    int
 	noFFmpeg  bool
+	arch      string // envOptions.arch
+	bin       string // the binary built for arch
 
 	mu       sync.Mutex
 	actions  []simwa.Action // every action of every process, in order
@@ -154,6 +156,8 @@ type envOptions struct {
 	// noSubscribe: the test owner leaves the bot's subscription request
 	// unanswered (a real client in the test answers it).
 	noSubscribe bool
+	// arch runs the binary built for a Pi under qemu-user (benchArches).
+	arch string
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -167,6 +171,7 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	}
 	e.srv = pt.Start(tb, srvOpts)
 	e.noFFmpeg = o.noFFmpeg
+	e.arch = o.arch
 	e.owner = e.srv.Dial(tb, "owner")
 	e.bot = e.srv.JID("bot")
 	// Unix socket paths must be short; t.TempDir's can be long.
@@ -253,7 +258,7 @@ func (e *simEnv) collect() {
 func (e *simEnv) start() {
 	e.tb.Helper()
 	e.starts++
-	e.cmd = exec.Command(simBinary(e.tb), "run", "--config", e.conf, "--simulator", e.sock)
+	e.cmd = e.runCmd("run", "--config", e.conf, "--simulator", e.sock) // bench_arch_sim_test.go
 	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
 	if e.noFFmpeg {
 		e.cmd.Env = append(e.cmd.Env, "PATH="+e.dir) // nothing to run there

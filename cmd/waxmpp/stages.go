@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/metrics"
+	"runtime/pprof"
 
 	"waxmpp/bridge"
 )
@@ -15,6 +16,9 @@ import (
 //	stages on    zero the histograms and record from now; answers "ok"
 //	stages       the histograms and the allocation counters, one JSON line
 //	stages off   stop recording (what was recorded stays readable)
+//	stages allocs  "ok", then the heap profile with every allocation
+//	             site since the start (runtime/pprof "allocs", sampled
+//	             every 512 KiB; the difference of two: go tool pprof -base)
 //
 // Recording is off until "stages on": a hook then costs one atomic load.
 
@@ -50,6 +54,9 @@ func answerStages(w io.Writer, arg string) {
 	case "off":
 		bridge.EnableStages(false)
 		fmt.Fprintln(w, "ok")
+	case "allocs":
+		fmt.Fprintln(w, "ok")
+		pprof.Lookup("allocs").WriteTo(w, 0)
 	case "":
 		r := stageReport{Stages: bridge.Stages()}
 		r.Allocs, r.AllocBytes = readAllocs()
@@ -60,6 +67,6 @@ func answerStages(w io.Writer, arg string) {
 		}
 		json.NewEncoder(w).Encode(r)
 	default:
-		fmt.Fprintf(w, "unknown request \"stages %s\"; known: stages, stages on, stages off\n", arg)
+		fmt.Fprintf(w, "unknown request \"stages %s\"; known: stages, stages on, stages off, stages allocs\n", arg)
 	}
 }

@@ -51,7 +51,7 @@ func TestControlStages(t *testing.T) {
 	if r1.Allocs <= r0.Allocs || r1.AllocBytes <= r0.AllocBytes {
 		t.Errorf("allocations %d (%d B) then %d (%d B): not counted", r0.Allocs, r0.AllocBytes, r1.Allocs, r1.AllocBytes)
 	}
-	if line := controlLine(t, sock, "stages now"); !strings.Contains(line, "known: stages, stages on, stages off") {
+	if line := controlLine(t, sock, "stages now"); !strings.Contains(line, "known: stages, stages on, stages off, stages allocs") {
 		t.Errorf("stages now: %q", line)
 	}
 }
