@@ -44,6 +44,7 @@ func BenchmarkSimBridge(b *testing.B) {
 		wIn, pIn := e.bridgeIn(n, body, "BENCH")
 		b.Logf("bridge in: %.0f msg/s", wIn.rate)
 		benchPrint(pIn.table("WhatsApp → owner"))
+		benchPrint(pIn.topAllocs(25))
 
 		// Direct: owner → stranger, and what the two clients allocate.
 		var dOut relayRun
@@ -55,6 +56,7 @@ func BenchmarkSimBridge(b *testing.B) {
 		controlStages(b, e.control(), "off")
 		b.Logf("bridge out: %.0f msg/s", wOut.rate)
 		benchPrint(pOut.table("owner → WhatsApp"))
+		benchPrint(pOut.topAllocs(25))
 
 		report := func(name string, d, w relayRun) {
 			b.ReportMetric(d.rate, name+"-direct-msg/s")

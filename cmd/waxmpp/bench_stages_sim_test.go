@@ -4,10 +4,12 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,10 +33,10 @@ var stageOrder = []string{
 func (e *simEnv) control() string { return controlPath(filepath.Join(e.dir, "waxmpp.db")) }
 
 // stagesFrom zeroes the binary's stage timings and returns its counters
-// as they are now. With $WAXMPP_BENCH_PROFILE set to a directory, the
-// binary's allocation profile is saved there as NAME-0.pb.gz (and by
-// phase as NAME-1.pb.gz): go tool pprof -base NAME-0.pb.gz NAME-1.pb.gz
-// is where a phase allocated.
+// as they are now, and saves the binary's allocation profile as
+// NAME-0.pb.gz (phase saves NAME-1.pb.gz), in $WAXMPP_BENCH_PROFILE or a
+// temporary directory: go tool pprof -base NAME-0.pb.gz NAME-1.pb.gz is
+// where the phase allocated (phase.topAllocs).
 func (e *simEnv) stagesFrom(name string) phaseStart {
 	e.tb.Helper()
 	e.saveAllocs(name + "-0")
@@ -50,9 +52,8 @@ type phaseStart struct {
 
 func (e *simEnv) saveAllocs(name string) {
 	e.tb.Helper()
-	dir := os.Getenv("WAXMPP_BENCH_PROFILE")
-	if dir == "" {
-		return
+	if e.profiles == "" {
+		e.profiles = cmp.Or(os.Getenv("WAXMPP_BENCH_PROFILE"), e.tb.TempDir())
 	}
 	conn, err := net.DialTimeout("unix", e.control(), 5*time.Second)
 	if err != nil {
@@ -65,7 +66,7 @@ func (e *simEnv) saveAllocs(name string) {
 	if line, err := r.ReadString('\n'); line != "ok\n" {
 		e.tb.Fatalf("stages allocs: %q %v", line, err)
 	}
-	f, err := os.Create(filepath.Join(dir, name+".pb.gz"))
+	f, err := os.Create(filepath.Join(e.profiles, name+".pb.gz"))
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -82,13 +83,29 @@ type phase struct {
 	stages            []bridge.StageStats
 	allocs, allocsB   float64 // per message
 	commits, outboxes float64 // store commits and outbox commits per message
+	profiles          string  // the allocation profiles' path, without -0.pb.gz
+}
+
+// topAllocs is where the phase allocated most (objects; pprof's top,
+// cumulative, of the profiles' difference, without the goroutines'
+// roots), or why it cannot say. The binary samples an allocation every
+// 16 KiB (simEnv.start: GODEBUG=memprofilerate), not every 512 KiB, so
+// that a few hundred messages are enough.
+func (p phase) topAllocs(lines int) string {
+	out, err := exec.Command("go", "tool", "pprof", "-sample_index=alloc_objects", "-top", "-cum",
+		fmt.Sprintf("-nodecount=%d", lines), "-hide=^(runtime|main|golang\\.org/x/sync)",
+		"-base", p.profiles+"-0.pb.gz", p.profiles+"-1.pb.gz").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("go tool pprof: %v\n%s", err, out)
+	}
+	return string(out)
 }
 
 func (e *simEnv) phase(r0 phaseStart, n int) phase {
 	e.tb.Helper()
 	r1 := readStages(e.tb, e.control())
 	e.saveAllocs(r0.name + "-1")
-	p := phase{n: n, stages: r1.Stages,
+	p := phase{n: n, stages: r1.Stages, profiles: filepath.Join(e.profiles, r0.name),
 		allocs:   float64(r1.Allocs-r0.Allocs) / float64(n),
 		allocsB:  float64(r1.AllocBytes-r0.AllocBytes) / float64(n),
 		commits:  float64(stageByName(r1, "store commit").Count) / float64(n),

@@ -93,6 +93,7 @@ type simEnv struct {
 	noFFmpeg  bool
 	arch      string // envOptions.arch
 	bin       string // the binary built for arch
+	profiles  string // where its allocation profiles go (bench_stages_sim_test.go)
 
 	mu       sync.Mutex
 	actions  []simwa.Action // every action of every process, in order
@@ -259,7 +260,9 @@ func (e *simEnv) start() {
 	e.tb.Helper()
 	e.starts++
 	e.cmd = e.runCmd("run", "--config", e.conf, "--simulator", e.sock) // bench_arch_sim_test.go
-	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
+	// A finer allocation profile than the default 512 KiB, for the
+	// benchmarks' (bench_stages_sim_test.go).
+	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "GODEBUG=memprofilerate=16384")
 	if e.noFFmpeg {
 		e.cmd.Env = append(e.cmd.Env, "PATH="+e.dir) // nothing to run there
 	}
