@@ -241,8 +241,8 @@
 //     occupants a presence from the room with the picture's hash
 //     (vcard-temp:x:update); Prosody's module also shows it in the room's
 //     disco#info, ejabberd 23.01 does not (no XEP-0486 avatar hash). The
-//     picture must fit one stanza in base64: one over the stanza limit is
-//     decoded (JPEG or PNG, at most 2048 × 2048 pixels) and sent as a JPEG
-//     at the largest of 640 … 64 pixels that fits; nil sends an empty
-//     vCard (no picture).
+//     picture goes in one IQ, past the outbox's pace: one over 16 KiB (or
+//     over the stanza limit in base64) is decoded (JPEG or PNG, at most
+//     2048 × 2048 pixels) and sent as a JPEG at the largest of 640 … 64
+//     pixels that fits; nil sends an empty vCard (no picture).
 package xmpp

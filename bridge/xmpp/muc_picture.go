@@ -10,10 +10,13 @@ package xmpp
 // prosody-modules), which also shows the hash in the room's disco#info.
 // Elsewhere the room has no picture (bridge.ErrNoRoomPictures).
 //
-// A picture goes in one stanza, so it must fit under the server's stanza
-// limit (split.go) once in base64: one that does not is decoded and sent
-// again as a smaller JPEG (WhatsApp's are 640 × 640 JPEGs of 30–100 kB,
-// over the 64,000 B default in base64).
+// A picture goes in one stanza, written past the outbox's pace (it is an
+// IQ), so it is kept small: at most maxRoomPicture bytes, and under the
+// server's stanza limit (split.go) once in base64. One larger is decoded
+// and sent again as a smaller JPEG (WhatsApp's are 640 × 640 JPEGs of
+// 30–100 kB). At Prosody's default throttle (10 kB/s) a 60 kB stanza holds
+// the link for six seconds and makes the pace back off; 16 KiB is a 256 ×
+// 256 photo, more than clients show of a room's picture.
 
 import (
 	"bytes"
@@ -37,6 +40,9 @@ const nsVCard = "vcard-temp"
 // picture and the room's JID: the iq, its id, the vCard and PHOTO
 // elements, with room to spare.
 const vcardOverhead = 512
+
+// maxRoomPicture bounds a room picture's bytes.
+const maxRoomPicture = 16 << 10
 
 // maxPicturePixels bounds the pixels of a picture decoded to be made
 // smaller (4 bytes each in memory): far above WhatsApp's 640 × 640.
@@ -66,7 +72,7 @@ func (s *Session) SetRoomPicture(ctx context.Context, jid string, p *bridge.Pict
 	var typ string
 	var data []byte
 	if p != nil {
-		budget := (s.stanzaLimit() - vcardOverhead - len(room)) / 4 * 3
+		budget := min(maxRoomPicture, (s.stanzaLimit()-vcardOverhead-len(room))/4*3)
 		if typ, data, err = fitPicture(p.Data, budget); err != nil {
 			return fmt.Errorf("xmpp: room picture: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,8 @@ import (
 	pt "waxmpp/bridge/prosodytest"
 )
 
-// gradientJPEG is a 640 × 640 JPEG as WhatsApp serves profile pictures
-// (tens of kB: it fits a stanza as it is).
+// gradientJPEG is a 640 × 640 JPEG, smooth enough to take under 16 KiB:
+// it goes into the room as it is.
 func gradientJPEG(t *testing.T, tint uint8) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, 640, 640))
 	for y := range 640 {
@@ -28,8 +29,11 @@ func gradientJPEG(t *testing.T, tint uint8) []byte {
 		}
 	}
 	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}); err != nil {
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 70}); err != nil {
 		t.Fatal(err)
+	}
+	if b.Len() > 16<<10 {
+		t.Fatalf("the test picture takes %d bytes: too large to go as it is", b.Len())
 	}
 	return b.Bytes()
 }
@@ -64,26 +68,50 @@ func (o *roomOwner) roomPicture(room string) []byte {
 	return data
 }
 
-// waitPicture waits until room shows want as its picture (nil: none). It
-// asks again after each stanza from the room itself: both servers tell
-// occupants of a new picture (a presence with its hash, vcard-temp:x:update).
+// waitPicture waits until room shows want as its picture (nil: none).
 func (o *roomOwner) waitPicture(room string, want []byte, what string) {
+	o.e.tb.Helper()
+	o.waitPictureFor(room, what, func(got []byte) bool { return bytes.Equal(got, want) })
+}
+
+// waitPictureFor waits until ok accepts room's picture. It asks again
+// after each stanza from the room itself: both servers tell occupants of
+// a new picture (a presence with its hash, vcard-temp:x:update).
+func (o *roomOwner) waitPictureFor(room, what string, ok func([]byte) bool) []byte {
 	o.e.tb.Helper()
 	deadline := time.Now().Add(wait)
 	for {
 		m := o.e.mark()
 		got := o.roomPicture(room)
-		if bytes.Equal(got, want) {
-			return
+		if ok(got) {
+			return got
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			o.e.tb.Fatalf("%s: the room's picture is %d bytes, want %d", what, len(got), len(want))
+			o.e.tb.Fatalf("%s: the room's picture is %d bytes", what, len(got))
 		}
 		o.e.stanza(m, left, what+" (a stanza from the room)", func(s *pt.Elem) bool {
 			return s.Attr("from") == room && s.XMLName.Local != "iq"
 		})
 	}
+}
+
+// photoJPEG is a 640 × 640 JPEG with a photo's detail (noise over a
+// gradient): hundreds of kB, too large for a stanza as it is.
+func photoJPEG(t *testing.T) []byte {
+	r := rand.New(rand.NewPCG(7, 7))
+	img := image.NewRGBA(image.Rect(0, 0, 640, 640))
+	for y := range 640 {
+		for x := range 640 {
+			n := uint8(r.UintN(64))
+			img.Set(x, y, color.RGBA{R: uint8(x/3) + n, G: uint8(y/3) + n, B: 100 + n, A: 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 92}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // TestSimRoomPicture: /room gives the room the chat's WhatsApp picture
@@ -122,6 +150,29 @@ func TestSimRoomPicture(t *testing.T) {
 		if ans := o.command("/rooms"); strings.Contains(ans, "picture") || !strings.Contains(ans, "2 rooms") {
 			t.Errorf("/rooms = %q", ans)
 		}
+	})
+	t.Run("a large picture, the server's throttle on", func(t *testing.T) {
+		e := newSimEnv(t, envOptions{roomPictures: true, limits: true})
+		e.inject(&bridge.ContactInfo{User: alice, FullName: "Alice"})
+		m := e.mark()
+		e.inject(textMsg(alice, alice, "LP1", "hello", "Alice"))
+		e.msg(m, "*Alice*: hello")
+		big := photoJPEG(t)
+		e.injectJSON(pictureEvent(alice, "P1", big))
+		o := newRoomOwner(e)
+		room := o.room("alice")
+		got := o.waitPictureFor(room, "a large picture, made smaller", func(b []byte) bool { return b != nil })
+		cfg, format, err := image.DecodeConfig(bytes.NewReader(got))
+		if err != nil || format != "jpeg" || cfg.Width > 640 || len(got) >= len(big) {
+			t.Errorf("the room's picture: %d bytes (WhatsApp's: %d), %s %dx%d, %v", len(got), len(big), format, cfg.Width, cfg.Height, err)
+		}
+		t.Logf("WhatsApp's %d-byte picture is the room's as %d bytes, %dx%d", len(big), len(got), cfg.Width, cfg.Height)
+		// The link lived through it: both ways in the room.
+		m = e.mark()
+		e.inject(textMsg(alice, alice, "LP2", "after the picture", "Alice"))
+		e.inRoom(m, room, "after the picture")
+		o.say(room, "still here", "")
+		e.action(m, wait, "to Alice", sendTo(alice, "still here"))
 	})
 	if pt.EnvKind(t) != pt.Prosody {
 		return
