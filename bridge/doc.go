@@ -248,12 +248,14 @@
 // change on WhatsApp (PictureChange) sets the new one, a removal removes
 // it. The binding keeps the picture's id, so an event delivered again sets
 // nothing. A picture that cannot be fetched or read (broken, too large)
-// leaves the room as it is, logged: the room is made all the same. Where
-// the server keeps no room pictures (ErrNoRoomPictures: Prosody without
-// mod_vcard_muc), the room has none: the line that made it (when the chat
-// has a picture) ends with "(Your XMPP server does not show pictures of
-// rooms, so the room has none.)", /rooms says so too, the log says it once,
-// and that room is not asked again (a room made later is).
+// leaves the room as it is, logged: the room is made all the same, and the
+// picture is tried again when WhatsApp next connects (as for rooms made
+// before rooms had pictures). Where the server keeps no room pictures
+// (ErrNoRoomPictures: Prosody without mod_vcard_muc), the room has none:
+// the line that made it (when the chat has a picture) ends with "(Your XMPP
+// server does not show pictures of rooms, so the room has none.)", /rooms
+// says so too, the log says it once, and that room is not asked again (a
+// room made later is).
 //
 // # Commands
 //

@@ -651,6 +651,7 @@ func (c *Core) statusEvent(ctx context.Context, s *Status) error {
 	switch s.State {
 	case Connected:
 		c.setPresence("", "WhatsApp connected")
+		c.refreshPictures(ctx) // rooms.go
 	case Disconnected:
 		c.setPresence("away", "reconnecting to WhatsApp…")
 	case PhoneOffline:

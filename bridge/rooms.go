@@ -26,9 +26,13 @@ type roomBinding struct {
 	// when the room hid the JID): each is reported once.
 	Strangers []string `json:"strangers,omitempty"`
 	// Picture is the id of the chat's WhatsApp picture the room shows,
-	// "" for none; NoPicture is set once the server said it keeps no
-	// room pictures (the room is not asked again).
+	// "" for none; Pictured is set while that is the chat's picture as
+	// last known (false for a room made before rooms had pictures, or
+	// whose picture could not be fetched or set: tried again when
+	// WhatsApp connects); NoPicture is set once the server said it keeps
+	// no room pictures (the room is not asked again).
 	Picture   string `json:"picture,omitempty"`
+	Pictured  bool   `json:"pictured,omitempty"`
 	NoPicture bool   `json:"no_picture,omitempty"`
 }
 
@@ -254,7 +258,7 @@ func (c *Core) createRoom(ctx context.Context, ch Chat) (string, error) {
 		}
 	}
 	note := ""
-	if c.roomPicture(ctx, b, nil) {
+	if c.roomPicture(ctx, b, false) {
 		note = " " + noPicturesLine
 	}
 	return "✅ " + name + " has a room of its own now: xmpp:" + r.JID + "?join — accept the invitation in your client. Everything of " + name + "'s goes there, and what you write there goes to " + name + ". /room " + ch.Handle + " off moves it back here." + note, nil
@@ -268,30 +272,37 @@ const noPicturesLine = "(Your XMPP server does not show pictures of rooms, so th
 const pictureTimeout = 30 * time.Second
 
 // roomPicture gives r's room the chat's WhatsApp picture now, or removes
-// the room's when ev says the chat's was removed (nil: the room was just
-// made). It reports whether the server turned out to keep no room
-// pictures while the chat has one: the owner is told so. A picture that
-// cannot be fetched or set is logged and leaves the room as it is; the
-// next change tries again.
-func (c *Core) roomPicture(ctx context.Context, r *roomBinding, ev *PictureChange) (none bool) {
+// the room's (removed: the chat's was removed, nothing to fetch). It
+// reports whether the server turned out to keep no room pictures while the
+// chat has one: the owner is told so. A picture that cannot be fetched or
+// set is logged and leaves the room as it is, to be tried again
+// (refreshPictures).
+func (c *Core) roomPicture(ctx context.Context, r *roomBinding, removed bool) (none bool) {
 	if r.NoPicture || c.cfg.Rooms == nil {
 		return false
 	}
 	pctx, cancel := context.WithTimeout(ctx, pictureTimeout)
 	defer cancel()
+	was := *r
+	defer func() {
+		if r.Pictured != was.Pictured || r.Picture != was.Picture || r.NoPicture != was.NoPicture {
+			if err := c.saveRooms(); err != nil {
+				c.log.Error("save rooms", "err", err) // asked again at worst
+			}
+		}
+	}()
 	var p *Picture
-	if ev == nil || !ev.Removed {
+	if !removed {
 		var err error
 		if p, err = c.wa.ChatPicture(pctx, r.Chat); err != nil {
 			c.log.Warn("cannot fetch a chat's picture for its room", "room", r.JID, "err", err)
+			r.Pictured = false
 			return false
 		}
 	}
-	if p == nil && (r.Picture == "" || ev == nil) {
-		return false // none, and none shown
-	}
-	if p != nil && p.ID != "" && p.ID == r.Picture {
-		return false // shown already (an event delivered again)
+	if p == nil && r.Picture == "" || p != nil && p.ID != "" && p.ID == r.Picture {
+		r.Pictured = true // shown already (an event delivered again), or none
+		return false
 	}
 	err := c.cfg.Rooms.SetRoomPicture(pctx, r.JID, p)
 	switch {
@@ -300,20 +311,34 @@ func (c *Core) roomPicture(ctx context.Context, r *roomBinding, ev *PictureChang
 			c.log.Info("the XMPP server keeps no room pictures: rooms get none", "room", r.JID)
 		}
 		r.NoPicture = true
-		none = p != nil
+		return p != nil
 	case err != nil:
 		c.log.Warn("cannot set a room's picture", "room", r.JID, "err", err)
+		r.Pictured = false
 		return false
-	default:
-		r.Picture = ""
-		if p != nil {
-			r.Picture = cmpOr(p.ID, "?")
+	}
+	r.Picture, r.Pictured = "", true
+	if p != nil {
+		r.Picture = cmpOr(p.ID, "?")
+	}
+	return false
+}
+
+// refreshPictures gives the rooms whose picture is not known to be the
+// chat's (made before rooms had pictures, or it failed) the chat's
+// picture. It runs when WhatsApp connects, if the XMPP side is connected.
+func (c *Core) refreshPictures(ctx context.Context) {
+	if c.cfg.Rooms == nil || len(c.rooms) == 0 {
+		return
+	}
+	if st, err := c.x.Stats(); err != nil || !st.Connected {
+		return
+	}
+	for _, r := range c.roomList() {
+		if !r.Pictured && !r.NoPicture && ctx.Err() == nil {
+			c.roomPicture(ctx, r, false)
 		}
 	}
-	if err := c.saveRooms(); err != nil {
-		c.log.Error("save rooms", "err", err) // the picture is set: it is asked again after a restart at worst
-	}
-	return none
 }
 
 // pictureChange keeps the picture of a chat's room as the chat's.
@@ -325,7 +350,7 @@ func (c *Core) pictureChange(ctx context.Context, e *PictureChange) {
 	if r == nil || (!e.Removed && e.ID != "" && e.ID == r.Picture) {
 		return
 	}
-	c.roomPicture(ctx, r, e)
+	c.roomPicture(ctx, r, e.Removed)
 }
 
 // roomProblem says in one line why ch got no room.

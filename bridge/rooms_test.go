@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"waxmpp/bridge"
+	"waxmpp/bridge/store"
 )
 
 // fakeRooms is the XMPP side's rooms: it records what the core asks.
@@ -509,7 +511,13 @@ func TestRoomPicture(t *testing.T) {
 	expect("not fetched: the room is left as it is")
 	h.wa.mu.Lock()
 	h.wa.picErr = nil
+	h.wa.pics[family] = &bridge.Picture{ID: "G2", Type: "image/png", Data: []byte("png2")}
 	h.wa.mu.Unlock()
+	// WhatsApp connects (again): what failed is tried again, once.
+	h.send(&bridge.Status{State: bridge.Connected})
+	expect("WhatsApp connected: the failed one again", `room2@conf.example G2 image/png "png2"`)
+	h.send(&bridge.Status{State: bridge.Connected})
+	expect("connected again: nothing left to do")
 	if got := answer("/rooms"); !strings.Contains(got, "2 rooms") || strings.Contains(got, "picture") {
 		t.Errorf("/rooms: %q tells of pictures", got)
 	}
@@ -544,5 +552,42 @@ func TestRoomPicture(t *testing.T) {
 	expect("not asked again")
 	if got := answer("/rooms"); !strings.Contains(got, "does not show pictures of rooms") {
 		t.Errorf("/rooms: %q does not tell that rooms show no pictures", got)
+	}
+}
+
+// TestRoomPictureUpgrade: rooms made by a waxmpp without room pictures get
+// their chat's picture once WhatsApp connects.
+func TestRoomPictureUpgrade(t *testing.T) {
+	h, fr := newRoomHarness(t, false)
+	h.setup()
+	h.send(msg(alice, alice, "A0", "hi"))
+	h.sent()
+	h.say("/room alice")
+	h.sent()
+	h.offline(func(db *store.DB) {
+		b, ok, err := db.Blob("core.rooms")
+		if err != nil || !ok {
+			t.Fatalf("rooms: %v %v", ok, err)
+		}
+		var list []map[string]any
+		if err := json.Unmarshal(b, &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range list {
+			delete(r, "pictured") // as an older version wrote it
+		}
+		b, _ = json.Marshal(list)
+		if err := db.PutBlob("core.rooms", b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h.wa.mu.Lock()
+	h.wa.pics = map[bridge.ChatID]*bridge.Picture{alice: {ID: "P1", Type: "image/jpeg", Data: []byte("j")}}
+	h.wa.mu.Unlock()
+	fr.takePics()
+	h.send(&bridge.Status{State: bridge.Connected})
+	h.sync()
+	if got, want := fr.takePics(), []string{`room1@conf.example P1 image/jpeg "j"`}; !slices.Equal(got, want) {
+		t.Errorf("after the upgrade: %q, want %q", got, want)
 	}
 }
