@@ -178,7 +178,8 @@
 //	chat_info      chat*, kind (direct, group for …@g.us, broadcast, status), name
 //	picture        chat*, id (the picture's), media {mime_type, data or file}: the
 //	               chat's new profile picture, what ChatPicture returns from now on
-//	               (no media: the one set before); "removed":true removes it
+//	               (no media: the one set before; a restart forgets them all);
+//	               "removed":true removes it
 //	alias          lid*, phone*
 //	status         state* (connected, disconnected, logged_out, not_paired,
 //	               stream_replaced, outdated, temp_banned, phone_offline, banned), reason,
