@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -145,4 +146,105 @@ func (x batchXMPP) SendNow(m Outgoing) error {
 		return errBatch
 	}
 	return x.XMPP.SendNow(m)
+}
+
+// The owner's burst shares its writes too. Run takes the owner's events
+// waiting on the channel (up to maxBatch) as one batch: each plain text
+// sent to WhatsApp leaves its map entry in the batch, and the batch is
+// written with one PutMessages; then its events are acknowledged to the
+// XMPP side (the archive cursor, XEP-0198), in order. WhatsApp is asked
+// one message at a time, as before: a send is a round trip the map entry
+// must follow.
+//
+// A crash before the batch is written loses nothing and doubles nothing:
+// the owner's messages were not acknowledged, so the server delivers them
+// again; they are sent again with the WhatsApp ids derived from their
+// XMPP ids (waSendID), and WhatsApp's recipients drop what they have.
+// When the batch cannot be written, its events are handled again, one by
+// one, before anything else (ownerRedo), the same way.
+//
+// What could read the batch's entries before they are written writes the
+// batch first: any event but a plain text, a chat state or a receipt (a
+// correction, retraction, reaction or marker names an earlier message), a
+// text that replies, quotes ("> "), is a command or a file, or comes
+// through a room. The batch's own ids are known to handledBefore, so a
+// message delivered twice within a burst is sent once.
+type ownerBatch struct {
+	cur    string // the id of the owner's text being handled, until send takes it
+	links  []MsgLink
+	ids    map[string]bool // the XMPP ids of links
+	events []OwnerEvent    // handled, acknowledged once the batch is written
+}
+
+func newOwnerBatch() *ownerBatch { return &ownerBatch{ids: map[string]bool{}} }
+
+// takes reports whether m may join the batch without writing it first.
+func (b *ownerBatch) takes(m OwnerEvent) bool {
+	if m.Meta().Room != "" {
+		return false
+	}
+	switch e := m.(type) {
+	case *OwnerText:
+		return e.ReplyTo == "" && e.File == "" && !strings.HasPrefix(e.Body, ">") && !strings.HasPrefix(e.Body, "/")
+	case *OwnerChatState, *OwnerReceived:
+		return true
+	}
+	return false
+}
+
+// ownerBatched leaves l, the map entry of the owner's text being handled,
+// in the batch. It reports false (write l now) for anything else: a
+// pending or held message sent meanwhile, or no batch.
+func (c *Core) ownerBatched(l MsgLink) bool {
+	b := c.obatch
+	if b == nil || b.cur == "" || l.XMPPID != b.cur {
+		return false
+	}
+	b.cur = ""
+	b.links = append(b.links, l)
+	b.ids[l.XMPPID] = true
+	return true
+}
+
+// inOwnerBatch reports whether the owner's message id waits in the batch.
+func (c *Core) inOwnerBatch(id string) bool {
+	return c.obatch != nil && id != "" && c.obatch.ids[id]
+}
+
+// flushOwner writes the owner batch and acknowledges its events. On a
+// failure they move to ownerFailed (see failOwner) and it reports false.
+func (c *Core) flushOwner() bool {
+	b := c.obatch
+	if b == nil || len(b.events) == 0 && len(b.links) == 0 {
+		return true
+	}
+	links, evs := b.links, b.events
+	b.links, b.events, b.ids = nil, nil, map[string]bool{}
+	if len(links) > 0 {
+		if err := c.st.PutMessages(links...); err != nil {
+			c.log.Error("owner messages sent but not recorded; handling them again", "messages", len(evs), "err", err)
+			c.ownerFailed = append(c.ownerFailed, evs...)
+			return false
+		}
+	}
+	for _, m := range evs {
+		c.x.Handled(m)
+	}
+	return true
+}
+
+// failOwner keeps what is not on disk for the next try, in order: the
+// events of an owner batch that could not be written, then m (nil: none).
+// The first is stuckOwner, the others wait in ownerRedo.
+func (c *Core) failOwner(m OwnerEvent) {
+	f := c.ownerFailed
+	c.ownerFailed = nil
+	if m != nil {
+		f = append(f, m)
+	}
+	if len(f) == 0 {
+		return
+	}
+	c.stuckOwner = f[0]
+	c.ownerRedo = append(f[1:len(f):len(f)], c.ownerRedo...)
 }

@@ -181,3 +181,152 @@ func TestBurstFails(t *testing.T) {
 		t.Errorf("relayed %q, want %q", got, want)
 	}
 }
+
+// ownerBurstCore runs a core whose owner channel holds evs before Run
+// starts (a burst the server delivered at once), with alice's chat the
+// current one.
+func ownerBurstCore(t *testing.T, x *fakeXMPP, wa *fakeWA, evs []bridge.OwnerEvent, mapErr error) *countingStore {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PutChat(bridge.Chat{ID: alice, Kind: bridge.Direct, Name: "Alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetRoute(alice); err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{faultStore: &faultStore{DB: db}}
+	st.set("PutMessages", mapErr)
+	own := make(chan bridge.OwnerEvent, len(evs))
+	for _, m := range evs {
+		x.box.delivered(m)
+		own <- m
+	}
+	core, err := bridge.NewCore(bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: make(chan bridge.Event), Owner: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- core.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v", err)
+		}
+		db.Close()
+	})
+	return st
+}
+
+func ownerBurst(n int) []bridge.OwnerEvent {
+	var evs []bridge.OwnerEvent
+	for i := range n {
+		evs = append(evs, &bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: fmt.Sprintf("o%d", i), Time: t0}, Body: fmt.Sprintf("#%d out", i)})
+	}
+	return evs
+}
+
+// waitHandled waits until the XMPP side got n acknowledgements.
+func waitHandled(t *testing.T, x *fakeXMPP, n int) []bridge.OwnerEvent {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		x.box.mu.Lock()
+		acked := slices.Clone(x.box.acked)
+		x.box.mu.Unlock()
+		if len(acked) >= n {
+			return acked
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d owner events acknowledged", len(acked), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sentTexts are the WhatsApp ids the owner's texts were sent with, each
+// once, in the order first sent, and how many sends there were.
+func sentTexts(wa *fakeWA) ([]string, int) {
+	wa.mu.Lock()
+	defer wa.mu.Unlock()
+	var ids []string
+	for _, id := range wa.textIDs {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, len(wa.textIDs)
+}
+
+// TestOwnerBurstOneBatch: a burst of the owner's texts waiting on the
+// channel is sent to WhatsApp in order and mapped with one map write,
+// then acknowledged in order; a text delivered twice within the burst is
+// sent once.
+func TestOwnerBurstOneBatch(t *testing.T) {
+	x, wa := &fakeXMPP{}, &fakeWA{}
+	evs := ownerBurst(50)
+	evs = append(evs, &bridge.OwnerText{OwnerMeta: bridge.OwnerMeta{ID: "o10", Time: t0}, Body: "#10 out"}) // delivered again
+	st := ownerBurstCore(t, x, wa, evs, nil)
+	acked := waitHandled(t, x, len(evs))
+	if !slices.Equal(acked, evs) {
+		t.Errorf("acknowledged out of order")
+	}
+	ids, n := sentTexts(wa)
+	if want := mappedIDs(t, st, 50); !slices.Equal(ids, want) || n != 50 {
+		t.Errorf("sent %d texts with ids %q, want the mapped %q once each", n, ids, want)
+	}
+	st.mu.Lock()
+	puts := slices.Clone(st.puts)
+	st.mu.Unlock()
+	if !slices.Equal(puts, []int{50}) {
+		t.Errorf("burst of 50 mapped with map writes %v; want one of 50", puts)
+	}
+}
+
+// mappedIDs are the WhatsApp ids the map has for the owner's o0…o(n-1).
+func mappedIDs(t *testing.T, st *countingStore, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		l, err := st.MessageByXMPP(fmt.Sprintf("o%d", i))
+		if err != nil || l.WA.ID == "" {
+			t.Fatalf("map of o%d = %+v, %v", i, l, err)
+		}
+		ids = append(ids, l.WA.ID)
+	}
+	return ids
+}
+
+// TestOwnerBurstFails: when the map cannot be written, nothing of the
+// owner's burst is acknowledged; once it can, every text is mapped and
+// acknowledged in order, and what WhatsApp got again carries the same
+// ids (its recipients drop a message they have).
+func TestOwnerBurstFails(t *testing.T) {
+	x, wa := &fakeXMPP{}, &fakeWA{}
+	evs := ownerBurst(20)
+	st := ownerBurstCore(t, x, wa, evs, errors.New("disk full"))
+	deadline := time.Now().Add(30 * time.Second)
+	for len(x.takeNow()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the owner was not told that relaying waits")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	x.box.mu.Lock()
+	n := len(x.box.acked)
+	x.box.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d owner events acknowledged while the map could not be written", n)
+	}
+	st.set("PutMessages", nil)
+	acked := waitHandled(t, x, len(evs))
+	if !slices.Equal(acked, evs) {
+		t.Errorf("acknowledged out of order")
+	}
+	if ids, _ := sentTexts(wa); !slices.Equal(ids, mappedIDs(t, st, 20)) {
+		t.Errorf("sent ids %q, want the mapped %q", ids, mappedIDs(t, st, 20))
+	}
+}

@@ -131,6 +131,12 @@ type Core struct {
 	// batches); batchFailed its events when it could not be written.
 	batch       *relayBatch
 	batchFailed []Event
+	// obatch is the batch of owner events Run is taking (nil between
+	// batches), ownerFailed its events when it could not be written and
+	// ownerRedo the owner events to handle again after stuckOwner.
+	obatch      *ownerBatch
+	ownerFailed []OwnerEvent
+	ownerRedo   []OwnerEvent
 	retryIn     time.Duration
 	toldStuck   bool // the owner was told that relaying is paused
 
@@ -332,7 +338,7 @@ func (c *Core) Run(ctx context.Context) error {
 		if c.stuckEvent != nil || len(c.redo) > 0 {
 			evs = nil
 		}
-		if c.stuckOwner != nil {
+		if c.stuckOwner != nil || len(c.ownerRedo) > 0 {
 			own = nil
 		}
 		var tick <-chan time.Time
@@ -385,8 +391,28 @@ func (c *Core) Run(ctx context.Context) error {
 				owner = nil
 				continue
 			}
+			// What waits behind it is one batch (batch.go).
 			t := StageStart()
+			c.obatch = newOwnerBatch()
 			good := c.takeOwner(ctx, m)
+		takeOwner:
+			for n := 1; good && n < maxBatch; n++ {
+				select {
+				case m, ok := <-owner:
+					if !ok {
+						owner = nil
+						break takeOwner
+					}
+					good = c.takeOwner(ctx, m)
+				default:
+					break takeOwner
+				}
+			}
+			if good && !c.flushOwner() {
+				c.failOwner(nil)
+				good = false
+			}
+			c.obatch = nil
 			stageCoreOwner.Done(t)
 			if !good {
 				c.stuck(retry)
@@ -404,6 +430,11 @@ func (c *Core) Run(ctx context.Context) error {
 			}
 			if m := c.stuckOwner; m != nil && ok {
 				c.stuckOwner = nil
+				ok = c.takeOwner(ctx, m)
+			}
+			for ok && len(c.ownerRedo) > 0 {
+				m := c.ownerRedo[0]
+				c.ownerRedo = c.ownerRedo[1:]
 				ok = c.takeOwner(ctx, m)
 			}
 			if !ok {
@@ -510,12 +541,35 @@ func (c *Core) takeOwner(ctx context.Context, m OwnerEvent) bool {
 			c.answerRoom = m.Meta().Room
 		}
 	}
+	b := c.obatch
+	if b != nil {
+		if len(b.events) > 0 && !b.takes(m) && !c.flushOwner() {
+			c.failOwner(m)
+			return false
+		}
+		b.cur = ""
+		if t, ok := m.(*OwnerText); ok && b.takes(m) {
+			b.cur = t.ID
+		}
+	}
 	err := c.ownerEvent(ctx, m)
 	c.answerRoom = ""
+	if b != nil {
+		b.cur = ""
+	}
 	if err != nil {
 		c.log.Error("owner message not handled; trying again", "event", fmt.Sprintf("%T", m), "err", err)
+		if !c.flushOwner() {
+			c.failOwner(m)
+			return false
+		}
 		c.stuckOwner = m
 		return false
+	}
+	if b != nil {
+		// Acknowledged once the batch is written, after those before it.
+		b.events = append(b.events, m)
+		return true
 	}
 	c.x.Handled(m)
 	return true

@@ -104,6 +104,9 @@ func (c *Core) handledBefore(id string) (bool, error) {
 	if id == "" || strings.HasPrefix(id, relayPrefix) {
 		return false, nil
 	}
+	if c.inOwnerBatch(id) {
+		return true, nil // sent, and mapped with its batch (batch.go)
+	}
 	for _, l := range [][]draft{c.route.Held, c.route.Pending} {
 		if slices.ContainsFunc(l, func(d draft) bool { return d.ID == id }) {
 			return true, nil
@@ -126,7 +129,7 @@ func (c *Core) handledBefore(id string) (bool, error) {
 // message map has it already (it was sent): a record without a WhatsApp
 // id (and without a chat) says "handled, nothing to refer to".
 func (c *Core) recordOwner(id string) error {
-	if id == "" || strings.HasPrefix(id, relayPrefix) {
+	if id == "" || strings.HasPrefix(id, relayPrefix) || c.inOwnerBatch(id) {
 		return nil
 	}
 	if _, err := c.st.MessageByXMPP(id); err == nil {
@@ -141,6 +144,9 @@ func (c *Core) recordOwner(id string) error {
 func (c *Core) sent(id string) (bool, error) {
 	if id == "" {
 		return false, nil
+	}
+	if c.inOwnerBatch(id) {
+		return true, nil
 	}
 	l, err := c.st.MessageByXMPP(id)
 	switch {
@@ -333,8 +339,11 @@ func (c *Core) send(ctx context.Context, m draft) error {
 	if ref.ID != "" { // an ad-hoc /msg has no id: nothing to map it by
 		// Mapped with the time WhatsApp took it (not when the owner wrote
 		// it: a held message goes later), which the edit window counts from.
-		if err := c.st.PutMessages(MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID}); err != nil {
-			return err
+		l := MsgLink{WA: MessageKey{Chat: ch.ID, ID: ref.ID}, XMPPID: m.ID, Excerpt: excerptOf(m.Body), Time: c.now(), RoomID: m.RoomID}
+		if !c.ownerBatched(l) {
+			if err := c.st.PutMessages(l); err != nil {
+				return err
+			}
 		}
 		c.offerDirect(ch)
 	}
