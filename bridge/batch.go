@@ -9,10 +9,13 @@ import (
 // A burst of WhatsApp messages shares its writes. Run takes what waits on
 // the events channel (up to maxBatch) and handles it as one batch: each
 // plain message that goes to the bot conversation leaves its stanza and
-// its map entry in the batch, and the batch is written with one Send (one
-// outbox transaction) and one PutMessages (one map transaction) for all.
-// A lone message costs what it did; a burst of 100 costs two commits
-// instead of two hundred (an SD card manages 25-100 fsyncs a second).
+// its map entry in the batch, and the batch is written in one
+// transaction: where the XMPP side's outbox shares the store's
+// transactions (RecordingXMPP: bridge/xmpp over bridge/store), the
+// stanzas, their map entries and their chats' new activity go in one
+// commit; else with one Send (one outbox transaction) and one
+// PutMessages (one map transaction) for all. A lone message costs one
+// commit, a burst of 100 too (an SD card manages 25-100 fsyncs a second).
 //
 // The guarantees stay: nothing is acknowledged to WhatsApp before it is
 // on disk (the batch's events are acknowledged, in order, once it is
@@ -78,16 +81,27 @@ func (c *Core) flushBatch() bool {
 	outs, links, touch, evs := b.outs, b.links, b.touch, b.events
 	b.outs, b.links, b.touch, b.events, b.ids = nil, nil, map[string]time.Time{}, nil, map[string]bool{}
 	var err error
-	if len(outs) > 0 {
-		_, err = c.xw.Send(outs...)
+	recorded := false // links and touch written with outs
+	if w, ok := c.xw.(RecordingXMPP); ok && len(outs) > 0 {
+		_, err = w.SendWith(Record{Links: links, Touch: touch}, outs...)
+		recorded = !errors.Is(err, errors.ErrUnsupported)
 	}
-	if err == nil && len(links) > 0 {
-		err = c.st.PutMessages(links...)
+	if !recorded {
+		err = nil
+		if len(outs) > 0 {
+			_, err = c.xw.Send(outs...)
+		}
+		if err == nil && len(links) > 0 {
+			err = c.st.PutMessages(links...)
+		}
 	}
 	if err != nil {
 		c.log.Error("WhatsApp messages not relayed; trying again", "messages", len(evs), "err", err)
 		c.batchFailed = append(c.batchFailed, evs...)
 		return false
+	}
+	if recorded {
+		touch = nil
 	}
 	for chat, t := range touch {
 		// Only orders /chats and the quote window: a failure is no loss.

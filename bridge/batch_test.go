@@ -50,10 +50,21 @@ func (x *countingXMPP) Send(ms ...bridge.Outgoing) ([]string, error) {
 // a burst waiting, as after a reconnect.
 func burstCore(t *testing.T, x *countingXMPP, wa *fakeWA, evs []bridge.Event) *countingStore {
 	t.Helper()
+	return burstCoreOn(t, testDB(t), x, wa, evs)
+}
+
+func testDB(t *testing.T) *store.DB {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// burstCoreOn is burstCore on db, with any XMPP side.
+func burstCoreOn(t *testing.T, db *store.DB, x bridge.XMPP, wa *fakeWA, evs []bridge.Event) *countingStore {
+	t.Helper()
 	st := &countingStore{faultStore: &faultStore{DB: db}}
 	ch := make(chan bridge.Event, len(evs))
 	for _, ev := range evs {
@@ -328,5 +339,70 @@ func TestOwnerBurstFails(t *testing.T) {
 	}
 	if ids, _ := sentTexts(wa); !slices.Equal(ids, mappedIDs(t, st, 20)) {
 		t.Errorf("sent ids %q, want the mapped %q", ids, mappedIDs(t, st, 20))
+	}
+}
+
+// recordingXMPP is an XMPP side whose outbox shares the store
+// (bridge.RecordingXMPP): SendWith writes the record itself; with
+// unsupported set it refuses, as an outbox of another kind does.
+type recordingXMPP struct {
+	*countingXMPP
+	db          *store.DB
+	unsupported bool
+	withs       []int // links per SendWith
+}
+
+func (x *recordingXMPP) SendWith(r bridge.Record, ms ...bridge.Outgoing) ([]string, error) {
+	if x.unsupported {
+		return nil, fmt.Errorf("test: %w", errors.ErrUnsupported)
+	}
+	ids, err := x.countingXMPP.Send(ms...)
+	if err != nil {
+		return nil, err
+	}
+	if err := x.db.PutMessages(r.Links...); err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	x.withs = append(x.withs, len(r.Links))
+	x.mu.Unlock()
+	return ids, nil
+}
+
+// TestBurstOneCommit: where the XMPP side writes the map with the
+// stanzas, a burst is relayed with one SendWith and no map write of the
+// core's own; where it cannot, with one Send and one map write.
+func TestBurstOneCommit(t *testing.T) {
+	for _, unsupported := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unsupported=%v", unsupported), func(t *testing.T) {
+			db := testDB(t)
+			x := &recordingXMPP{countingXMPP: &countingXMPP{fakeXMPP: &fakeXMPP{}}, db: db, unsupported: unsupported}
+			wa := &fakeWA{}
+			evs := burst(30)
+			st := burstCoreOn(t, db, x, wa, evs)
+			acked := waitAcked(t, wa, len(evs))
+			if !slices.Equal(acked, evs) {
+				t.Errorf("acknowledged out of order")
+			}
+			st.mu.Lock()
+			puts := slices.Clone(st.puts)
+			st.mu.Unlock()
+			x.mu.Lock()
+			sends, withs := slices.Clone(x.sends), slices.Clone(x.withs)
+			x.mu.Unlock()
+			want := [][]int{{30}, {30}, nil} // sends, SendWith's links, the core's map writes
+			if unsupported {
+				want = [][]int{{30}, nil, {30}}
+			}
+			if !slices.Equal(sends, want[0]) || !slices.Equal(withs, want[1]) || !slices.Equal(puts, want[2]) {
+				t.Errorf("burst of 30: sends %v, SendWith links %v, map writes %v; want %v", sends, withs, puts, want)
+			}
+			for _, ev := range evs {
+				m := ev.(*bridge.Message)
+				if _, err := db.MessageByWA(bridge.MessageKey{Chat: string(m.Ref.Chat), ID: m.Ref.ID}); err != nil {
+					t.Errorf("%s not mapped: %v", m.Ref.ID, err)
+				}
+			}
+		})
 	}
 }

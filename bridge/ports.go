@@ -143,6 +143,25 @@ type XMPP interface {
 	Handled(m OwnerEvent)
 }
 
+// Record is what the core records of a batch of relayed messages: their
+// map entries and their chats' new activity (chat id → time, never moved
+// back). An XMPP side whose outbox shares the store's transactions
+// writes it with the messages (RecordingXMPP).
+type Record struct {
+	Links []MsgLink
+	Touch map[string]time.Time
+}
+
+// RecordingXMPP is an XMPP side that queues messages and writes r in one
+// transaction: one commit for a batch, and never the map without the
+// messages or the other way round. Optional: the core asserts it, and
+// writes r itself after Send otherwise. SendWith returns an error
+// wrapping errors.ErrUnsupported, having written nothing, when its
+// outbox cannot (then the core does the same).
+type RecordingXMPP interface {
+	SendWith(r Record, msgs ...Outgoing) ([]string, error)
+}
+
 // Outgoing is one message from the bot to the owner. Only Body is needed
 // for a plain message; the rest maps to XEPs in bridge/xmpp.
 type Outgoing struct {

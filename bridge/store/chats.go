@@ -259,23 +259,30 @@ func (db *DB) SetHandle(id, h string) (Chat, error) {
 // Touch records activity in chat id at t (if later than what is stored).
 func (db *DB) Touch(id string, t time.Time) error {
 	err := db.write(func(tx *bolt.Tx) error {
-		c, ok, err := getChat(tx, id)
-		if err != nil {
-			return err
+		ok, err := touch(tx, id, t)
+		if err == nil && !ok {
+			err = ErrNotFound
 		}
-		if !ok {
-			return ErrNotFound
-		}
-		if !t.After(c.LastActivity) {
-			return nil
-		}
-		c.LastActivity = t
-		return tx.Bucket(bucketChats).Put([]byte(c.ID), encodeChat(c))
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: touch %s: %w", id, err)
 	}
 	return nil
+}
+
+// touch moves chat id's activity to t, if later; ok is false when there
+// is no such chat.
+func touch(tx *bolt.Tx, id string, t time.Time) (ok bool, err error) {
+	c, ok, err := getChat(tx, id)
+	if err != nil || !ok {
+		return ok, err
+	}
+	if !t.After(c.LastActivity) {
+		return true, nil
+	}
+	c.LastActivity = t
+	return true, tx.Bucket(bucketChats).Put([]byte(c.ID), encodeChat(c))
 }
 
 // Chats returns every chat, most recently active first (ties by id).

@@ -313,48 +313,70 @@ func excerpt(s string) string {
 // PutMessages records messages in one durable transaction. Chat ids are
 // stored as given; lookups resolve aliases on both sides.
 func (db *DB) PutMessages(ms ...Message) error {
+	p, err := db.prepareMessages(ms)
+	if err != nil {
+		return fmt.Errorf("store: put messages: %w", err)
+	}
+	if err := db.write(p.put); err != nil {
+		return fmt.Errorf("store: put messages: %w", err)
+	}
+	p.indexed()
+	return nil
+}
+
+// pendingMessages are map entries checked and ready to be put in a
+// transaction (put), then indexed once it committed (indexed).
+type pendingMessages struct {
+	ix   *msgIndex
+	ms   []Message
+	seqs []uint64
+}
+
+func (db *DB) prepareMessages(ms []Message) (*pendingMessages, error) {
 	for _, m := range ms {
 		if m.WA.ID == "" && m.XMPPID == "" {
-			return fmt.Errorf("store: put message: neither WhatsApp nor XMPP id")
+			return nil, fmt.Errorf("put message: neither WhatsApp nor XMPP id")
 		}
 		if bytes.IndexByte([]byte(m.WA.ID+m.XMPPID+m.WA.Chat+m.RoomID), 0) >= 0 {
-			return fmt.Errorf("store: put message %q/%q: id contains NUL", m.WA.ID, m.XMPPID)
+			return nil, fmt.Errorf("put message %q/%q: id contains NUL", m.WA.ID, m.XMPPID)
 		}
 	}
 	ix, err := db.index()
 	if err != nil {
-		return fmt.Errorf("store: put messages: %w", err)
+		return nil, err
 	}
-	ms = slices.Clone(ms) // excerpts are cut in place
-	seqs := make([]uint64, 0, len(ms))
-	err = db.write(func(tx *bolt.Tx) error {
-		seqs = seqs[:0] // the group committer may run this again
-		b := tx.Bucket(bucketMsgmap)
-		// Appends only: bbolt's default 50% fill would leave every page
-		// half empty.
-		b.FillPercent = 0.95
-		for i := range ms {
-			ms[i].Excerpt = excerpt(ms[i].Excerpt)
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(msgKey(seq), encodeMessage(ms[i])); err != nil {
-				return err
-			}
-			seqs = append(seqs, seq)
+	// Excerpts are cut in place.
+	return &pendingMessages{ix: ix, ms: slices.Clone(ms), seqs: make([]uint64, 0, len(ms))}, nil
+}
+
+// put writes the entries in tx. The group committer may run it again.
+func (p *pendingMessages) put(tx *bolt.Tx) error {
+	p.seqs = p.seqs[:0]
+	b := tx.Bucket(bucketMsgmap)
+	// Appends only: bbolt's default 50% fill would leave every page
+	// half empty.
+	b.FillPercent = 0.95
+	for i := range p.ms {
+		p.ms[i].Excerpt = excerpt(p.ms[i].Excerpt)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: put messages: %w", err)
+		if err := b.Put(msgKey(seq), encodeMessage(p.ms[i])); err != nil {
+			return err
+		}
+		p.seqs = append(p.seqs, seq)
 	}
-	ix.mu.Lock()
-	for i, seq := range seqs {
-		ix.add(seq, idsOf(ms[i]))
-	}
-	ix.mu.Unlock()
 	return nil
+}
+
+// indexed adds the committed entries to the index.
+func (p *pendingMessages) indexed() {
+	p.ix.mu.Lock()
+	for i, seq := range p.seqs {
+		p.ix.add(seq, idsOf(p.ms[i]))
+	}
+	p.ix.mu.Unlock()
 }
 
 // lookup finds the newest message indexed under id in x that match accepts

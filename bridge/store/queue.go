@@ -56,12 +56,41 @@ func (q *Queue) bucket(tx *bolt.Tx, create bool) (*bolt.Bucket, error) {
 // data's slices until Enqueue returns; the caller must not modify them
 // meanwhile.
 func (q *Queue) Enqueue(data ...[]byte) ([]uint64, error) {
+	return q.EnqueueWith(bridge.Record{}, data...)
+}
+
+// EnqueueWith is Enqueue that also writes r, in the same transaction:
+// the relayed messages' map entries (as PutMessages) and their chats'
+// new activity (as Touch; a chat that is gone is skipped). One commit
+// makes the messages and what the core records of them durable together,
+// or neither. r's entries are in the message map's index once it returns.
+func (q *Queue) EnqueueWith(r bridge.Record, data ...[]byte) ([]uint64, error) {
 	if len(data) == 0 {
-		return nil, nil
+		if len(r.Links) == 0 && len(r.Touch) == 0 {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("store: enqueue %s: a record without items", q.name)
+	}
+	var msgs *pendingMessages
+	if len(r.Links) > 0 {
+		var err error
+		if msgs, err = q.db.prepareMessages(r.Links); err != nil {
+			return nil, fmt.Errorf("store: enqueue %s: %w", q.name, err)
+		}
 	}
 	seqs := make([]uint64, 0, len(data))
 	err := q.db.write(func(tx *bolt.Tx) error {
 		seqs = seqs[:0] // the group committer may run this again
+		if msgs != nil {
+			if err := msgs.put(tx); err != nil {
+				return err
+			}
+		}
+		for id, t := range r.Touch {
+			if _, err := touch(tx, id, t); err != nil {
+				return err
+			}
+		}
 		b, err := q.bucket(tx, true)
 		if err != nil {
 			return err
@@ -84,6 +113,9 @@ func (q *Queue) Enqueue(data ...[]byte) ([]uint64, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: enqueue %s: %w", q.name, err)
+	}
+	if msgs != nil {
+		msgs.indexed()
 	}
 	return seqs, nil
 }

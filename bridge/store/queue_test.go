@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"waxmpp/bridge"
 )
 
 func openTest(t testing.TB) *DB {
@@ -230,4 +233,46 @@ func itemsString(items []Item) string {
 		s += fmt.Sprintf("{%d %s}", it.Seq, it.Data)
 	}
 	return s + "]"
+}
+
+// TestEnqueueWith: the items, the map entries and the chats' activity of
+// a record are written in one commit, and the entries are found at once;
+// a record that cannot be written leaves the queue as it was.
+func TestEnqueueWith(t *testing.T) {
+	db := openTest(t)
+	if _, err := db.PutChat(bridge.Chat{ID: "a@s.whatsapp.net", Kind: bridge.Direct}); err != nil {
+		t.Fatal(err)
+	}
+	q := db.Queue("out")
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	r := bridge.Record{
+		Links: []bridge.MsgLink{
+			{WA: bridge.MessageKey{Chat: "a@s.whatsapp.net", ID: "W1"}, XMPPID: "x1", Time: at},
+			{WA: bridge.MessageKey{Chat: "a@s.whatsapp.net", ID: "W2"}, XMPPID: "x2", Time: at},
+		},
+		Touch: map[string]time.Time{"a@s.whatsapp.net": at, "gone@s.whatsapp.net": at},
+	}
+	c0 := db.group.commits.Load()
+	seqs, err := q.EnqueueWith(r, []byte("s1"), []byte("s2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := db.group.commits.Load() - c0; n != 1 || len(seqs) != 2 {
+		t.Errorf("EnqueueWith: %d commits, %d items; want 1 commit, 2 items", n, len(seqs))
+	}
+	for _, id := range []string{"x1", "x2"} {
+		if l, err := db.MessageByXMPP(id); err != nil || l.WA.ID != "W"+id[1:] {
+			t.Errorf("MessageByXMPP(%s) = %+v, %v", id, l, err)
+		}
+	}
+	if c, err := db.Chat("a@s.whatsapp.net"); err != nil || !c.LastActivity.Equal(at) {
+		t.Errorf("chat's activity = %v, %v; want %v", c.LastActivity, err, at)
+	}
+	bad := bridge.Record{Links: []bridge.MsgLink{{XMPPID: "x\x003"}}}
+	if _, err := q.EnqueueWith(bad, []byte("s3")); err == nil {
+		t.Error("a map entry with a NUL was written")
+	}
+	if n, err := q.Len(); err != nil || n != 2 {
+		t.Errorf("queue holds %d, %v after a failed EnqueueWith; want 2", n, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // SettingValue is what a setting may hold.
@@ -92,8 +93,12 @@ func decodeSetting(name, v []byte) (any, error) {
 
 // GetSetting reads setting name as a T. ok is false if it was never set.
 func GetSetting[T SettingValue](db *DB, name string) (v T, ok bool, err error) {
+	lazy, isLazy := db.lazy.get(name)
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketSettings).Get([]byte(name))
+		raw := lazy
+		if !isLazy {
+			raw = tx.Bucket(bucketSettings).Get([]byte(name))
+		}
 		if raw == nil {
 			return nil
 		}
@@ -119,6 +124,7 @@ func PutSetting[T SettingValue](db *DB, name string, v T) error {
 		return fmt.Errorf("store: put setting: empty name")
 	}
 	rec := encodeSetting(v)
+	db.lazy.drop(name)
 	err := db.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSettings).Put([]byte(name), rec)
 	})
@@ -128,8 +134,27 @@ func PutSetting[T SettingValue](db *DB, name string, v T) error {
 	return nil
 }
 
+// PutSettingLater sets setting name to v without a commit of its own: v
+// is written with the next commit of any write (or by Close), and
+// GetSetting reads it at once. For a value whose loss in a crash costs
+// repeated work only, never data: the XMPP archive cursor (after a crash
+// the server's archive is replayed from an older one, and the core drops
+// by id what it had handled). A later PutSetting or DeleteSetting of name
+// supersedes it.
+func PutSettingLater[T SettingValue](db *DB, name string, v T) error {
+	if name == "" {
+		return fmt.Errorf("store: put setting: empty name")
+	}
+	if db.opts.ReadOnly {
+		return fmt.Errorf("store: put setting %s: %w", name, bolterrors.ErrDatabaseReadOnly)
+	}
+	db.lazy.set(name, encodeSetting(v))
+	return nil
+}
+
 // DeleteSetting removes setting name.
 func (db *DB) DeleteSetting(name string) error {
+	db.lazy.drop(name)
 	err := db.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSettings).Delete([]byte(name))
 	})

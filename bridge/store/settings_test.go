@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +140,82 @@ func equalSetting(a, b any) bool {
 		return ok && at.Equal(bt)
 	}
 	return a == b
+}
+
+// onDisk opens a copy of db's file as it is on disk now (a crash: what
+// was committed, nothing else) and reads setting name.
+func onDisk(t *testing.T, db *DB, name string) (string, bool) {
+	t.Helper()
+	raw, err := os.ReadFile(db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "crash.db")
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, ok, err := GetSetting[string](c, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, ok
+}
+
+// TestPutSettingLater: a lazy setting costs no commit of its own, is
+// read at once, goes to disk with the next commit of anything else, is
+// superseded by a durable write, and is written by Close.
+func TestPutSettingLater(t *testing.T) {
+	db := openTest(t)
+	c0 := db.group.commits.Load()
+	if err := PutSettingLater(db, "cursor", "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.group.commits.Load() - c0; n != 0 {
+		t.Errorf("PutSettingLater committed %d times; want 0", n)
+	}
+	if v, ok, err := GetSetting[string](db, "cursor"); v != "a1" || !ok || err != nil {
+		t.Errorf("GetSetting = %q, %v, %v; want a1", v, ok, err)
+	}
+	if _, ok := onDisk(t, db, "cursor"); ok {
+		t.Error("on disk before any commit")
+	}
+	if err := PutSetting(db, "other", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := onDisk(t, db, "cursor"); v != "a1" {
+		t.Errorf("after the next commit the disk has %q; want a1", v)
+	}
+	// A durable write wins over an older lazy one.
+	if err := PutSettingLater(db, "cursor", "a2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := PutSetting(db, "cursor", "a3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := PutSetting(db, "other", "y"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := onDisk(t, db, "cursor"); v != "a3" {
+		t.Errorf("disk has %q; want the durable a3", v)
+	}
+	if err := PutSettingLater(db, "cursor", "a4"); err != nil {
+		t.Fatal(err)
+	}
+	path := db.Path()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, _, _ := GetSetting[string](db, "cursor"); v != "a4" {
+		t.Errorf("after Close the file has %q; want a4", v)
+	}
 }

@@ -39,6 +39,8 @@ type DB struct {
 	msgs      *msgIndex
 	indexOnce sync.Once
 	indexErr  error
+
+	lazy lazySettings // PutSettingLater's, until a commit takes them
 }
 
 // Options tune how the file is opened. The zero value is what the daemon uses.
@@ -113,6 +115,7 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{bolt: b, path: path, opts: opts}
 	db.group.db = b
 	db.group.max = opts.MaxGroup
+	db.group.lazy = &db.lazy
 	if opts.ReadOnly {
 		return db, nil
 	}
@@ -146,6 +149,13 @@ func (db *DB) Path() string { return db.path }
 // Close closes the file. It waits for transactions in progress; calls made
 // after Close fail.
 func (db *DB) Close() error {
+	if !db.opts.ReadOnly && db.lazy.pending() {
+		// What PutSettingLater left goes with a last commit.
+		if err := db.write(func(*bolt.Tx) error { return nil }); err != nil {
+			db.bolt.Close()
+			return fmt.Errorf("store: close %s: %w", db.path, err)
+		}
+	}
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", db.path, err)
 	}
@@ -173,7 +183,8 @@ type group struct {
 	db  *bolt.DB
 	max int
 
-	commits atomic.Int64 // transactions committed, for tests and benchmarks
+	commits atomic.Int64  // transactions committed, for tests and benchmarks
+	lazy    *lazySettings // written with every commit
 
 	mu      sync.Mutex
 	busy    bool // a leader is committing
@@ -242,7 +253,11 @@ func (g *group) commit(batch []*call) {
 	for len(batch) > 0 {
 		g.commits.Add(1)
 		t := bridge.StageStart()
+		lazy := g.lazy.take()
 		err := g.db.Update(func(tx *bolt.Tx) error {
+			// First, so that a call of the same transaction that
+			// sets the same setting wins.
+			putLazy(tx, lazy)
 			for i, c := range batch {
 				if err := safeRun(c.fn, tx); err != nil {
 					return &failedCall{i, err}
@@ -251,6 +266,9 @@ func (g *group) commit(batch []*call) {
 			return nil
 		})
 		stageCommit.Done(t)
+		if err != nil {
+			g.lazy.restore(lazy)
+		}
 		var f *failedCall
 		if !errors.As(err, &f) {
 			for _, c := range batch {
@@ -278,4 +296,83 @@ func safeRun(fn func(tx *bolt.Tx) error, tx *bolt.Tx) (err error) {
 		}
 	}()
 	return fn(tx)
+}
+
+// lazySettings are settings written with the next commit, whoever makes
+// it (PutSettingLater). Safe for concurrent use; the zero value is empty.
+type lazySettings struct {
+	mu sync.Mutex
+	m  map[string][]byte // name → encoded record
+}
+
+func (l *lazySettings) set(name string, rec []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string][]byte{}
+	}
+	l.m[name] = rec
+}
+
+// drop forgets name's value: a durable write of name supersedes it.
+func (l *lazySettings) drop(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, name)
+}
+
+func (l *lazySettings) get(name string) ([]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec, ok := l.m[name]
+	return rec, ok
+}
+
+func (l *lazySettings) pending() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m) > 0
+}
+
+// take hands the values to a commit.
+func (l *lazySettings) take() map[string][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.m
+	l.m = nil
+	return m
+}
+
+// restore takes back the values of a commit that failed, unless set
+// again meanwhile.
+func (l *lazySettings) restore(m map[string][]byte) {
+	if len(m) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string][]byte{}
+	}
+	for k, v := range m {
+		if _, ok := l.m[k]; !ok {
+			l.m[k] = v
+		}
+	}
+}
+
+// putLazy writes m's settings in tx. bbolt's Put fails only before it
+// changes anything (a bad key or value), and such a value is lost: a lazy
+// setting is one whose loss costs repeated work, not data.
+func putLazy(tx *bolt.Tx, m map[string][]byte) {
+	if len(m) == 0 {
+		return
+	}
+	b := tx.Bucket(bucketSettings)
+	if b == nil {
+		return
+	}
+	for k, v := range m {
+		_ = b.Put([]byte(k), v)
+	}
 }

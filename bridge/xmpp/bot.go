@@ -231,6 +231,12 @@ func (b *Bot) roomMessage(o bridge.Outgoing) Message {
 
 // Send queues messages durably (bridge.XMPP).
 func (b *Bot) Send(msgs ...bridge.Outgoing) ([]string, error) {
+	return b.SendWith(bridge.Record{}, msgs...)
+}
+
+// SendWith queues messages and writes r in one transaction
+// (bridge.RecordingXMPP).
+func (b *Bot) SendWith(r bridge.Record, msgs ...bridge.Outgoing) ([]string, error) {
 	ms := make([]Message, len(msgs))
 	for i, o := range msgs {
 		ms[i] = b.roomMessage(o)
@@ -241,7 +247,7 @@ func (b *Bot) Send(msgs ...bridge.Outgoing) ([]string, error) {
 			}
 		}
 	}
-	return b.s.SendBatch(ms)
+	return b.s.SendBatchWith(r, ms)
 }
 
 // SendNow sends without queueing (bridge.XMPP).

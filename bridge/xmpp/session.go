@@ -293,6 +293,24 @@ func (s *Session) Send(m Message) (string, error) {
 // ids. A message over the server's stanza limit is queued in parts (see
 // splitMessage); its id is the first part's.
 func (s *Session) SendBatch(ms []Message) ([]string, error) {
+	return s.SendBatchWith(bridge.Record{}, ms)
+}
+
+// RecordingQueue is an outbox that writes a bridge.Record in the
+// transaction that queues items (bridge/store's queues do).
+type RecordingQueue interface {
+	EnqueueWith(r bridge.Record, data ...[]byte) ([]uint64, error)
+}
+
+// SendBatchWith is SendBatch that writes r in the same transaction as
+// the stanzas (bridge.RecordingXMPP). With a record and an outbox that
+// is no RecordingQueue it writes nothing and returns an error wrapping
+// errors.ErrUnsupported.
+func (s *Session) SendBatchWith(r bridge.Record, ms []Message) ([]string, error) {
+	rq, recording := s.cfg.Outbox.(RecordingQueue)
+	if !recording && (len(r.Links) > 0 || len(r.Touch) > 0) {
+		return nil, fmt.Errorf("xmpp: this outbox cannot write the map with the messages: %w", errors.ErrUnsupported)
+	}
 	recs := make([][]byte, 0, len(ms))
 	ids := make([]string, len(ms))
 	now := time.Now()
@@ -322,7 +340,13 @@ func (s *Session) SendBatch(ms []Message) ([]string, error) {
 		ids[i] = m.ID
 	}
 	t := bridge.StageStart()
-	if _, err := s.cfg.Outbox.Enqueue(recs...); err != nil {
+	var err error
+	if recording {
+		_, err = rq.EnqueueWith(r, recs...)
+	} else {
+		_, err = s.cfg.Outbox.Enqueue(recs...)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("xmpp: queue %d stanzas: %w", len(ms), err)
 	}
 	stageOutbox.Done(t)

@@ -243,7 +243,11 @@ func (c cursor) LoadCursor() (string, error) {
 	return id, err
 }
 
-func (c cursor) SaveCursor(id string) error { return store.PutSetting(c.db, cursorSetting, id) }
+// SaveCursor costs no commit of its own: the cursor goes to disk with the
+// next write (an owner's message handled writes the map), or at Close. A
+// crash may leave an older cursor; the archive is then replayed from
+// there and the core drops by id what it had handled.
+func (c cursor) SaveCursor(id string) error { return store.PutSettingLater(c.db, cursorSetting, id) }
 
 // roomCursors keeps each room's archive cursor in the store's settings.
 type roomCursors struct{ db *store.DB }
