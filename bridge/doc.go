@@ -122,7 +122,8 @@
 //
 // WhatsApp to XMPP: a message whose key is in the message map is not relayed
 // again. "Spoke since" is saved first, then XMPP.Send (durable), then the
-// map; a crash in between relays it again with the same XMPP id, derived
+// map (in the same commit where the XMPP side can: see below); a crash in
+// between relays it again with the same XMPP id, derived
 // from the WhatsApp key (relayID), which the outbox and clients drop; notes
 // about events carry ids derived from the event in the same way. A sender
 // known by a LID and a phone number is one sender.
@@ -140,6 +141,31 @@
 // Corrections send text as the rules would have: a "/msg chat" prefix, a
 // quote or the "//" escape are not part of it, and a correction naming
 // another chat is refused.
+//
+// # What is committed when
+//
+// Every durable write is a bbolt commit: its pages, then its meta page,
+// each fsynced (an SD card manages 25-100 fsyncs a second), so the core
+// lets a burst share them (batch.go) and asks for no commit it does not
+// need:
+//
+//   - WhatsApp to the owner: the plain messages waiting on the events
+//     channel (up to 100) are one commit: the outbox's stanzas, their map
+//     entries and their chats' activity together (RecordingXMPP; an XMPP
+//     side without it costs one Send and one PutMessages). The events are
+//     acknowledged once it is done. The outbox removes what a later ping
+//     proved the server has in a commit of its own: kept, a crash would
+//     send it again. A lone message costs these two commits.
+//   - The owner to WhatsApp: the texts waiting on the owner channel (up to
+//     100) are sent to WhatsApp one by one and then mapped in one commit,
+//     after which they are acknowledged to the XMPP side. Its archive
+//     cursor is no commit of its own: it goes to disk with the next commit
+//     (cmd/waxmpp's cursor, store.PutSettingLater), so a lone text costs
+//     one commit; after a crash the archive is replayed from an older
+//     cursor and what was handled is dropped by id.
+//   - Anything else (a command, a correction, a note, a room's message)
+//     first writes the batch before it, then commits on its own; names
+//     and history anchors are saved every few seconds (saveCache).
 //
 // # Feature mapping
 //

@@ -10,6 +10,17 @@
 // while a commit is being fsynced are committed together in the next
 // transaction, so a burst costs a few fsyncs rather than one per call (an SD
 // card manages only ~25–100 fsyncs/s).
+//
+// What is committed when: each call that returns having written (Enqueue,
+// AckThrough, PutMessages, PutSetting, ...) has committed, alone or with
+// its concurrent neighbours. Queue.EnqueueWith commits queue items with
+// map entries and chats' activity in one transaction (the XMPP outbox and
+// what the core records of relayed messages). PutSettingLater commits
+// nothing: its value goes with the next commit of any call, or with Close,
+// and is lost in a crash before that (for values whose loss costs repeated
+// work only, such as the XMPP archive cursor). A commit writes its dirty
+// pages and then the meta page, each followed by an fdatasync; the
+// freelist is not written (NoFreelistSync, see Open).
 package store
 
 import (
