@@ -669,7 +669,7 @@ var numRE = regexp.MustCompile(`#(\d+) `)
 
 // TestSimBurstWithKills sends 2,000 messages each way while the binary is
 // SIGKILLed and restarted three times. Everything arrives; duplicates are
-// at most one per kill.
+// at most one per kill (resends to WhatsApp under the same id: a batch).
 //
 // The test plays WhatsApp as it behaves: after each restart it delivers
 // again every message the bridge never acknowledged (bridge.WhatsApp's
@@ -837,10 +837,19 @@ func TestSimBurstWithKills(t *testing.T) {
 	if dupOutIDs > kills {
 		t.Errorf("WhatsApp got %d duplicate messages (distinct ids), want at most %d (one per kill)", dupOutIDs, kills)
 	}
-	if dupOut > kills {
-		t.Errorf("WhatsApp got %d resends, want at most %d (one per kill)", dupOut, kills)
+	// The core sends a burst of the owner's texts before it maps them in
+	// one write (bridge/batch.go): a kill in between resends what it had
+	// sent of that batch, with the same ids, which WhatsApp's recipients
+	// drop. At most a batch per kill; a restart that sent everything
+	// again would be far more.
+	if dupOut > kills*maxOwnerBatch {
+		t.Errorf("WhatsApp got %d resends, want at most %d (a batch of %d per kill)", dupOut, kills*maxOwnerBatch, maxOwnerBatch)
 	}
 }
+
+// maxOwnerBatch is the most owner messages the core sends before it
+// writes their map entries (bridge's maxBatch).
+const maxOwnerBatch = 100
 
 func head(s []int) []int { return s[:min(len(s), 10)] }
 
