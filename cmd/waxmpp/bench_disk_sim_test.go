@@ -23,7 +23,8 @@ import (
 //
 // $WAXMPP_BENCH_ARCH runs it once per build named there (benchArches;
 // make bench-arm: the Pi's arm64 and ARMv6 builds under qemu-user beside
-// amd64's), and then compares the counts with the first build's.
+// amd64's), and then compares the counts with the first build's: the
+// bursts' must match (archDiffs).
 func BenchmarkSimDiskWrites(b *testing.B) {
 	arches := benchArches(b)
 	if len(arches) == 1 && arches[0] == "native" {
@@ -46,6 +47,38 @@ func BenchmarkSimDiskWrites(b *testing.B) {
 		return // a build failed: said there
 	}
 	benchPrint(compareArches(arches, got))
+	for _, a := range arches[1:] {
+		for _, d := range archDiffs(got[arches[0]], got[a]) {
+			b.Errorf("%s beside %s: %s", a, arches[0], d)
+		}
+	}
+}
+
+// archDiffs is what differs more than it may between two builds' figures
+// of the bursts: the counts of one code on another processor. The lone
+// messages are left out: each is measured over the quiet that follows it
+// (two ping intervals, with their pings), a few pages and a few hundred
+// allocations either way. Allocated bytes are not compared: a 32-bit
+// build's pointers and ints are half the size.
+func archDiffs(base, f diskFigures) []string {
+	var out []string
+	for _, c := range []string{"burst100 in", "burst100 out"} {
+		for _, m := range []struct {
+			name      string
+			base, got float64
+			within    float64
+		}{
+			{"commits", base.commits[c], f.commits[c], 0.10},
+			{"allocations", base.allocs[c], f.allocs[c], 0.10},
+			{"disk bytes", base.disk[c], f.disk[c], 0.25},
+		} {
+			if d := math.Abs(m.got/m.base - 1); m.base > 0 && d > m.within {
+				out = append(out, fmt.Sprintf("%s: %s per message %.1f, %.1f there: %.0f%% apart, more than %.0f%%",
+					c, m.name, m.got, m.base, 100*d, 100*m.within))
+			}
+		}
+	}
+	return out
 }
 
 // diskFigures are one run's per-message figures, by case ("lone in"...).
@@ -171,4 +204,26 @@ func compareArches(arches []string, got map[string]diskFigures) string {
 			a, arches[0], 100*w[0], 100*w[1], 100*w[2], 100*w[3])
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// TestArchDiffs: the figures of make bench-arm's run (amd64, armv6)
+// match; twice the commits, or a fifth more allocations, do not.
+func TestArchDiffs(t *testing.T) {
+	fig := func(commits, allocs, disk float64) diskFigures {
+		return diskFigures{
+			commits: map[string]float64{"burst100 in": 0.08, "burst100 out": commits},
+			allocs:  map[string]float64{"burst100 in": 279, "burst100 out": allocs},
+			disk:    map[string]float64{"burst100 in": 3359, "burst100 out": disk},
+		}
+	}
+	amd64 := fig(1.02, 1090, 29942)
+	if d := archDiffs(amd64, fig(1.02, 1078, 29942)); len(d) != 0 {
+		t.Errorf("armv6's figures: %q", d)
+	}
+	if d := archDiffs(amd64, fig(2.04, 1090, 29942)); len(d) != 1 || !strings.Contains(d[0], "commits") {
+		t.Errorf("twice the commits: %q", d)
+	}
+	if d := archDiffs(amd64, fig(1.02, 1308, 29942)); len(d) != 1 || !strings.Contains(d[0], "allocations") {
+		t.Errorf("a fifth more allocations: %q", d)
+	}
 }
