@@ -66,15 +66,18 @@ func archDiffs(base, f diskFigures) []string {
 		for _, m := range []struct {
 			name      string
 			base, got float64
-			within    float64
+			within    float64 // a fraction of base
+			or        float64 // or this much per message
 		}{
-			{"commits", base.commits[c], f.commits[c], 0.10},
-			{"allocations", base.allocs[c], f.allocs[c], 0.10},
-			{"disk bytes", base.disk[c], f.disk[c], 0.25},
+			// The store groups concurrent commits (the writer's
+			// acknowledgements, the core's): a burst's 8 may be 7.
+			{"commits", base.commits[c], f.commits[c], 0.10, 0.02},
+			{"allocations", base.allocs[c], f.allocs[c], 0.10, 0},
+			{"disk bytes", base.disk[c], f.disk[c], 0.25, 0},
 		} {
-			if d := math.Abs(m.got/m.base - 1); m.base > 0 && d > m.within {
-				out = append(out, fmt.Sprintf("%s: %s per message %.1f, %.1f there: %.0f%% apart, more than %.0f%%",
-					c, m.name, m.got, m.base, 100*d, 100*m.within))
+			if d := math.Abs(m.got - m.base); d > max(m.within*m.base, m.or) {
+				out = append(out, fmt.Sprintf("%s: %s per message %.2f, %.2f there: %.0f%% apart, more than %.0f%%",
+					c, m.name, m.got, m.base, 100*d/m.base, 100*m.within))
 			}
 		}
 	}
@@ -219,6 +222,9 @@ func TestArchDiffs(t *testing.T) {
 	amd64 := fig(1.02, 1090, 29942)
 	if d := archDiffs(amd64, fig(1.02, 1078, 29942)); len(d) != 0 {
 		t.Errorf("armv6's figures: %q", d)
+	}
+	if d := archDiffs(amd64, fig(1.00, 1090, 29942)); len(d) != 0 {
+		t.Errorf("two commits fewer in a burst: %q", d)
 	}
 	if d := archDiffs(amd64, fig(2.04, 1090, 29942)); len(d) != 1 || !strings.Contains(d[0], "commits") {
 		t.Errorf("twice the commits: %q", d)
