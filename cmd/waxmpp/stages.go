@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime/metrics"
+	"runtime"
 	"runtime/pprof"
 
 	"waxmpp/bridge"
@@ -28,21 +28,19 @@ type stageReport struct {
 	// BucketUpper[i] is the exclusive upper bound of bucket i, in ns.
 	BucketUpper []int64 `json:"bucket_upper_ns"`
 	// Allocs and AllocBytes count the heap allocations since the
-	// process started (runtime/metrics, read without stopping the world).
+	// process started (runtime.MemStats Mallocs and TotalAlloc).
 	Allocs     uint64 `json:"allocs"`
 	AllocBytes uint64 `json:"alloc_bytes"`
 }
 
+// readAllocs reads the allocation counters exactly: ReadMemStats stops
+// the world for a moment to add up every P's cache, where runtime/metrics
+// counts a cache's allocations only once it refills a span (off by
+// hundreds for a lone message).
 func readAllocs() (objects, bytes uint64) {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		objects = s[0].Value.Uint64()
-	}
-	if s[1].Value.Kind() == metrics.KindUint64 {
-		bytes = s[1].Value.Uint64()
-	}
-	return objects, bytes
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs, m.TotalAlloc
 }
 
 // answerStages answers a control request "stages [on|off]".
