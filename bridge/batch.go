@@ -83,6 +83,7 @@ func (c *Core) flushBatch() bool {
 	var err error
 	recorded := false // links and touch written with outs
 	if w, ok := c.xw.(RecordingXMPP); ok && len(outs) > 0 {
+		c.mappedLinks(links)
 		_, err = w.SendWith(Record{Links: links, Touch: touch}, outs...)
 		recorded = !errors.Is(err, errors.ErrUnsupported)
 	}

@@ -18,8 +18,16 @@ import (
 // countingStore counts the core's PutMessages calls (one transaction each).
 type countingStore struct {
 	*faultStore
-	mu   sync.Mutex
-	puts []int // messages per call
+	mu     sync.Mutex
+	puts   []int // messages per call
+	recent int   // RecentMessages calls
+}
+
+func (s *countingStore) RecentMessages(chat string, n int) ([]bridge.MsgLink, error) {
+	s.mu.Lock()
+	s.recent++
+	s.mu.Unlock()
+	return s.faultStore.RecentMessages(chat, n)
 }
 
 func (s *countingStore) PutMessages(ms ...bridge.MsgLink) error {
@@ -208,6 +216,10 @@ func ownerBurstCore(t *testing.T, x *fakeXMPP, wa *fakeWA, evs []bridge.OwnerEve
 	if err := db.SetRoute(alice); err != nil {
 		t.Fatal(err)
 	}
+	// Alice wrote before: the owner's answers mark it read.
+	if err := db.PutMessages(bridge.MsgLink{WA: bridge.MessageKey{Chat: alice, Sender: alice, ID: "A1"}, XMPPID: "wa-A1", Time: t0.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
 	st := &countingStore{faultStore: &faultStore{DB: db}}
 	st.set("PutMessages", mapErr)
 	own := make(chan bridge.OwnerEvent, len(evs))
@@ -290,10 +302,18 @@ func TestOwnerBurstOneBatch(t *testing.T) {
 		t.Errorf("sent %d texts with ids %q, want the mapped %q once each", n, ids, want)
 	}
 	st.mu.Lock()
-	puts := slices.Clone(st.puts)
+	puts, recent := slices.Clone(st.puts), st.recent
 	st.mu.Unlock()
 	if !slices.Equal(puts, []int{50}) {
 		t.Errorf("burst of 50 mapped with map writes %v; want one of 50", puts)
+	}
+	// Answering marks what Alice wrote read, once; the chat's recent
+	// messages are read for the first answer only.
+	wa.mu.Lock()
+	reads := slices.Clone(wa.reads)
+	wa.mu.Unlock()
+	if len(reads) != 1 || recent != 1 {
+		t.Errorf("50 answers: MarkRead %q, recent messages read %d times; want one of each", reads, recent)
 	}
 }
 

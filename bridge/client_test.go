@@ -140,6 +140,16 @@ func TestReadWhenAnswered(t *testing.T) {
 	// A reply to Alice's message marks Alice's chat, not the current one.
 	h.owner(&bridge.OwnerText{Body: "sure", ReplyTo: h.relayed(alice, "A1")})
 	eq(t, "reply", h.wa.takeReads(), []string{"MarkRead 491111@s.whatsapp.net 491111@s.whatsapp.net [A1]"})
+	// A chat found all read is looked at again once something new came.
+	h.say("/to family")
+	h.say("nothing to mark")
+	eq(t, "all read", h.wa.takeReads(), nil)
+	h.advance(time.Minute)
+	h.send(&bridge.Message{Ref: bridge.MsgRef{Chat: family, Sender: bob, ID: "F5"}, Time: h.now(), Kind: bridge.Text, Text: "five"})
+	h.bodies()
+	h.advance(time.Second)
+	h.say("answered again")
+	eq(t, "answered after a new message", h.wa.takeReads(), []string{"MarkRead 120363001@g.us 492222@s.whatsapp.net [F5]"})
 }
 
 // TestRosterAsksOnce: the owner who does not see the bot's presence is

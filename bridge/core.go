@@ -146,6 +146,7 @@ type Core struct {
 	toldDays   int       // the phone-offline day count last told
 
 	marked    map[string]bool        // relayed messages marked read on WhatsApp, by chat and id (in memory)
+	readClean map[ChatID]bool        // chats markRead left with nothing to mark; emptied when a relayed message is mapped (readStore)
 	receipted map[string]ReceiptKind // owner's message ids with a receipt sent
 	qrShown   int                    // QR codes shown in this pairing
 	qrSeq     int                    // counts QR uploads started; a result of an older one is stale
@@ -237,14 +238,15 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		return nil, errors.New("bridge: core: no event channels")
 	}
 	c := &Core{
-		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, xw: cfg.XMPP, st: cfg.Store,
-		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, marked: map[string]bool{}, receipted: map[string]ReceiptKind{},
+		cfg: cfg, log: cfg.Log, now: cfg.Now, wa: cfg.WhatsApp, xw: cfg.XMPP,
+		people: map[UserID]*person{}, oldest: map[ChatID]anchor{}, names: map[string]map[string]bool{}, nameAt: map[string]string{}, marked: map[string]bool{}, readClean: map[ChatID]bool{}, receipted: map[string]ReceiptKind{},
 		rooms: map[ChatID]*roomBinding{}, roomChat: map[string]ChatID{},
 		qrDone:    make(chan qrUpload),
 		healthReq: make(chan chan Health),
 		xf:        newTransfers(),
 	}
 	c.x = batchXMPP{XMPP: cfg.XMPP, c: c}
+	c.st = readStore{Store: cfg.Store, c: c}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

@@ -808,18 +808,30 @@ func (c *Core) ownerDisplayed(ctx context.Context, id string) {
 // means the owner read what came before, whatever markers the client
 // sends (profanity sends none). Messages of a muted chat were never
 // shown and are not marked.
+//
+// A chat found with nothing left to mark is not read again until a
+// relayed message is mapped (readClean): an owner's burst to one chat
+// reads its recent messages once, not for every message.
 func (c *Core) markRead(ctx context.Context, chat ChatID, upTo time.Time) {
+	if c.readClean[chat] {
+		return
+	}
 	recent, err := c.st.RecentMessages(string(chat), 100)
 	if err != nil {
 		c.log.Error("recent messages", "err", err)
 		return
 	}
+	clean := true // every relayed message found is marked once this is done
 	bySender := map[string][]string{}
 	var order []string
 	seen := map[MessageKey]bool{}           // a message recorded again (edited, its room's id) counts once
 	for i := len(recent) - 1; i >= 0; i-- { // oldest first
 		r := recent[i]
-		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || r.Time.After(upTo) || seen[r.WA] || c.marked[string(chat)+"\x00"+r.WA.ID] {
+		if r.WA.ID == "" || r.WA.Sender == "" || !strings.HasPrefix(r.XMPPID, relayPrefix) || seen[r.WA] || c.marked[string(chat)+"\x00"+r.WA.ID] {
+			continue
+		}
+		if r.Time.After(upTo) {
+			clean = false // marked by a later call
 			continue
 		}
 		seen[r.WA] = true
@@ -834,6 +846,7 @@ func (c *Core) markRead(ctx context.Context, chat ChatID, upTo time.Time) {
 		cancel()
 		if err != nil {
 			c.log.Warn("mark read", "err", err) // marked with the next marker or answer
+			clean = false
 			continue
 		}
 		if len(c.marked) > 10000 {
@@ -842,6 +855,9 @@ func (c *Core) markRead(ctx context.Context, chat ChatID, upTo time.Time) {
 		for _, id := range bySender[s] {
 			c.marked[string(chat)+"\x00"+id] = true
 		}
+	}
+	if clean {
+		c.readClean[chat] = true
 	}
 }
 
@@ -889,4 +905,27 @@ const editWindowText = "WhatsApp allows edits for 20 minutes only"
 func (c *Core) storeProblem(op string, err error) string {
 	c.log.Error(op, "err", err)
 	return "waxmpp could not read or write its data (its log says why; is the disk full?)"
+}
+
+// readStore is the store as the core uses it: mapping a relayed message
+// empties readClean, so that markRead looks for it.
+type readStore struct {
+	Store
+	c *Core
+}
+
+func (s readStore) PutMessages(ms ...MsgLink) error {
+	s.c.mappedLinks(ms)
+	return s.Store.PutMessages(ms...)
+}
+
+// mappedLinks notes links about to be mapped (any way: PutMessages or
+// with a batch's stanzas, batch.go).
+func (c *Core) mappedLinks(ms []MsgLink) {
+	for _, l := range ms {
+		if strings.HasPrefix(l.XMPPID, relayPrefix) {
+			clear(c.readClean)
+			return
+		}
+	}
 }
