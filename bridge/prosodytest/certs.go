@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// writeCerts makes a CA and a server certificate for Domain, its components
+// writeCerts makes a CA and a server certificate for the domain, its components
 // and 127.0.0.1 (http_file_share URLs point at the loopback address).
 func (s *Server) writeCerts(tb testing.TB) {
 	caKey, caCert, caDER := newCA(tb, "waxmpp test CA")
@@ -25,8 +25,8 @@ func (s *Server) writeCerts(tb testing.TB) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: Domain},
-		DNSNames:     []string{Domain, "upload." + Domain, "conference." + Domain, "localhost"},
+		Subject:      pkix.Name{CommonName: s.Domain},
+		DNSNames:     []string{s.Domain, "upload." + s.Domain, "conference." + s.Domain, "localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),

@@ -73,7 +73,7 @@ func (e *Elem) Body() string {
 // Dial logs user in on s, sends initial presence and reads the roster.
 func (s *Server) Dial(tb testing.TB, user string) *Client {
 	tb.Helper()
-	c, err := DialClient(s.Addr(), s.TLSConfig(), user+"@"+Domain, Password(user))
+	c, err := DialClient(s.Addr(), s.TLSConfig(), s.JID(user), Password(user))
 	if err != nil {
 		tb.Fatalf("dial %s: %v", user, err)
 	}

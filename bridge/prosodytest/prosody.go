@@ -49,7 +49,7 @@ func (p *prosody) start(tb testing.TB) {
 
 func (p *prosody) register(tb testing.TB, user, pass string) {
 	tb.Helper()
-	out, err := exec.Command("prosodyctl", "--config", p.s.ConfigFile, "register", user, Domain, pass).CombinedOutput()
+	out, err := exec.Command("prosodyctl", "--config", p.s.ConfigFile, "register", user, p.s.Domain, pass).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("prosodyctl register %s: %v\n%s", user, err, out)
 	}
@@ -103,8 +103,8 @@ local_interfaces = { "127.0.0.1" }
 c2s_ports = { {{.C2SPort}} }
 c2s_direct_tls_ports = { {{.TLSPort}} }
 c2s_direct_tls_interfaces = { "127.0.0.1" }
-s2s_ports = { }
-http_ports = { }
+{{if not .Opts.S2S}}s2s_ports = { }
+{{end}}http_ports = { }
 https_ports = { {{.HTTPSPort}} }
 https_interfaces = { "127.0.0.1" }
 http_interfaces = { "127.0.0.1" }
@@ -121,7 +121,7 @@ log = { { levels = { min = "info" }, to = "file", filename = "{{.Dir}}/prosody.l
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private";
 	"blocklist"; "vcard4"; "vcard_legacy"; "version"; "uptime"; "time";
-	"ping"; "offline"; "csi_simple"; "register";{{if not .Opts.NoStreamManagement}} "smacks";{{end}}{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
+	"ping"; "offline"; "csi_simple"; "register";{{if not .Opts.NoStreamManagement}} "smacks";{{end}}{{if .Opts.S2S}} "dialback";{{end}}{{if not .Opts.NoArchive}} "mam";{{end}}{{if .Opts.Limits}} "limits";{{end}}
 }
 {{- if .Opts.Registration}}
 allow_registration = true
@@ -129,19 +129,22 @@ allow_registration = true
 {{- if eq .Opts.Registration "fields"}}
 additional_registration_fields = { "email+"; "name" }
 {{- end}}
-modules_disabled = { "s2s" }
-{{if .Opts.Admin}}admins = { "{{.Opts.Admin}}@` + Domain + `" }
+{{if .Opts.S2S}}s2s_ports = { 5269 }
+s2s_interfaces = { "{{.Opts.S2S}}" }
+unbound = { hoststxt = "{{.Dir}}/hosts"; resolvconf = "{{.Dir}}/resolv.conf" }
+{{else}}modules_disabled = { "s2s" }
+{{end}}{{if .Opts.Admin}}admins = { "{{.Opts.Admin}}@{{.Domain}}" }
 {{end}}
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }
 {{end}}{{if .Opts.StanzaLimit}}c2s_stanza_size_limit = {{.Opts.StanzaLimit}}
 {{end}}{{if .Opts.ArchiveExpiry}}archive_expires_after = "{{.Opts.ArchiveExpiry}}"
 {{end}}
-VirtualHost "` + Domain + `"
-{{if not .Opts.NoUpload}}Component "upload.` + Domain + `" "http_file_share"
+VirtualHost "{{.Domain}}"
+{{if not .Opts.NoUpload}}Component "upload.{{.Domain}}" "http_file_share"
 	http_host = "127.0.0.1"
 	http_file_share_size_limit = {{.Opts.UploadLimit}}
 	http_file_share_daily_quota = {{.Opts.UploadLimit}}0
-{{end}}{{if ne .Opts.Rooms 1}}Component "conference.` + Domain + `" "muc"
+{{end}}{{if ne .Opts.Rooms 1}}Component "conference.{{.Domain}}" "muc"
 	modules_enabled = { "muc_mam";{{if .Opts.RoomPictures}} "vcard_muc";{{end}} }
 	muc_log_by_default = true
 {{if eq .Opts.Rooms 2}}	restrict_room_creation = true
@@ -165,6 +168,9 @@ func (p *prosody) writeConfig(tb testing.TB) {
 		Rate string
 	}{s, s.opts, rate}); err != nil {
 		tb.Fatal(err)
+	}
+	if s.opts.S2S != "" {
+		writeResolver(tb, s)
 	}
 	s.ConfigFile = filepath.Join(s.Dir, "prosody.cfg.lua")
 	if err := os.WriteFile(s.ConfigFile, b.Bytes(), 0o600); err != nil {

@@ -94,3 +94,47 @@ func hexAddr(s string) string {
 	}
 	return "[" + ip + "]:" + fmt.Sprint(p)
 }
+
+// TestFederate proves the federating pair: a message each way between
+// owner@a and bot@b goes server to server (the two are separate
+// processes), each server listens on loopback only (its s2s listener on
+// its own 127/8 address), and after one is stopped and started again they
+// federate again.
+func TestFederate(t *testing.T) {
+	a, b := Federate(t, Options{NoUpload: true, Rooms: NoRooms}, Options{NoUpload: true, Rooms: NoRooms})
+	owner := a.Dial(t, "owner")
+	bot := b.Dial(t, "bot")
+	exchange := func(id string) {
+		t.Helper()
+		owner.Send("<message to='" + b.JID("bot") + "' type='chat' id='" + id + "-a'><body>to b</body></message>")
+		if got := bot.Next(t, 20*time.Second, Messages); got.Attr("id") != id+"-a" || got.Attr("from") != owner.JID {
+			t.Fatalf("bot got %s, want %s-a from %s", got, id, owner.JID)
+		}
+		bot.Send("<message to='" + a.JID("owner") + "' type='chat' id='" + id + "-b'><body>to a</body></message>")
+		if got := owner.Next(t, 20*time.Second, Messages); got.Attr("id") != id+"-b" || got.Attr("from") != bot.JID {
+			t.Fatalf("owner got %s, want %s-b from %s", got, id, bot.JID)
+		}
+	}
+	exchange("m1")
+	for _, s := range []*Server{a, b} {
+		if s.LogCount("Server-to-server connection failed") > 0 {
+			t.Errorf("%s logged a failed s2s connection:\n%s", s.Domain, s.Log())
+		}
+		var s2s bool
+		for _, l := range listening(t, s.proc.pid()) {
+			ip, _, _ := strings.Cut(l, ":")
+			if l == s.opts.S2S+":5269" {
+				s2s = true
+			}
+			if !strings.HasPrefix(ip, "127.") {
+				t.Errorf("%s listens on %s, beyond loopback", s.Domain, l)
+			}
+		}
+		if !s2s {
+			t.Errorf("%s does not listen on %s:5269", s.Domain, s.opts.S2S)
+		}
+	}
+	a.Restart()
+	owner = a.Dial(t, "owner")
+	exchange("m2")
+}

@@ -118,6 +118,14 @@ type Options struct {
 	// the server's shipped limit, 256 KiB on both); neither server states
 	// it in its stream features (XEP-0478).
 	StanzaLimit int
+	// Domain is the XMPP domain the server serves ("": Domain). Prosody
+	// only. It must end in .test: see Federate.
+	Domain string
+	// S2S, when set, opens the server-to-server listener on this
+	// loopback address, port 5269; Peers names the other servers' domains
+	// and their S2S addresses. Prosody only: use Federate.
+	S2S   string
+	Peers map[string]string
 }
 
 // Registration is a server's in-band registration (XEP-0077) setting.
@@ -170,6 +178,7 @@ const MUC = "conference." + Domain
 // Server is one running server.
 type Server struct {
 	Kind       Kind
+	Domain     string // the XMPP domain it serves: Domain unless Options.Domain
 	Dir        string // temp dir holding config, certificates, data and log
 	CAFile     string // PEM of the CA that signed the server's certificate
 	ConfigFile string
@@ -205,7 +214,13 @@ func Start(tb testing.TB, opts Options) *Server {
 	if opts.UploadLimit == 0 {
 		opts.UploadLimit = 10 << 20
 	}
-	s := &Server{Kind: opts.Kind, tb: tb, opts: opts}
+	s := &Server{Kind: opts.Kind, Domain: Domain, tb: tb, opts: opts}
+	if opts.Domain != "" {
+		s.Domain = opts.Domain
+	}
+	if opts.Kind != Prosody && (opts.Domain != "" || opts.S2S != "") {
+		tb.Fatalf("prosodytest: Options.Domain and S2S are for Prosody only")
+	}
 	switch opts.Kind {
 	case Prosody:
 		s.Dir = tb.TempDir()
@@ -247,11 +262,11 @@ func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.C2SPort) }
 func (s *Server) TLSAddr() string { return fmt.Sprintf("127.0.0.1:%d", s.TLSPort) }
 
 // JID is user's bare JID.
-func (s *Server) JID(user string) string { return user + "@" + Domain }
+func (s *Server) JID(user string) string { return user + "@" + s.Domain }
 
 // TLSConfig trusts only the test CA.
 func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{RootCAs: s.roots, ServerName: Domain, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: s.roots, ServerName: s.Domain, MinVersion: tls.VersionTLS12}
 }
 
 // Register creates (or re-creates) an account.
@@ -292,7 +307,7 @@ func (s *Server) ExpireArchive() {
 	s.Stop()
 	// mod_cron's record of the task's last run (a map store of the host):
 	// long ago, so that it runs at once.
-	dir := filepath.Join(s.Dir, "data", strings.ReplaceAll(Domain, ".", "%2e"))
+	dir := filepath.Join(s.Dir, "data", strings.ReplaceAll(s.Domain, ".", "%2e"))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		s.tb.Fatal(err)
 	}
@@ -362,10 +377,17 @@ func (s *Server) LogCount(sub string) int {
 // test if exited is closed first or after 30 s.
 func (s *Server) waitListening(tb testing.TB, exited <-chan struct{}, ports ...int) {
 	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	var addrs []string
 	for _, p := range ports {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	if s.opts.S2S != "" {
+		addrs = append(addrs, net.JoinHostPort(s.opts.S2S, "5269"))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range addrs {
 		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second)
+			c, err := net.DialTimeout("tcp", p, time.Second)
 			if err == nil {
 				c.Close()
 				break
@@ -376,7 +398,7 @@ func (s *Server) waitListening(tb testing.TB, exited <-chan struct{}, ports ...i
 			default:
 			}
 			if time.Now().After(deadline) {
-				tb.Fatalf("%s did not listen on %d within 30s:\n%s", s.Kind, p, s.Log())
+				tb.Fatalf("%s did not listen on %s within 30s:\n%s", s.Kind, p, s.Log())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
