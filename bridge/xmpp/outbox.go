@@ -300,10 +300,13 @@ func (w *outWriter) item(ctx context.Context, seq uint64, stanza []byte) error {
 		}
 	}
 	for _, b := range stanzas {
+		// Remembered before it is written: a federating server that cannot
+		// connect to the owner's bounces it within milliseconds, and the
+		// reader may see the bounce before this writer returns.
+		w.s.sent.remember(b)
 		if err := w.send(ctx, b); err != nil {
 			return err
 		}
-		w.s.sent.remember(b)
 	}
 	w.inflight = append(w.inflight, seq)
 	return nil
@@ -327,6 +330,7 @@ func (w *outWriter) idle(ctx context.Context, tick <-chan time.Time) error {
 		if err := w.silent(); err != nil {
 			return err
 		}
+		w.s.retryHeld()
 		if time.Since(w.lastPing) >= w.s.cfg.PingInterval {
 			return w.ping(ctx)
 		}

@@ -149,7 +149,7 @@ func (s *Session) routePresence(ctx context.Context, c *conn, p *InPresence) err
 		case "unsubscribe":
 			s.log.Warn("the owner unsubscribed from the bot's presence")
 		case "":
-			s.release() // the owner is online: what was set aside goes now
+			s.ownerBack() // what was set aside goes now
 			s.noteOwner(ownerNote{presence: p})
 		case "unavailable":
 			s.noteOwner(ownerNote{presence: p})
