@@ -76,7 +76,7 @@ func s2sAddrs(tb testing.TB, n int) []string {
 	var addrs []string
 	for tries := 0; len(addrs) < n; tries++ {
 		if tries == 100 {
-			tb.Fatalf("prosodytest: no free loopback address for port 5269 after 100 tries")
+			tb.Fatalf("prosodytest: port 5269 was taken on 100 loopback addresses: is a server listening on all addresses (the machine's own Prosody or ejabberd)?")
 		}
 		ip := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, "5269"))
