@@ -77,6 +77,15 @@ func bouncedBy(srv *pt.Server) map[string]int {
 // had noted the message it named was not matched: that message was lost
 // too.
 func TestFederatedOwnerServerStopped(t *testing.T) {
+	t.Run("stop", func(t *testing.T) { federatedStop(t, false) })
+	t.Run("kill", func(t *testing.T) { federatedStop(t, true) })
+}
+
+// federatedStop is TestFederatedOwnerServerStopped with the owner's server
+// stopped, or killed (kill): then the bot is never told the owner went
+// offline, and what is set aside is sent again, and refused again, while
+// the owner's server is down; it still comes once, with one note.
+func federatedStop(t *testing.T, kill bool) {
 	start := time.Now()
 	opts := pt.Options{NoUpload: true, Rooms: pt.NoRooms}
 	a, b := pt.Federate(t, opts, opts)
@@ -125,7 +134,11 @@ func TestFederatedOwnerServerStopped(t *testing.T) {
 		}
 		take(e)
 	}
-	a.Stop()
+	if kill {
+		a.Kill()
+	} else {
+		a.Stop()
+	}
 	// What the owner's client had read before its server went: its reader
 	// closes the channel at the end of the stream.
 	for {
