@@ -55,11 +55,15 @@ func BenchmarkSimDiskWrites(b *testing.B) {
 }
 
 // archDiffs is what differs more than it may between two builds' figures
-// of the bursts: the counts of one code on another processor. The lone
-// messages are left out: each is measured over the quiet that follows it
-// (two ping intervals, with their pings), a few pages and a few hundred
-// allocations either way. Allocated bytes are not compared: a 32-bit
-// build's pointers and ints are half the size.
+// of the bursts: the counts of one code on another processor. The
+// allocations must match. The commits and the disk bytes may be fewer,
+// not more: the core takes what waits on its channel as one batch, so a
+// slower processor (qemu-user's, a Pi's) batches more of a burst at once
+// (a burst of 100 owner messages: 6 commits on amd64, 3 for arm64 and 1
+// for ARMv6 under qemu-user). The lone messages are left out: each is
+// measured over the quiet that follows it (two ping intervals, with their
+// pings), a few pages either way. Allocated bytes are not compared: a
+// 32-bit build's pointers and ints are half the size.
 func archDiffs(base, f diskFigures) []string {
 	var out []string
 	for _, c := range []string{"burst100 in", "burst100 out"} {
@@ -68,16 +72,21 @@ func archDiffs(base, f diskFigures) []string {
 			base, got float64
 			within    float64 // a fraction of base
 			or        float64 // or this much per message
+			fewer     bool    // any fewer is fine
 		}{
-			// The store groups concurrent commits (the writer's
-			// acknowledgements, the core's): a burst's 8 may be 7.
-			{"commits", base.commits[c], f.commits[c], 0.10, 0.02},
-			{"allocations", base.allocs[c], f.allocs[c], 0.10, 0},
-			{"disk bytes", base.disk[c], f.disk[c], 0.25, 0},
+			// The store groups concurrent commits too (the writer's
+			// acknowledgements, the core's): a burst's 8 may be 9.
+			{"commits", base.commits[c], f.commits[c], 0.10, 0.02, true},
+			{"allocations", base.allocs[c], f.allocs[c], 0.10, 0, false},
+			{"disk bytes", base.disk[c], f.disk[c], 0.25, 4096.0 / 100, true},
 		} {
-			if d := math.Abs(m.got - m.base); d > max(m.within*m.base, m.or) {
-				out = append(out, fmt.Sprintf("%s: %s per message %.2f, %.2f there: %.0f%% apart, more than %.0f%%",
-					c, m.name, m.got, m.base, 100*d/m.base, 100*m.within))
+			d := m.got - m.base
+			if !m.fewer {
+				d = math.Abs(d)
+			}
+			if d > max(m.within*m.base, m.or) {
+				out = append(out, fmt.Sprintf("%s: %s per message %.2f, %.2f there: %+.0f%%, more than %.0f%%",
+					c, m.name, m.got, m.base, 100*(m.got/m.base-1), 100*m.within))
 			}
 		}
 	}
@@ -210,7 +219,8 @@ func compareArches(arches []string, got map[string]diskFigures) string {
 }
 
 // TestArchDiffs: the figures of make bench-arm's run (amd64, armv6)
-// match; twice the commits, or a fifth more allocations, do not.
+// match, and so do fewer commits; twice the commits, or a fifth more or
+// fewer allocations, do not.
 func TestArchDiffs(t *testing.T) {
 	fig := func(commits, allocs, disk float64) diskFigures {
 		return diskFigures{
@@ -223,8 +233,11 @@ func TestArchDiffs(t *testing.T) {
 	if d := archDiffs(amd64, fig(1.02, 1078, 29942)); len(d) != 0 {
 		t.Errorf("armv6's figures: %q", d)
 	}
-	if d := archDiffs(amd64, fig(1.00, 1090, 29942)); len(d) != 0 {
-		t.Errorf("two commits fewer in a burst: %q", d)
+	if d := archDiffs(amd64, fig(0.01, 1090, 492)); len(d) != 0 {
+		t.Errorf("fewer commits and bytes in a burst: %q", d)
+	}
+	if d := archDiffs(amd64, fig(1.02, 872, 29942)); len(d) != 1 || !strings.Contains(d[0], "allocations") {
+		t.Errorf("a fifth fewer allocations: %q", d)
 	}
 	if d := archDiffs(amd64, fig(2.04, 1090, 29942)); len(d) != 1 || !strings.Contains(d[0], "commits") {
 		t.Errorf("twice the commits: %q", d)
