@@ -404,20 +404,3 @@ func (s *Server) waitListening(tb testing.TB, exited <-chan struct{}, ports ...i
 		}
 	}
 }
-
-func freePorts(tb testing.TB, n int) []int {
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
