@@ -403,7 +403,9 @@ func TestLoginChannelBinding(t *testing.T) {
 		c := s.cur
 		s.mu.Unlock()
 		c.conn.Close() // the link dies: a second login
-		waitFor(t, 10*time.Second, "reconnected", func() bool { return s.reconnects.Load() == 1 && s.connected.Load() })
+		// A state, with room for a loaded machine: the fallback is a
+		// second TLS login on ejabberd.
+		waitFor(t, 30*time.Second, "reconnected", func() bool { return s.reconnects.Load() >= 1 && s.connected.Load() })
 		refused := srv.LogCount("SCRAM-SHA-1-PLUS authentication")
 		warned := logs.count("the server refused channel binding")
 		want := 0
@@ -411,7 +413,7 @@ func TestLoginChannelBinding(t *testing.T) {
 			want = 1
 		}
 		if refused != want || warned != want {
-			t.Fatalf("%s refused -PLUS %d times and the fallback was logged %d times over two logins, want %d and %d", srv.Kind, refused, warned, want, want)
+			t.Fatalf("%s refused -PLUS %d times and the fallback was logged %d times over %d logins, want %d and %d", srv.Kind, refused, warned, 1+s.reconnects.Load(), want, want)
 		}
 	})
 }
