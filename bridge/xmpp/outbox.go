@@ -28,6 +28,11 @@ func (s *Session) write(ctx context.Context, c *conn) error {
 	defer tick.Stop()
 	defer s.unconfirmed.Store(0)
 	defer func() {
+		if err := w.remove(true); err != nil {
+			s.log.Warn("confirmed stanzas stay queued; the next link sends them again", "err", err)
+		}
+	}()
+	defer func() {
 		g := &s.guard
 		g.unconfirmed = w.inflight
 		g.wasCareful = len(w.inflight) == 1 && w.inflight[0] <= g.careful
@@ -55,14 +60,16 @@ type outWriter struct {
 	c    *conn
 	pace *bucket
 	// written is the outbox seq of the last item written on this link,
-	// confirmed the last one a ping result proved the server has.
-	written, confirmed uint64
-	pings              map[string]ping // by id
-	pingSent           time.Time       // oldest unanswered ping, zero if none
-	lastPing           time.Time
-	held               bool   // the pace held the writer back since the last ping
-	bytes              uint64 // stanza bytes written on this link
-	ackedBytes         uint64 // of which the server confirmed
+	// confirmed the last one a ping result proved the server has, removed
+	// the last one removed from the outbox (remove), since removeFrom.
+	written, confirmed, removed uint64
+	removeFrom                  time.Time
+	pings                       map[string]ping // by id
+	pingSent                    time.Time       // oldest unanswered ping, zero if none
+	lastPing                    time.Time
+	held                        bool   // the pace held the writer back since the last ping
+	bytes                       uint64 // stanza bytes written on this link
+	ackedBytes                  uint64 // of which the server confirmed
 	// inflight lists the outbox items written and not yet confirmed.
 	inflight []uint64
 	// limit is the link's stanza limit (see split.go).
@@ -146,17 +153,44 @@ func (w *outWriter) pong(id string) error {
 		w.pingSent = time.Now()
 	}
 	if seq > w.confirmed {
-		if err := w.s.cfg.Outbox.AckThrough(seq); err != nil {
-			return fmt.Errorf("xmpp: ack outbox through %d: %w", seq, err)
+		if w.confirmed <= w.removed {
+			w.removeFrom = now
 		}
 		w.confirmed = seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
+	}
+	if err := w.remove(false); err != nil {
+		return err
 	}
 	i := 0
 	for i < len(w.inflight) && w.inflight[i] <= seq {
 		i++
 	}
 	w.inflight = w.inflight[i:]
+	return nil
+}
+
+// remove removes from the outbox what the server confirmed. While a
+// later ping is out (a burst is being written) it waits for that ping's
+// answer, for up to confirmEvery, so that one commit removes what
+// several answers confirmed (on an SD card each commit is two fsyncs).
+// force removes at once: the link ends, and a new link's writer starts
+// from the outbox.
+//
+// A crash meanwhile sends those stanzas again, with their ids, as after a
+// crash between an answer and its removal: clients drop a message whose
+// id they have, and a room's are read back first (inRoomAlready).
+func (w *outWriter) remove(force bool) error {
+	if w.confirmed <= w.removed {
+		return nil
+	}
+	if !force && w.pending(w.confirmed+1) && time.Since(w.removeFrom) < confirmEvery {
+		return nil
+	}
+	if err := w.s.cfg.Outbox.AckThrough(w.confirmed); err != nil {
+		return fmt.Errorf("xmpp: ack outbox through %d: %w", w.confirmed, err)
+	}
+	w.removed = w.confirmed
 	return nil
 }
 
@@ -331,6 +365,9 @@ func (w *outWriter) idle(ctx context.Context, tick <-chan time.Time) error {
 			return err
 		}
 		w.s.retryHeld()
+		if err := w.remove(false); err != nil {
+			return err
+		}
 		if time.Since(w.lastPing) >= w.s.cfg.PingInterval {
 			return w.ping(ctx)
 		}

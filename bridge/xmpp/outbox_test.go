@@ -1,0 +1,85 @@
+package xmpp
+
+import (
+	"testing"
+	"time"
+)
+
+// countingQueue counts the outbox's removals (one commit each).
+type countingQueue struct {
+	memQueue
+	acks []uint64
+}
+
+func (q *countingQueue) AckThrough(seq uint64) error {
+	q.mu.Lock()
+	q.acks = append(q.acks, seq)
+	q.mu.Unlock()
+	return q.memQueue.AckThrough(seq)
+}
+
+// TestOutboxRemovesOnce: answers to pings written during a burst remove
+// what they confirm with one removal, at the last answer; a lone answer
+// removes at once; what a link leaves confirmed is removed when it ends.
+func TestOutboxRemovesOnce(t *testing.T) {
+	q := &countingQueue{}
+	s, err := New(Config{JID: "bot@example.org", Password: "pw", Owner: "owner@example.org", Outbox: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		q.Enqueue([]byte("12345678<message/>"))
+	}
+	w := &outWriter{s: s, pace: newBucket(1e6, 1e6), pings: map[string]ping{}}
+	at := time.Now()
+	// Three pings, written after items 10, 20 and 30.
+	for i, seq := range []uint64{10, 20, 30} {
+		w.written = seq
+		w.pings[string(rune('a'+i))] = ping{seq: seq, at: at.Add(time.Duration(i) * time.Millisecond)}
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := w.pong(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(q.acks) != 0 {
+		t.Errorf("removed through %v while a later ping was out; want nothing yet", q.acks)
+	}
+	if err := w.pong("c"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{30}; len(q.acks) != 1 || q.acks[0] != 30 {
+		t.Errorf("removals %v, want %v", q.acks, want)
+	}
+	// A lone item: removed at its answer.
+	q.Enqueue([]byte("12345678<message/>"))
+	w.written = 31
+	w.pings["d"] = ping{seq: 31, at: time.Now()}
+	if err := w.pong("d"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(q.acks); n != 2 || q.acks[1] != 31 {
+		t.Errorf("removals %v, want 30 then 31", q.acks)
+	}
+	// Confirmed, a later ping out, and the link ends.
+	q.Enqueue([]byte("12345678<message/>"), []byte("12345678<message/>"))
+	w.written = 32
+	w.pings["e"] = ping{seq: 32, at: time.Now()}
+	w.written = 33
+	w.pings["f"] = ping{seq: 33, at: time.Now().Add(time.Millisecond)}
+	if err := w.pong("e"); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.acks) != 2 {
+		t.Errorf("removals %v before the link ended, want 30, 31", q.acks)
+	}
+	if err := w.remove(true); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(q.acks); n != 3 || q.acks[2] != 32 {
+		t.Errorf("removals %v, want 30, 31, 32", q.acks)
+	}
+	if n, _ := q.Len(); n != 1 {
+		t.Errorf("the outbox holds %d, want the one item not confirmed", n)
+	}
+}
