@@ -64,6 +64,7 @@ type outWriter struct {
 	// the last one removed from the outbox (remove), since removeFrom.
 	written, confirmed, removed uint64
 	removeFrom                  time.Time
+	backlog                     bool            // the last look at the outbox found more than was written
 	pings                       map[string]ping // by id
 	pingSent                    time.Time       // oldest unanswered ping, zero if none
 	lastPing                    time.Time
@@ -171,9 +172,10 @@ func (w *outWriter) pong(id string) error {
 }
 
 // remove removes from the outbox what the server confirmed. While a
-// later ping is out (a burst is being written) it waits for that ping's
-// answer, for up to confirmEvery, so that one commit removes what
-// several answers confirmed (on an SD card each commit is two fsyncs).
+// burst is being written (a later ping is out, or the outbox holds more
+// than was written) it waits, for up to confirmEvery, so that one commit
+// removes what several answers confirmed (on an SD card each commit is
+// two fsyncs).
 // force removes at once: the link ends, and a new link's writer starts
 // from the outbox.
 //
@@ -184,7 +186,7 @@ func (w *outWriter) remove(force bool) error {
 	if w.confirmed <= w.removed {
 		return nil
 	}
-	if !force && w.pending(w.confirmed+1) && time.Since(w.removeFrom) < confirmEvery {
+	if !force && (w.pending(w.confirmed+1) || w.backlog) && time.Since(w.removeFrom) < confirmEvery {
 		return nil
 	}
 	if err := w.s.cfg.Outbox.AckThrough(w.confirmed); err != nil {
@@ -257,6 +259,7 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("xmpp: read outbox: %w", err)
 	}
+	w.backlog = len(items) > 0
 	if len(items) == 0 {
 		return false, nil
 	}
@@ -295,6 +298,7 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		}
 		w.written = it.Seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
+		w.backlog = it.Seq < items[len(items)-1].Seq || len(items) == 32
 		if len(w.c.ctrl) > 0 || len(w.c.pongs) > 0 {
 			break
 		}

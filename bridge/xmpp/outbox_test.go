@@ -82,4 +82,22 @@ func TestOutboxRemovesOnce(t *testing.T) {
 	if n, _ := q.Len(); n != 1 {
 		t.Errorf("the outbox holds %d, want the one item not confirmed", n)
 	}
+	// The window is full, no ping is out and the outbox holds more: the
+	// answer's removal waits for the writer to be done.
+	w.pings = map[string]ping{"g": {seq: 33, at: time.Now()}}
+	w.backlog = true
+	if err := w.pong("g"); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.acks) != 3 {
+		t.Errorf("removals %v while the outbox held more, want 30, 31, 32", q.acks)
+	}
+	w.backlog = false
+	w.pings = map[string]ping{"h": {seq: 33, at: time.Now()}}
+	if err := w.pong("h"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(q.acks); n != 4 || q.acks[3] != 33 {
+		t.Errorf("removals %v, want 30, 31, 32, 33", q.acks)
+	}
 }
