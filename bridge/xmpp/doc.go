@@ -230,7 +230,9 @@
 //     where it was, so what came live meanwhile cannot move it past what
 //     was not replayed; a room's message before the bot's join on this
 //     link (ejabberd routes to the full JID an earlier link held) is left
-//     to that replay.
+//     to that replay. That earlier link's leave, reaching the room after
+//     this link's join, puts the bot out (status 110) while the join is
+//     in flight: the join goes again, and the gate opens on its answer.
 //   - Not twice in a room: before the gate opens, each room one of the
 //     outbox's first records goes to is read back (XEP-0313, newest
 //     first) until the copy of each record, or of something older, is

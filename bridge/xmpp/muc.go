@@ -96,10 +96,14 @@ type joinResult struct {
 	nick    string
 	created bool
 	err     *StanzaError
+	out     bool // put out while the join was in flight: join again
 }
 
 // errJoinTimeout: the room did not answer a join.
 var errJoinTimeout = errors.New("xmpp: the room did not answer the join")
+
+// errPutOut: the room put the bot out at each try of a join.
+var errPutOut = errors.New("xmpp: the room put the bot out while it joined")
 
 // roomOf returns the room bare JID names, nil if it is none of the bot's.
 // Called with s.muc.mu held.
@@ -456,6 +460,7 @@ func (s *Session) join(ctx context.Context, c *conn, r *mucRoom) (created bool) 
 // taken by someone else (the owner may have picked the same) is tried with
 // a "~" added, a few times.
 func (s *Session) joinRoom(ctx context.Context, c *conn, r *mucRoom, nick string) (joinResult, error) {
+	out := false
 	for range 4 {
 		ch := make(chan joinResult, 1)
 		s.muc.mu.Lock()
@@ -487,11 +492,18 @@ func (s *Session) joinRoom(ctx context.Context, c *conn, r *mucRoom, nick string
 			t.Stop()
 			return joinResult{}, ErrOffline
 		}
+		if out = res.out; out {
+			continue
+		}
 		if res.err != nil && res.err.Condition == "conflict" {
 			nick += "~"
 			continue
 		}
 		return res, nil
+	}
+	if out {
+		go s.rejoin(r) // put out at each try: again later, as after a kick
+		return joinResult{}, errPutOut
 	}
 	return joinResult{err: &StanzaError{Type: "cancel", Condition: "conflict"}}, nil
 }
@@ -547,6 +559,15 @@ func (s *Session) routeRoomPresence(ctx context.Context, p *InPresence) error {
 					reason = map[bool]string{true: "the room was destroyed", false: "the bot was removed from the room"}[u.Destroyed]
 				}
 				gone = &bridge.RoomGone{OwnerMeta: bridge.OwnerMeta{Room: room, Time: time.Now()}, Reason: reason}
+			case r.joining != nil:
+				// Put out while a join is in flight (ejabberd: a killed
+				// link's leave, under the same full JID, reached the room
+				// after this link's join): that join goes again. A join
+				// of its own would take the answer, and this one would
+				// wait out its timeout with the link's gate closed.
+				s.log.Debug("put out of a room while joining it; joining again", "room", room, "codes", u.Codes)
+				r.joining <- joinResult{out: true}
+				r.joining = nil
 			default: // kicked, or the service shut down: back in
 				s.muc.mu.Unlock()
 				s.log.Warn("the bot was put out of a room; joining again", "room", room, "codes", u.Codes)

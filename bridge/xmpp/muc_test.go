@@ -613,3 +613,66 @@ func TestRoomBounceResent(t *testing.T) {
 		})
 	}
 }
+
+// TestRoomPutOutWhileJoining: a join in flight when the room puts the bot
+// out (ejabberd: a killed link's leave, under the same full JID, reaches
+// the room after the new link's join) joins again and is answered. It was
+// left waiting (another join took its answer) for the ping and write
+// timeouts, 50 s by default, with the link's gate closed: nothing went
+// out to anyone meanwhile (TestSimRoomBurstWithKills lost 399 of 400 so).
+func TestRoomPutOutWhileJoining(t *testing.T) {
+	const room = "wa-1@conference.example.org"
+	s, err := New(Config{JID: "bot@example.org", Password: "x", Owner: "me@example.org", Outbox: &memQueue{}, Rooms: &memRoomCursors{m: map[string]string{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &mucRoom{Room: bridge.Room{JID: room, Nick: "Alice"}, occupants: map[string]string{}}
+	s.muc.rooms = map[string]*mucRoom{room: r}
+	c := &conn{ctrl: make(chan []byte, 16), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.muc.link, s.muc.linkCtx = c, ctx
+	type joined struct {
+		res joinResult
+		err error
+	}
+	done := make(chan joined, 1)
+	go func() {
+		res, err := s.joinRoom(ctx, c, r, "Alice")
+		done <- joined{res, err}
+	}()
+	joinSent := func(what string) {
+		t.Helper()
+		select {
+		case b := <-c.ctrl:
+			if !strings.Contains(string(b), room+"/Alice") {
+				t.Fatalf("%s: wrote %s", what, b)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s", what)
+		}
+	}
+	joinSent("join")
+	out := &InPresence{From: room + "/Alice", Type: "unavailable", MUC: &MUCUser{Codes: []int{110}}}
+	if err := s.routeRoomPresence(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	joinSent("join again")
+	in := &InPresence{From: room + "/Alice", MUC: &MUCUser{Codes: []int{110}}}
+	if err := s.routeRoomPresence(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case j := <-done:
+		if j.err != nil || j.res.err != nil || j.res.nick != "Alice" {
+			t.Errorf("join = %+v, %v; want in as Alice", j.res, j.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the join in flight was not answered")
+	}
+	select {
+	case b := <-c.ctrl:
+		t.Errorf("joined twice: %s", b)
+	case <-time.After(1500 * time.Millisecond):
+	}
+}

@@ -953,6 +953,36 @@ func TestSimRoomBurstWithKills(t *testing.T) {
 			}
 		}
 	}
+	// Every message each way, and each acknowledged, is the state to
+	// wait for: the last start's login, joins and room replay can take
+	// seconds on a loaded machine with neither log growing. Well under
+	// the 50 s (ping and write timeouts) a join left unanswered held the
+	// whole outbox once. Then quiet, for what would come twice.
+	if !e.waitLogs(30*time.Second, func(as []simwa.Action, ss []*pt.Elem) bool {
+		in, out := make([]bool, n), make([]bool, n)
+		for _, s := range ss[m.stanzas:] {
+			if s.XMLName.Local == "message" && s.Attr("from") == ra+"/Alice" && strings.Contains(s.Body(), body) {
+				if i, ok := number(s.Body(), n); ok {
+					in[i] = true
+				}
+			}
+		}
+		for _, a := range as[m.actions:] {
+			if a.Type == "send_text" && strings.HasSuffix(a.Text, body) && a.Error == "" {
+				if i, ok := number(a.Text, n); ok {
+					out[i] = true
+				}
+			}
+		}
+		for i := range n {
+			if !in[i] || !out[i] || e.acked[injected[i].Ref.ID] == 0 {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Errorf("not everything delivered each way within 30s of the last message")
+	}
 	quiet(e, 3*time.Second)
 	inIDs, outSends, outIDs := counts()
 	var missIn, missOut []int

@@ -330,6 +330,8 @@ func (e *simEnv) start() {
 				if h.Type == "message" {
 					e.acked[h.ID]++
 				}
+				close(e.changed) // a state waitLogs' callers may wait for
+				e.changed = make(chan struct{})
 				e.mu.Unlock()
 			}
 		}
