@@ -310,11 +310,12 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 
 // Run relays until ctx ends, then returns ctx.Err(). It is the only
 // goroutine that touches the core's state.
-// Stages (stage.go): a batch of WhatsApp events from its first event
-// until it is written and acknowledged, and one owner message.
+// Stages (stage.go): a batch of WhatsApp events, and one of owner
+// messages, each from its first event until it is written and
+// acknowledged.
 var (
 	stageCoreWA    = NewStage("core: WhatsApp events")
-	stageCoreOwner = NewStage("core: owner message")
+	stageCoreOwner = NewStage("core: owner messages")
 )
 
 func (c *Core) Run(ctx context.Context) error {

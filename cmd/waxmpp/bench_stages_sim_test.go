@@ -25,7 +25,7 @@ import (
 // stageOrder is the pipeline's order, for the tables; a stage not named
 // here goes last.
 var stageOrder = []string{
-	"whatsapp inbox write", "core: WhatsApp events", "core: owner message", "store commit",
+	"whatsapp inbox write", "core: WhatsApp events", "core: owner messages", "store commit",
 	"xmpp outbox commit", "xmpp socket write", "whatsapp send", "whatsapp send (simulated)",
 }
 
