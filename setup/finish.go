@@ -202,16 +202,25 @@ func dirExists(p string) bool {
 }
 
 // chownTree gives dir and everything under it to uid:gid, without
-// following symlinks.
+// following symlinks. A file that goes away meanwhile needs no owner: a
+// process still running there (the simulator's socket in tests, a
+// bbolt lock) may remove its files while the walk passes.
 func chownTree(dir string, uid, gid int) error {
 	if os.Geteuid() != 0 {
 		return nil // only root can, and only root made files for another user
 	}
+	return walkChown(dir, uid, gid, os.Lchown)
+}
+
+func walkChown(dir string, uid, gid int, lchown func(string, int, int) error) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+		if err == nil {
+			err = lchown(p, uid, gid)
 		}
-		return os.Lchown(p, uid, gid)
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			return nil
+		}
+		return err
 	})
 }
 
