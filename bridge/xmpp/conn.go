@@ -105,6 +105,7 @@ func (s *Session) serve(ctx context.Context, l *link, from cursorPos) error {
 func (s *Session) setup(ctx context.Context, c *conn, from cursorPos) error {
 	s.mu.Lock()
 	s.ownerCaps = nil // the server tells them again after our presence
+	s.ownerSeen = make(chan struct{})
 	s.mu.Unlock()
 	if c.smOffered {
 		if err := s.sendCtrl(ctx, c, []byte("<enable xmlns='"+nsSM+"'/>")); err != nil {
@@ -165,7 +166,7 @@ func (s *Session) setup(ctx context.Context, c *conn, from cursorPos) error {
 	s.tellConflict()
 	s.release()
 	s.noteOwner(ownerNote{roster: &RosterItem{JID: s.owner, Subscription: sub, Ask: ask}})
-	if err := s.emptyOMEMO(ctx); err != nil {
+	if err := s.emptyOMEMO(ctx, sub == "from" || sub == "both"); err != nil {
 		s.log.Warn("cannot check the bot's OMEMO device list", "err", err)
 	}
 	s.archiveAlways(ctx)

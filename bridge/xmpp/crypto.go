@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Namespaces of end-to-end encryption.
@@ -114,7 +115,14 @@ func otr(m *Inbound) {
 // is left alone (clients find no device either). Both Prosody 0.12 and
 // ejabberd 23.01 take a publish of the empty list to the existing node
 // without publish-options, keeping the node's configuration.
-func (s *Session) emptyOMEMO(ctx context.Context) error {
+//
+// Clients learn of the emptied list by PEP, which the server sends only to
+// the contacts whose presence (and caps) the bot's session has seen. Right
+// after the login the owner's presence may still be on its way (ejabberd
+// under load: the owner's profanity never heard of the empty list), so
+// when the owner gets the bot's presence, the publish waits for theirs,
+// a few seconds at most (the owner may be offline).
+func (s *Session) emptyOMEMO(ctx context.Context, ownerSubscribed bool) error {
 	var errs []error
 	for _, n := range []struct{ node, elem, ns string }{
 		{nodeOMEMO, "list", NSOMEMO},
@@ -127,6 +135,9 @@ func (s *Session) emptyOMEMO(ctx context.Context) error {
 		}
 		if len(devices) == 0 {
 			continue
+		}
+		if ownerSubscribed {
+			s.awaitOwner(ctx, ownerPresenceWait)
 		}
 		var w writer
 		w.open("pubsub", NSPubSub)
@@ -144,6 +155,10 @@ func (s *Session) emptyOMEMO(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ownerPresenceWait bounds how long emptyOMEMO waits for the owner's
+// presence.
+const ownerPresenceWait = 5 * time.Second
 
 // omemoDevices returns the device ids the bot's own PEP node lists; none
 // when the node does not exist.

@@ -1,6 +1,10 @@
 package xmpp
 
-import "slices"
+import (
+	"context"
+	"slices"
+	"time"
+)
 
 // ownerPresence keeps track of the owner's online resources and their
 // caps nodes (XEP-0115), which say which client each is ("http://monal.im/",
@@ -20,6 +24,13 @@ func (s *Session) ownerPresence(p *InPresence) {
 		if len(s.ownerCaps) < 64 || s.ownerCaps[p.From] != "" {
 			s.ownerCaps[p.From] = node
 		}
+		if s.ownerSeen != nil {
+			select {
+			case <-s.ownerSeen:
+			default:
+				close(s.ownerSeen)
+			}
+		}
 	case "unavailable":
 		delete(s.ownerCaps, p.From)
 	}
@@ -38,4 +49,22 @@ func (s *Session) OwnerClients() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// awaitOwner waits, at most d, until this link has seen the owner's
+// presence; at once when it has.
+func (s *Session) awaitOwner(ctx context.Context, d time.Duration) {
+	s.mu.Lock()
+	seen := s.ownerSeen
+	s.mu.Unlock()
+	if seen == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-seen:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

@@ -142,6 +142,9 @@ type Session struct {
 	// ownerCaps are the owner's online resources and their XEP-0115
 	// caps nodes (owner.go).
 	ownerCaps map[string]string
+	// ownerSeen is closed once this link has the owner's presence
+	// (owner.go); made anew by each link's setup.
+	ownerSeen chan struct{}
 	// sent remembers confirmed messages, for bounces.
 	sent bounces
 	// smq lists the owner messages handed to the core, oldest first, until
