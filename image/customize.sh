@@ -30,6 +30,14 @@ ch apt-get "${apt_local[@]}" install -y -qq --no-install-recommends waxmpp waxmp
 rm -rf "$root/tmp/waxmpp-repo" "$root/tmp/waxmpp-sources.d"
 test -s "$root/etc/apt/sources.list.d/waxmpp.sources"
 
+# avahi on IPv4 only: an IPv6 address that comes after the link-local one
+# (a router's prefix; QEMU's fec0::) made avahi take its own announcement
+# for another host's and rename the Pi NAME-2.local (seen in the boot
+# test: "Host name conflict, retrying with kitchen-2"), so the setup page's
+# address stopped working. Browsers find NAME.local over IPv4.
+sed -i 's/^use-ipv6=yes$/use-ipv6=no/' "$root/etc/avahi/avahi-daemon.conf"
+grep -qx 'use-ipv6=no' "$root/etc/avahi/avahi-daemon.conf"
+
 # Units: the image's own, and what an appliance does not want.
 ch systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
 	avahi-daemon.service fake-hwclock.service \

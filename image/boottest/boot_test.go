@@ -249,6 +249,11 @@ func checkContents(t *testing.T, img *Disk) {
 	if _, err := img.StatRoot("/usr/share/doc/waxmpp/examples/config.toml"); err != nil {
 		t.Errorf("the image lacks waxmpp's example config: %v", err)
 	}
+	// avahi on IPv4 only (image/customize.sh: IPv6 address changes made
+	// it rename the Pi NAME-2.local).
+	if conf, err := img.ReadRoot("/etc/avahi/avahi-daemon.conf"); err != nil || !bytes.Contains(conf, []byte("\nuse-ipv6=no\n")) {
+		t.Errorf("avahi-daemon.conf does not say use-ipv6=no (%v)", err)
+	}
 	// No password anywhere: root's is locked, no other account has one.
 	shadow, err := img.ReadRoot("/etc/shadow")
 	if err != nil {
