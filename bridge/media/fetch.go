@@ -105,7 +105,7 @@ func (f *Fetcher) Fetch(ctx context.Context, raw string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefusedURL, err)
 	}
-	if err := allowed(u); err != nil {
+	if err := AllowedURL(u); err != nil {
 		return nil, err
 	}
 	timeout := f.Timeout
@@ -220,9 +220,10 @@ func (c *capped) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// allowed says whether u may be fetched: https anywhere, http only to a
-// loopback host.
-func allowed(u *url.URL) error {
+// AllowedURL says whether u may be fetched: https anywhere, http only to a
+// loopback host (a test's server). The WhatsApp adapter's picture downloads
+// follow it too; the error wraps ErrRefusedURL.
+func AllowedURL(u *url.URL) error {
 	switch strings.ToLower(u.Scheme) {
 	case "https":
 		if u.Host == "" {

@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -20,6 +18,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 
 	"waxmpp/bridge"
+	bmedia "waxmpp/bridge/media"
 )
 
 // pictureTimeout bounds asking for a picture's URL and downloading it.
@@ -85,8 +84,8 @@ func fetchPicture(ctx context.Context, hc *http.Client, raw string, max int) (*b
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: picture URL: %w", err)
 	}
-	if u.Scheme != "https" && (u.Scheme != "http" || !loopbackHost(u.Hostname())) {
-		return nil, fmt.Errorf("whatsapp: picture URL: not https: %q", u.Scheme)
+	if err := bmedia.AllowedURL(u); err != nil {
+		return nil, fmt.Errorf("whatsapp: picture: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -128,12 +127,4 @@ func pictureType(b []byte) string {
 		return t
 	}
 	return ""
-}
-
-func loopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

@@ -78,7 +78,7 @@ func TestChatPicture(t *testing.T) {
 		{jid: types.NewJID("491708888888", types.DefaultUserServer)}, // not set
 		{jid: carol, err: "over"},
 		{jid: dave, err: "neither JPEG nor PNG"},
-		{jid: erin, err: "not https"},
+		{jid: erin, err: "only https"},
 		{jid: own, err: "timed out"},
 	} {
 		p, err := h.a.ChatPicture(ctx, chatID(tc.jid))
