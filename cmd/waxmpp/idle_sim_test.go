@@ -20,7 +20,8 @@ import (
 // the names saved), the binary is watched over several ping intervals:
 // its own disk writes (/proc/PID/io write_bytes) must be none, and its
 // threads' context switches (each a wake-up of a thread) are counted
-// against the pings in the window.
+// second by second against a program that runs only the keepalive's
+// timers.
 func TestSimIdle(t *testing.T) {
 	const ping = 10 * time.Second
 	e := newSimEnv(t, envOptions{pingInterval: ping, pingTimeout: 5 * time.Second})
@@ -49,25 +50,57 @@ func TestSimIdle(t *testing.T) {
 	// the keepalive needs (a timer for the ping, one for systemd's
 	// health round every 5 s): how often the Go runtime and this
 	// machine's load wake a process that has to keep a connection
-	// alive. The bridge is measured against it.
+	// alive. The bridge is measured against it, second by second.
 	base := keepaliveProcess(t, ping)
 	const window = 3 * ping
-	w0, s0, b0 := procWrites(t, pid), wakeups(t, pid), wakeups(t, base)
-	time.Sleep(window)
-	w1, s1, b1 := procWrites(t, pid), wakeups(t, pid), wakeups(t, base)
-	wakes, baseWakes := s1-s0, b1-b0
-	t.Logf("idle for %v (ping every %v): %d bytes written, %d wake-ups (%.2f/s); a process with the keepalive's timers alone: %d (%.2f/s)",
-		window, ping, w1-w0, wakes, float64(wakes)/window.Seconds(), baseWakes, float64(baseWakes)/window.Seconds())
+	w0 := procWrites(t, pid)
+	var bridgeSecs, baseSecs []int64
+	s, b := wakeups(t, pid), wakeups(t, base)
+	for range int(window / time.Second) {
+		time.Sleep(time.Second)
+		s1, b1 := wakeups(t, pid), wakeups(t, base)
+		bridgeSecs, baseSecs = append(bridgeSecs, s1-s), append(baseSecs, b1-b)
+		s, b = s1, b1
+	}
+	w1 := procWrites(t, pid)
+	wakes, busy := sumBusy(bridgeSecs)
+	baseWakes, baseBusy := sumBusy(baseSecs)
+	t.Logf("idle for %v (ping every %v): %d bytes written, %d wake-ups (%.2f/s) in %d of %d seconds; a process with the keepalive's timers alone: %d (%.2f/s) in %d seconds",
+		window, ping, w1-w0, wakes, float64(wakes)/window.Seconds(), busy, len(bridgeSecs), baseWakes, float64(baseWakes)/window.Seconds(), baseBusy)
+	t.Logf("the bridge's wake-ups second by second: %v", bridgeSecs)
+	t.Logf("the keepalive program's: %v", baseSecs)
 	if w1 != w0 {
 		t.Errorf("idle for %v, the bridge wrote %d bytes to disk", window, w1-w0)
 	}
-	// The keepalive, the outbox writer's check of it, the health round
-	// and the Go runtime's own came to under 3 a second on an unloaded
-	// machine; the core's tick of once a second, when it ran idle, cost
-	// 8 more (10.6/s). Allowed: 3 a second more than the timers alone.
-	if limit := baseWakes + int64(3*window.Seconds()); wakes > limit {
-		t.Errorf("idle for %v with a ping every %v, the bridge woke %d times; want at most %d (the keepalive's timers alone: %d, plus 3/s)", window, ping, wakes, limit, baseWakes)
+	// What wakes an idle bridge: the ping, the outbox writer's check of
+	// it, the health round every 5 s (about one event every 2.5 s, in 12
+	// or 13 seconds of 30 here). How many thread switches one event costs
+	// depends on the machine's load (the same idle bridge: 73 to 80 in
+	// 30 s on a quiet machine, 190 in a loaded CI run, the keepalive
+	// program 76 in both), so what is held is how often it wakes: in how
+	// many of the window's seconds. A tick of once a second wakes it in
+	// every second (and cost 8 switches a second more when the core's
+	// tick ran idle). Allowed: one second in three more than the
+	// keepalive program's; and, against a runaway, at most 6 switches a
+	// second more than it.
+	if limit := baseBusy + len(bridgeSecs)/3; busy > limit {
+		t.Errorf("idle for %v with a ping every %v, the bridge woke in %d of %d seconds; want at most %d (the keepalive's timers alone: %d)", window, ping, busy, len(bridgeSecs), limit, baseBusy)
 	}
+	if limit := baseWakes + int64(6*window.Seconds()); wakes > limit {
+		t.Errorf("idle for %v with a ping every %v, the bridge woke %d times; want at most %d (the keepalive's timers alone: %d, plus 6/s)", window, ping, wakes, limit, baseWakes)
+	}
+}
+
+// sumBusy is the sum of per-second wake-up counts and how many seconds had
+// any.
+func sumBusy(secs []int64) (sum int64, busy int) {
+	for _, n := range secs {
+		sum += n
+		if n > 0 {
+			busy++
+		}
+	}
+	return sum, busy
 }
 
 // keepaliveProcess builds and starts a Go program that only runs the
