@@ -99,19 +99,7 @@ func burstCoreOn(t *testing.T, db *store.DB, x bridge.XMPP, wa *fakeWA, evs []br
 // waitAcked waits until WhatsApp got n acknowledgements.
 func waitAcked(t *testing.T, wa *fakeWA, n int) []bridge.Event {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		wa.box.mu.Lock()
-		acked := slices.Clone(wa.box.acked)
-		wa.box.mu.Unlock()
-		if len(acked) >= n {
-			return acked
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events acknowledged", len(acked), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return wa.box.waitAcked(t, n, "events")
 }
 
 func burst(n int) []bridge.Event {
@@ -255,19 +243,7 @@ func ownerBurst(n int) []bridge.OwnerEvent {
 // waitHandled waits until the XMPP side got n acknowledgements.
 func waitHandled(t *testing.T, x *fakeXMPP, n int) []bridge.OwnerEvent {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		x.box.mu.Lock()
-		acked := slices.Clone(x.box.acked)
-		x.box.mu.Unlock()
-		if len(acked) >= n {
-			return acked
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d owner events acknowledged", len(acked), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return x.box.waitAcked(t, n, "owner events")
 }
 
 // sentTexts are the WhatsApp ids the owner's texts were sent with, each

@@ -3,7 +3,9 @@ package bridge_test
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"waxmpp/bridge"
@@ -196,6 +198,25 @@ func (b *inbox[T]) left() []T {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]T(nil), b.items...)
+}
+
+// waitAcked waits until n acknowledgements were made and returns them,
+// failing the test after 30 s.
+func (b *inbox[T]) waitAcked(t *testing.T, n int, what string) []T {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b.mu.Lock()
+		acked := slices.Clone(b.acked)
+		b.mu.Unlock()
+		if len(acked) >= n {
+			return acked
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d %s acknowledged", len(acked), n, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // errCrash is what a store write returns in a crash: the write never

@@ -241,19 +241,11 @@ func TestRoomPicture(t *testing.T) {
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			srv := pt.Start(t, v.opts)
-			owner := srv.Dial(t, "owner")
-			b := startRoomBot(t, roomConfig(t, srv), nil)
-			subscribed(t, owner, srv.JID("bot"))
+			b, owner, r := aliceRoom(t, srv)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			r, err := b.bot.CreateRoom(ctx, bridge.Room{Nick: "Alice", Name: "Alice"}, "Your WhatsApp chat with Alice")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.bot.SetRooms([]bridge.Room{r})
-			joinOwner(t, owner, r.JID, "me")
 			small := testPNG(t, 48)
-			err = b.bot.SetRoomPicture(ctx, r.JID, &bridge.Picture{ID: "P1", Type: "image/png", Data: small})
+			err := b.bot.SetRoomPicture(ctx, r.JID, &bridge.Picture{ID: "P1", Type: "image/png", Data: small})
 			if !v.pictures {
 				if !errors.Is(err, bridge.ErrNoRoomPictures) {
 					t.Fatalf("SetRoomPicture on a server without room pictures: %v, want ErrNoRoomPictures", err)

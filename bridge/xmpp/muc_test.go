@@ -143,6 +143,24 @@ func roomConfig(t *testing.T, srv *pt.Server) Config {
 
 // joinOwner makes the owner's client accept the invitation into room as
 // Conversations does: it joins with a nick of its own, and waits until in.
+// aliceRoom starts a bot on srv with the owner subscribed, makes the
+// room of the chat with Alice and has the owner join it as "me".
+func aliceRoom(t *testing.T, srv *pt.Server) (*roomBot, *pt.Client, bridge.Room) {
+	t.Helper()
+	owner := srv.Dial(t, "owner")
+	b := startRoomBot(t, roomConfig(t, srv), nil)
+	subscribed(t, owner, srv.JID("bot"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := b.bot.CreateRoom(ctx, bridge.Room{Nick: "Alice", Name: "Alice"}, "Your WhatsApp chat with Alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.bot.SetRooms([]bridge.Room{r})
+	joinOwner(t, owner, r.JID, "me")
+	return b, owner, r
+}
+
 func joinOwner(t *testing.T, c *pt.Client, room, nick string) {
 	t.Helper()
 	c.Send("<presence to='" + room + "/" + nick + "'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
@@ -578,17 +596,7 @@ func TestRoomBounceResent(t *testing.T) {
 	for _, kind := range pt.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
 			srv := pt.Start(t, pt.Options{Kind: kind, NoShaper: true})
-			owner := srv.Dial(t, "owner")
-			b := startRoomBot(t, roomConfig(t, srv), nil)
-			subscribed(t, owner, srv.JID("bot"))
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			r, err := b.bot.CreateRoom(ctx, bridge.Room{Nick: "Alice", Name: "Alice"}, "Your WhatsApp chat with Alice")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.bot.SetRooms([]bridge.Room{r})
-			joinOwner(t, owner, r.JID, "me")
+			b, owner, r := aliceRoom(t, srv)
 			if _, err := b.bot.Send(bridge.Outgoing{Body: "before", Room: r.JID}); err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"waxmpp/bridge/store"
 )
 
 // TestControlSocketPrivate: the control socket lives in a directory only
@@ -48,18 +45,7 @@ func TestControlSocketPrivate(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			db, err := store.Open(filepath.Join(stateDir, "waxmpp.db"), store.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			stop, err := serveControl(t.Context(), db, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stop()
-
-			sock := controlPath(db.Path())
+			_, sock := serveTestControl(t, stateDir)
 			dir, err := os.Lstat(filepath.Dir(sock))
 			if err != nil {
 				t.Fatal(err)

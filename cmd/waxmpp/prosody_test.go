@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -128,17 +127,8 @@ func TestBinaryWrongPassword(t *testing.T) {
 // TestControlSocketRefusesUnknown: the control socket answers anything but
 // "backup" with one line naming what it knows, and the socket is 0600.
 func TestControlSocketRefusesUnknown(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "waxmpp.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	stop, err := serveControl(t.Context(), db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	fi, err := os.Stat(controlPath(db.Path()))
+	db, sock := serveTestControl(t, t.TempDir())
+	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket: %v, mode %v", err, fi.Mode())
 	}

@@ -18,17 +18,7 @@ import (
 // TestControlStages: "stages on" starts the stage timings from zero, a
 // store commit then shows in "stages", and the allocation counters grow.
 func TestControlStages(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "waxmpp.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	stop, err := serveControl(t.Context(), db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	sock := controlPath(db.Path())
+	db, sock := serveTestControl(t, t.TempDir())
 	defer controlStages(t, sock, "off")
 	controlStages(t, sock, "on")
 	r0 := readStages(t, sock)
@@ -54,6 +44,23 @@ func TestControlStages(t *testing.T) {
 	if line := controlLine(t, sock, "stages now"); !strings.Contains(line, "known: stages, stages on, stages off, stages allocs") {
 		t.Errorf("stages now: %q", line)
 	}
+}
+
+// serveTestControl opens a store in dir and serves its control socket
+// until the test ends; it returns the store and the socket's path.
+func serveTestControl(t *testing.T, dir string) (*store.DB, string) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(dir, "waxmpp.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	stop, err := serveControl(t.Context(), db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return db, controlPath(db.Path())
 }
 
 // controlLine sends one request to the control socket sock and returns
