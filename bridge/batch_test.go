@@ -79,7 +79,14 @@ func burstCoreOn(t *testing.T, db *store.DB, x bridge.XMPP, wa *fakeWA, evs []br
 		wa.box.delivered(ev)
 		ch <- ev
 	}
-	core, err := bridge.NewCore(bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: ch, Owner: make(chan bridge.OwnerEvent)})
+	runCore(t, db, bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: ch, Owner: make(chan bridge.OwnerEvent)})
+	return st
+}
+
+// runCore runs a core made of cfg until the test ends, then closes db.
+func runCore(t *testing.T, db *store.DB, cfg bridge.CoreConfig) {
+	t.Helper()
+	core, err := bridge.NewCore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +100,6 @@ func burstCoreOn(t *testing.T, db *store.DB, x bridge.XMPP, wa *fakeWA, evs []br
 		}
 		db.Close()
 	})
-	return st
 }
 
 // waitAcked waits until WhatsApp got n acknowledgements.
@@ -194,10 +200,7 @@ func TestBurstFails(t *testing.T) {
 // current one.
 func ownerBurstCore(t *testing.T, x *fakeXMPP, wa *fakeWA, evs []bridge.OwnerEvent, mapErr error) *countingStore {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testDB(t)
 	if _, err := db.PutChat(bridge.Chat{ID: alice, Kind: bridge.Direct, Name: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
@@ -215,20 +218,7 @@ func ownerBurstCore(t *testing.T, x *fakeXMPP, wa *fakeWA, evs []bridge.OwnerEve
 		x.box.delivered(m)
 		own <- m
 	}
-	core, err := bridge.NewCore(bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: make(chan bridge.Event), Owner: own})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- core.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run = %v", err)
-		}
-		db.Close()
-	})
+	runCore(t, db, bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: make(chan bridge.Event), Owner: own})
 	return st
 }
 
