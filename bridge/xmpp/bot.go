@@ -25,6 +25,10 @@ type Bot struct {
 	fit   fitTracker // the owner's clients (fit.go); Run's alone
 }
 
+// stageOwnerHand is how long an owner event waits for the core to take
+// it (the channel full: the core is busy).
+var stageOwnerHand = bridge.NewStage("xmpp owner → core")
+
 // NewBot returns a Bot over s. Call Run to start converting.
 func NewBot(s *Session) *Bot {
 	return &Bot{s: s, owner: make(chan bridge.OwnerEvent, 64), fit: fitTracker{
@@ -66,8 +70,10 @@ func (b *Bot) Run(ctx context.Context) error {
 		if ev == nil {
 			continue
 		}
+		t := bridge.StageStart()
 		select {
 		case b.owner <- ev:
+			stageOwnerHand.Done(t)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -75,6 +75,9 @@ type outWriter struct {
 	inflight []uint64
 	// limit is the link's stanza limit (see split.go).
 	limit int
+	// fullAt is when the window filled with items still to write, for
+	// stageWindow (zero: not full, or stages off).
+	fullAt time.Time
 }
 
 // ping is one ping in flight.
@@ -82,6 +85,7 @@ type ping struct {
 	seq   uint64    // outbox seq written before it
 	bytes uint64    // stanza bytes written before it
 	at    time.Time // when it was written
+	stage time.Time // bridge.StageStart when it was written
 }
 
 // Stages (bridge.NewStage): the outbox's durable write in SendBatch, and
@@ -89,17 +93,26 @@ type ping struct {
 var (
 	stageOutbox = bridge.NewStage("xmpp outbox commit")
 	stageWrite  = bridge.NewStage("xmpp socket write")
+	// The writer's waits: for the pace (the token bucket), for the
+	// server to confirm a full window, and a ping's round trip.
+	stagePace   = bridge.NewStage("xmpp pace wait")
+	stageWindow = bridge.NewStage("xmpp window wait")
+	stagePing   = bridge.NewStage("xmpp ping round trip")
 )
 
 // send writes one stanza, paced, with a deadline.
 func (w *outWriter) send(ctx context.Context, b []byte) error {
+	t := bridge.StageStart()
 	held, err := w.pace.wait(ctx, len(b))
 	if err != nil {
 		return context.Cause(ctx)
 	}
+	if held {
+		stagePace.Done(t)
+	}
 	w.held = w.held || held
 	w.c.conn.SetWriteDeadline(time.Now().Add(w.s.cfg.WriteTimeout))
-	t := bridge.StageStart()
+	t = bridge.StageStart()
 	if _, err := w.c.conn.Write(b); err != nil {
 		return fmt.Errorf("xmpp: write: %w", err)
 	}
@@ -115,7 +128,7 @@ func (w *outWriter) ping(ctx context.Context) error {
 	if err := w.send(ctx, b); err != nil {
 		return err
 	}
-	w.pings[id] = ping{seq: w.written, bytes: w.bytes, at: time.Now()}
+	w.pings[id] = ping{seq: w.written, bytes: w.bytes, at: time.Now(), stage: bridge.StageStart()}
 	if w.pingSent.IsZero() {
 		w.pingSent = time.Now()
 	}
@@ -130,6 +143,7 @@ func (w *outWriter) pong(id string) error {
 	if !ok {
 		return nil
 	}
+	stagePing.Done(p.stage)
 	seq := p.seq
 	w.ackedBytes = max(w.ackedBytes, p.bytes)
 	// Results arrive in order; older pings are answered too.
@@ -223,9 +237,11 @@ func (w *outWriter) pending(seq uint64) bool {
 // its pings went unanswered for the ping timeout, and every new link
 // started over with the same backlog.
 func (w *outWriter) full() bool {
-	window := max(minWindow, uint64(w.s.pacer.rate))
-	return w.bytes-w.ackedBytes >= window
+	return w.bytes-w.ackedBytes >= w.window()
 }
+
+// window is the most the writer has written unconfirmed.
+func (w *outWriter) window() uint64 { return max(minWindow, uint64(w.s.pacer.rate)) }
 
 // minWindow is the smallest window: a few dozen stanzas, under three
 // seconds of ejabberd's shipped 3,000 B/s, so a ping never waits longer
@@ -264,6 +280,9 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if w.full() {
+		if w.fullAt.IsZero() {
+			w.fullAt = bridge.StageStart()
+		}
 		// Wait for the server to confirm: a ping now, so that a fast
 		// server's answer opens the window at once.
 		w.held = true
@@ -286,6 +305,8 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 			break
 		}
 		wrote = true
+		stageWindow.Done(w.fullAt)
+		w.fullAt = time.Time{}
 		if len(it.Data) < 8 {
 			// A record we cannot have written: drop it rather than
 			// wedge the queue behind it forever.

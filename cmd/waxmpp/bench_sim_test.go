@@ -37,22 +37,50 @@ func BenchmarkSimBridge(b *testing.B) {
 		stranger := e.srv.Dial(b, "stranger")
 
 		// Direct: stranger → owner.
+		c0 := e.cpu()
 		dIn := e.directIn(stranger, n, body)
+		c1 := e.cpu()
 		b.Logf("direct in: %.0f msg/s", dIn.rate)
 
 		// Bridge: WhatsApp → owner, 100 events per control request.
 		wIn, pIn := e.bridgeIn(n, body, "BENCH")
+		c2 := e.cpu()
 		b.Logf("bridge in: %.0f msg/s", wIn.rate)
+		e.cpuReport(b, "in", n, c0, c1, c2, dIn, wIn)
+
+		// With WAXMPP_BENCH_SAME=1, direct again with the stanza the
+		// bridge sends (its header in the body, origin-id, receipt
+		// request, markable): what the server's cost of the richer
+		// stanza leaves of the ratio, apart from the bridge's own flow.
+		// Off by default: its 2,000 more messages in the owner's archive
+		// bring Prosody's archive quota (storage_archive_item_limit,
+		// 10,000) within the out phase, and Prosody then rewrites the
+		// archive every 100 messages.
+		if os.Getenv("WAXMPP_BENCH_SAME") != "" {
+			c0 = e.cpu()
+			dSame := e.directInAs(stranger, n, body, true)
+			c1 = e.cpu()
+			b.Logf("direct in, the bridge's stanza: %.0f msg/s (server CPU %.0f µs per message)", dSame.rate,
+				float64((c1.server-c0.server).Microseconds())/float64(n))
+			b.ReportMetric(dSame.rate, "in-direct-same-msg/s")
+			b.ReportMetric(wIn.rate/dSame.rate, "in-ratio-same")
+			b.ReportMetric(ms(pct(dSame.lat, 0.99)), "in-direct-same-p99-ms")
+			b.ReportMetric(float64((c1.server-c0.server).Microseconds())/float64(n), "in-direct-same-server-µs/msg")
+		}
 		benchPrint(pIn.table("WhatsApp → owner"))
 		benchPrint(pIn.topAllocs(25))
 
 		// Direct: owner → stranger, and what the two clients allocate.
 		var dOut relayRun
+		c0 = e.cpu()
 		dAllocs, dBytes := directAllocs(n, func() { dOut = e.directOut(stranger, n, body) })
+		c1 = e.cpu()
 		b.Logf("direct out: %.0f msg/s", dOut.rate)
 
 		// Bridge: owner → WhatsApp.
 		wOut, pOut := e.bridgeOut(n, body, "bench-out-")
+		c2 = e.cpu()
+		e.cpuReport(b, "out", n, c0, c1, c2, dOut, wOut)
 		controlStages(b, e.control(), "off")
 		b.Logf("bridge out: %.0f msg/s", wOut.rate)
 		benchPrint(pOut.table("owner → WhatsApp"))
@@ -142,12 +170,23 @@ func BenchmarkSimBridge(b *testing.B) {
 
 // directIn relays n numbered messages stranger → owner.
 func (e *simEnv) directIn(stranger *pt.Client, n int, body string) relayRun {
+	return e.directInAs(stranger, n, body, false)
+}
+
+// directInAs is directIn; like, with the stanza the bridge sends.
+func (e *simEnv) directInAs(stranger *pt.Client, n int, body string, like bool) relayRun {
 	e.tb.Helper()
 	sent := make([]time.Time, n)
 	m := e.mark()
 	t0 := time.Now()
 	for i := range n {
 		sent[i] = time.Now()
+		if like {
+			id := fmt.Sprintf("wa-SAME%016d", i)
+			stranger.Send(fmt.Sprintf("<message type='chat' to='%s' id='%s'><body>*Alice*: #%d %s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>"+
+				"<request xmlns='urn:xmpp:receipts'/><markable xmlns='urn:xmpp:chat-markers:0'/></message>", e.srv.JID("owner"), id, i, body, id))
+			continue
+		}
 		stranger.Send(fmt.Sprintf("<message to='%s' type='chat' id='d%d'><body>#%d %s</body></message>", e.srv.JID("owner"), i, i, body))
 	}
 	return e.ownerRun(m, n, t0, sent, "")
@@ -363,4 +402,32 @@ func (e *simEnv) logAbout(s string) string {
 		}
 	}
 	return s + ":\n" + strings.Join(out, "\n")
+}
+
+// cpuUse is the processor time the server and the binary have used.
+type cpuUse struct{ server, binary time.Duration }
+
+func (e *simEnv) cpu() cpuUse {
+	return cpuUse{e.srv.CPU(), pt.ProcessCPU(e.cmd.Process.Pid)}
+}
+
+// cpuReport reports what the direct run d (c0 to c1) and the bridge's w
+// (c1 to c2) of n messages cost the server and the binary, per message,
+// and how busy the server was (its CPU time over the run's): on this
+// 2-core machine the server is what bounds both runs (one Lua or Erlang
+// scheduler busy), so the ratio of its costs per message is about the
+// best relay ratio the bridge can reach, and a bridge run that leaves
+// the server idler than the direct run loses the rest in its own flow.
+func (e *simEnv) cpuReport(b *testing.B, name string, n int, c0, c1, c2 cpuUse, d, w relayRun) {
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	ds, bs, bb := per(c1.server-c0.server), per(c2.server-c1.server), per(c2.binary-c1.binary)
+	// A run lasts n/rate seconds.
+	busy := func(cpu float64, r relayRun) float64 { return cpu * r.rate / 1e6 }
+	b.Logf("%s: server CPU per message %.0f µs direct, %.0f µs bridged (busy %.0f%%, %.0f%%); the binary's %.0f µs",
+		name, ds, bs, 100*busy(ds, d), 100*busy(bs, w), bb)
+	b.ReportMetric(ds, name+"-direct-server-µs/msg")
+	b.ReportMetric(bs, name+"-bridge-server-µs/msg")
+	b.ReportMetric(bb, name+"-bridge-binary-µs/msg")
+	b.ReportMetric(busy(ds, d), name+"-direct-server-busy")
+	b.ReportMetric(busy(bs, w), name+"-bridge-server-busy")
 }

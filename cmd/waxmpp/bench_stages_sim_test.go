@@ -26,7 +26,7 @@ import (
 // here goes last.
 var stageOrder = []string{
 	"whatsapp inbox write", "core: WhatsApp events", "core: owner messages", "store commit",
-	"xmpp outbox commit", "xmpp socket write", "whatsapp send", "whatsapp send (simulated)",
+	"xmpp outbox commit", "xmpp window wait", "xmpp pace wait", "xmpp ping round trip", "xmpp socket write", "xmpp owner → core", "whatsapp send", "whatsapp send (simulated)",
 }
 
 // control is the binary's control socket.
