@@ -68,6 +68,7 @@ type outWriter struct {
 	pings                       map[string]ping // by id
 	pingSent                    time.Time       // oldest unanswered ping, zero if none
 	lastPing                    time.Time
+	lastPingBytes               uint64 // bytes when the last ping was written
 	held                        bool   // the pace held the writer back since the last ping
 	bytes                       uint64 // stanza bytes written on this link
 	ackedBytes                  uint64 // of which the server confirmed
@@ -133,6 +134,7 @@ func (w *outWriter) ping(ctx context.Context) error {
 		w.pingSent = time.Now()
 	}
 	w.lastPing = time.Now()
+	w.lastPingBytes = w.bytes
 	return nil
 }
 
@@ -320,7 +322,7 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		w.written = it.Seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
 		w.backlog = it.Seq < items[len(items)-1].Seq || len(items) == 32
-		if len(w.c.ctrl) > 0 || len(w.c.pongs) > 0 {
+		if len(w.c.ctrl) > 0 || len(w.c.pongs) > 0 || w.halfWindow() {
 			break
 		}
 	}
@@ -330,13 +332,21 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 	if err := w.silent(); err != nil {
 		return false, err
 	}
-	// Pings go out every second even while earlier ones are unanswered
-	// (up to maxPings): their round trips are what the pacer reads.
-	if time.Since(w.lastPing) >= confirmEvery && !w.pending(w.written) && len(w.pings) < maxPings {
+	// Pings go out every second, and each half window written, even
+	// while earlier ones are unanswered (up to maxPings): their round
+	// trips are what the pacer reads, and the answer to one opens the
+	// window while the writer goes on with the next half (pipelining:
+	// waiting for an answer per full window left the server idle for a
+	// round trip per window).
+	if !w.pending(w.written) && len(w.pings) < maxPings && (time.Since(w.lastPing) >= confirmEvery || w.halfWindow()) {
 		return true, w.ping(ctx)
 	}
 	return true, nil
 }
+
+// halfWindow reports whether half a window was written since the last
+// ping.
+func (w *outWriter) halfWindow() bool { return w.bytes-w.lastPingBytes >= w.window()/2 }
 
 // item writes one outbox item: in parts when it is over the link's
 // limit (queued before the session knew it), not at all when the guard

@@ -1,6 +1,9 @@
 package xmpp
 
 import (
+	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,5 +102,90 @@ func TestOutboxRemovesOnce(t *testing.T) {
 	}
 	if n := len(q.acks); n != 4 || q.acks[3] != 33 {
 		t.Errorf("removals %v, want 30, 31, 32, 33", q.acks)
+	}
+}
+
+// TestWriterPipelines: during a burst the writer pings once half a
+// window is written and goes on writing the second half while that ping
+// is unanswered; the answer opens the window again before it is full.
+// (It used to ping only once the window was full, then wait a round trip
+// with nothing to write: the server sat idle for a round trip a window.)
+// Nothing is removed from the outbox before an answer confirms it.
+func TestWriterPipelines(t *testing.T) {
+	q := &countingQueue{}
+	s, err := New(Config{JID: "bot@example.org", Password: "pw", Owner: "owner@example.org", Outbox: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := "12345678<message to='owner@example.org' id='x'><body>" + strings.Repeat("x", 280) + "</body></message>"
+	for range 100 {
+		q.Enqueue([]byte(item))
+	}
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	defer theirs.Close()
+	go io.Copy(io.Discard, theirs) // the server
+	c := &conn{link: &link{conn: ours}, ctrl: make(chan []byte, 8), pongs: make(chan string, 8), gate: make(chan struct{})}
+	c.openGate()
+	w := &outWriter{s: s, c: c, pace: newBucket(1e9, 1e9), pings: map[string]ping{}, limit: 1 << 20}
+	ctx := t.Context()
+	// Write until the writer has nothing it may write without an answer.
+	writeAll := func() {
+		for {
+			did, err := w.drain(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !did {
+				return
+			}
+		}
+	}
+	writeAll()
+	window := int(w.window())
+	if w.bytes-w.ackedBytes < uint64(window) {
+		t.Fatalf("%d bytes written unconfirmed, want a full window (%d)", w.bytes-w.ackedBytes, window)
+	}
+	if n := len(w.pings); n < 2 {
+		t.Fatalf("%d pings out over a full window, want one each half window", n)
+	}
+	var first ping
+	for _, p := range w.pings {
+		if first.at.IsZero() || p.at.Before(first.at) {
+			first = p
+		}
+	}
+	if first.bytes > uint64(window)/2+uint64(len(item)) {
+		t.Errorf("the first ping went after %d bytes, want about half the window (%d)", first.bytes, window/2)
+	}
+	if first.seq >= w.written {
+		t.Errorf("nothing written after the first ping (seq %d, written %d)", first.seq, w.written)
+	}
+	if len(q.acks) != 0 {
+		t.Errorf("removed %v before any answer", q.acks)
+	}
+	// The answer to the first ping opens the window before the second's.
+	var firstID string
+	for id, p := range w.pings {
+		if p.at.Equal(first.at) {
+			firstID = id
+		}
+	}
+	written := w.written
+	if err := w.pong(firstID); err != nil {
+		t.Fatal(err)
+	}
+	writeAll()
+	if w.written <= written {
+		t.Errorf("nothing written after the first answer (written %d)", w.written)
+	}
+	if w.confirmed != first.seq {
+		t.Errorf("confirmed through %d, want %d", w.confirmed, first.seq)
+	}
+	if err := w.remove(true); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.acks) != 1 || q.acks[0] != first.seq {
+		t.Errorf("removals %v, want through %d only", q.acks, first.seq)
 	}
 }
