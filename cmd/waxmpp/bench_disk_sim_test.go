@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +14,16 @@ import (
 )
 
 // BenchmarkSimDiskWrites measures what relaying costs the disk (an SD
-// card wears with every write): the bytes the binary writes
-// (/proc/PID/io write_bytes) from a message's arrival until everything it
-// caused is done (the outbox confirmed by a ping, the map, the chat's
-// activity), per message, for a lone message and in bursts of 100, each
-// way; with the store's commits and the binary's heap allocations over
-// the same span. Goal (issue 13): a lone message ≤ 24 KB, in bursts ≤
-// 1.5 KB.
+// card wears with every write): the bytes the binary writes to its state
+// file (its pwrite64 calls, logged by strace: fileWrites) from a
+// message's arrival until everything it caused is done (the outbox
+// confirmed by a ping, the map, the chat's activity), per message, for a
+// lone message and in bursts of 100, each way; beside them the bytes the
+// kernel counted for the binary (/proc/PID/io write_bytes: the page
+// cache's folios those writes dirtied, a multiple of them), the
+// fdatasyncs, the store's commits and the binary's heap allocations over
+// the same span. Goal (issue 13): a lone message one commit and ≤ 24 KB,
+// in bursts ≤ 1.5 KB.
 //
 // $WAXMPP_BENCH_ARCH runs it once per build named there (benchArches;
 // make bench-arm: the Pi's arm64 and ARMv6 builds under qemu-user beside
@@ -95,63 +99,83 @@ func archDiffs(base, f diskFigures) []string {
 
 // diskFigures are one run's per-message figures, by case ("lone in"...).
 type diskFigures struct {
-	cases                 []string
-	disk, commits, allocs map[string]float64
-	allocBytes            map[string]float64
+	cases []string
+	// disk is the bytes written to the state file, dirtied what
+	// /proc/PID/io counted (write_bytes), syncs the state file's
+	// fdatasyncs.
+	disk, dirtied, syncs, commits, allocs map[string]float64
+	allocBytes                            map[string]float64
 }
 
 func (f diskFigures) report(b *testing.B) {
 	for _, c := range f.cases {
 		name := strings.ReplaceAll(c, " ", "-")
 		b.ReportMetric(f.disk[c], name+"-diskB/msg")
+		b.ReportMetric(f.dirtied[c], name+"-dirtiedB/msg")
+		b.ReportMetric(f.syncs[c], name+"-syncs/msg")
 		b.ReportMetric(f.commits[c], name+"-commits/msg")
 		b.ReportMetric(f.allocs[c], name+"-allocs/msg")
 	}
-	b.Logf("disk per message: lone in %.0f B, lone out %.0f B, in bursts of 100: in %.0f B, out %.0f B",
+	b.Logf("state file writes per message: lone in %.0f B, lone out %.0f B, in bursts of 100: in %.0f B, out %.0f B",
 		f.disk["lone in"], f.disk["lone out"], f.disk["burst100 in"], f.disk["burst100 out"])
+	b.Logf("write_bytes (page cache folios) per message: lone in %.0f B, lone out %.0f B, in bursts of 100: in %.0f B, out %.0f B",
+		f.dirtied["lone in"], f.dirtied["lone out"], f.dirtied["burst100 in"], f.dirtied["burst100 out"])
 }
 
 func diskWrites(b *testing.B, arch string) diskFigures {
 	const ping = 5 * time.Second // the shortest the config allows
-	e := newSimEnv(b, envOptions{pingInterval: ping, pingTimeout: 4 * time.Second, arch: arch})
+	e := newSimEnv(b, envOptions{pingInterval: ping, pingTimeout: 4 * time.Second, arch: arch, traceWrites: true})
 	e.addressBook()
 	e.command("/to alice")
-	pid := e.cmd.Process.Pid
+	pid := e.pid
+	tr := e.writes
+	state := filepath.Join(e.dir, "waxmpp.db")
 	body := strings.Repeat("lorem ipsum ", 8)
 	// settle waits until nothing was written for two ping intervals
-	// and returns the bytes written so far.
-	settle := func() int64 {
+	// and returns the counts so far.
+	type counts struct{ dirtied, file, syncs int64 }
+	read := func() counts {
+		var c counts
+		c.dirtied = procWrites(b, pid)
+		c.file, c.syncs = tr.count(b, state)
+		return c
+	}
+	settle := func() counts {
 		deadline := time.Now().Add(3 * time.Minute)
-		last, since := procWrites(b, pid), time.Now()
+		last, since := read(), time.Now()
 		for time.Since(since) < 2*ping {
 			if time.Now().After(deadline) {
 				b.Fatalf("the bridge kept writing for 3 minutes")
 			}
 			time.Sleep(500 * time.Millisecond)
-			if w := procWrites(b, pid); w != last {
+			if w := read(); w != last {
 				last, since = w, time.Now()
 			}
 		}
 		return last
 	}
-	f := diskFigures{disk: map[string]float64{}, commits: map[string]float64{}, allocs: map[string]float64{}, allocBytes: map[string]float64{}}
+	f := diskFigures{disk: map[string]float64{}, dirtied: map[string]float64{}, syncs: map[string]float64{},
+		commits: map[string]float64{}, allocs: map[string]float64{}, allocBytes: map[string]float64{}}
 	// measure runs one case: from a quiet bridge until it is quiet again.
 	measure := func(name string, n, times int, relay func(n int)) {
-		var disk, commits, allocs, bytes float64
+		var disk, dirtied, syncs, commits, allocs, bytes float64
 		for range times {
 			w0 := settle()
 			r0 := e.stagesFrom("disk")
 			relay(n)
 			w1 := settle()
 			p := e.phase(r0, n)
-			disk += float64(w1-w0) / float64(n)
+			disk += float64(w1.file-w0.file) / float64(n)
+			dirtied += float64(w1.dirtied-w0.dirtied) / float64(n)
+			syncs += float64(w1.syncs-w0.syncs) / float64(n)
 			commits += p.commits
 			allocs += p.allocs
 			bytes += p.allocsB
 		}
 		k := float64(times)
 		f.cases = append(f.cases, name)
-		f.disk[name], f.commits[name], f.allocs[name], f.allocBytes[name] = disk/k, commits/k, allocs/k, bytes/k
+		f.disk[name], f.dirtied[name], f.syncs[name] = disk/k, dirtied/k, syncs/k
+		f.commits[name], f.allocs[name], f.allocBytes[name] = commits/k, allocs/k, bytes/k
 	}
 	seq := 0
 	in := func(n int) {

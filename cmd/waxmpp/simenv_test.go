@@ -81,6 +81,8 @@ type simEnv struct {
 	sock  string
 
 	cmd     *exec.Cmd
+	pid     int         // the binary's: cmd's, or strace's child's (writes)
+	writes  *fileWrites // envOptions.traceWrites
 	exited  chan error
 	stderr  *syncBuffer
 	logFile *os.File // the binary's whole log, kept with the dir when a test fails
@@ -159,6 +161,9 @@ type envOptions struct {
 	noSubscribe bool
 	// arch runs the binary built for a Pi under qemu-user (benchArches).
 	arch string
+	// traceWrites runs the binary under strace, which logs its writes
+	// to the state file (fileWrites: the disk benchmark only).
+	traceWrites bool
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -173,6 +178,9 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	e.srv = pt.Start(tb, srvOpts)
 	e.noFFmpeg = o.noFFmpeg
 	e.arch = o.arch
+	if o.traceWrites {
+		e.writes = &fileWrites{log: filepath.Join(tb.TempDir(), "strace.log")}
+	}
 	e.owner = e.srv.Dial(tb, "owner")
 	e.bot = e.srv.JID("bot")
 	// Unix socket paths must be short; t.TempDir's can be long.
@@ -260,6 +268,9 @@ func (e *simEnv) start() {
 	e.tb.Helper()
 	e.starts++
 	e.cmd = e.runCmd("run", "--config", e.conf, "--simulator", e.sock) // bench_arch_sim_test.go
+	if e.writes != nil {
+		e.cmd = e.writes.wrap(e.tb, e.cmd)
+	}
 	// A finer allocation profile than the default 512 KiB, for the
 	// benchmarks' (bench_stages_sim_test.go).
 	e.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "GODEBUG=memprofilerate=16384")
@@ -281,6 +292,10 @@ func (e *simEnv) start() {
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.cmd.Start(); err != nil {
 		e.tb.Fatal(err)
+	}
+	e.pid = e.cmd.Process.Pid
+	if e.writes != nil {
+		e.pid = tracee(e.tb, e.pid)
 	}
 	e.exited = make(chan error, 1)
 	go func(cmd *exec.Cmd, ch chan error) { ch <- cmd.Wait() }(e.cmd, e.exited)
@@ -352,8 +367,8 @@ func (e *simEnv) probe() error {
 	}
 	defer c.Close()
 	st, err := c.State()
-	if err == nil && st.PID != e.cmd.Process.Pid {
-		err = fmt.Errorf("socket of pid %d, want %d", st.PID, e.cmd.Process.Pid)
+	if err == nil && st.PID != e.pid {
+		err = fmt.Errorf("socket of pid %d, want %d", st.PID, e.pid)
 	}
 	return err
 }
@@ -361,7 +376,7 @@ func (e *simEnv) probe() error {
 // kill SIGKILLs the binary, like a power cut.
 func (e *simEnv) kill() {
 	e.tb.Helper()
-	e.cmd.Process.Signal(syscall.SIGKILL)
+	syscall.Kill(e.pid, syscall.SIGKILL)
 	<-e.exited
 	e.cmd = nil
 	e.sim.Close()
@@ -372,13 +387,14 @@ func (e *simEnv) kill() {
 // stop SIGTERMs the binary and expects a clean exit.
 func (e *simEnv) stop() {
 	e.tb.Helper()
-	e.cmd.Process.Signal(syscall.SIGTERM)
+	syscall.Kill(e.pid, syscall.SIGTERM)
 	select {
 	case err := <-e.exited:
 		if err != nil {
 			e.tb.Errorf("exit after SIGTERM: %v\n%s", err, e.stderr.String())
 		}
 	case <-time.After(15 * time.Second):
+		syscall.Kill(e.pid, syscall.SIGKILL)
 		e.cmd.Process.Kill()
 		<-e.exited
 		e.tb.Errorf("still running 15s after SIGTERM\n%s", e.stderr.String())
@@ -390,10 +406,11 @@ func (e *simEnv) stop() {
 
 func (e *simEnv) shutdown() {
 	if e.cmd != nil {
-		e.cmd.Process.Signal(syscall.SIGTERM)
+		syscall.Kill(e.pid, syscall.SIGTERM)
 		select {
 		case <-e.exited:
 		case <-time.After(10 * time.Second):
+			syscall.Kill(e.pid, syscall.SIGKILL)
 			e.cmd.Process.Kill()
 			<-e.exited
 		}
