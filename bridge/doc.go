@@ -153,9 +153,17 @@
 //     channel (up to 100) are one commit: the outbox's stanzas, their map
 //     entries and their chats' activity together (RecordingXMPP; an XMPP
 //     side without it costs one Send and one PutMessages). The events are
-//     acknowledged once it is done. The outbox removes what a later ping
-//     proved the server has in a commit of its own: kept, a crash would
-//     send it again. A lone message costs these two commits.
+//     acknowledged once it is done. What a later ping proved the server
+//     has leaves the outbox with the next commit of anything (or at
+//     Close), not in one of its own (store.Queue.AckThroughLater), as
+//     long as those stanzas are a few (8 KiB); a burst's removal commits.
+//     A kill -9 or a power cut before then sends them again with their
+//     ids: clients drop them by id, and a room's are read back from its
+//     archive before anything is resent (xmpp's recallCopies). A lone
+//     message costs one commit. The real WhatsApp adapter adds its
+//     inbox's commit in front (each whatsmeow event is on disk before
+//     whatsmeow acknowledges it); the inbox's removal of handled events
+//     waits for the next commit the same way.
 //   - The owner to WhatsApp: the texts waiting on the owner channel (up to
 //     100) are sent to WhatsApp one by one and then mapped in one commit,
 //     after which they are acknowledged to the XMPP side. Its archive

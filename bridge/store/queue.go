@@ -123,6 +123,7 @@ func (q *Queue) EnqueueWith(r bridge.Record, data ...[]byte) ([]uint64, error) {
 // Peek returns up to n of the oldest items with Seq > after, in order. The
 // items' Data are copies the caller may keep.
 func (q *Queue) Peek(after uint64, n int) ([]Item, error) {
+	after = max(after, q.db.lazy.floor(string(q.name))) // removed, maybe not yet on disk
 	if n <= 0 || after == math.MaxUint64 {
 		return nil, nil
 	}
@@ -148,28 +149,53 @@ func (q *Queue) Peek(after uint64, n int) ([]Item, error) {
 	return items, nil
 }
 
-// AckThrough removes every item with Seq <= seq.
+// AckThrough removes every item with Seq <= seq, on disk when it
+// returns.
 func (q *Queue) AckThrough(seq uint64) error {
-	err := q.db.write(func(tx *bolt.Tx) error {
-		b, err := q.bucket(tx, false)
-		if b == nil || err != nil {
-			return err
-		}
-		var keys [][]byte
-		c := b.Cursor()
-		end := seqKey(seq)
-		for k, _ := c.First(); k != nil && string(k) <= string(end); k, _ = c.Next() {
-			keys = append(keys, k)
-		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := q.db.write(func(tx *bolt.Tx) error { return removeThrough(tx, q.name, seq) })
 	if err != nil {
 		return fmt.Errorf("store: ack %s through %d: %w", q.name, seq, err)
+	}
+	q.db.lazy.written(string(q.name), seq)
+	return nil
+}
+
+// AckThroughLater removes every item with Seq <= seq at once for Peek,
+// Len and Oldest, and on disk with the next commit of any call (or with
+// Close): a removal costs no commit of its own. A crash before that
+// brings the items back: for queues whose consumer does not mind
+// handling an item twice (the XMPP outbox sends it again with its id,
+// the WhatsApp inbox's events are dropped by the core as known).
+func (q *Queue) AckThroughLater(seq uint64) {
+	if seq > q.db.lazy.onDisk(string(q.name)) {
+		q.db.lazy.ack(string(q.name), seq)
+	}
+}
+
+// Removed is the highest seq whose removal (AckThrough, or
+// AckThroughLater's once a commit took it) is on disk, since Open.
+func (q *Queue) Removed() uint64 { return q.db.lazy.onDisk(string(q.name)) }
+
+// removeThrough deletes queue's items with Seq <= seq.
+func removeThrough(tx *bolt.Tx, queue []byte, seq uint64) error {
+	qs := tx.Bucket(bucketQueues)
+	if qs == nil {
+		return fmt.Errorf("store: bucket %s missing", bucketQueues)
+	}
+	b := qs.Bucket(queue)
+	if b == nil {
+		return nil
+	}
+	var keys [][]byte
+	c := b.Cursor()
+	end := seqKey(seq)
+	for k, _ := c.First(); k != nil && string(k) <= string(end); k, _ = c.Next() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -178,12 +204,18 @@ func (q *Queue) AckThrough(seq uint64) error {
 // so it is for status reports, not for every message.
 func (q *Queue) Len() (int, error) {
 	var n int
+	floor := seqKey(q.db.lazy.floor(string(q.name)))
 	err := q.db.bolt.View(func(tx *bolt.Tx) error {
 		b, err := q.bucket(tx, false)
 		if b == nil || err != nil {
 			return err
 		}
 		n = b.Stats().KeyN
+		// Removed by AckThroughLater and not yet on disk: not counted.
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && string(k) <= string(floor); k, _ = c.Next() {
+			n--
+		}
 		return nil
 	})
 	if err != nil {

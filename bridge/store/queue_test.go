@@ -3,10 +3,13 @@ package store
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"waxmpp/bridge"
 )
@@ -274,5 +277,97 @@ func TestEnqueueWith(t *testing.T) {
 	}
 	if n, err := q.Len(); err != nil || n != 2 {
 		t.Errorf("queue holds %d, %v after a failed EnqueueWith; want 2", n, err)
+	}
+}
+
+// crashCopy opens a copy of db's file as it is on disk now (a crash:
+// what was committed, nothing else).
+func crashCopy(t *testing.T, db *DB) *DB {
+	t.Helper()
+	raw, err := os.ReadFile(db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "crash.db")
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestAckThroughLater: a lazy removal costs no commit of its own, takes
+// the items out of Peek, Len and Oldest at once, reaches the disk with
+// the next commit of anything else (Removed says so), comes undone in a
+// crash before that, and is written by Close.
+func TestAckThroughLater(t *testing.T) {
+	db := openTest(t)
+	q := db.Queue("out")
+	if _, err := q.Enqueue([]byte("a"), []byte("b"), []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	c0 := db.group.commits.Load()
+	q.AckThroughLater(2)
+	if n := db.group.commits.Load() - c0; n != 0 {
+		t.Errorf("AckThroughLater committed %d times; want 0", n)
+	}
+	if items, err := q.Peek(0, 10); err != nil || itemsString(items) != "[{3 c}]" {
+		t.Errorf("Peek = %s, %v; want 3:c", itemsString(items), err)
+	}
+	if n, err := q.Len(); n != 1 || err != nil {
+		t.Errorf("Len = %d, %v; want 1", n, err)
+	}
+	if it, ok, err := q.Oldest(); it.Seq != 3 || !ok || err != nil {
+		t.Errorf("Oldest = %d, %v, %v; want 3", it.Seq, ok, err)
+	}
+	if r := q.Removed(); r != 0 {
+		t.Errorf("Removed = %d before a commit; want 0", r)
+	}
+	if items, _ := crashCopy(t, db).Queue("out").Peek(0, 10); itemsString(items) != "[{1 a} {2 b} {3 c}]" {
+		t.Errorf("a crash now finds %s; want all three back", itemsString(items))
+	}
+	// The next commit, of another queue, writes it.
+	if _, err := db.Queue("other").Enqueue([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if r := q.Removed(); r != 2 {
+		t.Errorf("Removed = %d after a commit; want 2", r)
+	}
+	if items, _ := crashCopy(t, db).Queue("out").Peek(0, 10); itemsString(items) != "[{3 c}]" {
+		t.Errorf("after the next commit a crash finds %s; want 3:c", itemsString(items))
+	}
+	// Close writes what waits.
+	q.AckThroughLater(3)
+	db = reopen(t, db)
+	if items, _ := db.Queue("out").Peek(0, 10); len(items) != 0 {
+		t.Errorf("after Close the file has %s; want nothing", itemsString(items))
+	}
+}
+
+// TestAckThroughLaterFailedCommit: a commit that fails gives its lazy
+// removals back to the next one.
+func TestAckThroughLaterFailedCommit(t *testing.T) {
+	db := openTest(t)
+	q := db.Queue("out")
+	if _, err := q.Enqueue([]byte("a"), []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	q.AckThroughLater(1)
+	boom := fmt.Errorf("boom")
+	if err := db.write(func(*bolt.Tx) error { return boom }); err != boom {
+		t.Fatalf("write = %v; want boom", err)
+	}
+	if r := q.Removed(); r != 0 {
+		t.Errorf("Removed = %d after a failed commit; want 0", r)
+	}
+	if err := PutSetting(db, "x", "y"); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := crashCopy(t, db).Queue("out").Peek(0, 10); itemsString(items) != "[{2 b}]" {
+		t.Errorf("after the next commit a crash finds %s; want 2:b", itemsString(items))
 	}
 }

@@ -18,9 +18,14 @@
 // what the core records of relayed messages). PutSettingLater commits
 // nothing: its value goes with the next commit of any call, or with Close,
 // and is lost in a crash before that (for values whose loss costs repeated
-// work only, such as the XMPP archive cursor). A commit writes its dirty
-// pages and then the meta page, each followed by an fdatasync; the
-// freelist is not written (NoFreelistSync, see Open).
+// work only, such as the XMPP archive cursor). Queue.AckThroughLater is
+// the same for a queue's removals: the items leave Peek and Len at once
+// and the disk with the next commit, or with Close; a crash before that
+// brings them back (the XMPP outbox's confirmed stanzas, sent again with
+// their ids; the WhatsApp inbox's handled events, dropped by the core as
+// known), so a relayed message costs one commit, not two. A commit
+// writes its dirty pages and then the meta page, each followed by an
+// fdatasync; the freelist is not written (NoFreelistSync, see Open).
 package store
 
 import (
@@ -279,6 +284,8 @@ func (g *group) commit(batch []*call) {
 		stageCommit.Done(t)
 		if err != nil {
 			g.lazy.restore(lazy)
+		} else {
+			g.lazy.committed(lazy)
 		}
 		var f *failedCall
 		if !errors.As(err, &f) {
@@ -309,11 +316,16 @@ func safeRun(fn func(tx *bolt.Tx) error, tx *bolt.Tx) (err error) {
 	return fn(tx)
 }
 
-// lazySettings are settings written with the next commit, whoever makes
-// it (PutSettingLater). Safe for concurrent use; the zero value is empty.
+// lazySettings are what is written with the next commit, whoever makes
+// it: settings (PutSettingLater) and queue removals (AckThroughLater).
+// Safe for concurrent use; the zero value is empty.
 type lazySettings struct {
-	mu sync.Mutex
-	m  map[string][]byte // name → encoded record
+	mu   sync.Mutex
+	m    map[string][]byte // name → encoded record
+	acks map[string]uint64 // queue → remove every item up to here
+	// floors are the queues' removals, lazy or written, that Peek and
+	// Len already leave out; removed are those on disk. Both only grow.
+	floors, removed map[string]uint64
 }
 
 func (l *lazySettings) set(name string, rec []byte) {
@@ -342,48 +354,114 @@ func (l *lazySettings) get(name string) ([]byte, bool) {
 func (l *lazySettings) pending() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.m) > 0
+	return len(l.m) > 0 || len(l.acks) > 0
+}
+
+// ack notes queue's removal through seq, to be written later.
+func (l *lazySettings) ack(queue string, seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.acks == nil {
+		l.acks = map[string]uint64{}
+	}
+	if seq > l.acks[queue] {
+		l.acks[queue] = seq
+	}
+	l.raise(queue, seq)
+}
+
+// raise lifts queue's floor to seq. l.mu is held.
+func (l *lazySettings) raise(queue string, seq uint64) {
+	if l.floors == nil {
+		l.floors = map[string]uint64{}
+	}
+	l.floors[queue] = max(l.floors[queue], seq)
+}
+
+// floor is queue's highest removal, written or not: Peek and Len leave
+// out what is at or below it.
+func (l *lazySettings) floor(queue string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.floors[queue]
+}
+
+// written notes that queue's items through seq are removed on disk.
+func (l *lazySettings) written(queue string, seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.removed == nil {
+		l.removed = map[string]uint64{}
+	}
+	l.removed[queue] = max(l.removed[queue], seq)
+	l.raise(queue, seq)
+}
+
+// onDisk is queue's highest removal a commit has written.
+func (l *lazySettings) onDisk(queue string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.removed[queue]
+}
+
+// lazyBatch is what one commit takes.
+type lazyBatch struct {
+	settings map[string][]byte
+	acks     map[string]uint64
 }
 
 // take hands the values to a commit.
-func (l *lazySettings) take() map[string][]byte {
+func (l *lazySettings) take() lazyBatch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m := l.m
-	l.m = nil
-	return m
+	b := lazyBatch{l.m, l.acks}
+	l.m, l.acks = nil, nil
+	return b
 }
 
 // restore takes back the values of a commit that failed, unless set
 // again meanwhile.
-func (l *lazySettings) restore(m map[string][]byte) {
-	if len(m) == 0 {
+func (l *lazySettings) restore(b lazyBatch) {
+	if len(b.settings) == 0 && len(b.acks) == 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.m == nil {
+	if l.m == nil && len(b.settings) > 0 {
 		l.m = map[string][]byte{}
 	}
-	for k, v := range m {
+	for k, v := range b.settings {
 		if _, ok := l.m[k]; !ok {
 			l.m[k] = v
 		}
 	}
+	if l.acks == nil && len(b.acks) > 0 {
+		l.acks = map[string]uint64{}
+	}
+	for k, v := range b.acks {
+		l.acks[k] = max(l.acks[k], v)
+	}
 }
 
-// putLazy writes m's settings in tx. bbolt's Put fails only before it
-// changes anything (a bad key or value), and such a value is lost: a lazy
-// setting is one whose loss costs repeated work, not data.
-func putLazy(tx *bolt.Tx, m map[string][]byte) {
-	if len(m) == 0 {
-		return
+// committed notes b's removals as written.
+func (l *lazySettings) committed(b lazyBatch) {
+	for q, seq := range b.acks {
+		l.written(q, seq)
 	}
-	b := tx.Bucket(bucketSettings)
-	if b == nil {
-		return
+}
+
+// putLazy writes b's settings and removals in tx. bbolt's Put and Delete
+// fail only before they change anything (a bad key or value, a read-only
+// transaction), and such a value is lost: a lazy setting is one whose
+// loss costs repeated work, not data, and a removal that is lost sends
+// its items again (with their ids) after a restart.
+func putLazy(tx *bolt.Tx, b lazyBatch) {
+	if s := tx.Bucket(bucketSettings); s != nil {
+		for k, v := range b.settings {
+			_ = s.Put([]byte(k), v)
+		}
 	}
-	for k, v := range m {
-		_ = b.Put([]byte(k), v)
+	for q, seq := range b.acks {
+		_ = removeThrough(tx, []byte(q), seq)
 	}
 }

@@ -58,7 +58,13 @@
 //     draining (also with earlier pings unanswered, up to eight), when the
 //     window is full, and every PingInterval as keepalive. The server processes a
 //     stream in order, so a ping's result proves everything written before
-//     it arrived; only then are those items removed. After a reconnect,
+//     it arrived; only then are those items removed: at once for the
+//     writer (the next link starts after them), on disk with the store's
+//     next commit of anything (LaterQueue) while they are at most 8 KiB
+//     (maxLazy), else in a commit of their own. After a kill -9 or a power
+//     cut before that commit they are sent again like unconfirmed ones
+//     (clients drop them by id; a room's are read back first, recallCopies
+//     reading that much more of the outbox's head). After a reconnect,
 //     unconfirmed items are sent again, byte for byte (same id), so a
 //     server crash can duplicate at most the last second's stanzas, which
 //     clients drop by id. A ping unanswered for PingTimeout, any read, XML

@@ -259,8 +259,10 @@ const maxCopyPages = 10
 // start. Rooms nothing waits for are not asked.
 func (s *Session) recallCopies(ctx context.Context, rooms []*mucRoom) {
 	// What an earlier link may have written unconfirmed: at most the
-	// writer's window (outWriter.full) at the highest pace, from the head.
-	window := max(minWindow, uint64(s.cfg.Rate))
+	// writer's window (outWriter.full) at the highest pace, from the head,
+	// after what a crash brought back of the removals that waited for a
+	// commit (maxLazy, outWriter.remove).
+	window := max(minWindow, uint64(s.cfg.Rate)) + maxLazy
 	want := map[string]map[string]bool{}
 	var after, size uint64
 	for n := 0; n < maxRecall && size < window; {

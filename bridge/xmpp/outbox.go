@@ -64,6 +64,7 @@ type outWriter struct {
 	// the last one removed from the outbox (remove), since removeFrom.
 	written, confirmed, removed uint64
 	removeFrom                  time.Time
+	removedBytes                uint64          // ackedBytes when removed was
 	backlog                     bool            // the last look at the outbox found more than was written
 	pings                       map[string]ping // by id
 	pingSent                    time.Time       // oldest unanswered ping, zero if none
@@ -205,12 +206,56 @@ func (w *outWriter) remove(force bool) error {
 	if !force && (w.pending(w.confirmed+1) || w.backlog) && time.Since(w.removeFrom) < confirmEvery {
 		return nil
 	}
-	if err := w.s.cfg.Outbox.AckThrough(w.confirmed); err != nil {
-		return fmt.Errorf("xmpp: ack outbox through %d: %w", w.confirmed, err)
+	bytes := w.ackedBytes - min(w.ackedBytes, w.removedBytes)
+	if lq, ok := w.s.cfg.Outbox.(LaterQueue); ok && w.s.lazy.fits(lq.Removed(), w.confirmed, bytes) {
+		lq.AckThroughLater(w.confirmed)
+	} else {
+		if err := w.s.cfg.Outbox.AckThrough(w.confirmed); err != nil {
+			return fmt.Errorf("xmpp: ack outbox through %d: %w", w.confirmed, err)
+		}
+		w.s.lazy.clear()
 	}
-	w.removed = w.confirmed
+	w.removed, w.removedBytes = w.confirmed, w.ackedBytes
 	return nil
 }
+
+// lazyRemovals are the outbox removals made with AckThroughLater that may
+// not be on disk yet: after a crash their stanzas are at the outbox's
+// head again, and go again with their ids. They are bounded (maxLazy
+// bytes) so that recallCopies, which reads the head after a restart,
+// still finds every room message among them; beyond that a removal is
+// committed at once (it writes the earlier ones with it). One writer at
+// a time uses it.
+type lazyRemovals struct {
+	seqs  []uint64 // the removals' last seqs, in order
+	bytes []uint64 // the stanza bytes each removed
+}
+
+// maxLazy bounds the stanza bytes whose removal may wait for a commit:
+// a lone message's stanza or a few, not a burst's.
+const maxLazy = minWindow
+
+// fits reports whether the removal through seq of bytes more may wait,
+// and notes it if so; onDisk is the highest removal on disk.
+func (l *lazyRemovals) fits(onDisk, seq, bytes uint64) bool {
+	i := 0
+	for i < len(l.seqs) && l.seqs[i] <= onDisk {
+		i++
+	}
+	l.seqs, l.bytes = l.seqs[i:], l.bytes[i:]
+	sum := bytes
+	for _, b := range l.bytes {
+		sum += b
+	}
+	if sum > maxLazy {
+		return false
+	}
+	l.seqs, l.bytes = append(l.seqs, seq), append(l.bytes, bytes)
+	return true
+}
+
+// clear forgets the removals: a commit wrote them.
+func (l *lazyRemovals) clear() { l.seqs, l.bytes = l.seqs[:0], l.bytes[:0] }
 
 // silent reports a ping unanswered for longer than PingTimeout.
 func (w *outWriter) silent() error {

@@ -189,3 +189,92 @@ func TestWriterPipelines(t *testing.T) {
 		t.Errorf("removals %v, want through %d only", q.acks, first.seq)
 	}
 }
+
+// laterQueue is a countingQueue whose removals may wait for a commit
+// (LaterQueue, as bridge/store's): later lists them, commit writes them.
+type laterQueue struct {
+	countingQueue
+	later   []uint64
+	removed uint64
+}
+
+func (q *laterQueue) AckThroughLater(seq uint64) {
+	q.mu.Lock()
+	q.later = append(q.later, seq)
+	q.mu.Unlock()
+	q.memQueue.AckThrough(seq)
+}
+
+func (q *laterQueue) Removed() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.removed
+}
+
+// commit is another call's commit: it writes what waits.
+func (q *laterQueue) commit() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.removed = q.acked
+}
+
+// TestOutboxRemovesLater: a lone message's confirmed stanza leaves the
+// outbox with the store's next commit, not one of its own (one commit per
+// relayed message); so do the next ones once a commit took the earlier.
+// Without a commit in between, removals wait only up to maxLazy bytes
+// (what recallCopies reads back after a crash); beyond, one commits.
+func TestOutboxRemovesLater(t *testing.T) {
+	q := &laterQueue{}
+	s, err := New(Config{JID: "bot@example.org", Password: "pw", Owner: "owner@example.org", Outbox: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &outWriter{s: s, pace: newBucket(1e6, 1e6), pings: map[string]ping{}}
+	const stanza = 600
+	lone := func(id string) {
+		t.Helper()
+		seqs, _ := q.Enqueue([]byte("12345678<message/>"))
+		w.written, w.bytes = seqs[0], w.bytes+stanza
+		w.pings[id] = ping{seq: w.written, bytes: w.bytes, at: time.Now()}
+		if err := w.pong(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lone("a")
+	if len(q.acks) != 0 || len(q.later) != 1 || q.later[0] != 1 {
+		t.Errorf("a lone message: removals %v, later %v; want none, [1]", q.acks, q.later)
+	}
+	if n, _ := q.Len(); n != 0 {
+		t.Errorf("the outbox holds %d; want nothing", n)
+	}
+	// The next message's commit writes the removal; its own waits too.
+	q.commit()
+	for i := range 20 {
+		lone(string(rune('b' + i)))
+		q.commit()
+	}
+	if len(q.acks) != 0 || len(q.later) != 21 {
+		t.Errorf("lone messages with commits between: removals %v, %d later; want none, 21", q.acks, len(q.later))
+	}
+	// No commit between them: up to maxLazy bytes wait, the next commits.
+	n := int(maxLazy / stanza)
+	for i := range n + 1 {
+		lone(string(rune('A' + i)))
+	}
+	if len(q.acks) != 1 || q.acks[0] != uint64(21+n+1) {
+		t.Errorf("%d removals of %d B without a commit: committed %v; want one, the last (%d)", n+1, stanza, q.acks, 21+n+1)
+	}
+	// A burst's removal (more than maxLazy at once) commits.
+	var seqs []uint64
+	for range 30 {
+		seqs, _ = q.Enqueue([]byte("12345678<message/>"))
+	}
+	w.written, w.bytes = seqs[0], w.bytes+30*stanza
+	w.pings["z"] = ping{seq: w.written, bytes: w.bytes, at: time.Now()}
+	if err := w.pong("z"); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.acks) != 2 || q.acks[1] != seqs[0] {
+		t.Errorf("a burst's removal: committed %v; want it (%d) too", q.acks, seqs[0])
+	}
+}

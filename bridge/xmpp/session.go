@@ -28,6 +28,17 @@ type Queue interface {
 	Oldest() (bridge.QueueItem, bool, error)
 }
 
+// LaterQueue is a Queue whose removals may wait for the store's next
+// commit (bridge/store's queues): AckThroughLater takes the items out at
+// once for Peek, Len and Oldest, and off the disk with whatever commits
+// next; Removed is the highest seq whose removal is on disk. The writer
+// removes a lone message's confirmed stanza that way (outWriter.remove),
+// so that relaying it costs one commit, not two.
+type LaterQueue interface {
+	AckThroughLater(seq uint64)
+	Removed() uint64
+}
+
 // Cursor keeps, durably, the archive id (XEP-0313) of the last owner
 // message the core has handled; after a reconnect the session replays the
 // server's archive from there, so a message that reached the bot just
@@ -216,6 +227,10 @@ type Session struct {
 	// messages (presences, roster) to the Bot (fit.go). Capacity 64;
 	// when full a note is dropped: it only tunes hints.
 	fits chan ownerNote
+
+	// lazy are the outbox removals that wait for the store's next
+	// commit (outbox.go; the writer goroutine only).
+	lazy lazyRemovals
 
 	// pacer finds the server's pace (writer goroutine only); rate and rtt
 	// are its latest rate (B/s) and round trip (ns), for Stats.
