@@ -22,6 +22,7 @@ type inbox struct {
 	// within a second. Capacity 1, like signal.
 	kick chan struct{}
 
+	ackMu sync.Mutex // held by ackThrough
 	mu    sync.Mutex
 	seqs  map[bridge.Event]uint64 // delivered, not yet handled
 	done  uint64                  // everything up to here is handled
@@ -29,10 +30,12 @@ type inbox struct {
 }
 
 // ackEvery bounds how many handled events may wait for their removal from
-// disk: removal is batched (one fsync per batch, or when the inbox goes
-// idle, or a second after the last handled event), and after a crash those
-// few are delivered again and dropped by the core. An idle inbox with
-// nothing to remove does not wake up at all.
+// disk: removal is batched, and after a crash those few are delivered
+// again and dropped by the core. With the store's queues a removal goes
+// with the next commit of anything (laterQueue), and commits by itself
+// only once ackEvery wait; with another queue it commits once ackEvery
+// wait, when the inbox goes idle, or a second after the last handled
+// event. An idle inbox with nothing to remove does not wake up at all.
 const ackEvery = 256
 
 func newInbox(q Queue) inbox {
@@ -151,14 +154,33 @@ func (b *inbox) flush(log *slog.Logger) {
 	}
 }
 
+// laterQueue is a Queue whose removals may wait for the store's next
+// commit (bridge/store's queues): AckThroughLater takes the items out of
+// Peek at once and off the disk with whatever commits next; Removed is
+// the highest seq whose removal is on disk.
+type laterQueue interface {
+	AckThroughLater(seq uint64)
+	Removed() uint64
+}
+
+// ackThrough removes the events through seq. Where the queue can, the
+// removal waits for the next commit (the next event's push, the core's
+// next batch): a handled event then costs no commit of its own. Once
+// ackEvery of them wait, it commits.
 func (b *inbox) ackThrough(seq uint64) error {
+	// One removal at a time: deliver's flush and handled may both find
+	// the same seq due, and the second has nothing left to remove.
+	b.ackMu.Lock()
+	defer b.ackMu.Unlock()
 	b.mu.Lock()
 	if seq <= b.acked {
 		b.mu.Unlock()
 		return nil
 	}
 	b.mu.Unlock()
-	if err := b.q.AckThrough(seq); err != nil {
+	if lq, ok := b.q.(laterQueue); ok && seq < lq.Removed()+ackEvery {
+		lq.AckThroughLater(seq)
+	} else if err := b.q.AckThrough(seq); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -183,7 +205,8 @@ func (b *inbox) handled(ev bridge.Event) error {
 		}
 		b.done = max(b.done, seq)
 	}
-	due := b.done >= b.acked+ackEvery
+	_, later := b.q.(laterQueue)
+	due := later || b.done >= b.acked+ackEvery
 	seq = b.done
 	b.mu.Unlock()
 	if !due {

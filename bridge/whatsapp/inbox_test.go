@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -149,5 +150,104 @@ func TestInboxIdleSleeps(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	if p, a := q.counts(); p != p1 || a != a1 {
 		t.Errorf("idle after the removal, the inbox read %d and removed %d times", p-p1, a-a1)
+	}
+}
+
+// laterCounting is the store's queue, its durable removals counted.
+type laterCounting struct {
+	*store.Queue
+	mu   sync.Mutex
+	acks int
+}
+
+func (q *laterCounting) AckThrough(seq uint64) error {
+	q.mu.Lock()
+	q.acks++
+	q.mu.Unlock()
+	return q.Queue.AckThrough(seq)
+}
+
+// onDisk is what a crash now would find in the file's inbox.
+func onDisk(t *testing.T, path string) int {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "crash.db")
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.Open(p, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, err := c.Queue("whatsapp-in").Len()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestInboxRemovalWithNextCommit: with the store's queue a handled event
+// costs no commit of its own: it is out of the queue at once, off the
+// disk with the next event's push (a crash before brings it back, and the
+// core drops it as known), and the inbox does not wake up for it. Once
+// ackEvery handled events wait, one removal commits.
+func TestInboxRemovalWithNextCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "waxmpp.db")
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := &laterCounting{Queue: db.Queue("whatsapp-in")}
+	b := newInbox(q)
+	out := make(chan bridge.Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.deliver(ctx, out, slog.New(slog.DiscardHandler))
+	typing := func(s string) bridge.Event { return &bridge.Typing{Chat: "c@s.whatsapp.net", Sender: bridge.UserID(s)} }
+	if err := b.push(typing("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.handled(<-out); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := q.Len(); n != 0 {
+		t.Errorf("the inbox holds %d after the event was handled; want 0", n)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the second after which the removal used to commit
+	if q.acks != 0 || onDisk(t, path) != 1 {
+		t.Errorf("%d removals committed, %d events on disk; want none, the handled one (until the next commit)", q.acks, onDisk(t, path))
+	}
+	if err := b.push(typing("b")); err != nil {
+		t.Fatal(err)
+	}
+	if n := onDisk(t, path); n != 1 {
+		t.Errorf("after the next push %d events on disk; want the new one only", n)
+	}
+	if err := b.handled(<-out); err != nil {
+		t.Fatal(err)
+	}
+	// ackEvery handled without a commit between them: one removal commits.
+	var evs []bridge.Event
+	for i := range ackEvery {
+		evs = append(evs, typing(string(rune('A'+i))))
+	}
+	if err := b.push(evs...); err != nil {
+		t.Fatal(err)
+	}
+	for range ackEvery {
+		if err := b.handled(<-out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.mu.Lock()
+	acks := q.acks
+	q.mu.Unlock()
+	if acks != 1 || onDisk(t, path) != 0 {
+		t.Errorf("%d handled events: %d removals committed, %d on disk; want 1 and 0", ackEvery+1, acks, onDisk(t, path))
 	}
 }
