@@ -209,6 +209,7 @@ func (w *outWriter) remove(force bool) error {
 	bytes := w.ackedBytes - min(w.ackedBytes, w.removedBytes)
 	if lq, ok := w.s.cfg.Outbox.(LaterQueue); ok && w.s.lazy.fits(lq.Removed(), w.confirmed, bytes) {
 		lq.AckThroughLater(w.confirmed)
+		w.s.log.Debug("confirmed stanzas out of the outbox, on disk with the next commit", "through", w.confirmed)
 	} else {
 		if err := w.s.cfg.Outbox.AckThrough(w.confirmed); err != nil {
 			return fmt.Errorf("xmpp: ack outbox through %d: %w", w.confirmed, err)
