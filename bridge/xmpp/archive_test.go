@@ -3,6 +3,7 @@ package xmpp
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +78,11 @@ func cursorAt(t *testing.T, cur *memCursor, what, want string) {
 // Before, the archive's item-not-found reset the cursor to the archive's
 // end and the message was lost.
 func TestArchiveExpiredCursor(t *testing.T) {
-	srv := pt.Start(t, pt.Options{NoStreamManagement: true, ArchiveExpiry: "4"})
+	// The archive keeps messages 12 s: m1 is let age past that, m2 must
+	// not age past it while Prosody restarts to expire (seconds under
+	// load: with 4 s m2 expired too once).
+	const keep = 12 * time.Second
+	srv := pt.Start(t, pt.Options{NoStreamManagement: true, ArchiveExpiry: strconv.Itoa(int(keep.Seconds()))})
 	owner := srv.Dial(t, "owner")
 	bot := srv.JID("bot")
 	cur := &memCursor{}
@@ -86,11 +91,15 @@ func TestArchiveExpiredCursor(t *testing.T) {
 	m1 := next(t, s1)
 	s1.handled()
 	cursorAt(t, cur, "m1", archiveID(m1, s1.bare))
-	time.Sleep(5 * time.Second) // m1 is older than the archive keeps
+	time.Sleep(keep + time.Second) // m1 is older than the archive keeps
 	ownerSays(owner, bot, "m2")
+	sent := time.Now()
 	next(t, s1) // delivered, never handled: waxmpp dies
 	stop1()
 	srv.ExpireArchive()
+	if d := time.Since(sent); d >= keep {
+		t.Fatalf("Prosody took %v to restart and expire, longer than its archive keeps m2 (%v): nothing left to test", d.Round(time.Millisecond), keep)
+	}
 	srv.Dial(t, "owner") // the owner online again after the restart
 
 	s2, stop2 := archiveRun(t, srv, cur)
