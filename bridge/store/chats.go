@@ -98,6 +98,7 @@ func (db *DB) PutChat(c Chat) (Chat, error) {
 	}
 	var out Chat
 	err := db.write(func(tx *bolt.Tx) error {
+		db.cache.changed(tx)
 		var err error
 		out, err = putChat(tx, c)
 		return err
@@ -192,21 +193,39 @@ func HandleBase(name string) string { return bridge.HandleBase(name) }
 
 // Chat returns the chat with id, which may be an alias.
 func (db *DB) Chat(id string) (Chat, error) {
+	if c, ok := db.cache.chat(id); ok {
+		if !c.ok {
+			return Chat{}, &notFound{"chat", id}
+		}
+		return c.c, nil
+	}
+	gen := db.cache.generation()
 	var c Chat
+	var ok bool
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		var ok bool
 		var err error
 		c, ok, err = getChat(tx, id)
-		if err == nil && !ok {
-			err = ErrNotFound
-		}
 		return err
 	})
 	if err != nil {
 		return Chat{}, fmt.Errorf("store: chat %s: %w", id, err)
 	}
+	db.cache.putChat(gen, id, cachedChat{c, ok})
+	if !ok {
+		return Chat{}, &notFound{"chat", id}
+	}
 	return c, nil
 }
+
+// notFound is ErrNotFound about what id names, worded only when read: a
+// lookup that misses is common on the hot path (a chat that has no invite
+// record).
+type notFound struct{ what, id string }
+
+func (e *notFound) Error() string {
+	return "store: " + e.what + " " + e.id + ": " + ErrNotFound.Error()
+}
+func (e *notFound) Unwrap() error { return ErrNotFound }
 
 // ChatByHandle returns the chat that holds handle h (or held it before
 // SetHandle gave it a new one).
@@ -239,6 +258,7 @@ func (db *DB) SetHandle(id, h string) (Chat, error) {
 	}
 	var out Chat
 	err := db.write(func(tx *bolt.Tx) error {
+		db.cache.changed(tx)
 		c, ok, err := getChat(tx, id)
 		if err != nil {
 			return err
@@ -259,6 +279,7 @@ func (db *DB) SetHandle(id, h string) (Chat, error) {
 // Touch records activity in chat id at t (if later than what is stored).
 func (db *DB) Touch(id string, t time.Time) error {
 	err := db.write(func(tx *bolt.Tx) error {
+		db.cache.changed(tx)
 		ok, err := touch(tx, id, t)
 		if err == nil && !ok {
 			err = ErrNotFound
@@ -316,6 +337,7 @@ func (db *DB) AddAlias(id, alias string) error {
 		return fmt.Errorf("store: add alias: empty id")
 	}
 	err := db.write(func(tx *bolt.Tx) error {
+		db.cache.changed(tx)
 		return addAlias(tx, id, alias)
 	})
 	if err != nil {

@@ -74,18 +74,26 @@ func decodeInvite(key, v []byte) (Invite, error) {
 // Invite returns the record of chat id (which may be an alias), or
 // ErrNotFound.
 func (db *DB) Invite(id string) (Invite, error) {
+	if c, ok := db.cache.invite(id); ok {
+		if !c.ok {
+			return Invite{}, &notFound{"invite", id}
+		}
+		return c.inv, nil
+	}
+	gen := db.cache.generation()
 	var inv Invite
+	var ok bool
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		var ok bool
 		var err error
 		inv, ok, err = getInvite(tx, resolve(tx, id))
-		if err == nil && !ok {
-			err = ErrNotFound
-		}
 		return err
 	})
 	if err != nil {
 		return Invite{}, fmt.Errorf("store: invite %s: %w", id, err)
+	}
+	db.cache.putInvite(gen, id, cachedInvite{inv, ok})
+	if !ok {
+		return Invite{}, &notFound{"invite", id}
 	}
 	return inv, nil
 }
@@ -112,6 +120,7 @@ func (db *DB) PutInvite(inv Invite) error {
 		inv.Sent = inv.Sent[n-maxInviteTimes:]
 	}
 	err := db.write(func(tx *bolt.Tx) error {
+		db.cache.changed(tx)
 		return putInvite(tx, resolve(tx, inv.Chat), inv)
 	})
 	if err != nil {

@@ -86,6 +86,9 @@ func (q *Queue) EnqueueWith(r bridge.Record, data ...[]byte) ([]uint64, error) {
 				return err
 			}
 		}
+		if len(r.Touch) > 0 {
+			q.db.cache.changed(tx)
+		}
 		for id, t := range r.Touch {
 			if _, err := touch(tx, id, t); err != nil {
 				return err

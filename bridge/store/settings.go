@@ -126,6 +126,9 @@ func PutSetting[T SettingValue](db *DB, name string, v T) error {
 	rec := encodeSetting(v)
 	db.lazy.drop(name)
 	err := db.write(func(tx *bolt.Tx) error {
+		if name == settingRoute {
+			db.cache.changed(tx)
+		}
 		return tx.Bucket(bucketSettings).Put([]byte(name), rec)
 	})
 	if err != nil {
@@ -149,6 +152,9 @@ func PutSettingLater[T SettingValue](db *DB, name string, v T) error {
 		return fmt.Errorf("store: put setting %s: %w", name, bolterrors.ErrDatabaseReadOnly)
 	}
 	db.lazy.set(name, encodeSetting(v))
+	if name == settingRoute {
+		db.cache.reset()
+	}
 	return nil
 }
 
@@ -156,6 +162,9 @@ func PutSettingLater[T SettingValue](db *DB, name string, v T) error {
 func (db *DB) DeleteSetting(name string) error {
 	db.lazy.drop(name)
 	err := db.write(func(tx *bolt.Tx) error {
+		if name == settingRoute {
+			db.cache.changed(tx)
+		}
 		return tx.Bucket(bucketSettings).Delete([]byte(name))
 	})
 	if err != nil {
@@ -172,21 +181,34 @@ const settingRoute = "route"
 // A route to a chat that was since merged into another (AddAlias) resolves to
 // the merged chat.
 func (db *DB) Route() (chatID string, ok bool, err error) {
+	if r, ok := db.cache.getRoute(); ok {
+		return r.id, r.ok, nil
+	}
+	gen := db.cache.generation()
 	id, ok, err := GetSetting[string](db, settingRoute)
-	if !ok || err != nil {
+	if err != nil {
 		return "", false, err
+	}
+	if !ok {
+		db.cache.putRoute(gen, cachedRoute{})
+		return "", false, nil
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		chatID = resolve(tx, id)
 		return nil
 	})
-	return chatID, err == nil, err
+	if err != nil {
+		return "", false, err
+	}
+	db.cache.putRoute(gen, cachedRoute{chatID, true})
+	return chatID, true, nil
 }
 
 // SetRoute makes chat id (or an alias of it) the routing target. The chat must
 // exist; the canonical id is stored.
 func (db *DB) SetRoute(id string) error {
 	err := db.write(func(tx *bolt.Tx) error {
+		db.cache.changed(tx)
 		c, ok, err := getChat(tx, id)
 		if err != nil {
 			return err

@@ -57,6 +57,8 @@ type DB struct {
 	indexErr  error
 
 	lazy lazySettings // PutSettingLater's, until a commit takes them
+
+	cache readCache // chats, invites and the route as committed (cache.go)
 }
 
 // Options tune how the file is opened. The zero value is what the daemon uses.
