@@ -664,14 +664,18 @@ func (c *Core) name(u UserID) string {
 		return "someone"
 	}
 	n, trusted := c.baseName(u)
-	return showName(n, c.tagOf(u), c.clash(personEntry(c.canonicalUser(u)), n, trusted))
+	clash := c.clash(personPrefix, string(c.canonicalUser(u)), n, trusted)
+	if s := safeName(n); s != "" && !clash && !readsAsOwner(s) && !readsAsHeader(s) {
+		return s // as showName has it, without making the tag it leaves out
+	}
+	return showName(n, c.tagOf(u), clash)
 }
 
 // baseName is the name the owner knows u by, from either of u's
 // identities: the address book (trusted: the owner chose it), else the
 // push name or business name; "" when none is known.
 func (c *Core) baseName(u UserID) (string, bool) {
-	ids := []UserID{u, c.other(u)}
+	ids := [2]UserID{u, c.other(u)}
 	for _, id := range ids {
 		if p := c.people[id]; p != nil && id != "" {
 			for _, n := range []string{p.Full, p.First} {
@@ -708,19 +712,23 @@ func (c *Core) tagOf(u UserID) string {
 // tells it apart. Entries are "u:" + a canonical user, "g:" + a group's id;
 // the value says whether the name is trusted (the owner's address book).
 // A stale entry can only add a tag where none was needed.
-func personEntry(u UserID) string { return "u:" + string(u) }
-func groupEntry(id string) string { return "g:" + id }
+func personEntry(u UserID) string { return personPrefix + string(u) }
+func groupEntry(id string) string { return groupPrefix + id }
 
-// clash reports whether name, shown for entry, is the same as another
-// entry's: any other, for an untrusted name; another trusted one, for a
-// trusted name.
-func (c *Core) clash(entry, name string, trusted bool) bool {
-	k := nameKey(safeName(name))
-	if k == "" {
+const personPrefix, groupPrefix = "u:", "g:"
+
+// clash reports whether name, shown for the entry prefix+id, is the same
+// as another entry's: any other, for an untrusted name; another trusted
+// one, for a trusted name.
+func (c *Core) clash(prefix, id, name string, trusted bool) bool {
+	var buf [64]byte
+	k := appendNameKey(buf[:0], safeName(name))
+	if len(k) == 0 {
 		return false
 	}
-	for other, t := range c.names[k] {
-		if other != entry && (t || !trusted) {
+	entries := c.names[string(k)]
+	for other, t := range entries {
+		if !(len(other) == len(prefix)+len(id) && strings.HasPrefix(other, prefix) && other[len(prefix):] == id) && (t || !trusted) {
 			return true
 		}
 	}
@@ -797,7 +805,10 @@ func bareUser(u UserID) UserID {
 	if !ok {
 		return u
 	}
-	user, _, _ = strings.Cut(user, ":")
+	user, _, device := strings.Cut(user, ":")
+	if !device {
+		return u // no copy
+	}
 	return UserID(user + "@" + server)
 }
 
@@ -1019,11 +1030,11 @@ func (c *Core) chatName(ch Chat) string {
 		if n, _ := c.baseName(UserID(ch.ID)); n == "" && ch.Name != "" {
 			// No name known any more (the names cache started over):
 			// the name the chat was stored with.
-			return showName(ch.Name, c.tagOf(UserID(ch.ID)), c.clash(personEntry(c.canonicalUser(UserID(ch.ID))), ch.Name, false))
+			return showName(ch.Name, c.tagOf(UserID(ch.ID)), c.clash(personPrefix, string(c.canonicalUser(UserID(ch.ID))), ch.Name, false))
 		}
 		return c.name(UserID(ch.ID))
 	}
-	return showName(ch.Name, ch.Handle, c.clash(groupEntry(ch.ID), ch.Name, false))
+	return showName(ch.Name, ch.Handle, c.clash(groupPrefix, ch.ID, ch.Name, false))
 }
 
 // chatNameOf names a chat id, for questions and answers.

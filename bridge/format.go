@@ -24,8 +24,13 @@ const relayPrefix = "wa-"
 // crash (between "queued to XMPP" and "recorded in the map") carries the
 // same id, which the owner's clients and the XMPP outbox drop as a duplicate.
 func relayID(k MessageKey) string {
-	h := sha256.Sum256([]byte(k.Chat + "\x00" + k.Sender + "\x00" + k.ID))
-	return relayPrefix + hex.EncodeToString(h[:10])
+	var in [160]byte // on the stack for the usual ids
+	b := append(append(append(append(append(in[:0], k.Chat...), 0), k.Sender...), 0), k.ID...)
+	h := sha256.Sum256(b)
+	var out [len(relayPrefix) + 20]byte
+	copy(out[:], relayPrefix)
+	hex.Encode(out[len(relayPrefix):], h[:10])
+	return string(out[:])
 }
 
 // waSendID is the WhatsApp message id for the owner's XMPP message ownerID,

@@ -89,6 +89,42 @@ func safeName(name string) string {
 // cleanName is safeName without the length cap: for names already shown
 // (a capped name and its tag), where the header is made.
 func cleanName(name string) string {
+	if clean(name) {
+		return name // most names: nothing to drop, no copy
+	}
+	return cleanSlow(name)
+}
+
+// clean reports whether cleanName(name) is name itself: cleanSlow would
+// keep every character where it is (its cases, in its order).
+func clean(name string) bool {
+	prev := rune(-1) // none yet
+	for i, r := range name {
+		switch {
+		case r == '*' || starLike(r) || r == utf8.RuneError:
+			return false
+		case r == '>' && (prev == '-' || prev == '='):
+			return false
+		case r == ':' || colonLike(r) || arrow(r):
+			return false
+		case r == ' ':
+			if prev == -1 || prev == ' ' || i == len(name)-1 {
+				return false // leading, doubled or trailing
+			}
+		case unicode.IsSpace(r) || unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp):
+			return false
+		case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs):
+			return false
+		case unicode.In(r, unicode.Mn, unicode.Me) && (prev == -1 || prev == ' '):
+			return false
+		}
+		prev = r
+	}
+	return true
+}
+
+// cleanSlow is cleanName for a name that changes.
+func cleanSlow(name string) string {
 	var out []rune
 	space := false // a space is due before the next character
 	for _, r := range strings.ToValidUTF8(name, "") {
@@ -158,15 +194,18 @@ func arrow(r rune) bool {
 // nameKey is what two names are compared by: letters only, lower case,
 // look-alikes from other scripts and styles folded to Latin ("Үоu",
 // "Ｙｏｕ" and "𝐘𝐨𝐮" are "you"), accents dropped.
-func nameKey(s string) string {
-	var b strings.Builder
+func nameKey(s string) string { return string(appendNameKey(nil, s)) }
+
+// appendNameKey appends s's nameKey to dst: into a buffer on the stack,
+// for a key that is only compared or looked up.
+func appendNameKey(dst []byte, s string) []byte {
 	for _, r := range s {
 		r = foldLetter(r)
 		if unicode.IsLetter(r) {
-			b.WriteRune(unicode.ToLower(r))
+			dst = utf8.AppendRune(dst, unicode.ToLower(r))
 		}
 	}
-	return b.String()
+	return dst
 }
 
 // foldLetter maps a letter that looks like a Latin one to it.
@@ -222,35 +261,45 @@ var confusable = func() map[rune]rune {
 // own header: the name, its first word, or single letters spelled out at
 // its start ("Y o u"), in any script's look-alikes.
 func readsAsOwner(name string) bool {
-	if nameKey(name) == "you" {
+	var buf [64]byte
+	if string(appendNameKey(buf[:0], name)) == "you" {
 		return true
 	}
-	words := strings.Fields(name)
-	if len(words) > 0 && nameKey(words[0]) == "you" {
-		return true
-	}
-	var spelled strings.Builder
-	for _, w := range words {
-		k := nameKey(w)
-		if len([]rune(k)) != 1 {
+	var sp [8]byte
+	spelled := sp[:0]
+	first := true
+	for w := range strings.FieldsSeq(name) {
+		k := appendNameKey(buf[:0], w)
+		if first && string(k) == "you" {
+			return true
+		}
+		first = false
+		if utf8.RuneCount(k) != 1 {
 			break
 		}
-		spelled.WriteString(k)
-		if spelled.String() == "you" {
+		spelled = append(spelled, k...)
+		if string(spelled) == "you" {
 			return true
+		}
+		if len(spelled) >= len("you") {
+			break // it only grows
 		}
 	}
 	return false
 }
 
 // readsAsHeader reports whether a (safe) name reads as the group header's
-// "Sender in Chat".
+// "Sender in Chat": a word "in" between two others.
 func readsAsHeader(name string) bool {
-	words := strings.Fields(name)
-	for i := 1; i < len(words)-1; i++ {
-		if nameKey(words[i]) == "in" {
+	var buf [64]byte
+	in := false // the word before was "in", not the first
+	i := 0
+	for w := range strings.FieldsSeq(name) {
+		if in {
 			return true
 		}
+		in = i > 0 && string(appendNameKey(buf[:0], w)) == "in"
+		i++
 	}
 	return false
 }

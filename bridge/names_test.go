@@ -178,3 +178,83 @@ func FuzzNames(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNameFastPaths: the allocation-free paths answer as the plain
+// ones (cleanSlow, and readsAsOwner and readsAsHeader as they were, over
+// strings.Fields and nameKey).
+func FuzzNameFastPaths(f *testing.F) {
+	for _, s := range []string{"Alice", "Alice Liddell", " Alice", "Alice ", "a  b", "x->y", "a - > b", "Y o u", "y ou", "Bob in Family",
+		"in Family", "Bob in", "e\u0301", "\u0301e", "a \u0301", "Zoë Ñúñez", "Family 🏡", "\u00a0a", "a\tb", "\ufffd", "\xff", "Үоu"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if clean(name) && cleanSlow(name) != name {
+			t.Errorf("clean(%q) but cleanSlow makes %q", name, cleanSlow(name))
+		}
+		if got, want := cleanName(name), cleanSlow(name); got != want {
+			t.Errorf("cleanName(%q) = %q, cleanSlow %q", name, got, want)
+		}
+		if got, want := readsAsOwner(name), refReadsAsOwner(name); got != want {
+			t.Errorf("readsAsOwner(%q) = %v, was %v", name, got, want)
+		}
+		if got, want := readsAsHeader(name), refReadsAsHeader(name); got != want {
+			t.Errorf("readsAsHeader(%q) = %v, was %v", name, got, want)
+		}
+	})
+}
+
+func refReadsAsOwner(name string) bool {
+	if nameKey(name) == "you" {
+		return true
+	}
+	words := strings.Fields(name)
+	if len(words) > 0 && nameKey(words[0]) == "you" {
+		return true
+	}
+	var spelled strings.Builder
+	for _, w := range words {
+		k := nameKey(w)
+		if len([]rune(k)) != 1 {
+			break
+		}
+		spelled.WriteString(k)
+		if spelled.String() == "you" {
+			return true
+		}
+	}
+	return false
+}
+
+func refReadsAsHeader(name string) bool {
+	words := strings.Fields(name)
+	for i := 1; i < len(words)-1; i++ {
+		if nameKey(words[i]) == "in" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNameAllocs: a name with nothing to clean costs no allocation on the
+// way to a header (cleanName, safeName, the checks showName makes), and a
+// relayed message's id one.
+func TestNameAllocs(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		max  float64
+		f    func()
+	}{
+		{"cleanName", 0, func() { cleanName("Alice Liddell") }},
+		{"safeName", 0, func() { safeName("Zoë Ñúñez 🏡") }},
+		{"readsAsOwner", 0, func() { readsAsOwner("Alice Liddell") }},
+		{"readsAsHeader", 0, func() { readsAsHeader("Bob at Family") }},
+		{"bareUser", 0, func() { bareUser("4915550001@s.whatsapp.net") }},
+		{"relayID", 1, func() {
+			relayID(MessageKey{Chat: "4915550001@s.whatsapp.net", Sender: "4915550001@s.whatsapp.net", ID: "3EB0C0FFEE"})
+		}},
+	} {
+		if got := testing.AllocsPerRun(100, c.f); got > c.max {
+			t.Errorf("%s: %.0f allocations, want ≤ %.0f", c.name, got, c.max)
+		}
+	}
+}
