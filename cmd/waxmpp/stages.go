@@ -18,7 +18,8 @@ import (
 //	stages off   stop recording (what was recorded stays readable)
 //	stages allocs  "ok", then the heap profile with every allocation
 //	             site since the start (runtime/pprof "allocs", sampled
-//	             every 512 KiB; the difference of two: go tool pprof -base)
+//	             every 512 KiB; the difference of two: go tool pprof -base),
+//	             after a collection so that it is up to date
 //
 // Recording is off until "stages on": a hook then costs one atomic load.
 
@@ -54,6 +55,9 @@ func answerStages(w io.Writer, arg string) {
 		fmt.Fprintln(w, "ok")
 	case "allocs":
 		fmt.Fprintln(w, "ok")
+		// The profile is as of the last collection: without one the
+		// allocations since it are missing (a quiet phase has none).
+		runtime.GC()
 		pprof.Lookup("allocs").WriteTo(w, 0)
 	case "":
 		r := stageReport{Stages: bridge.Stages()}
