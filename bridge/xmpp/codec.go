@@ -3,15 +3,13 @@ package xmpp
 // The stanza codec: typed Go values to stanza XML and back, with no I/O.
 //
 // Outbound stanzas (encode.go, forms.go) are written by a small escaping
-// writer (xml.EscapeText for every text and attribute value, below) after
-// the text has been cleaned of characters XML 1.0 forbids, so a strange
-// WhatsApp message can never break the XML stream. Inbound stanzas are read
-// token by token into a bounded tree (decode.go) and then interpreted
-// (parse.go); unknown elements are ignored.
+// writer (every text and attribute value escaped as xml.EscapeText does,
+// below) after the text has been cleaned of characters XML 1.0 forbids, so
+// a strange WhatsApp message can never break the XML stream. Inbound
+// stanzas are read token by token into a bounded tree (decode.go) and then
+// interpreted (parse.go); unknown elements are ignored.
 
 import (
-	"bytes"
-	"encoding/xml"
 	"strings"
 	"unicode/utf8"
 )
@@ -109,10 +107,33 @@ func xmlChar(r rune) bool {
 
 // writer builds XML with every text and attribute value cleaned and
 // escaped. Names are constants of this file or names read by the decoder.
+// It appends to buf, which may start with the caller's bytes
+// (appendMessage); a writer on the stack allocates only what buf grows.
 type writer struct {
-	buf     bytes.Buffer
-	stack   []string
+	buf     []byte
+	names   [8]string // the open elements' names, outermost first
+	deeper  []string  // and those past len(names)
+	depth   int
 	pending bool // a start tag is open and waits for '>' or '/>'
+}
+
+func (w *writer) push(name string) {
+	if w.depth < len(w.names) {
+		w.names[w.depth] = name
+	} else {
+		w.deeper = append(w.deeper, name)
+	}
+	w.depth++
+}
+
+func (w *writer) pop() string {
+	w.depth--
+	if w.depth < len(w.names) {
+		return w.names[w.depth]
+	}
+	name := w.deeper[len(w.deeper)-1]
+	w.deeper = w.deeper[:len(w.deeper)-1]
+	return name
 }
 
 // open starts an element. ns, if set, becomes its default namespace; attrs
@@ -124,8 +145,8 @@ func (w *writer) open(name, ns string, attrs ...string) {
 // start is open, keeping empty attribute values if keepEmpty.
 func (w *writer) start(name, ns string, keepEmpty bool, attrs []string) {
 	w.finishStart()
-	w.buf.WriteByte('<')
-	w.buf.WriteString(name)
+	w.buf = append(w.buf, '<')
+	w.buf = append(w.buf, name...)
 	if ns != "" {
 		w.attr("xmlns", ns)
 	}
@@ -134,21 +155,21 @@ func (w *writer) start(name, ns string, keepEmpty bool, attrs []string) {
 			w.attr(attrs[i], attrs[i+1])
 		}
 	}
-	w.stack = append(w.stack, name)
+	w.push(name)
 	w.pending = true
 }
 
 func (w *writer) attr(name, value string) {
-	w.buf.WriteByte(' ')
-	w.buf.WriteString(name)
-	w.buf.WriteString(`="`)
-	xml.EscapeText(&w.buf, []byte(Clean(value))) // escapes quotes too
-	w.buf.WriteByte('"')
+	w.buf = append(w.buf, ' ')
+	w.buf = append(w.buf, name...)
+	w.buf = append(w.buf, `="`...)
+	w.buf = appendEscaped(w.buf, Clean(value)) // escapes quotes too
+	w.buf = append(w.buf, '"')
 }
 
 func (w *writer) finishStart() {
 	if w.pending {
-		w.buf.WriteByte('>')
+		w.buf = append(w.buf, '>')
 		w.pending = false
 	}
 }
@@ -158,27 +179,26 @@ func (w *writer) text(s string) {
 		return
 	}
 	w.finishStart()
-	xml.EscapeText(&w.buf, []byte(Clean(s)))
+	w.buf = appendEscaped(w.buf, Clean(s))
 }
 
 // raw appends XML that is already well-formed (from xml.Marshal or this
 // package).
 func (w *writer) raw(b []byte) {
 	w.finishStart()
-	w.buf.Write(b)
+	w.buf = append(w.buf, b...)
 }
 
 func (w *writer) close() {
-	name := w.stack[len(w.stack)-1]
-	w.stack = w.stack[:len(w.stack)-1]
+	name := w.pop()
 	if w.pending {
-		w.buf.WriteString("/>")
+		w.buf = append(w.buf, "/>"...)
 		w.pending = false
 		return
 	}
-	w.buf.WriteString("</")
-	w.buf.WriteString(name)
-	w.buf.WriteByte('>')
+	w.buf = append(w.buf, "</"...)
+	w.buf = append(w.buf, name...)
+	w.buf = append(w.buf, '>')
 }
 
 func (w *writer) empty(name, ns string, attrs ...string) {
@@ -192,4 +212,45 @@ func (w *writer) elem(name, ns, text string) {
 	w.close()
 }
 
-func (w *writer) bytes() []byte { return w.buf.Bytes() }
+func (w *writer) bytes() []byte { return w.buf }
+
+// appendEscaped appends s escaped as xml.EscapeText escapes it (quotes,
+// tabs and line ends included; a character outside XML's range, which
+// Clean has dropped already, as U+FFFD), from a string and without its
+// io.Writer.
+func appendEscaped(dst []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); {
+		r, width := utf8.DecodeRuneInString(s[i:])
+		i += width
+		var esc string
+		switch r {
+		case '"':
+			esc = "&#34;"
+		case '\'':
+			esc = "&#39;"
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\t':
+			esc = "&#x9;"
+		case '\n':
+			esc = "&#xA;"
+		case '\r':
+			esc = "&#xD;"
+		default:
+			if !xmlChar(r) || (r == utf8.RuneError && width == 1) {
+				esc = "\uFFFD"
+				break
+			}
+			continue
+		}
+		dst = append(dst, s[last:i-width]...)
+		dst = append(dst, esc...)
+		last = i
+	}
+	return append(dst, s[last:]...)
+}

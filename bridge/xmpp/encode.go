@@ -97,7 +97,12 @@ type Delay struct {
 // EncodeMessage returns the XML of one <message/> stanza for the stream.
 // It fails only on a Message that would be meaningless on the wire (no ID or
 // To, an unknown chat state, a reference without an id).
-func EncodeMessage(m Message) ([]byte, error) {
+func EncodeMessage(m Message) ([]byte, error) { return appendMessage(nil, m) }
+
+// appendMessage is EncodeMessage appending to dst (an outbox record's
+// time stamp): one allocation for the usual message, none when dst has
+// room.
+func appendMessage(dst []byte, m Message) ([]byte, error) {
 	// References are cleaned first: an id made only of forbidden
 	// characters would otherwise become an element without its id.
 	for _, s := range []*string{&m.ID, &m.To, &m.Replace, &m.Retract, &m.Receipt, &m.Displayed} {
@@ -137,6 +142,10 @@ func EncodeMessage(m Message) ([]byte, error) {
 	}
 
 	var w writer
+	w.buf = dst
+	if n := messageRoom(m); cap(dst)-len(dst) < n {
+		w.buf = append(make([]byte, 0, len(dst)+n), dst...)
+	}
 	w.open("message", "", "type", typ, "to", m.To, "id", m.ID)
 	if body != "" {
 		w.elem("body", "", body)
@@ -207,6 +216,10 @@ func EncodeMessage(m Message) ([]byte, error) {
 	w.close()
 	return w.bytes(), nil
 }
+
+// messageRoom is about what m's stanza takes: the frame and its elements
+// (some 300 bytes), the body with room for some escaping, the quote.
+func messageRoom(m Message) int { return 512 + len(m.Body) + len(m.Body)/8 + 2*len(m.Quote) }
 
 // quote renders text as an XEP-0393 block quote followed by a newline, the
 // form Conversations and Dino produce for XEP-0461 fallbacks.

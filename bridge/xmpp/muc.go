@@ -8,12 +8,12 @@ package xmpp
 // messages in a room from everyone else's. See the package doc.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -353,27 +353,54 @@ func (s *Session) inRoomAlready(stanza []byte) bool {
 	return false
 }
 
-var (
-	messageTag   = regexp.MustCompile(`^<message\s[^>]*>`)
-	toOrTypeAttr = regexp.MustCompile(`\s(to|type)="([^"]*)"`)
-)
-
 // roomMessageTo is the room an encoded groupchat message goes to, "" for
-// any other stanza.
+// any other stanza: from the start tag's to and type attributes (the last
+// of each, in the writer's form name="value"). The writer calls it for
+// every stanza: it allocates only for a room's.
 func roomMessageTo(stanza []byte) string {
-	var to, typ string
-	for _, a := range toOrTypeAttr.FindAllSubmatch(messageTag.Find(stanza), -1) {
-		if string(a[1]) == "to" {
-			to = string(a[2])
-		} else {
-			typ = string(a[2])
-		}
-	}
-	if typ != "groupchat" {
+	const open = "<message"
+	if len(stanza) <= len(open) || string(stanza[:len(open)]) != open || !reSpace(stanza[len(open)]) {
 		return ""
 	}
-	return bareJID(to)
+	end := bytes.IndexByte(stanza, '>')
+	if end < 0 {
+		return ""
+	}
+	tag := stanza[:end+1]
+	var to, typ []byte
+	for i := 0; i < len(tag); i++ {
+		if !reSpace(tag[i]) {
+			continue
+		}
+		var name string
+		switch rest := tag[i+1:]; {
+		case bytes.HasPrefix(rest, []byte(`to="`)):
+			name = "to"
+		case bytes.HasPrefix(rest, []byte(`type="`)):
+			name = "type"
+		default:
+			continue
+		}
+		v := tag[i+1+len(name)+2:]
+		q := bytes.IndexByte(v, '"')
+		if q < 0 {
+			continue
+		}
+		if name == "to" {
+			to = v[:q]
+		} else {
+			typ = v[:q]
+		}
+		i += len(name) + 3 + q // to the closing quote
+	}
+	if string(typ) != "groupchat" {
+		return ""
+	}
+	return bareJID(string(to))
 }
+
+// reSpace is regexp's \s.
+func reSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
 
 // catchUpRooms replays the archives of the rooms joined at this login.
 func (s *Session) catchUpRooms(ctx context.Context, from map[string]string) {

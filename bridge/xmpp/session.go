@@ -342,6 +342,15 @@ func (s *Session) SendBatchWith(r bridge.Record, ms []Message) ([]string, error)
 		}
 		// A message over the server's limit goes in parts; the core
 		// knows it by the first part's id (m.ID).
+		rec, err := recordMessage(now, m)
+		if err != nil {
+			return nil, fmt.Errorf("xmpp: send: %w", err)
+		}
+		if len(rec)-8 <= limit {
+			recs = append(recs, rec) // as splitMessage would leave it
+			ids[i] = m.ID
+			continue
+		}
 		parts, err := splitMessage(m, limit)
 		if errors.Is(err, errTooLarge) {
 			parts = []Message{m} // the writer's guard deals with it
@@ -498,6 +507,13 @@ func (s *Session) Stats() (Stats, error) {
 
 // timeNow is time.Now; records are stamped with it.
 var timeNow = time.Now
+
+// recordMessage is record(t, EncodeMessage(m)), encoded in place.
+func recordMessage(t time.Time, m Message) ([]byte, error) {
+	b := make([]byte, 8, 8+messageRoom(m))
+	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
+	return appendMessage(b, m)
+}
 
 // record prefixes a stanza with its enqueue time, for lag reporting.
 func record(t time.Time, stanza []byte) []byte {
