@@ -433,12 +433,26 @@ func (l Limits) read(d *xml.Decoder, start xml.StartElement) (*node, error) {
 	newNode := func(s xml.StartElement) (*node, bool) {
 		n := &node{name: s.Name}
 		ok := charge(nodeCost + len(s.Name.Space) + len(s.Name.Local))
+		xmlns := 0
 		for _, a := range s.Attr {
 			if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
-				continue // the decoder has already resolved namespaces
+				xmlns++ // the decoder has already resolved namespaces
+				continue
 			}
 			ok = charge(nodeCost+len(a.Name.Space)+len(a.Name.Local)+len(a.Value)) && ok
-			n.attrs = append(n.attrs, a)
+		}
+		switch {
+		case xmlns == 0:
+			// The decoder makes each token's attributes anew: they
+			// are the node's, without a copy.
+			n.attrs = s.Attr
+		case xmlns < len(s.Attr):
+			n.attrs = make([]xml.Attr, 0, len(s.Attr)-xmlns)
+			for _, a := range s.Attr {
+				if !(a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns") {
+					n.attrs = append(n.attrs, a)
+				}
+			}
 		}
 		return n, ok
 	}
@@ -449,7 +463,9 @@ func (l Limits) read(d *xml.Decoder, start xml.StartElement) (*node, error) {
 	if !ok {
 		return fail(1, ErrTooLarge)
 	}
-	stack := []*node{root}
+	root.parts = make([]part, 0, 8) // a stanza's children, usually
+	var open [8]*node
+	stack := append(open[:0], root)
 	for len(stack) > 0 {
 		tok, err := d.Token()
 		if err != nil {
