@@ -161,7 +161,7 @@ func TestReadCacheRace(t *testing.T) {
 }
 
 // TestReadCacheAllocs: a cached read allocates nothing; a missing invite
-// (most chats have none) only its error.
+// (most chats have none) or message (a new one) only its error.
 func TestReadCacheAllocs(t *testing.T) {
 	db := openTest(t)
 	id := "1@s.whatsapp.net"
@@ -171,6 +171,18 @@ func TestReadCacheAllocs(t *testing.T) {
 	if err := db.SetRoute(id); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.PutMessages(Message{WA: MessageKey{Chat: id, Sender: id, ID: "3EB0AABBCCEE"}, XMPPID: "wa-00"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.MessageByWA(MessageKey{Chat: id, Sender: id, ID: "3EB0AABBCCDD"}); !errors.Is(err, ErrNotFound) || err.Error() != "store: message "+id+"/3EB0AABBCCDD: not found" {
+		t.Errorf("MessageByWA of a new message = %v", err)
+	}
+	if _, err := db.MessageByXMPP("x1"); !errors.Is(err, ErrNotFound) || err.Error() != "store: message xmpp:x1: not found" {
+		t.Errorf("MessageByXMPP of a new message = %v", err)
+	}
+	if m, err := db.MessageByXMPP("wa-00"); err != nil || m.WA.ID != "3EB0AABBCCEE" {
+		t.Errorf("MessageByXMPP of a mapped message = %+v %v", m, err)
+	}
 	for _, c := range []struct {
 		name string
 		max  float64
@@ -179,6 +191,8 @@ func TestReadCacheAllocs(t *testing.T) {
 		{"Chat", 0, func() { db.Chat(id) }},
 		{"Route", 0, func() { db.Route() }},
 		{"Invite (none)", 1, func() { db.Invite(id) }},
+		{"MessageByWA (none)", 1, func() { db.MessageByWA(MessageKey{Chat: id, Sender: id, ID: "3EB0AABBCCDD"}) }},
+		{"MessageByXMPP (none)", 1, func() { db.MessageByXMPP("8b7a0002-1c2d-4e5f-a6b7-c8d9e0f1a2b3") }},
 	} {
 		c.f() // fills the cache
 		if got := testing.AllocsPerRun(100, c.f); got > c.max {

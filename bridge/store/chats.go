@@ -195,7 +195,7 @@ func HandleBase(name string) string { return bridge.HandleBase(name) }
 func (db *DB) Chat(id string) (Chat, error) {
 	if c, ok := db.cache.chat(id); ok {
 		if !c.ok {
-			return Chat{}, &notFound{"chat", id}
+			return Chat{}, &notFound{what: "chat ", id: id}
 		}
 		return c.c, nil
 	}
@@ -212,19 +212,28 @@ func (db *DB) Chat(id string) (Chat, error) {
 	}
 	db.cache.putChat(gen, id, cachedChat{c, ok})
 	if !ok {
-		return Chat{}, &notFound{"chat", id}
+		return Chat{}, &notFound{what: "chat ", id: id}
 	}
 	return c, nil
 }
 
 // notFound is ErrNotFound about what id names, worded only when read: a
 // lookup that misses is common on the hot path (a chat that has no invite
-// record).
-type notFound struct{ what, id string }
+// record, a message not seen before). It reads "store: " what id, then
+// "/" id2 with pair, then ": not found".
+type notFound struct {
+	what, id, id2 string
+	pair          bool
+}
 
 func (e *notFound) Error() string {
-	return "store: " + e.what + " " + e.id + ": " + ErrNotFound.Error()
+	s := "store: " + e.what + e.id
+	if e.pair {
+		s += "/" + e.id2
+	}
+	return s + ": " + ErrNotFound.Error()
 }
+
 func (e *notFound) Unwrap() error { return ErrNotFound }
 
 // ChatByHandle returns the chat that holds handle h (or held it before

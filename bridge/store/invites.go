@@ -76,7 +76,7 @@ func decodeInvite(key, v []byte) (Invite, error) {
 func (db *DB) Invite(id string) (Invite, error) {
 	if c, ok := db.cache.invite(id); ok {
 		if !c.ok {
-			return Invite{}, &notFound{"invite", id}
+			return Invite{}, &notFound{what: "invite ", id: id}
 		}
 		return c.inv, nil
 	}
@@ -93,7 +93,7 @@ func (db *DB) Invite(id string) (Invite, error) {
 	}
 	db.cache.putInvite(gen, id, cachedInvite{inv, ok})
 	if !ok {
-		return Invite{}, &notFound{"invite", id}
+		return Invite{}, &notFound{what: "invite ", id: id}
 	}
 	return inv, nil
 }

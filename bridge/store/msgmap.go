@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -337,7 +338,7 @@ func (db *DB) prepareMessages(ms []Message) (*pendingMessages, error) {
 		if m.WA.ID == "" && m.XMPPID == "" {
 			return nil, fmt.Errorf("put message: neither WhatsApp nor XMPP id")
 		}
-		if bytes.IndexByte([]byte(m.WA.ID+m.XMPPID+m.WA.Chat+m.RoomID), 0) >= 0 {
+		if strings.IndexByte(m.WA.ID, 0) >= 0 || strings.IndexByte(m.XMPPID, 0) >= 0 || strings.IndexByte(m.WA.Chat, 0) >= 0 || strings.IndexByte(m.RoomID, 0) >= 0 {
 			return nil, fmt.Errorf("put message %q/%q: id contains NUL", m.WA.ID, m.XMPPID)
 		}
 	}
@@ -379,6 +380,15 @@ func (p *pendingMessages) indexed() {
 	p.ix.mu.Unlock()
 }
 
+// holds reports whether x has records under id's hash: without, lookup
+// finds nothing.
+func (ix *msgIndex) holds(x *idIndex, id string) bool {
+	var buf [4]uint64
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(x.seqs(buf[:0], ix.hash(id))) > 0
+}
+
 // lookup finds the newest message indexed under id in x that match accepts
 // (has reports whether the record is one of id's).
 func (db *DB) lookup(tx *bolt.Tx, ix *msgIndex, x *idIndex, id string, has func(Message) bool, match func(Message) bool) (Message, bool, error) {
@@ -409,6 +419,10 @@ func (db *DB) lookup(tx *bolt.Tx, ix *msgIndex, x *idIndex, id string, has func(
 func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 	var m Message
 	ix, err := db.index()
+	if err == nil && !ix.holds(&ix.wa, k.ID) {
+		// Not indexed: no record to read (a new message's common case).
+		return Message{}, &notFound{what: "message ", id: k.Chat, id2: k.ID, pair: true}
+	}
 	if err == nil {
 		err = db.bolt.View(func(tx *bolt.Tx) error {
 			chat, sender := resolve(tx, k.Chat), resolve(tx, k.Sender)
@@ -434,6 +448,9 @@ func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 func (db *DB) MessageByXMPP(id string) (Message, error) {
 	var m Message
 	ix, err := db.index()
+	if err == nil && !ix.holds(&ix.xmpp, id) {
+		return Message{}, &notFound{what: "message xmpp:", id: id}
+	}
 	if err == nil {
 		err = db.bolt.View(func(tx *bolt.Tx) error {
 			var ok bool

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -151,15 +152,26 @@ func packStr(b []byte, s string) []byte {
 		b = append(b, tag|bodyDecimal, byte(len(body)))
 		return appendUvarint(b, v)
 	case kind == bodyHexUpper || kind == bodyHexLower:
-		p, err := hex.DecodeString(body)
-		if err != nil { // bodyKind checked it: cannot happen
-			break
-		}
+		// bodyKind checked the digits and the even length.
 		b = append(b, tag|byte(kind))
-		b = appendUvarint(b, uint64(len(p)))
-		return append(b, p...)
+		b = appendUvarint(b, uint64(len(body)/2))
+		for i := 0; i+1 < len(body); i += 2 {
+			b = append(b, hexDigit(body[i])<<4|hexDigit(body[i+1]))
+		}
+		return b
 	}
 	return appendRaw(append(b, bodyRaw), s)
+}
+
+// hexDigit is the value of a hex digit (either case).
+func hexDigit(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // bodyKind is how s packs.
@@ -193,11 +205,9 @@ func bodyKind(s string) int {
 
 func appendRaw(b []byte, s string) []byte { return append(appendUvarint(b, uint64(len(s))), s...) }
 
-func appendUvarint(b []byte, v uint64) []byte {
-	e := enc{b: b}
-	e.uint(v)
-	return e.b
-}
+// appendUvarint is enc.uint on b (without an enc, which would move b to
+// the heap: index lookups pack ids into a stack buffer).
+func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 
 // packed reads a packed string.
 func (d *dec) packed() string {
