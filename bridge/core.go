@@ -92,6 +92,8 @@ type Core struct {
 	xw  XMPP // cfg.XMPP itself: writes the batch (batch.go); optional methods are asserted on it
 	st  Store
 
+	resolveFn func(string) (ChatID, []ChatID) // resolveForRoute, made once (routeIn)
+
 	people  map[UserID]*person         // names, persisted as "core.people"
 	oldest  map[ChatID]anchor          // each chat's oldest known message, persisted as "core.oldest"
 	names   map[string]map[string]bool // the name index (see index): nameKey → entry → trusted

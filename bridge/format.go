@@ -37,8 +37,14 @@ func relayID(k MessageKey) string {
 // in the shape WhatsApp Web uses ("3EB0" and hex): a resend after a crash
 // carries the same id.
 func waSendID(ownerID string) string {
-	h := sha256.Sum256([]byte("waxmpp\x00" + ownerID))
-	return "3EB0" + strings.ToUpper(hex.EncodeToString(h[:9]))
+	var in [128]byte // on the stack for the usual ids
+	h := sha256.Sum256(append(append(in[:0], "waxmpp\x00"...), ownerID...))
+	const digits = "0123456789ABCDEF"
+	out := [4 + 18]byte{'3', 'E', 'B', '0'}
+	for i, c := range h[:9] {
+		out[4+2*i], out[5+2*i] = digits[c>>4], digits[c&15]
+	}
+	return string(out[:])
 }
 
 // header is the first line's prefix naming chat and sender:

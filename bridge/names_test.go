@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"unicode"
@@ -256,5 +258,25 @@ func TestNameAllocs(t *testing.T) {
 		if got := testing.AllocsPerRun(100, c.f); got > c.max {
 			t.Errorf("%s: %.0f allocations, want ≤ %.0f", c.name, got, c.max)
 		}
+	}
+}
+
+// TestDerivedIDs: the ids derived on the stack are the ones derived
+// before (relayed messages' and sent messages' ids must not change across
+// an upgrade: a resend after it must carry the same id).
+func TestDerivedIDs(t *testing.T) {
+	for _, id := range []string{"", "3EB0C0FFEE", "8b7a0002-1c2d-4e5f-a6b7-c8d9e0f1a2b3", strings.Repeat("x", 300)} {
+		k := MessageKey{Chat: "4915550001@s.whatsapp.net", Sender: "4915550002@s.whatsapp.net", ID: id}
+		h := sha256.Sum256([]byte(k.Chat + "\x00" + k.Sender + "\x00" + k.ID))
+		if got, want := relayID(k), relayPrefix+hex.EncodeToString(h[:10]); got != want {
+			t.Errorf("relayID(%q) = %s, was %s", id, got, want)
+		}
+		h = sha256.Sum256([]byte("waxmpp\x00" + id))
+		if got, want := waSendID(id), "3EB0"+strings.ToUpper(hex.EncodeToString(h[:9])); got != want {
+			t.Errorf("waSendID(%q) = %s, was %s", id, got, want)
+		}
+	}
+	if got := testing.AllocsPerRun(100, func() { waSendID("8b7a0002-1c2d-4e5f-a6b7-c8d9e0f1a2b3") }); got > 1 {
+		t.Errorf("waSendID: %.0f allocations, want 1", got)
 	}
 }

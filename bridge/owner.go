@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +171,9 @@ func (c *Core) ownerText(ctx context.Context, m draft, replyTo string) error {
 		return err
 	}
 	out := decide(in)
-	c.log.Debug("route", "rule", out.Rule, "action", out.Action.String(), "chat", out.Chat)
+	if c.log.Enabled(ctx, slog.LevelDebug) { // its arguments cost allocations per message
+		c.log.Debug("route", "rule", out.Rule, "action", out.Action.String(), "chat", out.Chat)
+	}
 	switch out.Action {
 	case actReject:
 		c.say(out.Problem)
@@ -212,7 +215,10 @@ func (c *Core) ownerText(ctx context.Context, m draft, replyTo string) error {
 // routeIn gathers what decide needs.
 func (c *Core) routeIn(body, replyTo string) (routeIn, error) {
 	in := routeIn{Body: body, ReplyTo: replyTo, Since: c.route.Since, Question: c.route.Question, Held: len(c.route.Held) > 0}
-	in.Resolve = c.resolveForRoute
+	if c.resolveFn == nil {
+		c.resolveFn = c.resolveForRoute // a method value is an allocation: once
+	}
+	in.Resolve = c.resolveFn
 	cur, ok, err := c.st.Route()
 	if err != nil {
 		return routeIn{}, err
