@@ -430,8 +430,13 @@ func (l Limits) read(d *xml.Decoder, start xml.StartElement) (*node, error) {
 		}
 		return nil, &DecodeError{Name: start.Name, ID: Clean(id), From: Clean(from), Reason: err.Error(), Err: err}
 	}
+	var slab []node // nodes are made 8 at a time: a stanza has a few
 	newNode := func(s xml.StartElement) (*node, bool) {
-		n := &node{name: s.Name}
+		if len(slab) == cap(slab) {
+			slab = make([]node, 0, 8)
+		}
+		slab = append(slab, node{name: s.Name})
+		n := &slab[len(slab)-1]
 		ok := charge(nodeCost + len(s.Name.Space) + len(s.Name.Local))
 		xmlns := 0
 		for _, a := range s.Attr {
