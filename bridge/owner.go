@@ -369,10 +369,16 @@ func (c *Core) deliver(ctx context.Context, chat ChatID, m draft) error {
 		// waits behind it (transfer.go).
 		k := laneKey{Out: true, Chat: c.canonicalChat(chat)}
 		if m.File != "" {
-			return c.startTransfer(k, laneItem{Draft: &m})
+			d := m
+			return c.startTransfer(k, laneItem{Draft: &d})
 		}
-		if waits, err := c.behind(k, laneItem{Draft: &m}); waits || err != nil {
-			return err
+		if c.xf.draining != k && len(c.xf.lanes[k]) > 0 {
+			// A busy lane: behind keeps a copy (made only then,
+			// a heap allocation).
+			d := m
+			if waits, err := c.behind(k, laneItem{Draft: &d}); waits || err != nil {
+				return err
+			}
 		}
 	}
 	if len(c.route.Pending) > 0 {
@@ -383,7 +389,10 @@ func (c *Core) deliver(ctx context.Context, chat ChatID, m draft) error {
 	var why error
 	if len(c.route.Pending) == 0 {
 		err := c.send(ctx, m)
-		var ns *notSent
+		if err == nil {
+			return nil
+		}
+		var ns *notSent // on the heap (errors.As): only for an error
 		if !errors.As(err, &ns) {
 			return err
 		}
