@@ -12,19 +12,28 @@ import (
 // whole binary, each way, against the direct clients' of the same run:
 // an owner client writing to another account and that one reading, in
 // this process (directAllocs). Allocations are counts (MemStats, through
-// the control socket): they hardly depend on the machine's load.
+// the control socket): they hardly depend on the machine's load. The
+// binary logs at the shipped level (info).
 //
-// The goal (issue 13) is a ratio of 1. Measured (300 messages each way):
-// WhatsApp → owner 4.2 on Prosody (4.1 with the race detector, as make
-// test runs; 3.2 on ejabberd), owner → WhatsApp 3.1 (3.0; 3.4). The
-// bounds are about 1.5 times that: they catch the next regression (the
-// core's read of a chat's 100 latest messages for every owner message
-// made it 13.7, before readClean), and come down as the hot path
-// improves. A failure shows where the binary allocated.
+// The goal (issue 13) is a ratio of 1. Measured (300 messages each way),
+// WhatsApp → owner: 49–54 allocations per message, ratio 0.64–0.70 on
+// Prosody (direct clients 76), 0.52–0.54 on ejabberd (101); it was
+// 317–322 (4.2 and 3.2) before the store's read cache and the names' and
+// the stanza writer's allocation-free paths. Owner → WhatsApp: 103–113,
+// ratio 1.35–1.48 on Prosody, was 234–241 (3.1); 210–220, ratio
+// 2.07–2.17 on ejabberd, was 360 (3.6). On ejabberd each owner message is
+// a batch of its own and costs a store commit (~85 allocations in bbolt);
+// on Prosody some 16 share one. What is left each way is mostly
+// encoding/xml's decoding of a received stanza (~40), bbolt's
+// transactions and the simulator's own work, which the direct clients do
+// not have. The bounds are about 1.4 times the worst server's: they catch
+// the next regression (the core's read of a chat's 100 latest messages
+// for every owner message made it 13.7, before readClean). A failure
+// shows where the binary allocated.
 func TestSimAllocs(t *testing.T) {
 	const n = 300
-	bounds := map[string]float64{"in": 6.5, "out": 5}
-	e := newSimEnv(t, envOptions{pingInterval: time.Minute, pingTimeout: 20 * time.Second})
+	bounds := map[string]float64{"in": 1, "out": 3}
+	e := newSimEnv(t, envOptions{pingInterval: time.Minute, pingTimeout: 20 * time.Second, logLevel: "info"})
 	e.addressBook()
 	e.command("/to alice")
 	body := strings.Repeat("lorem ipsum ", 8)
@@ -39,8 +48,8 @@ func TestSimAllocs(t *testing.T) {
 		p    phase
 	}{{"in", in}, {"out", out}} {
 		ratio := c.p.allocs / direct
-		t.Logf("%s: bridge %.0f allocations (%.0f B) per message, direct clients %.0f (%.0f B): ratio %.2f (bytes %.2f)",
-			c.name, c.p.allocs, c.p.allocsB, direct, directB, ratio, c.p.allocsB/directB)
+		t.Logf("%s: bridge %.0f allocations (%.0f B) per message, direct clients %.0f (%.0f B): ratio %.2f (bytes %.2f); %.2f store commits, %.2f outbox commits per message",
+			c.name, c.p.allocs, c.p.allocsB, direct, directB, ratio, c.p.allocsB/directB, c.p.commits, c.p.outboxes)
 		if ratio > bounds[c.name] {
 			t.Errorf("%s: the bridge allocates %.1f times what the direct clients do per message, bound %.1f\n%s\nwhere it allocated:\n%s",
 				c.name, ratio, bounds[c.name], c.p.table(c.name), c.p.topAllocs(30))

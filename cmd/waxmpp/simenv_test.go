@@ -164,6 +164,8 @@ type envOptions struct {
 	// traceWrites runs the binary under strace, which logs its writes
 	// to the state file (fileWrites: the disk benchmark only).
 	traceWrites bool
+	// logLevel is [log] level; "": debug, which tests read.
+	logLevel string
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -220,9 +222,10 @@ path = %q
 [rooms]
 auto = %v
 [log]
-level = "debug"
+level = %q
 `, e.bot, pt.Password("bot"), e.srv.JID("owner"), e.srv.Addr(), e.srv.CAFile, rate, burst,
-		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), filepath.Join(dir, "waxmpp.db"), o.roomsAuto)
+		cmp.Or(o.pingInterval, 5*time.Second).String(), cmp.Or(o.pingTimeout, 3*time.Second).String(), filepath.Join(dir, "waxmpp.db"), o.roomsAuto,
+		cmp.Or(o.logLevel, "debug"))
 	e.conf = filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(e.conf, []byte(doc), 0o600); err != nil {
 		tb.Fatal(err)
