@@ -151,16 +151,26 @@ type recordIDs struct{ chat, wa, xmpp, room []byte }
 
 var packedEmpty, packedPending = packStr(nil, ""), packStr(nil, bridge.RoomPending)
 
-func idsOf(m Message) recordIDs {
-	r := recordIDs{chat: packStr(nil, m.WA.Chat)}
+func idsOf(m Message) recordIDs { return idsIn(nil, m) }
+
+// idsIn is idsOf packing the ids one after the other into buf: a buffer
+// on the caller's stack, for ids that are only hashed and looked up
+// (indexed).
+func idsIn(buf []byte, m Message) recordIDs {
+	pack := func(s string) []byte {
+		start := len(buf)
+		buf = packStr(buf, s)
+		return buf[start:len(buf):len(buf)]
+	}
+	r := recordIDs{chat: pack(m.WA.Chat)}
 	if m.WA.ID != "" {
-		r.wa = packStr(nil, m.WA.ID)
+		r.wa = pack(m.WA.ID)
 	}
 	if m.XMPPID != "" {
-		r.xmpp = packStr(nil, m.XMPPID)
+		r.xmpp = pack(m.XMPPID)
 	}
 	if k := roomKey(m); k != "" {
-		r.room = packStr(nil, k)
+		r.room = pack(k)
 	}
 	return r
 }
@@ -373,9 +383,10 @@ func (p *pendingMessages) put(tx *bolt.Tx) error {
 
 // indexed adds the committed entries to the index.
 func (p *pendingMessages) indexed() {
+	var buf [256]byte
 	p.ix.mu.Lock()
 	for i, seq := range p.seqs {
-		p.ix.add(seq, idsOf(p.ms[i]))
+		p.ix.add(seq, idsIn(buf[:0], p.ms[i]))
 	}
 	p.ix.mu.Unlock()
 }
