@@ -87,7 +87,8 @@ func (c *Core) event(ctx context.Context, ev Event) error {
 // badEvent says what makes ev unusable (a message without a chat, ids
 // with NUL bytes, which the store refuses), or "".
 func badEvent(ev Event) string {
-	var ids []string
+	var buf [8]string // the ids of the usual event, without an allocation
+	ids := buf[:0]
 	need := func(chat ChatID, more ...string) {
 		if chat == "" {
 			ids = append(ids, "\x00")
