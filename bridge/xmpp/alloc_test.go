@@ -82,9 +82,33 @@ func TestEncodeAllocs(t *testing.T) {
 		{"EncodeMessage", 1, func() { EncodeMessage(m) }},
 		{"recordMessage", 1, func() { recordMessage(now, m) }},
 		{"roomMessageTo", 0, func() { roomMessageTo(rec[8:]) }},
+		{"messageID", 0, func() { messageID(rec[8:]) }},
 	} {
 		if got := testing.AllocsPerRun(100, c.f); got > c.max {
 			t.Errorf("%s: %.0f allocations, want ≤ %.0f", c.name, got, c.max)
 		}
 	}
+}
+
+var refIDAttr = regexp.MustCompile(`^<message [^>]*\bid="([^"]+)"`)
+
+// FuzzMessageID: the scan reads a stanza's id as the regular expression
+// did.
+func FuzzMessageID(f *testing.F) {
+	for _, s := range []string{
+		`<message type="chat" to="a@b" id="x1"><body>a</body></message>`, `<message id="" id="a">`, `<message xid="a" id="b"`,
+		`<message id="a" id="b">`, `<message id="a>b">`, `<message  id="a"`, `<message>id="a"`, `<message id="a`, `<message "id="q">`,
+		`<message to="x" id=""><x id="y"/>`, "<message id=\"a\"\n>", "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, stanza []byte) {
+		var want []byte
+		if m := refIDAttr.FindSubmatch(stanza); m != nil {
+			want = m[1]
+		}
+		if got := messageID(stanza); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+			t.Errorf("messageID(%q) = %q, the regular expression %q", stanza, got, want)
+		}
+	})
 }

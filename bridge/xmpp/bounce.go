@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"bytes"
-	"regexp"
 	"sync"
 	"time"
 )
@@ -51,15 +50,43 @@ const (
 	heldRetryMax = 30 * time.Minute
 )
 
-var idAttr = regexp.MustCompile(`^<message [^>]*\bid="([^"]+)"`)
+// messageID is the id of an encoded message stanza, nil if it has none:
+// as the regular expression ^<message [^>]*\bid="([^"]+)" reads it (the
+// last id="…" that starts inside the start tag), without its
+// allocations: the writer reads it from every stanza it writes.
+func messageID(stanza []byte) []byte {
+	const open = "<message "
+	if len(stanza) < len(open) || string(stanza[:len(open)]) != open {
+		return nil
+	}
+	end := len(stanza) // where an attribute may start: before the first '>'
+	if i := bytes.IndexByte(stanza[len(open):], '>'); i >= 0 {
+		end = len(open) + i
+	}
+	for p := end - 1; p >= len(open); p-- {
+		if !bytes.HasPrefix(stanza[p:], []byte(`id="`)) || wordByte(stanza[p-1]) {
+			continue
+		}
+		v := stanza[p+len(`id="`):]
+		if q := bytes.IndexByte(v, '"'); q > 0 {
+			return v[:q]
+		}
+	}
+	return nil
+}
+
+// wordByte is regexp's \w, which \b tells from the rest.
+func wordByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+}
 
 // remember keeps a message stanza written to the server.
 func (b *bounces) remember(stanza []byte) {
-	m := idAttr.FindSubmatch(stanza)
+	m := messageID(stanza)
 	if m == nil {
 		return
 	}
-	id := string(m[1])
+	id := string(m)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.byID == nil {

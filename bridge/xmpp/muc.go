@@ -279,14 +279,14 @@ func (s *Session) recallCopies(ctx context.Context, rooms []*mucRoom) {
 			if len(it.Data) < 8 {
 				continue
 			}
-			room, m := roomMessageTo(it.Data[8:]), idAttr.FindSubmatch(it.Data[8:])
+			room, m := roomMessageTo(it.Data[8:]), messageID(it.Data[8:])
 			if room == "" || m == nil {
 				continue
 			}
 			if want[room] == nil {
 				want[room] = map[string]bool{}
 			}
-			want[room][string(m[1])] = true
+			want[room][string(m)] = true
 		}
 	}
 	for _, r := range rooms {
@@ -336,11 +336,11 @@ func (s *Session) inRoomAlready(stanza []byte) bool {
 	if room == "" {
 		return false
 	}
-	m := idAttr.FindSubmatch(stanza)
+	m := messageID(stanza)
 	if m == nil {
 		return false
 	}
-	k := room + "\x00" + string(m[1])
+	k := room + "\x00" + string(m)
 	s.muc.mu.Lock()
 	defer s.muc.mu.Unlock()
 	if _, ok := s.muc.echoes[k]; ok || s.muc.written[k] {
