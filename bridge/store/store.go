@@ -26,6 +26,10 @@
 // known), so a relayed message costs one commit, not two. A commit
 // writes its dirty pages and then the meta page, each followed by an
 // fdatasync; the freelist is not written (NoFreelistSync, see Open).
+//
+// Chats, invites and the route are read from memory (cache.go): every
+// transaction that writes the chats, aliases, invites or the route must
+// call readCache.changed, which empties the cache when it commits.
 package store
 
 import (
