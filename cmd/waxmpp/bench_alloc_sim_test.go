@@ -16,20 +16,20 @@ import (
 // binary logs at the shipped level (info).
 //
 // The goal (issue 13) is a ratio of 1. Measured (300 messages each way),
-// WhatsApp → owner: 49–54 allocations per message, ratio 0.64–0.70 on
-// Prosody (direct clients 76), 0.52–0.54 on ejabberd (101); it was
-// 317–322 (4.2 and 3.2) before the store's read cache and the names' and
-// the stanza writer's allocation-free paths. Owner → WhatsApp: 103–113,
-// ratio 1.35–1.48 on Prosody, was 234–241 (3.1); 210–220, ratio
-// 2.07–2.17 on ejabberd, was 360 (3.6). On ejabberd each owner message is
-// a batch of its own and costs a store commit (~85 allocations in bbolt);
-// on Prosody some 16 share one. What is left each way is mostly
-// encoding/xml's decoding of a received stanza (~40), bbolt's
-// transactions and the simulator's own work, which the direct clients do
-// not have. The bounds are about 1.4 times the worst server's: they catch
-// the next regression (the core's read of a chat's 100 latest messages
-// for every owner message made it 13.7, before readClean). A failure
-// shows where the binary allocated.
+// WhatsApp → owner: 43–48 allocations per message, ratio 0.56–0.63 on
+// Prosody (direct clients 76), 48–52, ratio 0.47–0.51 on ejabberd (101);
+// it was 317–322 (4.2 and 3.2) before the store's read cache and the
+// names' and the stanza writer's allocation-free paths. Owner →
+// WhatsApp: 97–100, ratio 1.27–1.31 on Prosody, was 234–241 (3.1);
+// 193–216, ratio 1.90–2.13 on ejabberd, was 360 (3.6). On ejabberd each
+// owner message is a batch of its own and costs a store commit (~85
+// allocations in bbolt); on Prosody some 15 share one. What is left each
+// way is mostly encoding/xml's decoding of a received stanza (~40),
+// bbolt's transactions and the simulator's own work, which the direct
+// clients do not have. The bounds are about 1.4 times the worst server's:
+// they catch the next regression (the core's read of a chat's 100 latest
+// messages for every owner message made it 13.7, before readClean). A
+// failure shows where the binary allocated.
 func TestSimAllocs(t *testing.T) {
 	const n = 300
 	bounds := map[string]float64{"in": 1, "out": 3}
