@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,19 +144,7 @@ func equalSetting(a, b any) bool {
 // was committed, nothing else) and reads setting name.
 func onDisk(t *testing.T, db *DB, name string) (string, bool) {
 	t.Helper()
-	raw, err := os.ReadFile(db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "crash.db")
-	if err := os.WriteFile(p, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(p, Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := crashCopy(t, db)
 	v, ok, err := GetSetting[string](c, name)
 	if err != nil {
 		t.Fatal(err)
