@@ -377,8 +377,11 @@
 //     only after the owner added the bot and removed it.
 //
 // What the owner writes to a chat marks what that chat sent before as
-// read on WhatsApp (read when answered): profanity, for one, sends
-// receipts but no XEP-0333 markers. Displayed markers mark read as well.
+// read on WhatsApp (read when answered): profanity, for one, sends no
+// XEP-0333 markers. Displayed markers mark read as well. The bot's
+// messages are markable but ask for no XEP-0184 receipts: nothing uses
+// them, and each of the owner's clients would answer every relayed
+// message.
 //
 // A message the owner's client encrypted end to end (OMEMO, OpenPGP for
 // XMPP, legacy PGP, OTR: OwnerEncrypted) is never sent: its body is only

@@ -178,7 +178,7 @@ type Outgoing struct {
 	Typing    bool   // send ChatState (XEP-0085)
 	URL       string // XEP-0066: Body should be the URL too
 	Delay     time.Time
-	Markable  bool // request receipts and markers for this message
+	Markable  bool // ask for read markers (XEP-0333) for this message
 	// Room, when set, is the room (XEP-0045) the message goes to instead
 	// of the owner: a groupchat message there.
 	Room string

@@ -64,7 +64,7 @@ func FuzzRoomMessageTo(f *testing.F) {
 // TestEncodeAllocs: a relayed message's outbox record is one allocation,
 // and the writer's look at it for a room none.
 func TestEncodeAllocs(t *testing.T) {
-	m := Message{ID: "wa-0123456789abcdef0123", To: "owner@example.org", Body: "*Alice*: #12 lorem ipsum lorem ipsum lorem ipsum", Request: true}
+	m := Message{ID: "wa-0123456789abcdef0123", To: "owner@example.org", Body: "*Alice*: #12 lorem ipsum lorem ipsum lorem ipsum", Markable: true}
 	now := time.Now()
 	rec, err := recordMessage(now, m)
 	if err != nil {

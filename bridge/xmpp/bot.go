@@ -167,7 +167,7 @@ func isLoneURL(s string) bool {
 
 // message converts an Outgoing to the codec's Message.
 func message(o bridge.Outgoing) Message {
-	m := Message{ID: o.ID, Body: o.Body, Replace: o.Replace, Retract: o.Retract, Receipt: o.Receipt, Displayed: o.Displayed, Request: o.Markable}
+	m := Message{ID: o.ID, Body: o.Body, Replace: o.Replace, Retract: o.Retract, Receipt: o.Receipt, Displayed: o.Displayed, Markable: o.Markable}
 	if o.ReplyTo != "" {
 		m.Reply = &Reply{ID: o.ReplyTo}
 		m.Quote = o.Quote

@@ -222,16 +222,16 @@ func encodeCases() []encodeCase {
 	quoted := "Alice: see you 🙂\nat 5"
 	quotePrefix := "> Alice: see you 🙂\n> at 5\n"
 	return []encodeCase{
-		{"message_plain", msg(Message{ID: "m1", To: "owner@example.org", Body: "*Alice*: hello", Request: true}),
+		{"message_plain", msg(Message{ID: "m1", To: "owner@example.org", Body: "*Alice*: hello", Markable: true}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m1", Body: ptr("*Alice*: hello"),
-				OriginID: &tID{"m1"}, Request: &tEmpty{}, Markable: &tEmpty{}})},
-		{"message_reply", msg(Message{ID: "m2", To: "owner@example.org", Body: "*Bob*: ok", Request: true,
+				OriginID: &tID{"m1"}, Markable: &tEmpty{}})},
+		{"message_reply", msg(Message{ID: "m2", To: "owner@example.org", Body: "*Bob*: ok", Markable: true,
 			Reply: &Reply{To: "bot@example.org", ID: "m1"}, Quote: quoted}),
 			func(t *testing.T, b []byte) {
 				messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m2", Body: ptr(quotePrefix + "*Bob*: ok"),
 					OriginID: &tID{"m2"}, Reply: &tReply{To: "bot@example.org", ID: "m1"},
 					Fallbacks: []tFallback{{For: NSReply, Bodies: []tRange{{"0", "26"}}}},
-					Request:   &tEmpty{}, Markable: &tEmpty{}})(t, b)
+					Markable:  &tEmpty{}})(t, b)
 				// The range counts code points (XEP-0426): the emoji is one.
 				if n := utf8.RuneCountInString(quotePrefix); n != 26 {
 					t.Fatalf("quote prefix has %d code points, the test assumes 26", n)
@@ -240,7 +240,7 @@ func encodeCases() []encodeCase {
 		{"message_replace", msg(Message{ID: "m3", To: "owner@example.org", Body: "*Alice*: hello again", Replace: "m1"}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m3", Body: ptr("*Alice*: hello again"),
 				OriginID: &tID{"m3"}, Replace: &tID{"m1"}})},
-		{"message_retract", msg(Message{ID: "m4", To: "owner@example.org", Retract: "m1", Request: true}),
+		{"message_retract", msg(Message{ID: "m4", To: "owner@example.org", Retract: "m1", Markable: true}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m4", Body: ptr(retractDefault),
 				OriginID: &tID{"m4"}, Retract: &tID{"m1"}, Fallbacks: []tFallback{{For: NSRetract}}, Store: &tEmpty{}})},
 		{"message_retract_body", msg(Message{ID: "m5", To: "owner@example.org", Retract: "m1", Body: "*Alice* deleted a message"}),
@@ -263,9 +263,9 @@ func encodeCases() []encodeCase {
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m11", Body: ptr("hi"), OriginID: &tID{"m11"},
 				Active: &tEmpty{}})},
 		{"message_oob", msg(Message{ID: "m12", To: "owner@example.org", Body: "https://up.example.org/a/b.jpg",
-			OOB: &OOB{URL: "https://up.example.org/a/b.jpg", Desc: "Alice: photo"}, Request: true}),
+			OOB: &OOB{URL: "https://up.example.org/a/b.jpg", Desc: "Alice: photo"}, Markable: true}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m12", Body: ptr("https://up.example.org/a/b.jpg"),
-				OriginID: &tID{"m12"}, Request: &tEmpty{}, Markable: &tEmpty{},
+				OriginID: &tID{"m12"}, Markable: &tEmpty{},
 				OOB: &tOOB{URL: ptr("https://up.example.org/a/b.jpg"), Desc: ptr("Alice: photo")}})},
 		{"message_delay", msg(Message{ID: "m13", To: "owner@example.org", Body: "late", Delay: &Delay{Stamp: stamp, From: "bot@example.org", Reason: "bridge offline"}}),
 			messageCheck(tMessage{Type: "chat", To: "owner@example.org", ID: "m13", Body: ptr("late"), OriginID: &tID{"m13"},

@@ -49,10 +49,14 @@ type Message struct {
 	// Receipt is the id of a message whose delivery this acknowledges
 	// (XEP-0184 <received/>).
 	Receipt string
-	// Request asks for a delivery receipt (XEP-0184) and marks the message
-	// markable (XEP-0333). It only applies to messages with a normal body
+	// Markable marks the message markable (XEP-0333): the owner's clients
+	// send displayed markers for it, which mark it read on WhatsApp. It
+	// asks for no delivery receipt (XEP-0184): nothing uses one, and every
+	// client of the owner's would answer every relayed message, each
+	// answer copied by the server to the owner's other clients (XEP-0280)
+	// and read by the bot. It only applies to messages with a normal body
 	// (not retractions).
-	Request bool
+	Markable bool
 	// Displayed is the id of a message that was read (XEP-0333); a
 	// <store/> hint is added.
 	Displayed string
@@ -183,10 +187,7 @@ func appendMessage(dst []byte, m Message) ([]byte, error) {
 	if m.Receipt != "" {
 		w.empty("received", NSReceipts, "id", m.Receipt)
 	}
-	if m.Request && body != "" && m.Retract == "" {
-		if typ != "groupchat" { // XEP-0184 §5.3: no receipts in rooms
-			w.empty("request", NSReceipts)
-		}
+	if m.Markable && body != "" && m.Retract == "" {
 		w.empty("markable", NSMarkers)
 	}
 	if m.Displayed != "" {

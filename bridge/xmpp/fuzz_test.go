@@ -105,7 +105,7 @@ func FuzzRoundTrip(f *testing.F) {
 	states := []string{"", StateActive, StateComposing, StatePaused, StateInactive, StateGone}
 	f.Fuzz(func(t *testing.T, id, to, body, quote, replyID, replace, retract, emoji, receipt, url, desc string, flags uint16, stamp int64) {
 		m := Message{ID: id, To: to, Body: body, Replace: replace, Retract: retract, Receipt: receipt,
-			Request: flags&1 != 0, ChatState: states[int(flags>>1)%len(states)]}
+			Markable: flags&1 != 0, ChatState: states[int(flags>>1)%len(states)]}
 		if flags&0x10 != 0 {
 			m.Displayed = receipt
 		}
@@ -179,8 +179,8 @@ func FuzzRoundTrip(f *testing.F) {
 			want.Retract = &Retraction{ID: want.Replace, Form: RetractCorrection}
 			want.Replace = ""
 		}
-		if m.Request && full != "" && want.Retract.formOrZero() != RetractV1 {
-			want.Request, want.Markable = true, true
+		if m.Markable && full != "" && want.Retract.formOrZero() != RetractV1 {
+			want.Markable = true
 		}
 		if m.Displayed != "" && Clean(receipt) != "" {
 			want.Marker = &Marker{Kind: "displayed", ID: Clean(receipt)}

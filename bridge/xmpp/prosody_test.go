@@ -142,8 +142,8 @@ func TestOutboundForms(t *testing.T) {
 				}
 				return ""
 			}},
-			{"receipt request and markable", Message{Body: "hi", Request: true}, func(e *pt.Elem) string {
-				if e.Child(NSReceipts, "request") == nil || e.Child(NSMarkers, "markable") == nil {
+			{"markable, no receipt request", Message{Body: "hi", Markable: true}, func(e *pt.Elem) string {
+				if e.Child(NSReceipts, "request") != nil || e.Child(NSMarkers, "markable") == nil {
 					return "request/markable"
 				}
 				return ""

@@ -258,7 +258,7 @@ func resplit(stanza []byte, limit int) (parts [][]byte, ok bool) {
 		return nil, false
 	}
 	m := Message{ID: in.ID, To: in.To, Type: in.Type, Body: in.Body, Replace: in.Replace, Receipt: in.Received,
-		Request: in.Request, ChatState: in.ChatState, OOB: in.OOB}
+		Markable: in.Markable, ChatState: in.ChatState, OOB: in.OOB}
 	if in.Marker != nil && in.Marker.Kind == "displayed" {
 		m.Displayed = in.Marker.ID
 	}

@@ -69,7 +69,7 @@ func TestSplitMessage(t *testing.T) {
 		m     Message
 		limit int
 	}{
-		{"lines", Message{ID: "wx-1", To: "o@x", Body: "*Alice*: " + manyLines, Request: true}, defaultStanzaLimit},
+		{"lines", Message{ID: "wx-1", To: "o@x", Body: "*Alice*: " + manyLines, Markable: true}, defaultStanzaLimit},
 		{"preformatted block cut", Message{ID: "wx-2", To: "o@x", Body: code}, defaultStanzaLimit},
 		{"one long line", Message{ID: "wx-3", To: "o@x", Body: oneLine}, 20000},
 		{"no spaces, clusters", Message{ID: "wx-4", To: "o@x", Body: noSpaces}, 20000},
@@ -96,10 +96,10 @@ func TestSplitMessage(t *testing.T) {
 				}
 				if want := tc.m.ID; i > 0 {
 					want = fmt.Sprintf("%s-%d", tc.m.ID, i+1)
-					if p.ID != want || p.Reply != nil || p.Replace != "" || p.Request {
-						t.Errorf("part %d: id %s (want %s), reply %v, replace %q, request %v: only the first is the message itself", i+1, p.ID, want, p.Reply, p.Replace, p.Request)
+					if p.ID != want || p.Reply != nil || p.Replace != "" || p.Markable {
+						t.Errorf("part %d: id %s (want %s), reply %v, replace %q, markable %v: only the first is the message itself", i+1, p.ID, want, p.Reply, p.Replace, p.Markable)
 					}
-				} else if p.ID != want || p.Replace != tc.m.Replace || p.Request != tc.m.Request || (p.Reply == nil) != (tc.m.Reply == nil) {
+				} else if p.ID != want || p.Replace != tc.m.Replace || p.Markable != tc.m.Markable || (p.Reply == nil) != (tc.m.Reply == nil) {
 					t.Errorf("first part %+v lost what the message was", p)
 				}
 				if i > 0 {
@@ -138,7 +138,7 @@ func TestSplitMessage(t *testing.T) {
 // splitMessage would have split the message, the reply included.
 func TestResplit(t *testing.T) {
 	body := strings.Repeat("a line of text\n", 10000)
-	m := Message{ID: "wx-1", To: "o@x", Body: body, Reply: &Reply{To: "b@x", ID: "r1"}, Quote: "the quoted\nmessage", Request: true}
+	m := Message{ID: "wx-1", To: "o@x", Body: body, Reply: &Reply{To: "b@x", ID: "r1"}, Quote: "the quoted\nmessage", Markable: true}
 	stanza, err := EncodeMessage(m)
 	if err != nil {
 		t.Fatal(err)

@@ -49,9 +49,9 @@ func BenchmarkSimBridge(b *testing.B) {
 		e.cpuReport(b, "in", n, c0, c1, c2, dIn, wIn)
 
 		// With WAXMPP_BENCH_SAME=1, direct again with the stanza the
-		// bridge sends (its header in the body, origin-id, receipt
-		// request, markable): what the server's cost of the richer
-		// stanza leaves of the ratio, apart from the bridge's own flow.
+		// bridge sends (its header in the body, origin-id, markable): what
+		// the server's cost of the richer stanza leaves of the ratio,
+		// apart from the bridge's own flow.
 		// Off by default: its 2,000 more messages in the owner's archive
 		// bring Prosody's archive quota (storage_archive_item_limit,
 		// 10,000) within the out phase, and Prosody then rewrites the
@@ -184,7 +184,7 @@ func (e *simEnv) directInAs(stranger *pt.Client, n int, body string, like bool) 
 		if like {
 			id := fmt.Sprintf("wa-SAME%016d", i)
 			stranger.Send(fmt.Sprintf("<message type='chat' to='%s' id='%s'><body>*Alice*: #%d %s</body><origin-id xmlns='urn:xmpp:sid:0' id='%s'/>"+
-				"<request xmlns='urn:xmpp:receipts'/><markable xmlns='urn:xmpp:chat-markers:0'/></message>", e.srv.JID("owner"), id, i, body, id))
+				"<markable xmlns='urn:xmpp:chat-markers:0'/></message>", e.srv.JID("owner"), id, i, body, id))
 			continue
 		}
 		stranger.Send(fmt.Sprintf("<message to='%s' type='chat' id='d%d'><body>#%d %s</body></message>", e.srv.JID("owner"), i, i, body))
