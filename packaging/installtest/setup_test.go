@@ -16,8 +16,10 @@ package installtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -236,7 +238,15 @@ func phone(t *testing.T, m *machine) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	if err := c.Inject(&bridge.PairResult{OK: true, ID: "491701234567@s.whatsapp.net", Name: "Owner"}, &bridge.Status{State: bridge.Connected}); err != nil {
+	// The link is done with the result: setup then closes its WhatsApp
+	// side, the simulator with it, and may do so before the simulator
+	// has handed over the status after it or answered (EOF: the step
+	// failed so once). The page's last words are what count: webSetup
+	// waits for them.
+	err = c.Inject(&bridge.PairResult{OK: true, ID: "491701234567@s.whatsapp.net", Name: "Owner"}, &bridge.Status{State: bridge.Connected})
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		t.Logf("the simulator closed on the link's result: %v", err)
+	} else if err != nil {
 		t.Fatal(err)
 	}
 }
