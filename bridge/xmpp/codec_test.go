@@ -507,7 +507,7 @@ var decodeCases = []struct {
 <stanza-id xmlns="urn:xmpp:sid:0" id="Q1mUtB0aUFTtJk0e" by="bot@example.org"/>
 </message>`, &Inbound{ID: "c2d8a1b6-5f0e-4e55-9a0e-8bd3a0f2b1c4", From: "owner@example.org/Conversations.x7Yq", To: "bot@example.org",
 		Type: "chat", Body: "hello *world*", HasBody: true, OriginID: "c2d8a1b6-5f0e-4e55-9a0e-8bd3a0f2b1c4",
-		StanzaIDs: []StanzaID{{ID: "Q1mUtB0aUFTtJk0e", By: "bot@example.org"}}, Request: true, Markable: true, ChatState: "active"}},
+		StanzaIDs: []StanzaID{{ID: "Q1mUtB0aUFTtJk0e", By: "bot@example.org"}}, Markable: true, ChatState: "active"}},
 
 	{"conversations_reply_fallback", `<message xmlns="jabber:client" from="owner@example.org/Conversations.x7Yq" to="bot@example.org" type="chat" id="r1">
 <body>&gt; *Alice*: are you 🙂 there?
@@ -525,11 +525,11 @@ yes</body>
 answer</body><reply xmlns='urn:xmpp:reply:0' id='m1' to='bot@example.org'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:reply:0'><body end='9' start='0'/></fallback><origin-id xmlns='urn:xmpp:sid:0' id='8d2b'/><markable xmlns='urn:xmpp:chat-markers:0'/><request xmlns='urn:xmpp:receipts'/></message>`,
 		&Inbound{ID: "8d2b", From: "owner@example.org/dino.5b1", To: "bot@example.org", Type: "chat", Body: "> quoted\nanswer", HasBody: true,
 			OriginID: "8d2b", Reply: &Reply{To: "bot@example.org", ID: "m1"}, Fallbacks: []Fallback{{For: NSReply, Ranges: []Range{{0, 9}}}},
-			Markable: true, Request: true}},
+			Markable: true}},
 
 	{"gajim_correction", `<message xmlns="jabber:client" to="bot@example.org" type="chat" id="e7c1" from="owner@example.org/gajim.AB12"><body>corrected text</body><replace xmlns="urn:xmpp:message-correct:0" id="d00d"/><origin-id xmlns="urn:xmpp:sid:0" id="e7c1"/><request xmlns="urn:xmpp:receipts"/></message>`,
 		&Inbound{ID: "e7c1", From: "owner@example.org/gajim.AB12", To: "bot@example.org", Type: "chat", Body: "corrected text", HasBody: true,
-			OriginID: "e7c1", Replace: "d00d", Request: true}},
+			OriginID: "e7c1", Replace: "d00d"}},
 
 	{"retract_v1", `<message xmlns="jabber:client" to="bot@example.org" type="chat" id="retract-1" from="owner@example.org/gajim.AB12">
 <retract xmlns="urn:xmpp:message-retract:1" id="origin-id-1"/>

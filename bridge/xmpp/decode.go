@@ -106,7 +106,6 @@ type Inbound struct {
 	Replace   string     // XEP-0308; not set when the correction is a retraction
 	Retract   *Retraction
 	Reactions *Reactions // XEP-0444
-	Request   bool       // XEP-0184 receipt requested
 	Received  string     // XEP-0184 receipt for this id
 	Markable  bool       // XEP-0333
 	Marker    *Marker    // XEP-0333

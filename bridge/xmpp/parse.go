@@ -124,8 +124,6 @@ func signal(m *Inbound, c *node) {
 	switch c.name.Space {
 	case NSReceipts:
 		switch c.name.Local {
-		case "request":
-			m.Request = true
 		case "received":
 			m.Received = Clean(c.attr("id"))
 		}

@@ -212,7 +212,7 @@ func TestInboundForms(t *testing.T) {
 			check func(m *Inbound) bool
 		}{
 			{"plain with id and origin-id", `<message type='chat' id='a1'><body>hello &amp; bye</body><origin-id xmlns='urn:xmpp:sid:0' id='a1'/><request xmlns='urn:xmpp:receipts'/><markable xmlns='urn:xmpp:chat-markers:0'/><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
-				func(m *Inbound) bool { return m.ID == "a1" && m.Body == "hello & bye" && m.Request && m.Markable }},
+				func(m *Inbound) bool { return m.ID == "a1" && m.Body == "hello & bye" && m.Markable }},
 			{"id without origin-id", `<message type='chat' id='a2'><body>no origin</body></message>`,
 				func(m *Inbound) bool { return m.ID == "a2" && m.OriginID == "" }},
 			{"reply with fallback", `<message type='chat' id='a3'><body>&gt; Alice: hi
