@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,6 +24,21 @@ type Client struct {
 	wmu  sync.Mutex
 	in   chan *Elem
 	errc chan error
+	// sm counts the stanzas received since stream management was enabled
+	// (ClientOptions.StreamManagement); -1 when it is off. acks counts
+	// the server's requests answered.
+	sm   int64
+	acks atomic.Int64
+}
+
+// ClientOptions are what a client does beyond the minimum.
+type ClientOptions struct {
+	// StreamManagement enables XEP-0198 acknowledgements after binding,
+	// as mobile clients do (Conversations, Monal, Siskin): the server then
+	// keeps a copy of every stanza it sends the client until the client
+	// answers its <r/> with <a/>, which the client does at once. No
+	// resumption.
+	StreamManagement bool
 }
 
 // Elem is a parsed XML element.
@@ -81,14 +97,30 @@ func (s *Server) Dial(tb testing.TB, user string) *Client {
 	return c
 }
 
+// DialWith is Dial with opts.
+func (s *Server) DialWith(tb testing.TB, user string, opts ClientOptions) *Client {
+	tb.Helper()
+	c, err := DialClientWith(s.Addr(), s.TLSConfig(), s.JID(user), Password(user), opts)
+	if err != nil {
+		tb.Fatalf("dial %s: %v", user, err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
 // DialClient logs in without a testing.TB (benchmarks' helpers use it too).
 func DialClient(addr string, tc *tls.Config, jid, pass string) (*Client, error) {
+	return DialClientWith(addr, tc, jid, pass, ClientOptions{})
+}
+
+// DialClientWith is DialClient with opts.
+func DialClientWith(addr string, tc *tls.Config, jid, pass string, opts ClientOptions) (*Client, error) {
 	user, domain, _ := strings.Cut(jid, "@")
 	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{conn: raw, in: make(chan *Elem, 100000), errc: make(chan error, 1)}
+	c := &Client{conn: raw, in: make(chan *Elem, 100000), errc: make(chan error, 1), sm: -1}
 	raw.SetDeadline(time.Now().Add(15 * time.Second))
 	fail := func(err error) (*Client, error) { raw.Close(); return nil, err }
 	if _, err := c.openStream(domain); err != nil {
@@ -120,6 +152,13 @@ func DialClient(addr string, tc *tls.Config, jid, pass string) (*Client, error) 
 		return fail(fmt.Errorf("bind: %v %v", e, err))
 	}
 	c.JID = strings.TrimSpace(e.Child("", "bind").Child("", "jid").Text)
+	if opts.StreamManagement {
+		c.write("<enable xmlns='" + nsSM + "'/>")
+		if e, err := c.next(); err != nil || e.XMLName.Local != "enabled" {
+			return fail(fmt.Errorf("enable stream management: %v %v", e, err))
+		}
+		c.sm = 0
+	}
 	c.write("<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>")
 	if _, err := c.next(); err != nil {
 		return fail(err)
@@ -158,6 +197,9 @@ func (c *Client) next() (*Elem, error) {
 				return nil, err
 			}
 			e.Received = time.Now()
+			if c.sm >= 0 && e.XMLName.Space != nsSM {
+				c.sm++
+			}
 			return &e, nil
 		case xml.EndElement:
 			return nil, fmt.Errorf("stream closed")
@@ -172,6 +214,13 @@ func (c *Client) readLoop() {
 			c.errc <- err
 			close(c.in)
 			return
+		}
+		if e.XMLName.Space == nsSM {
+			if e.XMLName.Local == "r" && c.sm >= 0 {
+				c.Send(fmt.Sprintf("<a xmlns='%s' h='%d'/>", nsSM, c.sm))
+				c.acks.Add(1)
+			}
+			continue
 		}
 		// Answer pings so the server never drops us.
 		if e.XMLName.Local == "iq" && e.Attr("type") == "get" && e.Child("urn:xmpp:ping", "ping") != nil {
@@ -189,6 +238,10 @@ func (c *Client) write(s string) error {
 	_, err := c.conn.Write([]byte(s))
 	return err
 }
+
+// Acks is how many of the server's acknowledgement requests (XEP-0198
+// <r/>) the client answered.
+func (c *Client) Acks() int64 { return c.acks.Load() }
 
 // Send writes raw XML (one or more stanzas).
 func (c *Client) Send(raw string) error { return c.write(raw) }
@@ -231,6 +284,8 @@ func (c *Client) Close() {
 	c.write("</stream:stream>")
 	c.conn.Close()
 }
+
+const nsSM = "urn:xmpp:sm:3" // XEP-0198
 
 func xmlEsc(s string) string {
 	var b strings.Builder

@@ -137,6 +137,7 @@ unbound = { hoststxt = "{{.Dir}}/hosts"; resolvconf = "{{.Dir}}/resolv.conf" }
 {{end}}
 {{if .Opts.Limits}}limits = { c2s = { rate = "{{.Rate}}"; burst = "2s" } }
 {{end}}{{if .Opts.StanzaLimit}}c2s_stanza_size_limit = {{.Opts.StanzaLimit}}
+{{end}}{{if .Opts.ArchiveItemLimit}}storage_archive_item_limit = {{.Opts.ArchiveItemLimit}}
 {{end}}{{if .Opts.ArchiveExpiry}}archive_expires_after = "{{.Opts.ArchiveExpiry}}"
 {{end}}
 VirtualHost "{{.Domain}}"

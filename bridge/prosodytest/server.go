@@ -91,6 +91,11 @@ type Options struct {
 	// "default: never": a user's messages are archived only once the user
 	// asks (XEP-0313 preferences). ejabberd only.
 	ArchiveOnRequest bool
+	// ArchiveItemLimit is Prosody's storage_archive_item_limit, the most
+	// messages one account's archive keeps (0: the module's 10,000; over
+	// it Prosody deletes the oldest, rewriting the archive's file every
+	// hundred or so messages). Prosody only.
+	ArchiveItemLimit int
 	// ArchiveExpiry is Prosody's archive_expires_after (e.g. "1w", or
 	// seconds: "5"); see ExpireArchive. Prosody only.
 	ArchiveExpiry string

@@ -76,6 +76,7 @@ type simEnv struct {
 	srv   *pt.Server
 	owner *pt.Client
 	bot   string // the bot's bare JID
+	runs  int    // the benchmark's direct runs so far, for their ids
 	dir   string
 	conf  string
 	sock  string
@@ -166,6 +167,9 @@ type envOptions struct {
 	traceWrites bool
 	// logLevel is [log] level; "": debug, which tests read.
 	logLevel string
+	// archiveItemLimit is Prosody's storage_archive_item_limit (0: its
+	// default, 10,000).
+	archiveItemLimit int
 }
 
 func newSimEnv(tb testing.TB, o envOptions) *simEnv {
@@ -173,7 +177,8 @@ func newSimEnv(tb testing.TB, o envOptions) *simEnv {
 	e := &simEnv{tb: tb, changed: make(chan struct{}), acked: map[string]int{}}
 	// The server: $WAXMPP_TEST_SERVER (make test runs this suite on
 	// each); its throttle only where a test asks for it.
-	srvOpts := pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit, Rooms: o.rooms, RoomPictures: o.roomPictures}
+	srvOpts := pt.Options{Kind: pt.EnvKind(tb), Limits: o.limits, NoShaper: !o.limits, UploadLimit: o.uploadLimit, Rooms: o.rooms, RoomPictures: o.roomPictures,
+		ArchiveItemLimit: o.archiveItemLimit}
 	if o.strangerAdmin {
 		srvOpts.Admin = "stranger"
 	}
