@@ -450,7 +450,15 @@ func (db *DB) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 		}
 		t.mu.Unlock()
 	}
-	return db.bolt.Update(fn)
+	// What waits for the next commit (lazySettings) goes with this one.
+	var lazy lazyBatch
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		lazy = db.lazy.take()
+		putLazy(tx, lazy)
+		return fn(tx)
+	})
+	db.lazy.settle(lazy, err)
+	return err
 }
 
 // view is update for reads: inside DoDecryptionTxn it reads the transaction's
@@ -490,11 +498,15 @@ func (db *DB) doTxn(ctx context.Context, fn func(context.Context) error) error {
 		t.done = true
 		t.mu.Unlock()
 	}
+	// What waits for the next commit goes with this one (see update).
+	lazy := db.lazy.take()
+	putLazy(tx, lazy)
 	committed := false
 	defer func() {
 		if !committed {
 			end()
 			_ = tx.Rollback()
+			db.lazy.restore(lazy)
 		}
 	}()
 	if err := fn(context.WithValue(ctx, txKey{db}, t)); err != nil {
@@ -505,7 +517,20 @@ func (db *DB) doTxn(ctx context.Context, fn func(context.Context) error) error {
 	err = tx.Commit()
 	t.mu.Unlock()
 	committed = true
+	db.lazy.settle(lazy, err)
 	return err
+}
+
+// inTxn reports whether ctx carries a DoDecryptionTxn transaction that
+// has not ended.
+func (db *DB) inTxn(ctx context.Context) bool {
+	t, ok := ctx.Value(txKey{db}).(*ctxTx)
+	if !ok {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.done
 }
 
 // deviceExists is the foreign-key check of sqlstore's per-device tables.

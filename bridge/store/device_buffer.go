@@ -26,9 +26,12 @@ const (
 )
 
 // GetBufferedEvent returns nil, nil for an unknown hash. Plaintext is nil
-// once ClearBufferedEventPlaintext ran.
+// once ClearBufferedEventPlaintext ran, on disk yet or not.
 func (s *deviceStore) GetBufferedEvent(ctx context.Context, ciphertextHash [32]byte) (*wastore.BufferedEvent, error) {
 	var out *wastore.BufferedEvent
+	// Asked before the read begins: a clear still waiting is cleared,
+	// and one that left the list since is on disk, which the read sees.
+	cleared := s.db.lazy.clearing(bufKey{string(s.jid), ciphertextHash})
 	err := s.db.view(ctx, func(tx *bolt.Tx) error {
 		b := s.read(tx, bktEventBuffer)
 		if b == nil {
@@ -41,6 +44,9 @@ func (s *deviceStore) GetBufferedEvent(ctx context.Context, ciphertextHash [32]b
 		r, err := decodeBufferedEvent(ciphertextHash[:], v)
 		if err != nil {
 			return err
+		}
+		if cleared {
+			r.plaintext = nil
 		}
 		out = &wastore.BufferedEvent{Plaintext: r.plaintext, ServerTime: time.Unix(r.serverTS, 0), InsertTime: time.UnixMilli(r.insertTSMS)}
 		return nil
@@ -76,24 +82,45 @@ func (s *deviceStore) DoDecryptionTxn(ctx context.Context, fn func(context.Conte
 }
 
 // ClearBufferedEventPlaintext forgets a plaintext but keeps the hash, so the
-// event is still known as processed.
+// event is still known as processed. Outside a decryption transaction it
+// commits nothing of its own: the plaintext is cleared on disk with the
+// next commit of any write, or by Close, and GetBufferedEvent answers it
+// cleared at once; only once maxLazyClears wait does it commit itself
+// (with all of them). See "Clearing later" in the package doc.
 func (s *deviceStore) ClearBufferedEventPlaintext(ctx context.Context, ciphertextHash [32]byte) error {
+	if !s.db.opts.ReadOnly && !s.db.inTxn(ctx) && s.db.lazy.clear(bufKey{string(s.jid), ciphertextHash}, maxLazyClears) {
+		return nil
+	}
 	return s.db.update(ctx, func(tx *bolt.Tx) error {
-		b := s.read(tx, bktEventBuffer)
-		if b == nil {
-			return nil
-		}
-		v := b.Get(ciphertextHash[:])
-		if v == nil {
-			return nil
-		}
-		r, err := decodeBufferedEvent(ciphertextHash[:], v)
-		if err != nil {
-			return err
-		}
-		r.plaintext = nil
-		return b.Put(ciphertextHash[:], r.encode())
+		return clearPlaintext(s.read(tx, bktEventBuffer), ciphertextHash[:])
 	})
+}
+
+// maxLazyClears bounds how many cleared plaintexts wait for a commit.
+// Every relayed message commits (the inbox write, the core's batch, the
+// next decryption), so they rarely wait long; the bound caps what a
+// crash leaves behind.
+const maxLazyClears = 64
+
+// clearPlaintext clears the plaintext of the event under hash in b (a
+// device's event buffer; nil or a missing event: nothing to do).
+func clearPlaintext(b *bolt.Bucket, hash []byte) error {
+	if b == nil {
+		return nil
+	}
+	v := b.Get(hash)
+	if v == nil {
+		return nil
+	}
+	r, err := decodeBufferedEvent(hash, v)
+	if err != nil {
+		return err
+	}
+	if r.plaintext == nil {
+		return nil
+	}
+	r.plaintext = nil
+	return b.Put(hash, r.encode())
 }
 
 // DeleteOldBufferedHashes deletes events inserted more than 14 days ago.

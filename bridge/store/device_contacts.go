@@ -42,6 +42,18 @@ func (s *deviceStore) getContact(tx *bolt.Tx, k []byte) (contactRecord, bool, er
 // what PutPushName and PutBusinessName report.
 func (s *deviceStore) putContactField(ctx context.Context, user types.JID, name string, field func(*contactRecord) *string) (changed bool, previous string, err error) {
 	k := []byte(user.String())
+	// whatsmeow stores the push name of every message that carries one
+	// (message.go's handleEncryptedMessage), nearly always unchanged: a
+	// write transaction that changes nothing still costs a commit.
+	same := false
+	err = s.db.view(ctx, func(tx *bolt.Tx) error {
+		r, _, err := s.getContact(tx, k)
+		same = err == nil && *field(&r) == name
+		return nil
+	})
+	if err != nil || same {
+		return false, "", err
+	}
 	err = s.db.update(ctx, func(tx *bolt.Tx) error {
 		r, _, err := s.getContact(tx, k)
 		if err != nil {

@@ -97,6 +97,18 @@ func (s *lidStore) PutLIDMapping(ctx context.Context, lid, pn types.JID) error {
 	if err := s.c.init(); err != nil {
 		return err
 	}
+	// whatsmeow stores the pair of every message that names both
+	// (message.go's handleEncryptedMessage): nearly always one it knows.
+	// A write transaction that changes nothing still costs a commit.
+	known := false
+	err := s.c.db.view(ctx, func(tx *bolt.Tx) error {
+		known = string(tx.Bucket(bktLIDToPN).Get([]byte(lid.User))) == pn.User &&
+			string(tx.Bucket(bktPNToLID).Get([]byte(pn.User))) == lid.User
+		return nil
+	})
+	if err != nil || known {
+		return err
+	}
 	return s.c.db.update(ctx, func(tx *bolt.Tx) error {
 		return putLIDMapping(tx, lid.User, pn.User)
 	})

@@ -27,6 +27,40 @@
 // writes its dirty pages and then the meta page, each followed by an
 // fdatasync; the freelist is not written (NoFreelistSync, see Open).
 //
+// Clearing later. For one message from a real account whatsmeow
+// (go.mau.fi/whatsmeow v0.0.0-20260821141805-33cfac511629) calls, in its
+// node-handling goroutine: PutLIDMapping when the node names the sender's
+// other identity (message.go:50-53, client.go:1034), PutPushName on a
+// goroutine of its own (message.go:57-58, user.go:684), GetBufferedEvent
+// and DoDecryptionTxn with PutBufferedEvent (message.go:533-566),
+// PutMessageSecret when the message has one (message.go:923, 949), the
+// event handlers (message.go:1148: the WhatsApp adapter's durable inbox
+// write), ClearBufferedEventPlaintext (message.go:460), then the ack and
+// receipt, synchronously with SynchronousAck (message.go:483-491,
+// receipt.go:105-107). bbolt commits every write transaction, one that
+// changes nothing too (tx.go writeMeta: the meta page and two fdatasyncs),
+// so a known LID mapping or an unchanged push name is read, not written.
+// The cleared plaintext waits for the next commit of anything (the core's
+// batch, the next message's decryption), at most maxLazyClears of them,
+// and Close: a crash before that leaves the plaintext, and a message that
+// WhatsApp delivers again (it had no ack) is dispatched again from the
+// buffer (message.go:536-551) and dropped by the core by its WhatsApp id,
+// as after a crash between the inbox write and the clear before. A
+// message whose ack did arrive leaves its plaintext in the buffer until
+// DeleteOldBufferedHashes (14 days). Counted through whatsmeow's own
+// handling (bridge/whatsapp TestLoneMessageCommits): 7 commits before,
+// 4 now, for a message with a secret from a known sender. What stays:
+// the decryption's commit holds bbolt's one writer lock while it runs,
+// and whatsmeow writes with the outer context after it and before the
+// handler (PutMessageSecret, message.go:949; the sender key, :936), which
+// would wait for it forever if it stayed open; its writes exist only in
+// that transaction, so no later commit can take them; and they must be
+// on disk before the ack: a session or a used prekey lost after it makes
+// the sender's next messages undecryptable. The message secret could go
+// with the inbox write, which precedes the ack, but a message the
+// handler queues nothing for would have it waiting at the ack; it
+// commits on its own.
+//
 // Chats, invites and the route are read from memory (cache.go): every
 // transaction that writes the chats, aliases, invites or the route must
 // call readCache.changed, which empties the cache when it commits.
@@ -168,6 +202,19 @@ func Open(path string, opts Options) (*DB, error) {
 // Path is the file's path.
 func (db *DB) Path() string { return db.path }
 
+// Commits is how many write transactions the file has committed since it
+// was made (bbolt's transaction id): whoever made them, the group, the
+// device store or Open. Tests and benchmarks count commits by its
+// difference.
+func (db *DB) Commits() uint64 {
+	var id int
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return nil
+	})
+	return uint64(id)
+}
+
 // Close closes the file. It waits for transactions in progress; calls made
 // after Close fail.
 func (db *DB) Close() error {
@@ -275,10 +322,14 @@ func (g *group) commit(batch []*call) {
 	for len(batch) > 0 {
 		g.commits.Add(1)
 		t := bridge.StageStart()
-		lazy := g.lazy.take()
+		var lazy lazyBatch
 		err := g.db.Update(func(tx *bolt.Tx) error {
+			// Taken once the transaction holds bbolt's writer lock, so
+			// that no other transaction commits between taking and
+			// writing them (a buffered event deleted and put again).
 			// First, so that a call of the same transaction that
 			// sets the same setting wins.
+			lazy = g.lazy.take()
 			putLazy(tx, lazy)
 			for i, c := range batch {
 				if err := safeRun(c.fn, tx); err != nil {
@@ -288,11 +339,7 @@ func (g *group) commit(batch []*call) {
 			return nil
 		})
 		stageCommit.Done(t)
-		if err != nil {
-			g.lazy.restore(lazy)
-		} else {
-			g.lazy.committed(lazy)
-		}
+		g.lazy.settle(lazy, err)
 		var f *failedCall
 		if !errors.As(err, &f) {
 			for _, c := range batch {
@@ -323,12 +370,18 @@ func safeRun(fn func(tx *bolt.Tx) error, tx *bolt.Tx) (err error) {
 }
 
 // lazySettings are what is written with the next commit, whoever makes
-// it: settings (PutSettingLater) and queue removals (AckThroughLater).
+// it (the group, a device-store write, a decryption transaction):
+// settings (PutSettingLater), queue removals (AckThroughLater) and the
+// clearing of buffered events' plaintext (ClearBufferedEventPlaintext).
 // Safe for concurrent use; the zero value is empty.
 type lazySettings struct {
 	mu   sync.Mutex
 	m    map[string][]byte // name → encoded record
 	acks map[string]uint64 // queue → remove every item up to here
+	// clears are the buffered events whose plaintext is to be cleared:
+	// false while waiting, true while a commit that took them runs.
+	// GetBufferedEvent reads them as cleared until they are on disk.
+	clears map[bufKey]bool
 	// floors are the queues' removals, lazy or written, that Peek and
 	// Len already leave out; removed are those on disk. Both only grow.
 	floors, removed map[string]uint64
@@ -360,7 +413,50 @@ func (l *lazySettings) get(name string) ([]byte, bool) {
 func (l *lazySettings) pending() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.m) > 0 || len(l.acks) > 0
+	if len(l.m) > 0 || len(l.acks) > 0 {
+		return true
+	}
+	for _, taken := range l.clears {
+		if !taken {
+			return true
+		}
+	}
+	return false
+}
+
+// bufKey names a buffered event: the device's JID and the ciphertext's
+// hash.
+type bufKey struct {
+	dev  string
+	hash [32]byte
+}
+
+// clear notes that k's plaintext is to be cleared with the next commit,
+// unless bound clears wait already: then it notes nothing and returns
+// false (the caller writes it).
+func (l *lazySettings) clear(k bufKey, bound int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.clears[k]; ok {
+		return true
+	}
+	if len(l.clears) >= bound {
+		return false
+	}
+	if l.clears == nil {
+		l.clears = map[bufKey]bool{}
+	}
+	l.clears[k] = false
+	return true
+}
+
+// clearing reports whether k's plaintext is cleared but maybe not on
+// disk yet.
+func (l *lazySettings) clearing(k bufKey) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.clears[k]
+	return ok
 }
 
 // ack notes queue's removal through seq, to be written later.
@@ -414,25 +510,46 @@ func (l *lazySettings) onDisk(queue string) uint64 {
 type lazyBatch struct {
 	settings map[string][]byte
 	acks     map[string]uint64
+	clears   []bufKey
 }
 
 // take hands the values to a commit.
 func (l *lazySettings) take() lazyBatch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := lazyBatch{l.m, l.acks}
+	b := lazyBatch{settings: l.m, acks: l.acks}
 	l.m, l.acks = nil, nil
+	for k, taken := range l.clears {
+		if !taken {
+			b.clears = append(b.clears, k)
+			l.clears[k] = true
+		}
+	}
 	return b
+}
+
+// settle notes how the commit that took b ended.
+func (l *lazySettings) settle(b lazyBatch, err error) {
+	if err != nil {
+		l.restore(b)
+	} else {
+		l.committed(b)
+	}
 }
 
 // restore takes back the values of a commit that failed, unless set
 // again meanwhile.
 func (l *lazySettings) restore(b lazyBatch) {
-	if len(b.settings) == 0 && len(b.acks) == 0 {
+	if len(b.settings) == 0 && len(b.acks) == 0 && len(b.clears) == 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for _, k := range b.clears {
+		if _, ok := l.clears[k]; ok {
+			l.clears[k] = false
+		}
+	}
 	if l.m == nil && len(b.settings) > 0 {
 		l.m = map[string][]byte{}
 	}
@@ -449,10 +566,17 @@ func (l *lazySettings) restore(b lazyBatch) {
 	}
 }
 
-// committed notes b's removals as written.
+// committed notes b's removals and clears as written.
 func (l *lazySettings) committed(b lazyBatch) {
 	for q, seq := range b.acks {
 		l.written(q, seq)
+	}
+	if len(b.clears) > 0 {
+		l.mu.Lock()
+		for _, k := range b.clears {
+			delete(l.clears, k)
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -469,5 +593,10 @@ func putLazy(tx *bolt.Tx, b lazyBatch) {
 	}
 	for q, seq := range b.acks {
 		_ = removeThrough(tx, []byte(q), seq)
+	}
+	if top := tx.Bucket(bktEventBuffer); top != nil {
+		for _, k := range b.clears {
+			_ = clearPlaintext(top.Bucket([]byte(k.dev)), k.hash[:])
+		}
 	}
 }

@@ -53,7 +53,11 @@
 // on bridge/store's event buffer) keeps each plaintext, committed together
 // with the session that decrypted it, until the handler succeeded. The
 // same covers a crash or power cut between decryption and the inbox's
-// fsync. One goroutine owned by Run delivers the inbox to the core's
+// fsync. The store clears a handled plaintext with its next commit (the
+// core's batch), not with one of its own: after a crash before that, a
+// message WhatsApp delivers again is queued again and the core drops it
+// by its WhatsApp id (TestRedeliveryAfterLostClear; a lone message costs
+// 4 commits, TestLoneMessageCommits). One goroutine owned by Run delivers the inbox to the core's
 // channel in order; events leave the disk once the core has handled them
 // (Handled, removal batched), so after a crash the rest is delivered again
 // and the core drops what it already handled. Network work triggered by

@@ -170,6 +170,7 @@ type realHarness struct {
 	cancel  context.CancelFunc
 	done    chan error
 	offline bool
+	msgs    map[string]int // messages by id (counted)
 }
 
 // faultQueue is a Queue whose Enqueue can be made to fail (a full or

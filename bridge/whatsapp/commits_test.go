@@ -1,0 +1,277 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/libsignal/keys/prekey"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	wastore "go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+
+	"waxmpp/bridge"
+	"waxmpp/bridge/store"
+)
+
+// pushWatch tells when whatsmeow's push-name update (a goroutine of its
+// own, message.go's handleEncryptedMessage) has been stored.
+type pushWatch struct {
+	wastore.ContactStore
+	done chan struct{}
+}
+
+func (w *pushWatch) PutPushName(ctx context.Context, user types.JID, name string) (bool, string, error) {
+	defer func() { w.done <- struct{}{} }()
+	return w.ContactStore.PutPushName(ctx, user, name)
+}
+
+// realMessage is what a real account's contact sends nowadays: the
+// sender's push name and LID in the node (whatsmeow stores both for every
+// message), a message secret in the message (stored for reactions, votes
+// and edits that name it).
+func realMessage(t *testing.T, p *peer, b *bundleArg, id, text string) waBinary.Node {
+	t.Helper()
+	m := &waE2E.Message{
+		Conversation:       proto.String(text),
+		MessageContextInfo: &waE2E.MessageContextInfo{MessageSecret: []byte(strings.Repeat("s", 32))},
+	}
+	return p.message(t, ownDev, b.b, id, t0, m, waBinary.Attrs{"notify": "Alice", "sender_lid": aliceLID})
+}
+
+// bundleArg is a prekey bundle for the first message only (nil after).
+type bundleArg struct{ b *prekey.Bundle }
+
+// TestLoneMessageCommits counts the commits of one message from a real
+// account, through whatsmeow's own handling of the encrypted node on the
+// real state file, to the core's commit: bbolt's own transaction count
+// (store.DB.Commits). whatsmeow stores the sender's LID mapping and push
+// name (unchanged: no commit), commits the decryption with the buffered
+// plaintext, stores the message secret; the handler's inbox write; the
+// cleared plaintext and the inbox removal go with the core's commit.
+// Before: 7 (the unchanged LID mapping and push name, and the clear, each
+// committed on its own).
+func TestLoneMessageCommits(t *testing.T) {
+	var dev *wastore.Device
+	h := newRealHarness(t, "", func(db *store.DB) { dev = ownDevice(t, db, "Owner") })
+	h.a.q.q = h.inbox.Queue // the store's queue, as cmd/waxmpp wires it
+	watch := &pushWatch{ContactStore: h.client().Store.Contacts, done: make(chan struct{}, 8)}
+	h.client().Store.Contacts = watch
+	outbox := h.db.Queue("xmpp-out") // stands for the core's commit
+	h.run()
+	p := newPeer(t, alice)
+
+	// handle waits for the message id and, if name is set, the push
+	// name's change (announced after whatsmeow stored it); the core's
+	// commit, then Handled.
+	handle := func(id, name string) {
+		gotMsg, gotName := false, name == ""
+		for !gotMsg || !gotName {
+			var e bridge.Event
+			select {
+			case e = <-h.events:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("waiting for %s: no event", id)
+			}
+			switch e := e.(type) {
+			case *bridge.Message:
+				if e.Ref.ID == id {
+					if _, err := outbox.Enqueue([]byte(e.Text)); err != nil {
+						t.Fatal(err)
+					}
+					gotMsg = true
+				}
+			case *bridge.ContactInfo:
+				gotName = gotName || e.PushName == name
+			}
+			h.a.Handled(e)
+		}
+	}
+	c0 := h.db.Commits()
+	h.feed(realMessage(t, p, &bundleArg{bundle(t, dev)}, "FIRST", "hello"))
+	handle("FIRST", "Alice")
+	first := h.db.Commits() - c0
+	for len(watch.done) > 0 {
+		<-watch.done
+	}
+
+	lone := realMessage(t, p, &bundleArg{}, "LONE", "a lone message")
+	c0 = h.db.Commits()
+	h.feed(lone)
+	select {
+	case <-watch.done: // the unchanged push name
+	case <-time.After(5 * time.Second):
+		t.Fatal("whatsmeow never stored the push name")
+	}
+	handle("LONE", "")
+	n := h.db.Commits() - c0
+	t.Logf("commits: %d for the first message (a new session, LID and push name), %d for the next", first, n)
+	if n != 4 {
+		t.Errorf("a lone message cost %d commits, want 4 (decryption, message secret, inbox, core)", n)
+	}
+
+	// The plaintext is cleared on disk by the core's commit: in a copy
+	// of the file the message is still in the inbox (its removal waits
+	// for the next commit) but not in whatsmeow's buffer, so the
+	// server's redelivery is not dispatched again.
+	cp := crashCopy(t, h.db.Path())
+	h2 := newRealHarness(t, cp, nil)
+	h2.run()
+	h2.feed(lone) // the server had no ack
+	if n := h2.a.Pending(); n != 1 {
+		t.Errorf("%d events in the copy's inbox after the redelivery, want 1 (the one whose removal was not on disk)", n)
+		for range n {
+			t.Logf("%#v", h2.next())
+		}
+	}
+}
+
+// crashCopy copies the state file as it is on disk now (what a power cut
+// would leave: bbolt writes only committed transactions).
+func crashCopy(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// TestRedeliveryAfterLostClear: the process dies after the handler wrote
+// the message to the inbox but before the cleared plaintext went to disk
+// (it waits for the next commit); WhatsApp had no ack and delivers the
+// message again. whatsmeow finds the plaintext in its buffer and
+// dispatches it again, so the message is in the inbox twice; the real
+// core relays it once and drops the second by its WhatsApp id.
+func TestRedeliveryAfterLostClear(t *testing.T) {
+	var dev *wastore.Device
+	h := newRealHarness(t, "", func(db *store.DB) { dev = ownDevice(t, db, "Owner") })
+	h.a.q.q = h.inbox.Queue
+	h.run()
+	p := newPeer(t, alice)
+	node := p.message(t, ownDev, bundle(t, dev), "AGAIN1", t0, plain("only once"), nil)
+	h.feed(node) // nobody reads h.events: nothing commits after the inbox write
+	cp := crashCopy(t, h.db.Path())
+
+	h2 := newRealHarness(t, cp, nil)
+	h2.a.q.q = h2.inbox.Queue
+	x := &sentXMPP{}
+	core, err := bridge.NewCore(bridge.CoreConfig{
+		WhatsApp: h2.a, XMPP: x, Store: h2.db, Events: h2.counted(), Owner: make(chan bridge.OwnerEvent),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	coreDone := make(chan error, 1)
+	go func() { coreDone <- core.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-coreDone })
+	h2.run()
+	h2.feed(node) // the server delivers the unacknowledged message again
+	// The core acknowledges a message from a person it did not know once
+	// it saved its names (5 s later): then both copies are off the inbox.
+	deadline := time.Now().Add(30 * time.Second)
+	for h2.seen("AGAIN1") != 2 || h2.a.Pending() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s the core got the message %d times, %d events wait in the inbox", h2.seen("AGAIN1"), h2.a.Pending())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := x.bodies("only once"); got != 1 {
+		t.Errorf("the owner got the message %d times, want 1", got)
+	}
+}
+
+// counted forwards the adapter's events to the core and counts messages
+// by id.
+func (h *realHarness) counted() <-chan bridge.Event {
+	out := make(chan bridge.Event)
+	done := make(chan struct{})
+	h.t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			var e bridge.Event
+			select {
+			case e = <-h.events:
+			case <-done:
+				return
+			}
+			if m, ok := e.(*bridge.Message); ok {
+				h.mu.Lock()
+				if h.msgs == nil {
+					h.msgs = map[string]int{}
+				}
+				h.msgs[m.Ref.ID]++
+				h.mu.Unlock()
+			}
+			select {
+			case out <- e:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (h *realHarness) seen(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs[id]
+}
+
+// sentXMPP is the owner's side for the core: it records what is sent.
+type sentXMPP struct {
+	mu   sync.Mutex
+	sent []bridge.Outgoing
+	n    int
+}
+
+func (x *sentXMPP) Send(msgs ...bridge.Outgoing) ([]string, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ids := make([]string, len(msgs))
+	for i := range msgs {
+		x.n++
+		if msgs[i].ID == "" {
+			msgs[i].ID = "x" + string(rune('a'+x.n))
+		}
+		ids[i] = msgs[i].ID
+		x.sent = append(x.sent, msgs[i])
+	}
+	return ids, nil
+}
+
+func (x *sentXMPP) bodies(sub string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, m := range x.sent {
+		if strings.Contains(m.Body, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func (x *sentXMPP) SendNow(bridge.Outgoing) error   { return nil }
+func (x *sentXMPP) SetPresence(show, status string) {}
+func (x *sentXMPP) Upload(context.Context, string, string, int64, io.Reader) (string, error) {
+	return "", errors.New("no upload in tests")
+}
+func (x *sentXMPP) Stats() (bridge.XMPPStats, error) { return bridge.XMPPStats{Connected: true}, nil }
+func (x *sentXMPP) Handled(bridge.OwnerEvent)        {}
