@@ -495,6 +495,17 @@ func (c *Core) cmdRooms() string {
 
 // ---- what the XMPP side tells ----
 
+// laterLinks is a Store whose map entries may wait for its next commit
+// (bridge/store): every lookup finds them at once, they go to disk with
+// the next commit of any write, and a crash before that loses them. A
+// room's id for the bot's own message goes so: the room's cursor saved
+// after the echo goes with the same commit or a later one, so after a
+// crash the room's archive is read from before the echo, which tells the
+// id again.
+type laterLinks interface {
+	PutMessagesLater(ms ...MsgLink) error
+}
+
 // roomEvent handles the events about rooms. It returns an error only when
 // the store failed.
 func (c *Core) roomEvent(ev OwnerEvent) error {
@@ -515,6 +526,10 @@ func (c *Core) roomEvent(ev OwnerEvent) error {
 			return nil
 		}
 		l.RoomID = e.Archive
+		if ls, ok := c.cfg.Store.(laterLinks); ok {
+			c.mappedLinks([]MsgLink{l})
+			return ls.PutMessagesLater(l)
+		}
 		return c.st.PutMessages(l)
 	case *RoomStranger:
 		chat, ok := c.roomChat[e.Room]

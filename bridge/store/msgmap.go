@@ -14,6 +14,7 @@ import (
 	"waxmpp/bridge"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // MessageKey names a WhatsApp message: whatsmeow's (chat, sender, id).
@@ -335,6 +336,43 @@ func (db *DB) PutMessages(ms ...Message) error {
 	return nil
 }
 
+// PutMessagesLater records messages as PutMessages does, without a
+// commit of its own: every lookup finds them at once, and they are
+// written with the next commit of any write, or by Close; a crash before
+// that loses them. For entries that what comes again after a crash
+// brings back: a room's id for the bot's own message (MsgLink.RoomID),
+// which the room's archive tells again when it is read from the cursor
+// on disk (the cursor saved after the echo goes with the same commit or
+// a later one).
+func (db *DB) PutMessagesLater(ms ...Message) error {
+	if db.opts.ReadOnly {
+		return fmt.Errorf("store: put messages: %w", bolterrors.ErrDatabaseReadOnly)
+	}
+	p, err := db.prepareMessages(ms)
+	if err != nil {
+		return fmt.Errorf("store: put messages: %w", err)
+	}
+	for i := range p.ms {
+		p.ms[i].Excerpt = excerpt(p.ms[i].Excerpt) // lookups read them from now on
+	}
+	db.lazy.putMessages(p)
+	return nil
+}
+
+// laterMessage is the newest entry PutMessagesLater holds that match
+// accepts.
+func (db *DB) laterMessage(match func(Message) bool) (Message, bool) {
+	var out Message
+	found := false
+	db.lazy.messages(func(m Message) bool {
+		if match(m) {
+			out, found = m, true
+		}
+		return !found
+	})
+	return out, found
+}
+
 // pendingMessages are map entries checked and ready to be put in a
 // transaction (put), then indexed once it committed (indexed).
 type pendingMessages struct {
@@ -368,7 +406,9 @@ func (p *pendingMessages) put(tx *bolt.Tx) error {
 	// half empty.
 	b.FillPercent = 0.95
 	for i := range p.ms {
-		p.ms[i].Excerpt = excerpt(p.ms[i].Excerpt)
+		if ex := excerpt(p.ms[i].Excerpt); len(ex) != len(p.ms[i].Excerpt) {
+			p.ms[i].Excerpt = ex // (PutMessagesLater's are cut: lookups read them)
+		}
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
@@ -430,18 +470,25 @@ func (db *DB) lookup(tx *bolt.Tx, ix *msgIndex, x *idIndex, id string, has func(
 func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 	var m Message
 	ix, err := db.index()
-	if err == nil && !ix.holds(&ix.wa, k.ID) {
+	_, later := db.laterMessage(func(m Message) bool { return m.WA.ID == k.ID })
+	if err == nil && !later && !ix.holds(&ix.wa, k.ID) {
 		// Not indexed: no record to read (a new message's common case).
 		return Message{}, &notFound{what: "message ", id: k.Chat, id2: k.ID, pair: true}
 	}
 	if err == nil {
 		err = db.bolt.View(func(tx *bolt.Tx) error {
 			chat, sender := resolve(tx, k.Chat), resolve(tx, k.Sender)
-			var ok bool
-			var err error
-			m, ok, err = db.lookup(tx, ix, &ix.wa, k.ID, func(m Message) bool { return m.WA.ID == k.ID }, func(m Message) bool {
+			match := func(m Message) bool {
 				return resolve(tx, m.WA.Chat) == chat && (k.Sender == "" || resolve(tx, m.WA.Sender) == sender)
-			})
+			}
+			var ok bool
+			if later {
+				if m, ok = db.laterMessage(func(m Message) bool { return m.WA.ID == k.ID && match(m) }); ok {
+					return nil
+				}
+			}
+			var err error
+			m, ok, err = db.lookup(tx, ix, &ix.wa, k.ID, func(m Message) bool { return m.WA.ID == k.ID }, match)
 			if err == nil && !ok {
 				err = ErrNotFound
 			}
@@ -457,6 +504,9 @@ func (db *DB) MessageByWA(k MessageKey) (Message, error) {
 // MessageByXMPP returns the newest message relayed with (or received as)
 // XMPP stanza id, or known by that id in its room (MsgLink.RoomID).
 func (db *DB) MessageByXMPP(id string) (Message, error) {
+	if m, ok := db.laterMessage(func(m Message) bool { return m.XMPPID == id || roomKey(m) == id }); ok {
+		return m, nil
+	}
 	var m Message
 	ix, err := db.index()
 	if err == nil && !ix.holds(&ix.xmpp, id) {
@@ -488,6 +538,15 @@ func (db *DB) RecentMessages(chat string, n int) ([]Message, error) {
 	if err == nil && n > 0 {
 		err = db.bolt.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketMsgmap)
+			// What PutMessagesLater holds is newer than what is on
+			// disk.
+			canon := resolve(tx, chat)
+			db.lazy.messages(func(m Message) bool {
+				if chat == "" || resolve(tx, m.WA.Chat) == canon {
+					out = append(out, m)
+				}
+				return len(out) < n
+			})
 			if chat == "" {
 				c := b.Cursor()
 				for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
@@ -499,7 +558,6 @@ func (db *DB) RecentMessages(chat string, n int) ([]Message, error) {
 				}
 				return nil
 			}
-			canon := resolve(tx, chat)
 			ids := []string{canon}
 			err := tx.Bucket(bucketAliases).ForEach(func(k, v []byte) error {
 				if string(v) == canon {

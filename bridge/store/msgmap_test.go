@@ -314,3 +314,63 @@ func TestMessageRoomID(t *testing.T) {
 		t.Error("a room id with NUL was stored")
 	}
 }
+
+// TestPutMessagesLater: map entries put later cost no commit of their
+// own, are found at once by every lookup (by the room id, by WhatsApp
+// key, among the recent ones), are lost in a crash before the next
+// commit, written by it (and indexed: found after a reopen), and by Close.
+func TestPutMessagesLater(t *testing.T) {
+	db := openTest(t)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	k := MessageKey{Chat: "4917@s.whatsapp.net", Sender: "4917@s.whatsapp.net", ID: "W1"}
+	first := Message{WA: k, XMPPID: "wa-1", Excerpt: "hi", Time: t0, RoomID: bridge.RoomPending}
+	if err := db.PutMessages(first); err != nil {
+		t.Fatal(err)
+	}
+	c0 := db.Commits()
+	echo := first
+	echo.RoomID = "room-77"
+	if err := db.PutMessagesLater(echo); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Commits() - c0; n != 0 {
+		t.Errorf("PutMessagesLater committed %d times; want 0", n)
+	}
+	check := func(db *DB, when string) {
+		t.Helper()
+		if m, err := db.MessageByXMPP("room-77"); err != nil || m.RoomID != "room-77" || m.WA != k {
+			t.Errorf("%s: MessageByXMPP(room id) = %+v, %v", when, m, err)
+		}
+		if m, err := db.MessageByWA(k); err != nil || m.RoomID != "room-77" {
+			t.Errorf("%s: MessageByWA = %+v, %v; want the room id", when, m, err)
+		}
+		if r, err := db.RecentMessages(k.Chat, 1); err != nil || len(r) != 1 || r[0].RoomID != "room-77" {
+			t.Errorf("%s: RecentMessages = %+v, %v", when, r, err)
+		}
+	}
+	check(db, "before a commit")
+	if _, err := crashCopy(t, db).MessageByXMPP("room-77"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a crash now finds the room id: %v", err)
+	}
+	if err := PutSetting(db, "other", "x"); err != nil { // any commit
+		t.Fatal(err)
+	}
+	check(crashCopy(t, db), "after the next commit, on disk")
+	check(db, "after the next commit")
+
+	// Close writes what waits.
+	k2 := MessageKey{Chat: k.Chat, Sender: k.Sender, ID: "W2"}
+	if err := db.PutMessagesLater(Message{WA: k2, XMPPID: "wa-2", RoomID: "room-78", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.MessageByWA(k2); err != nil {
+		t.Errorf("a new message put later: %v", err)
+	}
+	db = reopen(t, db)
+	if m, err := db.MessageByXMPP("room-78"); err != nil || m.WA != k2 {
+		t.Errorf("after Close and a reopen: %+v, %v", m, err)
+	}
+	if m, err := db.MessageByWA(k); err != nil || m.RoomID != "room-77" {
+		t.Errorf("after a reopen: MessageByWA = %+v, %v; want the room id", m, err)
+	}
+}

@@ -23,7 +23,11 @@
 // and the disk with the next commit, or with Close; a crash before that
 // brings them back (the XMPP outbox's confirmed stanzas, sent again with
 // their ids; the WhatsApp inbox's handled events, dropped by the core as
-// known), so a relayed message costs one commit, not two. A commit
+// known), so a relayed message costs one commit, not two.
+// PutMessagesLater is the same for map entries that a replay brings back
+// (a room's id for the bot's own message: the room's archive, read from
+// the older cursor a crash leaves, tells it again); lookups find them at
+// once. A commit
 // writes its dirty pages and then the meta page, each followed by an
 // fdatasync; the freelist is not written (NoFreelistSync, see Open).
 //
@@ -71,6 +75,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -378,6 +383,9 @@ type lazySettings struct {
 	mu   sync.Mutex
 	m    map[string][]byte // name → encoded record
 	acks map[string]uint64 // queue → remove every item up to here
+	// msgs are map entries (PutMessagesLater) not yet written; shown
+	// are those not yet indexed, written or not: lookups read them.
+	msgs, shown []*pendingMessages
 	// clears are the buffered events whose plaintext is to be cleared:
 	// false while waiting, true while a commit that took them runs.
 	// GetBufferedEvent reads them as cleared until they are on disk.
@@ -413,7 +421,7 @@ func (l *lazySettings) get(name string) ([]byte, bool) {
 func (l *lazySettings) pending() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.m) > 0 || len(l.acks) > 0 {
+	if len(l.m) > 0 || len(l.acks) > 0 || len(l.msgs) > 0 {
 		return true
 	}
 	for _, taken := range l.clears {
@@ -506,19 +514,43 @@ func (l *lazySettings) onDisk(queue string) uint64 {
 	return l.removed[queue]
 }
 
+// putMessages notes map entries to be written with the next commit.
+func (l *lazySettings) putMessages(p *pendingMessages) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, p)
+	l.shown = append(l.shown, p)
+}
+
+// messages calls f with the map entries not yet indexed, newest first,
+// until it returns false.
+func (l *lazySettings) messages(f func(Message) bool) {
+	l.mu.Lock()
+	shown := slices.Clone(l.shown)
+	l.mu.Unlock()
+	for _, p := range slices.Backward(shown) {
+		for _, m := range slices.Backward(p.ms) {
+			if !f(m) {
+				return
+			}
+		}
+	}
+}
+
 // lazyBatch is what one commit takes.
 type lazyBatch struct {
 	settings map[string][]byte
 	acks     map[string]uint64
 	clears   []bufKey
+	msgs     []*pendingMessages
 }
 
 // take hands the values to a commit.
 func (l *lazySettings) take() lazyBatch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := lazyBatch{settings: l.m, acks: l.acks}
-	l.m, l.acks = nil, nil
+	b := lazyBatch{settings: l.m, acks: l.acks, msgs: l.msgs}
+	l.m, l.acks, l.msgs = nil, nil, nil
 	for k, taken := range l.clears {
 		if !taken {
 			b.clears = append(b.clears, k)
@@ -540,11 +572,12 @@ func (l *lazySettings) settle(b lazyBatch, err error) {
 // restore takes back the values of a commit that failed, unless set
 // again meanwhile.
 func (l *lazySettings) restore(b lazyBatch) {
-	if len(b.settings) == 0 && len(b.acks) == 0 && len(b.clears) == 0 {
+	if len(b.settings) == 0 && len(b.acks) == 0 && len(b.clears) == 0 && len(b.msgs) == 0 {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.msgs = append(b.msgs, l.msgs...)
 	for _, k := range b.clears {
 		if _, ok := l.clears[k]; ok {
 			l.clears[k] = false
@@ -571,11 +604,15 @@ func (l *lazySettings) committed(b lazyBatch) {
 	for q, seq := range b.acks {
 		l.written(q, seq)
 	}
-	if len(b.clears) > 0 {
+	for _, p := range b.msgs {
+		p.indexed()
+	}
+	if len(b.clears) > 0 || len(b.msgs) > 0 {
 		l.mu.Lock()
 		for _, k := range b.clears {
 			delete(l.clears, k)
 		}
+		l.shown = slices.DeleteFunc(l.shown, func(p *pendingMessages) bool { return slices.Contains(b.msgs, p) })
 		l.mu.Unlock()
 	}
 }
@@ -593,6 +630,9 @@ func putLazy(tx *bolt.Tx, b lazyBatch) {
 	}
 	for q, seq := range b.acks {
 		_ = removeThrough(tx, []byte(q), seq)
+	}
+	for _, p := range b.msgs {
+		_ = p.put(tx)
 	}
 	if top := tx.Bucket(bktEventBuffer); top != nil {
 		for _, k := range b.clears {

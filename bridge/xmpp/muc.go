@@ -21,9 +21,12 @@ import (
 	"waxmpp/bridge"
 )
 
-// RoomCursors keeps, durably, the archive cursor of each room (as Cursor
-// does for the bot's own archive): the archive id of the last message
-// there the core has handled.
+// RoomCursors keeps the archive cursor of each room (as Cursor does for
+// the bot's own archive): the archive id of the last message there the
+// core has handled. A room's first cursor (and "^", its start) must be on
+// disk when SaveRoomCursor returns; a later one may follow with the
+// store's next commit (a crash then replays a little more of the room's
+// archive, and the core drops by id what it had handled).
 type RoomCursors interface {
 	LoadRoomCursor(room string) (string, error)
 	// SaveRoomCursor saves id; "" forgets the room.

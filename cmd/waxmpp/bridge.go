@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -163,7 +164,7 @@ func newSession(cfg config.XMPP, db *store.DB, log *slog.Logger) (*xmpp.Session,
 		Outbox:       db.Queue("xmpp-out"),
 		Held:         db.Queue("xmpp-held"),
 		Cursor:       cursor{db},
-		Rooms:        roomCursors{db},
+		Rooms:        newRoomCursors(db),
 		Log:          log,
 	})
 }
@@ -250,20 +251,67 @@ func (c cursor) LoadCursor() (string, error) {
 func (c cursor) SaveCursor(id string) error { return store.PutSettingLater(c.db, cursorSetting, id) }
 
 // roomCursors keeps each room's archive cursor in the store's settings.
-type roomCursors struct{ db *store.DB }
+//
+// A room's cursor moves with every message there the core handled
+// (several per relayed message: the message, the room's echo of the
+// bot's own). Once the room has a cursor on disk, a later one costs no
+// commit of its own: it goes to disk with the next write (the core's
+// next batch), or at Close, and a crash before that leaves the older
+// cursor: the room's archive is replayed from there and the core drops
+// by id what it had handled (the owner's messages by their ids, the
+// echoes by the room id the map already has). The first cursor of a room
+// (none on disk: the room is new, made again, or had none) and the
+// room's start ("^") are written at once: with no cursor at all, the
+// next start would skip what the room's archive got meanwhile.
+type roomCursors struct {
+	db *store.DB
+
+	mu sync.Mutex
+	// onDisk: whether the room has a cursor on disk, for the rooms this
+	// process saved or loaded one of.
+	onDisk map[string]bool
+}
+
+func newRoomCursors(db *store.DB) *roomCursors {
+	return &roomCursors{db: db, onDisk: map[string]bool{}}
+}
 
 const roomCursorSetting = "xmpp.room_cursor/" // + the room's JID
 
-func (c roomCursors) LoadRoomCursor(room string) (string, error) {
+// roomStart is bridge/xmpp's cursor for "the room's archive from its
+// start".
+const roomStart = "^"
+
+func (c *roomCursors) LoadRoomCursor(room string) (string, error) {
 	id, _, err := store.GetSetting[string](c.db, roomCursorSetting+room)
+	if err == nil && id != "" {
+		c.mu.Lock()
+		if _, saved := c.onDisk[room]; !saved {
+			// Not saved by this process: read from the disk. (A
+			// value saved since, lazily or not, keeps its entry.)
+			c.onDisk[room] = true
+		}
+		c.mu.Unlock()
+	}
 	return id, err
 }
 
-func (c roomCursors) SaveRoomCursor(room, id string) error {
+func (c *roomCursors) SaveRoomCursor(room, id string) error {
+	name := roomCursorSetting + room
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if id == "" {
-		return c.db.DeleteSetting(roomCursorSetting + room)
+		c.onDisk[room] = false
+		return c.db.DeleteSetting(name)
 	}
-	return store.PutSetting(c.db, roomCursorSetting+room, id)
+	if id != roomStart && c.onDisk[room] {
+		return store.PutSettingLater(c.db, name, id)
+	}
+	if err := store.PutSetting(c.db, name, id); err != nil {
+		return err
+	}
+	c.onDisk[room] = true
+	return nil
 }
 
 // rootCAs is the system's roots plus the PEM certificates in file.
