@@ -21,10 +21,21 @@ import (
 // its own disk writes (/proc/PID/io write_bytes) must be none, and its
 // threads' context switches (each a wake-up of a thread) are counted
 // second by second against a program that runs only the keepalive's
-// timers.
-func TestSimIdle(t *testing.T) {
-	const ping = 10 * time.Second
-	e := newSimEnv(t, envOptions{pingInterval: ping, pingTimeout: 5 * time.Second})
+// timers. Here three intervals of a 10 s ping; BenchmarkSimIdle (make
+// bench) holds the same over 10 minutes with the shipped 60 s ping.
+func TestSimIdle(t *testing.T) { idleCheck(t, 10*time.Second, 30*time.Second) }
+
+// BenchmarkSimIdle is TestSimIdle over 10 idle minutes with the shipped
+// ping interval (xmpp.ping_interval 60 s, ping_timeout 20 s).
+func BenchmarkSimIdle(b *testing.B) {
+	for range b.N {
+		idleCheck(b, time.Minute, 10*time.Minute)
+	}
+}
+
+// idleCheck is TestSimIdle with a ping every ping, watched for window.
+func idleCheck(t testing.TB, ping, window time.Duration) {
+	e := newSimEnv(t, envOptions{pingInterval: ping, pingTimeout: min(ping/2, 20*time.Second)})
 	e.addressBook()
 	e.command("/to alice")
 	m := e.mark()
@@ -34,7 +45,7 @@ func TestSimIdle(t *testing.T) {
 
 	// Settled: nothing written over two ping intervals (a ping result
 	// confirms the outbox, which is a write).
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(3*time.Minute + 2*ping)
 	last, since := procWrites(t, pid), time.Now()
 	for time.Since(since) < 2*ping {
 		if time.Now().After(deadline) {
@@ -52,7 +63,6 @@ func TestSimIdle(t *testing.T) {
 	// machine's load wake a process that has to keep a connection
 	// alive. The bridge is measured against it, second by second.
 	base := keepaliveProcess(t, ping)
-	const window = 3 * ping
 	w0 := procWrites(t, pid)
 	var bridgeSecs, baseSecs []int64
 	s, b := wakeups(t, pid), wakeups(t, base)
@@ -67,6 +77,13 @@ func TestSimIdle(t *testing.T) {
 	baseWakes, baseBusy := sumBusy(baseSecs)
 	t.Logf("idle for %v (ping every %v): %d bytes written, %d wake-ups (%.2f/s) in %d of %d seconds; a process with the keepalive's timers alone: %d (%.2f/s) in %d seconds",
 		window, ping, w1-w0, wakes, float64(wakes)/window.Seconds(), busy, len(bridgeSecs), baseWakes, float64(baseWakes)/window.Seconds(), baseBusy)
+	if b, ok := t.(*testing.B); ok {
+		b.ReportMetric(float64(w1-w0), "idle-bytes-written")
+		b.ReportMetric(float64(wakes)/window.Seconds(), "wakeups/s")
+		b.ReportMetric(float64(busy), "awake-s")
+		b.ReportMetric(float64(baseWakes)/window.Seconds(), "keepalive-wakeups/s")
+		b.ReportMetric(float64(baseBusy), "keepalive-awake-s")
+	}
 	t.Logf("the bridge's wake-ups second by second: %v", bridgeSecs)
 	t.Logf("the keepalive program's: %v", baseSecs)
 	if w1 != w0 {
@@ -106,7 +123,7 @@ func sumBusy(secs []int64) (sum int64, busy int) {
 // keepaliveProcess builds and starts a Go program that only runs the
 // timers a keepalive needs (every ping, and every 5 s), and returns its
 // pid; it is killed when the test ends.
-func keepaliveProcess(t *testing.T, ping time.Duration) int {
+func keepaliveProcess(t testing.TB, ping time.Duration) int {
 	t.Helper()
 	dir := t.TempDir()
 	src := `package main
