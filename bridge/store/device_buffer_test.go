@@ -181,9 +181,10 @@ func TestClearInsideDecryption(t *testing.T) {
 	}
 }
 
-// TestUnchangedDeviceWritesCommitNothing: a known LID mapping and an
+// TestUnchangedDeviceWritesCommitNothing: a known LID mapping, an
 // unchanged push name (whatsmeow stores both for nearly every message)
-// cost no commit; a changed one does.
+// and a move of sessions to a LID with nothing to move cost no commit; a
+// change does.
 func TestUnchangedDeviceWritesCommitNothing(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
@@ -216,5 +217,33 @@ func TestUnchangedDeviceWritesCommitNothing(t *testing.T) {
 	}
 	if got, _ := d.LIDs.GetLIDForPN(ctx, pn); got.User != "100000000000010" {
 		t.Errorf("LID for %s = %s", pn, got)
+	}
+
+	// The sessions' move to the LID, asked once per sender and run:
+	// nothing to move, no commit; a session to move, one.
+	c0 = db.Commits()
+	if err := d.Sessions.MigratePNToLID(ctx, mustJID("491708888888@s.whatsapp.net"), mustJID("100000000000011@lid")); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Commits() - c0; n != 0 {
+		t.Errorf("a migration with nothing to move committed %d times; want 0", n)
+	}
+	pn2, lid2 := mustJID("491707777777@s.whatsapp.net"), mustJID("100000000000012@lid")
+	addr := pn2.SignalAddress().String()
+	if err := d.Sessions.PutSession(ctx, addr, []byte("session")); err != nil {
+		t.Fatal(err)
+	}
+	c0 = db.Commits()
+	if err := d.Sessions.MigratePNToLID(ctx, pn2, lid2); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Commits() - c0; n != 1 {
+		t.Errorf("a migration of a session committed %d times; want 1", n)
+	}
+	if v, err := d.Sessions.GetSession(ctx, lid2.SignalAddress().String()); err != nil || string(v) != "session" {
+		t.Errorf("the session under the LID: %q, %v", v, err)
+	}
+	if ok, err := d.Sessions.HasSession(ctx, addr); ok || err != nil {
+		t.Errorf("the session still under the phone number: %v, %v", ok, err)
 	}
 }

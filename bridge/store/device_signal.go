@@ -280,6 +280,18 @@ func (s *deviceStore) MigratePNToLID(ctx context.Context, pn, lid types.JID) err
 	}
 	lidSignal := lid.SignalAddressUser()
 	from := []byte(pnSignal + ":")
+	// whatsmeow asks for every sender once a run (message.go's
+	// decryptMessages), nearly always with nothing left to move: that is
+	// read, not written (a write transaction that changes nothing still
+	// costs a commit). Anything else, an error too, goes the full way.
+	pending := true
+	if err := s.db.view(ctx, func(tx *bolt.Tx) error {
+		pending = s.anyToMigrate(tx, from)
+		return nil
+	}); err == nil && !pending {
+		s.c.log.Debugf("No sessions or sender keys found to migrate from %s to %s", pnSignal, lidSignal)
+		return nil
+	}
 	var sessions, identities, senderKeys int
 	err := s.db.update(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -303,6 +315,30 @@ func (s *deviceStore) MigratePNToLID(ctx context.Context, pn, lid types.JID) err
 		s.c.log.Debugf("No sessions or sender keys found to migrate from %s to %s", pnSignal, lidSignal)
 	}
 	return nil
+}
+
+// anyToMigrate reports whether MigratePNToLID would move a row under
+// from, or may fail (a damaged sender key).
+func (s *deviceStore) anyToMigrate(tx *bolt.Tx, from []byte) bool {
+	for _, table := range [][]byte{bktSession, bktIdentity} {
+		if b := s.read(tx, table); b != nil {
+			if k, _ := b.Cursor().Seek(from); k != nil && bytes.HasPrefix(k, from) {
+				return true
+			}
+		}
+	}
+	b := s.read(tx, bktSenderKey)
+	if b == nil {
+		return false
+	}
+	found := errors.New("found")
+	err := b.ForEach(func(k, _ []byte) error {
+		if _, sender, ok := splitLP(k); !ok || bytes.HasPrefix(sender, from) {
+			return found
+		}
+		return nil
+	})
+	return err != nil
 }
 
 // migratePrefix copies the rows under from ("<pn>:") to "<lid>:", then

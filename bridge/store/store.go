@@ -43,7 +43,10 @@
 // receipt, synchronously with SynchronousAck (message.go:483-491,
 // receipt.go:105-107). bbolt commits every write transaction, one that
 // changes nothing too (tx.go writeMeta: the meta page and two fdatasyncs),
-// so a known LID mapping or an unchanged push name is read, not written.
+// so a known LID mapping, an unchanged push name and the move of a
+// sender's sessions to its LID with nothing to move (MigratePNToLID,
+// asked once per sender and run: message.go:342, 310) are read, not
+// written.
 // The cleared plaintext waits for the next commit of anything (the core's
 // batch, the next message's decryption), at most maxLazyClears of them,
 // and Close: a crash before that leaves the plaintext, and a message that
