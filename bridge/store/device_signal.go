@@ -93,7 +93,24 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 
 // --- IdentityStore ---
 
+// PutIdentity stores a contact device's identity key. libsignal saves it
+// with every message encrypted for the device (SessionCipher.Encrypt),
+// nearly always unchanged: the same key is read, not written (a write
+// transaction that changes nothing still costs a commit, one per
+// recipient device of every message sent).
 func (s *deviceStore) PutIdentity(ctx context.Context, address string, key [32]byte) error {
+	same := false
+	if err := s.db.view(ctx, func(tx *bolt.Tx) error {
+		if b := s.read(tx, bktIdentity); b != nil {
+			if v := b.Get([]byte(address)); v != nil {
+				old, err := decodeBlob(bktIdentity, []byte(address), v)
+				same = err == nil && bytes.Equal(old, key[:])
+			}
+		}
+		return nil
+	}); err == nil && same {
+		return nil
+	}
 	return s.db.update(ctx, func(tx *bolt.Tx) error {
 		b, err := s.write(tx, bktIdentity)
 		if err != nil {

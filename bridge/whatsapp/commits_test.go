@@ -275,3 +275,33 @@ func (x *sentXMPP) Upload(context.Context, string, string, int64, io.Reader) (st
 }
 func (x *sentXMPP) Stats() (bridge.XMPPStats, error) { return bridge.XMPPStats{Connected: true}, nil }
 func (x *sentXMPP) Handled(bridge.OwnerEvent)        {}
+
+// TestSendEncryptionCommits: whatsmeow's encryption of one message for a
+// contact's devices (encryptMessageForDevices, what SendMessage runs)
+// saves every device's identity (libsignal's SessionCipher.Encrypt),
+// nearly always unchanged, then the sessions together (PutCachedSessions):
+// one commit, where each identity was one more.
+func TestSendEncryptionCommits(t *testing.T) {
+	h := newRealHarness(t, "", func(db *store.DB) { ownDevice(t, db, "Owner") })
+	c := h.client().DangerousInternals()
+	ctx := context.Background()
+	var devs []types.JID
+	for i := range 3 {
+		jid := types.NewADJID(alice.User, 0, uint8(i))
+		p := newPeer(t, jid)
+		if _, _, err := c.EncryptMessageForDevice(ctx, []byte("hello"), jid, bundle(t, p.cli.Store), waBinary.Attrs{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, jid)
+	}
+	c0 := h.db.Commits()
+	nodes, _, err := c.EncryptMessageForDevices(ctx, devs, "SEND1", []byte("a lone message"), nil, waBinary.Attrs{})
+	if err != nil || len(nodes) != len(devs) {
+		t.Fatalf("encrypted for %d of %d devices: %v", len(nodes), len(devs), err)
+	}
+	n := h.db.Commits() - c0
+	t.Logf("encrypting one message for %d devices: %d commits", len(devs), n)
+	if n != 1 {
+		t.Errorf("%d commits; want 1 (the sessions)", n)
+	}
+}
