@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the tests drive whatsmeow's own encryption and handlers, as its socket and SendMessage would (DangerousInternals)
+
 package whatsapp
 
 import (
