@@ -27,9 +27,9 @@
 // PutMessagesLater is the same for map entries that a replay brings back
 // (a room's id for the bot's own message: the room's archive, read from
 // the older cursor a crash leaves, tells it again); lookups find them at
-// once. A commit
-// writes its dirty pages and then the meta page, each followed by an
-// fdatasync; the freelist is not written (NoFreelistSync, see Open).
+// once. A commit writes its dirty pages and then the meta page, each
+// followed by an fdatasync; the freelist is not written (NoFreelistSync,
+// see Open).
 //
 // Clearing later. For one message from a real account whatsmeow
 // (go.mau.fi/whatsmeow v0.0.0-20260821141805-33cfac511629) calls, in its
@@ -46,8 +46,11 @@
 // so a known LID mapping, an unchanged push name and the move of a
 // sender's sessions to its LID with nothing to move (MigratePNToLID,
 // asked once per sender and run: message.go:342, 310) are read, not
-// written.
-// The cleared plaintext waits for the next commit of anything (the core's
+// written; so is an unchanged identity key, which libsignal saves with
+// every message it encrypts for a device (SessionCipher.Encrypt), so that
+// sending costs one commit for the sessions of all the recipient's
+// devices (send.go:1352, PutCachedSessions) rather than one more per
+// device. The cleared plaintext waits for the next commit of anything (the core's
 // batch, the next message's decryption), at most maxLazyClears of them,
 // and Close: a crash before that leaves the plaintext, and a message that
 // WhatsApp delivers again (it had no ack) is dispatched again from the
@@ -65,8 +68,9 @@
 // on disk before the ack: a session or a used prekey lost after it makes
 // the sender's next messages undecryptable. The message secret could go
 // with the inbox write, which precedes the ack, but a message the
-// handler queues nothing for would have it waiting at the ack; it
-// commits on its own.
+// handler queues nothing for would have it waiting at the ack, and a
+// sent message's (send.go:391) would wait for a commit that may come
+// after the message left; it commits on its own.
 //
 // Chats, invites and the route are read from memory (cache.go): every
 // transaction that writes the chats, aliases, invites or the route must
