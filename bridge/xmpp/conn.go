@@ -289,10 +289,19 @@ func (s *Session) refused(c *conn, id string) {
 // stream and routes it. A stream-level read or XML error ends the link; a
 // stanza that is well-formed but not understood is dropped alone.
 func (s *Session) read(ctx context.Context, c *conn) error {
+	in := newStanzaReader(c.dec)
 	for {
 		// A server that goes silent is caught by the writer's ping timeout;
 		// this deadline is only the backstop for a writer stuck elsewhere.
 		c.conn.SetReadDeadline(time.Now().Add(2*s.cfg.PingInterval + s.cfg.PingTimeout))
+		if n, ok := in.next(DefaultLimits); ok {
+			c.seq = c.sm.count() // a stanza of jabber:client, as below
+			st, err := interpret(n)
+			if err := s.take(ctx, c, st, err); err != nil {
+				return err
+			}
+			continue
+		}
 		tok, err := c.dec.Token()
 		if err != nil {
 			return fmt.Errorf("xmpp: read: %w", err)
@@ -314,21 +323,27 @@ func (s *Session) read(ctx context.Context, c *conn) error {
 				c.seq = c.sm.count()
 			}
 			st, err := Decode(c.dec, t)
-			var de *DecodeError
-			if errors.As(err, &de) {
-				s.log.Warn("dropping undecodable stanza", "err", err)
-				s.dropped.Add(1)
-				if errors.Is(err, ErrTooLarge) && bareJID(de.From) == s.owner && de.Name.Local == "message" {
-					s.refused(c, de.ID)
-				}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("xmpp: read: %w", err)
-			}
-			if err := s.route(ctx, c, st); err != nil {
+			if err := s.take(ctx, c, st, err); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// take routes a decoded stanza and drops one that would not decode
+// (DecodeError); any other error ends the link.
+func (s *Session) take(ctx context.Context, c *conn, st Stanza, err error) error {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		s.log.Warn("dropping undecodable stanza", "err", err)
+		s.dropped.Add(1)
+		if errors.Is(err, ErrTooLarge) && bareJID(de.From) == s.owner && de.Name.Local == "message" {
+			s.refused(c, de.ID)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("xmpp: read: %w", err)
+	}
+	return s.route(ctx, c, st)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 	"strings"
 )
@@ -279,6 +280,11 @@ func (l Limits) Decode(d *xml.Decoder, start xml.StartElement) (Stanza, error) {
 	if err != nil {
 		return nil, err
 	}
+	return interpret(n)
+}
+
+// interpret turns the tree of a top-level element into its stanza.
+func interpret(n *node) (Stanza, error) {
 	if n.name.Space != "" && n.name.Space != NSClient {
 		return nil, &DecodeError{Name: n.name, ID: n.attr("id"), Reason: "not a stanza (namespace " + n.name.Space + ")", Err: ErrNotStanza}
 	}
@@ -376,22 +382,45 @@ func (n *node) lang() string {
 // text returns the element's own character data.
 func (n *node) text() string {
 	var b strings.Builder
-	for _, p := range n.parts {
-		if p.el == nil {
-			b.WriteString(p.text)
+	for i, p := range n.parts {
+		if p.el != nil {
+			continue
 		}
+		if b.Len() == 0 && noText(n.parts[i+1:]) {
+			return p.text // one piece (a body, usually): no copy
+		}
+		b.WriteString(p.text)
 	}
 	return b.String()
 }
 
-func (n *node) children() []*node {
-	var c []*node
-	for _, p := range n.parts {
-		if p.el != nil {
-			c = append(c, p.el)
+// noText reports whether parts hold no character data.
+func noText(parts []part) bool {
+	for _, p := range parts {
+		if p.el == nil && p.text != "" {
+			return false
 		}
 	}
-	return c
+	return true
+}
+
+// hasChildren reports whether n has child elements.
+func hasChildren(n *node) bool {
+	for range n.children() {
+		return true
+	}
+	return false
+}
+
+// children yields the element's child elements in order.
+func (n *node) children() iter.Seq[*node] {
+	return func(yield func(*node) bool) {
+		for _, p := range n.parts {
+			if p.el != nil && !yield(p.el) {
+				return
+			}
+		}
+	}
 }
 
 func (n *node) child(space, local string) *node {

@@ -36,7 +36,7 @@ func (u *MUCUser) Has(c int) bool { return u != nil && slices.Contains(u.Codes, 
 // parseMUCUser reads a muc#user <x/>.
 func parseMUCUser(c *node) *MUCUser {
 	u := &MUCUser{}
-	for _, k := range c.children() {
+	for k := range c.children() {
 		if k.name.Space != NSMUCUser {
 			continue
 		}

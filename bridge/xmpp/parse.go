@@ -26,7 +26,7 @@ func parseMessage(n *node, outer bool) *Inbound {
 		Type: Clean(n.attr("type")),
 	}
 	var p msgParts
-	for _, c := range n.children() {
+	for c := range n.children() {
 		p.child(m, c, n.name.Space) // jabber:client, or "" outside a stream
 	}
 	p.finish(m)
@@ -109,7 +109,7 @@ func (p *msgParts) reference(m *Inbound, c *node) {
 		}
 	case NSReactions + " reactions":
 		r := &Reactions{ID: Clean(c.attr("id")), Emojis: []string{}}
-		for _, e := range c.children() {
+		for e := range c.children() {
 			if e.name.Space == NSReactions && e.name.Local == "reaction" {
 				r.Emojis = append(r.Emojis, Clean(e.text()))
 			}
@@ -174,7 +174,7 @@ func parseDelay(c *node, reason bool) *Delay {
 // (XEP-0313) or a carbon (XEP-0280), whichever comes first — or nil.
 func unwrap(n *node) *Inbound {
 	from := Clean(n.attr("from"))
-	for _, c := range n.children() {
+	for c := range n.children() {
 		var fw *node
 		switch {
 		case c.name.Space == NSMAM && c.name.Local == "result",
@@ -184,7 +184,7 @@ func unwrap(n *node) *Inbound {
 		if fw == nil {
 			continue
 		}
-		for _, inner := range fw.children() {
+		for inner := range fw.children() {
 			if inner.name.Local != "message" || (inner.name.Space != NSClient && inner.name.Space != n.name.Space) {
 				continue
 			}
@@ -210,7 +210,7 @@ func unwrap(n *node) *Inbound {
 
 func parseFallback(c *node) (Fallback, bool) {
 	f := Fallback{For: Clean(c.attr("for"))}
-	for _, b := range c.children() {
+	for b := range c.children() {
 		if b.name.Space != NSFallback || b.name.Local != "body" {
 			continue // <subject/> ranges do not concern the body
 		}
@@ -222,7 +222,7 @@ func parseFallback(c *node) (Fallback, bool) {
 		}
 		f.Ranges = append(f.Ranges, Range{Start: s, End: e})
 	}
-	if len(f.Ranges) == 0 && len(c.children()) > 0 {
+	if len(f.Ranges) == 0 && hasChildren(c) {
 		return Fallback{}, false // only <subject/> ranges
 	}
 	return f, true
@@ -230,7 +230,7 @@ func parseFallback(c *node) (Fallback, bool) {
 
 func parseError(c *node) *StanzaError {
 	e := &StanzaError{Type: Clean(c.attr("type"))}
-	for _, k := range c.children() {
+	for k := range c.children() {
 		if k.name.Space != NSStanzas {
 			continue
 		}
@@ -251,7 +251,7 @@ func parsePresence(n *node) *InPresence {
 		Type: Clean(n.attr("type")),
 	}
 	ns := n.name.Space
-	for _, c := range n.children() {
+	for c := range n.children() {
 		switch {
 		case c.name.Space == ns && c.name.Local == "show":
 			p.Show = Clean(strings.TrimSpace(c.text()))
@@ -292,7 +292,7 @@ func parseIQ(n *node) (*InIQ, error) {
 	if iq.ID == "" {
 		return bad("no id")
 	}
-	for _, c := range n.children() {
+	for c := range n.children() {
 		if c.name.Space == n.name.Space && c.name.Local == "error" {
 			if iq.Error == nil {
 				iq.Error = parseError(c)
