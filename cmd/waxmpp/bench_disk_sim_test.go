@@ -157,14 +157,20 @@ func diskWrites(b *testing.B, arch string) diskFigures {
 	f := diskFigures{disk: map[string]float64{}, dirtied: map[string]float64{}, syncs: map[string]float64{},
 		commits: map[string]float64{}, allocs: map[string]float64{}, allocBytes: map[string]float64{}}
 	// measure runs one case: from a quiet bridge until it is quiet again.
-	measure := func(name string, n, times int, relay func(n int)) {
+	// A burst's stages and latencies are printed (strace slows the
+	// binary's writes: compare them with other runs of this benchmark,
+	// not with BenchmarkSimBridge's).
+	measure := func(name string, n, times int, relay func(n int) relayRun) {
 		var disk, dirtied, syncs, commits, allocs, bytes float64
 		for range times {
 			w0 := settle()
 			r0 := e.stagesFrom("disk")
-			relay(n)
+			r := relay(n)
 			w1 := settle()
 			p := e.phase(r0, n)
+			if n > 1 {
+				benchPrint(fmt.Sprintf("%s\n  latency p50 %s, p99 %s, max %s", p.table(name), dur(pct(r.lat, 0.5)), dur(pct(r.lat, 0.99)), dur(pct(r.lat, 1))))
+			}
 			disk += float64(w1.file-w0.file) / float64(n)
 			dirtied += float64(w1.dirtied-w0.dirtied) / float64(n)
 			syncs += float64(w1.syncs-w0.syncs) / float64(n)
@@ -178,7 +184,7 @@ func diskWrites(b *testing.B, arch string) diskFigures {
 		f.commits[name], f.allocs[name], f.allocBytes[name] = commits/k, allocs/k, bytes/k
 	}
 	seq := 0
-	in := func(n int) {
+	in := func(n int) relayRun {
 		m := e.mark()
 		sent := make([]time.Time, n)
 		var evs []bridge.Event
@@ -188,9 +194,9 @@ func diskWrites(b *testing.B, arch string) diskFigures {
 			seq++
 		}
 		e.inject(evs...) // one control request: a burst
-		e.ownerRun(m, n, sent[0], sent, "*Alice*")
+		return e.ownerRun(m, n, sent[0], sent, "*Alice*")
 	}
-	out := func(n int) {
+	out := func(n int) relayRun {
 		m := e.mark()
 		sent := make([]time.Time, n)
 		for i := range n {
@@ -198,7 +204,7 @@ func diskWrites(b *testing.B, arch string) diskFigures {
 			e.sendID(fmt.Sprintf("disk-out-%d", seq), fmt.Sprintf("#%d %s", i, body), "")
 			seq++
 		}
-		e.waRun(m, n, sent[0], sent)
+		return e.waRun(m, n, sent[0], sent)
 	}
 	const lone = 3
 	measure("lone in", 1, lone, in)

@@ -41,18 +41,23 @@ func (w *fileWrites) wrap(tb testing.TB, cmd *exec.Cmd) *exec.Cmd {
 	return exec.Command(bin, append(args, cmd.Args[1:]...)...)
 }
 
-// tracee is the pid of strace's child: the binary.
+// tracee is the pid of strace's child: the binary. strace first forks
+// children of its own that test what the kernel offers (seccomp-bpf);
+// those still run strace's executable, the binary's child has exec'd.
 func tracee(tb testing.TB, strace int) int {
 	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	self, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(strace), "exe"))
 	for {
 		raw, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(strace), "task", strconv.Itoa(strace), "children"))
-		if f := strings.Fields(string(raw)); len(f) > 0 {
-			pid, err := strconv.Atoi(f[0])
+		for _, f := range strings.Fields(string(raw)) {
+			pid, err := strconv.Atoi(f)
 			if err != nil {
 				tb.Fatal(err)
 			}
-			return pid
+			if exe, err := os.Readlink(filepath.Join("/proc", f, "exe")); err == nil && exe != self {
+				return pid
+			}
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("strace (pid %d) started no binary within 10s", strace)
