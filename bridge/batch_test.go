@@ -19,8 +19,9 @@ import (
 type countingStore struct {
 	*faultStore
 	mu     sync.Mutex
-	puts   []int // messages per call
-	recent int   // RecentMessages calls
+	puts   []int      // messages per call
+	ids    [][]string // their XMPP ids, per call
+	recent int        // RecentMessages calls
 }
 
 func (s *countingStore) RecentMessages(chat string, n int) ([]bridge.MsgLink, error) {
@@ -33,6 +34,11 @@ func (s *countingStore) RecentMessages(chat string, n int) ([]bridge.MsgLink, er
 func (s *countingStore) PutMessages(ms ...bridge.MsgLink) error {
 	s.mu.Lock()
 	s.puts = append(s.puts, len(ms))
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.XMPPID)
+	}
+	s.ids = append(s.ids, ids)
 	s.mu.Unlock()
 	return s.faultStore.PutMessages(ms...)
 }

@@ -139,8 +139,13 @@ type Core struct {
 	obatch      *ownerBatch
 	ownerFailed []OwnerEvent
 	ownerRedo   []OwnerEvent
-	retryIn     time.Duration
-	toldStuck   bool // the owner was told that relaying is paused
+	// ownerWritten is when the last owner batch that mapped texts was
+	// written; ownerClock is the clock and timer that hold a burst's
+	// batch open (batch.go: ownerLinger).
+	ownerWritten time.Time
+	ownerClock   holdClock
+	retryIn      time.Duration
+	toldStuck    bool // the owner was told that relaying is paused
 
 	status     Status    // last WhatsApp Status
 	statusSeen bool      // a Status arrived
@@ -365,62 +370,14 @@ func (c *Core) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			// What waits behind it is one batch (batch.go).
-			t := StageStart()
-			c.batch = newRelayBatch()
-			good := c.takeEvent(ctx, ev)
-		take:
-			for n := 1; good && n < maxBatch; n++ {
-				select {
-				case ev, ok := <-events:
-					if !ok {
-						events = nil
-						break take
-					}
-					good = c.takeEvent(ctx, ev)
-				default:
-					break take
-				}
-			}
-			if good && !c.flushBatch() {
-				c.fail(nil)
-				good = false
-			}
-			c.batch = nil
-			stageCoreWA.Done(t)
-			if !good {
-				c.stuck(retry)
-			}
+			c.relayEvents(ctx, ev, &events, retry)
 		case m, ok := <-own:
 			if !ok {
 				owner = nil
 				continue
 			}
-			// What waits behind it is one batch (batch.go).
-			t := StageStart()
-			c.obatch = newOwnerBatch()
-			good := c.takeOwner(ctx, m)
-		takeOwner:
-			for n := 1; good && n < maxBatch; n++ {
-				select {
-				case m, ok := <-owner:
-					if !ok {
-						owner = nil
-						break takeOwner
-					}
-					good = c.takeOwner(ctx, m)
-				default:
-					break takeOwner
-				}
-			}
-			if good && !c.flushOwner() {
-				c.failOwner(nil)
-				good = false
-			}
-			c.obatch = nil
-			stageCoreOwner.Done(t)
-			if !good {
-				c.stuck(retry)
+			if ev := c.relayOwner(ctx, m, &owner, &events, retry); ev != nil {
+				c.relayEvents(ctx, ev, &events, retry)
 			}
 		case <-retry.C:
 			ok := true

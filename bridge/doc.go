@@ -166,11 +166,19 @@
 //     waits for the next commit the same way.
 //   - The owner to WhatsApp: the texts waiting on the owner channel (up to
 //     100) are sent to WhatsApp one by one and then mapped in one commit,
-//     after which they are acknowledged to the XMPP side. Its archive
-//     cursor is no commit of its own: it goes to disk with the next commit
-//     (cmd/waxmpp's cursor, store.PutSettingLater), so a lone text costs
-//     one commit; after a crash the archive is replayed from an older
-//     cursor and what was handled is dropped by id.
+//     after which they are acknowledged to the XMPP side. A server may
+//     hand a burst over one text at a time, more slowly than a commit
+//     (ejabberd: ~10 ms apart here, where a commit takes 2-4 ms): a batch
+//     that begins within 100 ms of the last written one is therefore held
+//     open while more arrive, each within 100 ms of the one before, for
+//     at most 400 ms, and is then written with one commit (batch.go:
+//     ownerLinger, ownerHoldMax, and the measurements behind them). Each
+//     text still goes to WhatsApp as it arrives; only its map entry and
+//     its acknowledgement wait. A lone text is written at once. Its
+//     archive cursor is no commit of its own: it goes to disk with the
+//     next commit (cmd/waxmpp's cursor, store.PutSettingLater), so a lone
+//     text costs one commit; after a crash the archive is replayed from an
+//     older cursor and what was handled is dropped by id.
 //   - Anything else (a command, a correction, a note, a room's message)
 //     first writes the batch before it, then commits on its own; names
 //     and history anchors are saved every few seconds (saveCache).
