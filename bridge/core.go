@@ -319,7 +319,8 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 // goroutine that touches the core's state.
 // Stages (stage.go): a batch of WhatsApp events, and one of owner
 // messages, each from its first event until it is written and
-// acknowledged.
+// acknowledged; an owner batch held open during a burst (batch.go:
+// ownerLinger) counts its hold, up to 400 ms.
 var (
 	stageCoreWA    = NewStage("core: WhatsApp events")
 	stageCoreOwner = NewStage("core: owner messages")
