@@ -68,9 +68,19 @@ func BenchmarkSimDiskWrites(b *testing.B) {
 // measured over the quiet that follows it (two ping intervals, with their
 // pings), a few pages either way. Allocated bytes are not compared: a
 // 32-bit build's pointers and ints are half the size.
+//
+// Which commit a burst's message falls into is timing: under qemu-user a
+// burst of 100 WhatsApp events took 3 commits where amd64 took 2 (1,229
+// against 942 bytes per message, +30 %). So the disk bytes may differ by
+// what the commits' tolerance lets through (0.02 commits per message, at
+// the base's bytes per commit), or a page per 100 messages.
 func archDiffs(base, f diskFigures) []string {
 	var out []string
 	for _, c := range []string{"burst100 in", "burst100 out"} {
+		perCommit := 0.0
+		if base.commits[c] > 0 {
+			perCommit = base.disk[c] / base.commits[c]
+		}
 		for _, m := range []struct {
 			name      string
 			base, got float64
@@ -82,7 +92,7 @@ func archDiffs(base, f diskFigures) []string {
 			// acknowledgements, the core's): a burst's 8 may be 9.
 			{"commits", base.commits[c], f.commits[c], 0.10, 0.02, true},
 			{"allocations", base.allocs[c], f.allocs[c], 0.10, 0, false},
-			{"disk bytes", base.disk[c], f.disk[c], 0.25, 4096.0 / 100, true},
+			{"disk bytes", base.disk[c], f.disk[c], 0.25, max(4096.0/100, 0.02*perCommit), true},
 		} {
 			d := m.got - m.base
 			if !m.fewer {
@@ -249,7 +259,8 @@ func compareArches(arches []string, got map[string]diskFigures) string {
 }
 
 // TestArchDiffs: the figures of make bench-arm's run (amd64, armv6)
-// match, and so do fewer commits; twice the commits, or a fifth more or
+// match, and so do fewer commits and one more commit in a burst; twice
+// the commits, far more bytes in as many commits, or a fifth more or
 // fewer allocations, do not.
 func TestArchDiffs(t *testing.T) {
 	fig := func(commits, allocs, disk float64) diskFigures {
@@ -265,6 +276,21 @@ func TestArchDiffs(t *testing.T) {
 	}
 	if d := archDiffs(amd64, fig(0.01, 1090, 492)); len(d) != 0 {
 		t.Errorf("fewer commits and bytes in a burst: %q", d)
+	}
+	// Under qemu-user one more commit in a burst (a run on ARMv6: 0.03
+	// commits and 1,229 B per message against 0.02 and 942 B).
+	few := func(commits, disk float64) diskFigures {
+		return diskFigures{
+			commits: map[string]float64{"burst100 in": commits, "burst100 out": 0.02},
+			allocs:  map[string]float64{"burst100 in": 62, "burst100 out": 48},
+			disk:    map[string]float64{"burst100 in": disk, "burst100 out": 532},
+		}
+	}
+	if d := archDiffs(few(0.02, 942), few(0.03, 1229)); len(d) != 0 {
+		t.Errorf("one more commit in a burst: %q", d)
+	}
+	if d := archDiffs(few(0.02, 942), few(0.02, 2400)); len(d) != 1 || !strings.Contains(d[0], "disk bytes") {
+		t.Errorf("two and a half times the bytes in as many commits: %q", d)
 	}
 	if d := archDiffs(amd64, fig(1.02, 872, 29942)); len(d) != 1 || !strings.Contains(d[0], "allocations") {
 		t.Errorf("a fifth fewer allocations: %q", d)
