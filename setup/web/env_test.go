@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -169,10 +170,19 @@ func browser(t *testing.T, width, height int, mobile bool) context.Context {
 }
 
 // shot keeps a screenshot of the page under testdata, for people to look
-// at: the last run's replace the earlier ones.
+// at: the last run's replace the earlier ones. It is not a check: a
+// capture that takes longer than 30 s (headless Chromium's full-page
+// capture once hung for 19 minutes, until the test binary's timeout, in
+// a run beside a QEMU boot) is given up and said, and the flow goes on.
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Logf("screenshot %s not taken: no capture within 30 s", name)
+		return
+	}
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
