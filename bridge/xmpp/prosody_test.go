@@ -496,7 +496,14 @@ func TestPacingUnderLimits(t *testing.T) {
 		if rate > limit*1.1 {
 			t.Errorf("average %.0f B/s exceeds the server's %.0f B/s", rate, limit)
 		}
-		if want := 0.4 * min(limit, float64(cfg.Rate)); rate < want {
+		// On Prosody the drain is one of two: 6,011-6,046 B/s, or
+		// 2,890-2,893 B/s when an early back-off (two answers queued
+		// over a second while mod_limits' 2 s burst runs out) leaves the
+		// pacer growing slowly (growSlow) for the rest of the burst: 3
+		// of 8 runs on one day, with and without the reader's fast
+		// path. The bound is below both; a pace stuck near its floor
+		// (500 B/s) still fails it.
+		if want := 0.33 * min(limit, float64(cfg.Rate)); rate < want {
 			t.Errorf("average %.0f B/s, want at least %.0f B/s", rate, want)
 		}
 	})
