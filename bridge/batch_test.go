@@ -90,11 +90,14 @@ func burstCoreOn(t *testing.T, db *store.DB, x bridge.XMPP, wa *fakeWA, evs []br
 }
 
 // runCore runs a core made of cfg until the test ends, then closes db.
-func runCore(t *testing.T, db *store.DB, cfg bridge.CoreConfig) {
+func runCore(t *testing.T, db *store.DB, cfg bridge.CoreConfig, before ...func(*bridge.Core)) {
 	t.Helper()
 	core, err := bridge.NewCore(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(core)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

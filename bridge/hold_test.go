@@ -1,8 +1,6 @@
 package bridge_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -102,21 +100,8 @@ func heldCore(t *testing.T, h *holdClock, x *fakeXMPP, wa *fakeWA) (*countingSto
 	}
 	st := &countingStore{faultStore: &faultStore{DB: db}}
 	own, evs := make(chan bridge.OwnerEvent), make(chan bridge.Event)
-	core, err := bridge.NewCore(bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: evs, Owner: own, Now: func() time.Time { return t0 }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bridge.SetOwnerClock(core, h.time, h.after)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- core.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run = %v", err)
-		}
-		db.Close()
-	})
+	runCore(t, db, bridge.CoreConfig{WhatsApp: wa, XMPP: x, Store: st, Events: evs, Owner: own, Now: func() time.Time { return t0 }},
+		func(c *bridge.Core) { bridge.SetOwnerClock(c, h.time, h.after) })
 	return st, own, evs
 }
 
