@@ -264,6 +264,14 @@ func (h *realHarness) run() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() { h.done <- h.a.Run(ctx) }()
+	// whatsmeow dispatches events only inside Run, whose context the
+	// adapter's goroutines (presence at Connected) start from: a test's
+	// login before Run has begun would have them dropped.
+	select {
+	case <-h.a.running:
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("Run did not begin")
+	}
 }
 
 func (h *realHarness) stop() {
