@@ -368,7 +368,7 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		w.written = it.Seq
 		w.s.unconfirmed.Store(int64(w.written - w.confirmed))
 		w.backlog = it.Seq < items[len(items)-1].Seq || len(items) == 32
-		if len(w.c.ctrl) > 0 || len(w.c.pongs) > 0 || w.halfWindow() {
+		if len(w.c.ctrl) > 0 || len(w.c.pongs) > 0 || w.halfWindow() || w.pingDue() {
 			break
 		}
 	}
@@ -384,10 +384,18 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 	// window while the writer goes on with the next half (pipelining:
 	// waiting for an answer per full window left the server idle for a
 	// round trip per window).
-	if !w.pending(w.written) && len(w.pings) < maxPings && (time.Since(w.lastPing) >= confirmEvery || w.halfWindow()) {
+	if (w.halfWindow() && !w.pending(w.written) && len(w.pings) < maxPings) || w.pingDue() {
 		return true, w.ping(ctx)
 	}
 	return true, nil
+}
+
+// pingDue reports whether a draining writer's ping is due: a second since
+// the last, none for what it wrote so far, and fewer than maxPings out.
+// The drain stops for it between items: at a slow pace a batch of them
+// takes seconds, and the pacer learns from the answers.
+func (w *outWriter) pingDue() bool {
+	return time.Since(w.lastPing) >= confirmEvery && !w.pending(w.written) && len(w.pings) < maxPings
 }
 
 // halfWindow reports whether half a window was written since the last

@@ -74,13 +74,32 @@ func (b *bucket) wait(ctx context.Context, n int) (bool, error) {
 // to read what we wrote ahead of the ping.
 //
 // It starts at a rate every server tested takes (startRate, below
-// ejabberd's shipped 3,000 B/s) and grows while that queue delay stays
-// short and the pace held the writer back (there was more to send): fast at
-// first, slowly once it has had to back off, like TCP after its slow start.
-// Two answers in a row queued more than queueHigh make it back off (one
-// can be a busy moment of the server: Prosody's storage, or its throttle
-// reading in bursts), once per round trip: answers to pings written before
-// the last back-off do not count.
+// ejabberd's shipped 3,000 B/s) and grows by growFast per answer while
+// that queue delay stays short and the pace held the writer back (there
+// was more to send). Two answers in a row queued more than queueHigh make
+// it back off (one can be a busy moment of the server: Prosody's storage,
+// or its throttle reading in bursts), once per round trip: answers to
+// pings written before the last back-off, or so soon after it that they
+// waited behind what was queued then (its queue delay), do not count.
+// (Counting those, with a ping each second of a drain, took the pace to
+// its floor in steps under ejabberd's shaper.)
+//
+// A back-off remembers the rate that queued (peak). Below nearPeak of it
+// the pace grows fast again, up to nearPeak of it; from there it grows by
+// growSlow for probeSlow quick answers in a row, and after that fast again:
+// a queue that one back-off cleared was a moment's, typically a server's
+// burst allowance running out (Prosody's mod_limits pausing its reader for
+// up to a second once its 2 s allowance is spent) while the pace was far
+// below what the server sustains. Growing slowly for the rest of the link
+// after any back-off, as it once did, left a Prosody drain at 2,900 B/s
+// where the server reads 10,240 and the ceiling was 8,000.
+//
+// A queue that outlasts a back-off (another back-off before any answer
+// came back unqueued) is the server's rate: from then on the pace grows
+// slowly past the peak, like TCP after its slow start. Without that, a
+// server with a small rate and a large burst allowance (ejabberd's
+// shaper) has the pace back off in steps to below its rate while the
+// queue drains, then race past it and queue the bot again.
 //
 // The rate outlives a link: the next link to the same server starts at it.
 // Only the writer goroutine uses it.
@@ -89,7 +108,10 @@ type pacer struct {
 	rate    float64
 	base    time.Duration // shortest round trip of this link; 0: none yet
 	hold    time.Time     // pings written before this do not count
-	avoid   bool          // backed off once: grow slowly from now on
+	peak    float64       // the rate at the last back-off; 0: none yet
+	near    int           // quick answers in a row at nearPeak of peak or more
+	cleared bool          // an answer since the last back-off was not queued
+	slow    bool          // a queue outlasted a back-off: slowly past the peak
 	queued  int           // answers in a row queued more than queueHigh
 }
 
@@ -97,7 +119,9 @@ const (
 	startRate = 2000 // B/s
 	floorRate = 500  // B/s: never slower than about a message a second
 	growFast  = 1.25 // per answer queued less than queueLow, while held back
-	growSlow  = 1.05 // the same, once backed off
+	growSlow  = 1.05 // the same, near the rate of the last back-off
+	nearPeak  = 0.9  // of the rate at the last back-off: where slow growth starts
+	probeSlow = 2    // quick answers grown slowly near that rate before fast again
 	backOff   = 0.7
 	queueLow  = 200 * time.Millisecond
 	queueHigh = time.Second
@@ -126,16 +150,34 @@ func (p *pacer) observe(rtt time.Duration, sent time.Time, held bool, now time.T
 	if !sent.After(p.hold) {
 		return p.rate // written before the last back-off: nothing new
 	}
+	if q <= queueHigh {
+		p.cleared = true
+	}
 	switch {
 	case p.queued >= 2:
+		if p.peak > 0 && !p.cleared {
+			p.slow = true // backing off did not clear the queue
+		}
+		p.peak = p.rate
 		p.rate = max(min(floorRate, p.ceiling), p.rate*backOff)
-		p.hold, p.avoid, p.queued = now, true, 0
+		// Pings written until the server has read what is queued now
+		// still wait behind it.
+		p.hold, p.near, p.cleared, p.queued = now.Add(q), 0, false, 0
 	case q < queueLow && held:
 		g := growFast
-		if p.avoid {
-			g = growSlow
+		if p.peak > 0 && p.rate >= nearPeak*p.peak {
+			p.near++
+			if p.slow || p.near <= probeSlow {
+				g = growSlow
+			}
 		}
-		p.rate = min(p.ceiling, p.rate*g)
+		r := p.rate * g
+		if p.peak > 0 && p.rate < nearPeak*p.peak {
+			r = min(r, nearPeak*p.peak) // fast back up to near the peak
+		}
+		p.rate = min(p.ceiling, r)
+	case q >= queueLow && held:
+		p.near = 0 // a queue building near the peak: stay slow there
 	}
 	return p.rate
 }

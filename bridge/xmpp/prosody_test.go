@@ -496,14 +496,16 @@ func TestPacingUnderLimits(t *testing.T) {
 		if rate > limit*1.1 {
 			t.Errorf("average %.0f B/s exceeds the server's %.0f B/s", rate, limit)
 		}
-		// On Prosody the drain is one of two: 6,011-6,046 B/s, or
-		// 2,890-2,893 B/s when an early back-off (two answers queued
-		// over a second while mod_limits' 2 s burst runs out) leaves the
-		// pacer growing slowly (growSlow) for the rest of the burst: 3
-		// of 8 runs on one day, with and without the reader's fast
-		// path. The bound is below both; a pace stuck near its floor
-		// (500 B/s) still fails it.
-		if want := 0.33 * min(limit, float64(cfg.Rate)); rate < want {
+		// On Prosody (ceiling 8,000 B/s) the drain was 5,880-6,206 B/s
+		// in 23 of 24 runs, and 4,996 B/s in the one where an early
+		// back-off came (two answers queued over a second while
+		// mod_limits' 2 s burst runs out): the pace now grows fast again
+		// past the rate it backed off at (pace.go). Growing slowly after
+		// any back-off, as it once did, drained at 2,886-2,893 B/s in
+		// about 1 run of 3-8. On ejabberd 2,684-2,720 B/s (4 runs). The
+		// bound, half the slower of the server's rate and the ceiling,
+		// is below all of them but the slow growth's.
+		if want := 0.5 * min(limit, float64(cfg.Rate)); rate < want {
 			t.Errorf("average %.0f B/s, want at least %.0f B/s", rate, want)
 		}
 	})
