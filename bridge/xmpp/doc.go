@@ -29,8 +29,11 @@
 //     go-xmpp a one-connection loopback relay to that socket; a login not
 //     done within DialTimeout (or cancelled) has its socket closed and is
 //     waited for, so a late login can never bind the bot's resource and
-//     make the server replace the live session. The relay carries the
-//     link's bytes for as long as it lives. (go-xmpp would send even that
+//     make the server replace the live session. Once logged in, the link's
+//     TLS connection is handed over to the dialed socket and the relay
+//     ends (handover.go: the boundary is marked by shutting each way of
+//     the loopback, so nothing in flight is lost or reordered); a Go
+//     whose tls.Conn differs keeps the relay. (go-xmpp would send even that
 //     loopback dial to an HTTP_PROXY from the environment unless NO_PROXY
 //     names 127.0.0.1; the service runs without one.)
 //   - Reading: go-xmpp's Recv drops the id attribute of messages and eats

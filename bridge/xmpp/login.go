@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -25,7 +26,7 @@ var ErrAuth = errors.New("xmpp: the server refused the login")
 // on waxmpp reads stanzas from go-xmpp's own decoder and writes to its TLS
 // connection itself.
 type link struct {
-	conn  net.Conn     // go-xmpp's TLS connection (over the relay)
+	conn  net.Conn     // go-xmpp's TLS connection (over the dialed socket once direct)
 	dec   *xml.Decoder // go-xmpp's decoder, positioned after bind
 	jid   string       // full JID bound
 	relay *relay
@@ -36,6 +37,9 @@ type link struct {
 	// maxBytes is the stanza limit the server states (XEP-0478), 0 if
 	// none.
 	maxBytes int
+	// direct: the TLS connection reads and writes the dialed socket
+	// itself, the relay taken out (handover.go).
+	direct bool
 }
 
 // close ends the stream's sockets and waits for the relay to stop.
@@ -142,10 +146,12 @@ func dialEndpoint(ctx context.Context, ep endpoint, cfg *Config, mech string, ti
 	}
 	l := &link{conn: conn, dec: dec, jid: res.c.JID(), relay: r, preApproval: trace.offers("urn:xmpp:features:pre-approval"),
 		smOffered: trace.offers(nsSM), maxBytes: trace.maxBytes()}
-	if _, ok := conn.(*tls.Conn); !ok {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
 		l.close()
 		return nil, fmt.Errorf("xmpp: login at %s: stream is not encrypted", ep.Addr)
 	}
+	l.direct = r.handover(tc) // handover.go
 	return l, nil
 }
 
@@ -157,7 +163,7 @@ func closeClient(c *goxmpp.Client) {
 }
 
 // relay splices go-xmpp's connection to the loopback listener with the
-// socket waxmpp dialed. It lives as long as the link.
+// socket waxmpp dialed, during the login; then handover takes it out.
 //
 // The listener is on 127.0.0.1 and accepts one connection; a local process
 // that connected first would see only TLS records (go-xmpp verifies the
@@ -170,6 +176,11 @@ type relay struct {
 	mu     sync.Mutex
 	local  net.Conn // the accepted end, nil until accepted
 	closed bool
+	// handing: handover is taking the relay out (handover.go); the
+	// copies then end without closing anything, and tell how on in
+	// (socket to loopback) and out (loopback to socket).
+	handing atomic.Bool
+	in, out chan error
 }
 
 func newRelay(raw net.Conn, writeTimeout time.Duration) (*relay, error) {
@@ -177,7 +188,7 @@ func newRelay(raw net.Conn, writeTimeout time.Duration) (*relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &relay{ln: ln, raw: raw, done: make(chan struct{})}
+	r := &relay{ln: ln, raw: raw, done: make(chan struct{}), in: make(chan error, 1), out: make(chan error, 1)}
 	go r.run(writeTimeout)
 	return r, nil
 }
@@ -204,25 +215,33 @@ func (r *relay) run(writeTimeout time.Duration) {
 	r.local = local
 	r.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Go(func() { copyConn(r.raw, local, writeTimeout); r.close() })
-	wg.Go(func() { copyConn(local, r.raw, writeTimeout); r.close() })
+	end := func(ch chan error, err error) {
+		ch <- err
+		if !r.handing.Load() {
+			r.close()
+		}
+	}
+	wg.Go(func() { end(r.out, copyConn(r.raw, local, writeTimeout)) })
+	wg.Go(func() { end(r.in, copyConn(local, r.raw, writeTimeout)) })
 	wg.Wait()
 }
 
 // copyConn copies src to dst, each write with a deadline, until either
-// fails.
-func copyConn(dst, src net.Conn, writeTimeout time.Duration) {
+// fails; it returns the error (a read's as it is).
+func copyConn(dst, src net.Conn, writeTimeout time.Duration) error {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			dst.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
+				// Not wrapped: a write that timed out is a failure,
+				// where a read that did is how handover stops a copy.
+				return errors.New("relay write: " + werr.Error())
 			}
 		}
 		if err != nil {
-			return
+			return err
 		}
 	}
 }
