@@ -47,7 +47,10 @@ func BenchmarkSimBridge(b *testing.B) {
 		// The owner's archive gets every message of every run (6 × 2,000):
 		// above Prosody's default 10,000 it would delete the oldest every
 		// hundred or so messages, at a cost to whichever run comes last.
-		e := newSimEnv(b, envOptions{pingInterval: time.Minute, pingTimeout: 20 * time.Second, archiveItemLimit: 1_000_000})
+		// The binary logs at the shipped level (info): at the tests'
+		// debug level every relayed text is also a log line, written
+		// by the binary and parsed by this process.
+		e := newSimEnv(b, envOptions{pingInterval: time.Minute, pingTimeout: 20 * time.Second, archiveItemLimit: 1_000_000, logLevel: "info"})
 		e.addressBook()
 		e.command("/to alice")
 		body := strings.Repeat("lorem ipsum ", 8)
