@@ -81,22 +81,7 @@ func TestHandoverKeepsEveryByte(t *testing.T) {
 			serverGot <- err
 		}()
 
-		raw, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := newRelay(raw, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		local, err := net.Dial("tcp", r.addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc := tls.Client(local, &tls.Config{RootCAs: pool, ServerName: "example.test", MinVersion: tls.VersionTLS12})
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
+		r, tc := relayedTLS(t, ln.Addr().String(), pool)
 		br := bufio.NewReader(tc)
 		// Read part of the server's stream first (more at each round),
 		// write half the client's: the rest of both is in flight.
@@ -159,7 +144,25 @@ func TestHandoverFailedSocket(t *testing.T) {
 		fmt.Fprintf(tc, "s%06d\n", 0)
 		c.Close()
 	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
+	r, tc := relayedTLS(t, ln.Addr().String(), pool)
+	r.handover(tc)
+	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(tc)
+	if err := readLines(br, 's', 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.ReadByte(); err == nil || isDeadline(err) {
+		t.Fatalf("read after the server closed: %v, want the stream's end", err)
+	}
+	tc.Close()
+	r.stop()
+}
+
+// relayedTLS is a TLS client to addr over a login relay, as go-xmpp's
+// is until the handover.
+func relayedTLS(t *testing.T, addr string, pool *x509.CertPool) (*relay, *tls.Conn) {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,17 +178,7 @@ func TestHandoverFailedSocket(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	r.handover(tc)
-	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(tc)
-	if err := readLines(br, 's', 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := br.ReadByte(); err == nil || isDeadline(err) {
-		t.Fatalf("read after the server closed: %v, want the stream's end", err)
-	}
-	tc.Close()
-	r.stop()
+	return r, tc
 }
 
 // readLines reads n lines "<p>%06d", numbered from 0.
