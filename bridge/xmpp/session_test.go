@@ -201,6 +201,11 @@ func TestGoXMPPInternals(t *testing.T) {
 		if !strings.HasPrefix(l.jid, srv.JID("bot")+"/") {
 			t.Fatalf("bound JID %q, want %s/…", l.jid, srv.JID("bot"))
 		}
+		// The link reads and writes the dialed socket itself: the login
+		// relay is handed over and ends (handover.go).
+		if !l.direct {
+			t.Fatal("the link was not handed over from the login relay")
+		}
 		// The decoder go-xmpp used is ours now: a ping answer comes through it.
 		l.conn.Write([]byte("<iq type='get' id='x1'><ping xmlns='urn:xmpp:ping'/></iq>"))
 		for {
@@ -216,6 +221,11 @@ func TestGoXMPPInternals(t *testing.T) {
 				if iq, ok := st.(*InIQ); ok && iq.ID == "x1" {
 					if iq.Type != "result" {
 						t.Fatalf("ping answer type %q, want result", iq.Type)
+					}
+					select {
+					case <-l.relay.done:
+					case <-time.After(5 * time.Second):
+						t.Fatal("the login relay's copies did not end after the handover")
 					}
 					return
 				}
