@@ -108,8 +108,7 @@ type handoff struct {
 	raw   net.Conn
 	done  chan struct{} // closed once the relay has stopped
 
-	rmu     sync.Mutex // the reader's: drained
-	drained bool
+	drained bool // the loopback read to its end (tls.Conn reads one at a time)
 
 	mu       sync.Mutex
 	switched bool      // deadlines now go to raw
@@ -118,8 +117,6 @@ type handoff struct {
 }
 
 func (h *handoff) Read(b []byte) (int, error) {
-	h.rmu.Lock()
-	defer h.rmu.Unlock()
 	if !h.drained {
 		n, err := h.drain.Read(b)
 		if n > 0 || !errors.Is(err, io.EOF) {

@@ -384,18 +384,22 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 	// window while the writer goes on with the next half (pipelining:
 	// waiting for an answer per full window left the server idle for a
 	// round trip per window).
-	if (w.halfWindow() && !w.pending(w.written) && len(w.pings) < maxPings) || w.pingDue() {
+	if w.canPing() && (w.halfWindow() || w.pingDue()) {
 		return true, w.ping(ctx)
 	}
 	return true, nil
 }
 
+// canPing reports whether the writer may ping now: none out for what it
+// wrote so far, and fewer than maxPings out.
+func (w *outWriter) canPing() bool { return !w.pending(w.written) && len(w.pings) < maxPings }
+
 // pingDue reports whether a draining writer's ping is due: a second since
-// the last, none for what it wrote so far, and fewer than maxPings out.
-// The drain stops for it between items: at a slow pace a batch of them
-// takes seconds, and the pacer learns from the answers.
+// the last, and canPing. The drain stops for it between items: at a slow
+// pace a batch of them takes seconds, and the pacer learns from the
+// answers.
 func (w *outWriter) pingDue() bool {
-	return time.Since(w.lastPing) >= confirmEvery && !w.pending(w.written) && len(w.pings) < maxPings
+	return time.Since(w.lastPing) >= confirmEvery && w.canPing()
 }
 
 // halfWindow reports whether half a window was written since the last
