@@ -45,6 +45,14 @@ func (s *Session) serve(ctx context.Context, l *link, from cursorPos) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{}), gate: make(chan struct{}),
 		sm: &smState{pending: map[uint64]bool{}}}
+	c.sm.write = func(b []byte) bool {
+		select {
+		case c.ctrl <- b:
+			return true
+		default:
+			return false
+		}
+	}
 	s.smOn.Store(false)
 	s.mu.Lock()
 	s.cur = c
