@@ -41,6 +41,7 @@ func TestAckWaitsForTheCore(t *testing.T) {
 		a0, h0, _ := smCounts(s)
 
 		const n = 200
+		t0 := time.Now()
 		for i := range n {
 			owner.Send(fmt.Sprintf("<message to='%s' type='chat' id='k%d'><body>k%d</body></message>", srv.JID("bot"), i, i))
 		}
@@ -55,8 +56,12 @@ func TestAckWaitsForTheCore(t *testing.T) {
 		// handled, so nothing new could be acknowledged.
 		time.Sleep(200 * time.Millisecond)
 		a1, h1, _ := smCounts(s)
-		if a1-a0 > 1 || h1 > h0+1 {
-			t.Errorf("while the core held %d messages the bot answered %d times (last count %d, at the start %d); want at most once, with no owner message counted", n, a1-a0, h1, h0)
+		// At most one answer, and one more per ackDefer that went by
+		// (a loaded machine can take longer than ackDefer to read them).
+		most := 1 + uint64(time.Since(t0)/ackDefer)
+		if a1-a0 > most || h1 > h0+1 {
+			t.Errorf("while the core held %d messages for %v the bot answered %d times (last count %d, at the start %d); want at most %d, with no owner message counted",
+				n, time.Since(t0).Round(time.Millisecond), a1-a0, h1, h0, most)
 		}
 		// Never handled: the answer comes after ackDefer, with the
 		// count as it was.
