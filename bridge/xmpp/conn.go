@@ -32,6 +32,17 @@ type conn struct {
 	gateOnce sync.Once
 }
 
+// offer hands b to the writer without waiting; false when its queue is
+// full (the link is stuck and will be rebuilt).
+func (c *conn) offer(b []byte) bool {
+	select {
+	case c.ctrl <- b:
+		return true
+	default:
+		return false
+	}
+}
+
 // openGate lets the writer send the outbox.
 func (c *conn) openGate() {
 	c.gateOnce.Do(func() { close(c.gate) })
@@ -45,14 +56,7 @@ func (s *Session) serve(ctx context.Context, l *link, from cursorPos) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	c := &conn{link: l, ctrl: make(chan []byte, 256), pongs: make(chan string, 64), done: make(chan struct{}), gate: make(chan struct{}),
 		sm: &smState{pending: map[uint64]bool{}}}
-	c.sm.write = func(b []byte) bool {
-		select {
-		case c.ctrl <- b:
-			return true
-		default:
-			return false
-		}
-	}
+	c.sm.write = c.offer
 	s.smOn.Store(false)
 	s.mu.Lock()
 	s.cur = c
@@ -286,10 +290,7 @@ func (s *Session) refused(c *conn, id string) {
 	if err != nil {
 		return
 	}
-	select {
-	case c.ctrl <- b:
-	default:
-	}
+	c.offer(b)
 	s.log.Warn("refused an owner message too large to take", "id", id)
 }
 

@@ -46,15 +46,13 @@ var ackDefer = 5 * time.Second
 type smState struct {
 	mu       sync.Mutex
 	enabled  bool
-	received uint64          // stanzas received since <enabled/>
-	pending  map[uint64]bool // owner messages handed to the core, not yet handled
-	answered uint64          // the count of the last <a/> handed to the writer
-	owed     bool            // an <r/> waits for its answer (answer)
-	timer    *time.Timer     // answers an owed <r/> after ackDefer
-	answers  uint64          // <a/>s handed to the writer (tests)
-	// write hands an <a/> to the link's writer without blocking; false
-	// when its queue is full (the link is stuck and will be rebuilt).
-	write func([]byte) bool
+	received uint64            // stanzas received since <enabled/>
+	pending  map[uint64]bool   // owner messages handed to the core, not yet handled
+	answered uint64            // the count of the last <a/> handed to the writer
+	owed     bool              // an <r/> waits for its answer (answer)
+	timer    *time.Timer       // answers an owed <r/> after ackDefer
+	answers  uint64            // <a/>s handed to the writer (tests)
+	write    func([]byte) bool // the link's conn.offer
 }
 
 // h is what the link can acknowledge: every stanza before the first owner
