@@ -81,8 +81,8 @@ func TestEncodeAllocs(t *testing.T) {
 	}{
 		{"EncodeMessage", 1, func() { EncodeMessage(m) }},
 		{"recordMessage", 1, func() { recordMessage(now, m) }},
-		{"roomMessageTo", 0, func() { roomMessageTo(rec[8:]) }},
-		{"messageID", 0, func() { messageID(rec[8:]) }},
+		{"roomMessageTo", 0, func() { roomMessageTo(b) }},
+		{"messageID", 0, func() { messageID(b) }},
 	} {
 		if got := testing.AllocsPerRun(100, c.f); got > c.max {
 			t.Errorf("%s: %.0f allocations, want ≤ %.0f", c.name, got, c.max)

@@ -279,10 +279,11 @@ func (s *Session) recallCopies(ctx context.Context, rooms []*mucRoom) {
 		}
 		for _, it := range items {
 			after, size, n = it.Seq, size+uint64(len(it.Data)), n+1
-			if len(it.Data) < 8 {
+			st, err := recordStanza(it.Data)
+			if err != nil {
 				continue
 			}
-			room, m := roomMessageTo(it.Data[8:]), messageID(it.Data[8:])
+			room, m := roomMessageTo(st), messageID(st)
 			if room == "" || m == nil {
 				continue
 			}

@@ -492,7 +492,11 @@ func TestRoomFixups(t *testing.T) {
 	items, _ := q.Peek(0, 10)
 	var got []string
 	for _, it := range items {
-		st, err := DecodeBytes(it.Data[8:])
+		raw, err := recordStanza(it.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := DecodeBytes(raw)
 		if err != nil {
 			t.Fatal(err)
 		}

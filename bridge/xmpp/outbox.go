@@ -355,14 +355,14 @@ func (w *outWriter) drain(ctx context.Context) (bool, error) {
 		wrote = true
 		stageWindow.Done(w.fullAt)
 		w.fullAt = time.Time{}
-		if len(it.Data) < 8 {
+		if st, err := recordStanza(it.Data); err != nil {
 			// A record we cannot have written: drop it rather than
 			// wedge the queue behind it forever.
-			w.s.log.Error("dropping malformed outbox record", "seq", it.Seq)
-		} else if w.s.inRoomAlready(it.Data[8:]) {
+			w.s.log.Error("dropping malformed outbox record", "seq", it.Seq, "err", err)
+		} else if w.s.inRoomAlready(st) {
 			// Written on an earlier link, and the room has it (muc.go).
 			w.s.log.Debug("not sent again: the room has it", "seq", it.Seq)
-		} else if err := w.item(ctx, it.Seq, it.Data[8:]); err != nil {
+		} else if err := w.item(ctx, it.Seq, st); err != nil {
 			return false, err
 		}
 		w.written = it.Seq

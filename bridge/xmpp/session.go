@@ -512,15 +512,20 @@ var timeNow = time.Now
 func recordMessage(t time.Time, m Message) ([]byte, error) {
 	b := make([]byte, 8, 8+messageRoom(m))
 	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
-	return appendMessage(b, m)
+	b, err := appendMessage(b, m)
+	if err != nil {
+		return nil, err
+	}
+	return compactRecord(b), nil
 }
 
-// record prefixes a stanza with its enqueue time, for lag reporting.
+// record prefixes a stanza with its enqueue time, for lag reporting, and
+// compacts it (record.go).
 func record(t time.Time, stanza []byte) []byte {
 	b := make([]byte, 8+len(stanza))
 	binary.BigEndian.PutUint64(b, uint64(t.UnixNano()))
 	copy(b[8:], stanza)
-	return b
+	return compactRecord(b)
 }
 
 // Run connects and keeps the session connected until ctx ends, reconnecting
