@@ -371,3 +371,38 @@ func TestAckThroughLaterFailedCommit(t *testing.T) {
 		t.Errorf("after the next commit a crash finds %s; want 2:b", itemsString(items))
 	}
 }
+
+// TestFileGrowsInSmallSteps: past 4 MiB the state file grows by 4 MiB at
+// a time, not by bbolt's 16 (an outbox of 20 MB of stanzas left a 32 MiB
+// file behind).
+func TestFileGrowsInSmallSteps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := db.Queue("xmpp-out")
+	item := make([]byte, 120)
+	batch := make([][]byte, 1000)
+	for i := range batch {
+		batch[i] = item
+	}
+	const total = 20 << 20
+	for n := 0; n < total; n += len(batch) * len(item) {
+		if _, err := q.Enqueue(batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pages written so far (the high-water mark): the data.
+	var used int64
+	db.bolt.View(func(tx *bolt.Tx) error { used = tx.Size(); return nil })
+	t.Logf("file %.1f MiB, pages up to %.1f MiB", float64(fi.Size())/(1<<20), float64(used)/(1<<20))
+	if used < total || fi.Size() > used+4<<20+int64(os.Getpagesize()) {
+		t.Fatalf("file %d bytes for %d in pages", fi.Size(), used)
+	}
+}

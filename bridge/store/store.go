@@ -180,6 +180,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// The file grows by 4 MiB once past it, not bbolt's 16: what a
+	// Pi's SD card holds of it beyond the data is at most that (a 100k
+	// message map and a backlog of 50k stanzas: 24 MiB, not 32).
+	b.AllocSize = 4 << 20
 	db := &DB{bolt: b, path: path, opts: opts}
 	db.group.db = b
 	db.group.max = opts.MaxGroup
