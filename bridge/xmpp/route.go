@@ -256,6 +256,9 @@ func (r *recentIDs) seen(id string) bool {
 		r.set = make(map[string]struct{}, recentMax)
 		r.ring = make([]string, recentMax)
 	}
+	// A copy: id is a part of its stanza's string, which it would
+	// otherwise keep in memory (4,096 stanzas, a megabyte or more).
+	id = strings.Clone(id)
 	delete(r.set, r.ring[r.next])
 	r.ring[r.next] = id
 	r.next = (r.next + 1) % recentMax
