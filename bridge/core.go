@@ -75,7 +75,16 @@ type CoreConfig struct {
 	// nil: /status has none.
 	Doctor Doctor
 	Now    func() time.Time // nil: time.Now
+	// Idle is called once the core has had nothing to handle for
+	// idleAfter after handling something (nil: never): the binary gives
+	// memory a burst used back to the system then. Not periodic: an idle
+	// bridge wakes for nothing.
+	Idle func()
 }
+
+// idleAfter is how long the core waits with nothing to handle before it
+// calls CoreConfig.Idle.
+var idleAfter = 5 * time.Second
 
 // waTimeout bounds every WhatsApp call the core makes, so one stuck call
 // cannot freeze the core (it owns the only goroutine).
@@ -344,6 +353,14 @@ func (c *Core) Run(ctx context.Context) error {
 	retry.Stop()
 	defer retry.Stop()
 	events, owner, cmds := c.cfg.Events, c.cfg.Owner, c.cfg.Commands
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
+	busy := func() {
+		if c.cfg.Idle != nil {
+			idle.Reset(idleAfter)
+		}
+	}
 	for {
 		evs, own := events, owner
 		if c.stuckEvent != nil || len(c.redo) > 0 {
@@ -372,6 +389,7 @@ func (c *Core) Run(ctx context.Context) error {
 				continue
 			}
 			c.relayEvents(ctx, ev, &events, retry)
+			busy()
 		case m, ok := <-own:
 			if !ok {
 				owner = nil
@@ -380,6 +398,9 @@ func (c *Core) Run(ctx context.Context) error {
 			if ev := c.relayOwner(ctx, m, &owner, &events, retry); ev != nil {
 				c.relayEvents(ctx, ev, &events, retry)
 			}
+			busy()
+		case <-idle.C:
+			c.cfg.Idle()
 		case <-retry.C:
 			ok := true
 			if ev := c.stuckEvent; ev != nil {

@@ -316,6 +316,7 @@ type harness struct {
 	roomsAuto bool
 	doctor    bridge.Doctor       // CoreConfig.Doctor (findings_test.go)
 	invite    bridge.InviteConfig // what /invite sends
+	idle      func()              // CoreConfig.Idle
 }
 
 func newHarness(t *testing.T) *harness {
@@ -362,7 +363,7 @@ func (h *harness) start() {
 	h.cmds = make(chan bridge.Command)
 	core, err := bridge.NewCore(bridge.CoreConfig{
 		WhatsApp: h.wa, XMPP: h.x, Store: h.st, Events: h.ev, Owner: h.own, Commands: h.cmds, Rooms: h.rooms, RoomsAuto: h.roomsAuto,
-		Files: h.files, VoiceAAC: h.aac, Doctor: h.doctor,
+		Files: h.files, VoiceAAC: h.aac, Doctor: h.doctor, Idle: h.idle,
 		Version: "1.2.3", Now: h.now, QR: qr.PNG, Invite: h.invite, Log: slog.New(slog.NewTextHandler(&h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -12,3 +12,10 @@ const (
 	OwnerLinger  = ownerLinger
 	OwnerHoldMax = ownerHoldMax
 )
+
+// SetIdleAfter sets idleAfter (CoreConfig.Idle) and returns what restores it.
+func SetIdleAfter(d time.Duration) func() {
+	old := idleAfter
+	idleAfter = d
+	return func() { idleAfter = old }
+}

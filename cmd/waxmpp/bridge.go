@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -101,6 +104,7 @@ func (m *Main) runBridge(ctx context.Context, log *slog.Logger, db *store.DB) er
 		Log:       log.With("component", "core"),
 		Version:   version,
 		Doctor:    checks,
+		Idle:      releaseMemory,
 	})
 	if err != nil {
 		stopWA()
@@ -353,3 +357,29 @@ func prune(ctx context.Context, db *store.DB, log *slog.Logger) {
 		}
 	}
 }
+
+// releaseMemory gives the system back the memory the heap holds free,
+// when the garbage collector ran several times since the last time (a
+// burst went by, not a message or two): Go's runtime otherwise returns it
+// over minutes. Idle after the burst benchmark's 22,000 relayed messages,
+// the binary's anonymous memory was 18.6 MB with it and 23.7 without.
+// Called by the core once it has been idle for a few seconds.
+func releaseMemory() {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	n := s[0].Value.Uint64()
+	if n < releasedAt.Load()+releaseCycles {
+		return
+	}
+	debug.FreeOSMemory() // a collection itself
+	releasedAt.Store(n + 1)
+}
+
+// releaseCycles is how many collections since the last release make
+// releaseMemory give memory back; releasedAt is the count then.
+const releaseCycles = 4
+
+var releasedAt atomic.Uint64
