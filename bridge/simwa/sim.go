@@ -38,9 +38,9 @@ type Config struct {
 // maxLog bounds the in-memory action log answered by op actions and a
 // new watch's backlog; watching connections get every action as it is
 // recorded regardless. An action takes about 350 bytes in the binary's
-// heap, so the log is kept to what a test asks back (a burst benchmark
-// records 22,000); one that asks for actions the log no longer holds gets
-// an error, never a silent gap.
+// heap, so the log is kept to what a test asks back (the burst
+// benchmark's owner sends 10,000 texts); one that asks for actions the log
+// no longer holds gets an error, never a silent gap.
 const maxLog = 50_000
 
 // pushTimeout is how long an action waits for a watching connection to

@@ -394,3 +394,33 @@ func TestChatPictures(t *testing.T) {
 		t.Errorf("actions %+v", acts)
 	}
 }
+
+// TestActionLogBound: the log keeps the last maxLog actions (the texts
+// copied); a client asking for actions it no longer holds gets an error,
+// not the part that is left.
+func TestActionLogBound(t *testing.T) {
+	s, _, sock := start(t)
+	ctx := t.Context()
+	early := dial(t, sock)
+	if _, err := early.Actions(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range maxLog + 10 {
+		s.SetTyping(ctx, "c@s.whatsapp.net", bridge.Composing)
+	}
+	s.mu.Lock()
+	n, last := len(s.actions), s.seq
+	s.mu.Unlock()
+	if n > maxLog {
+		t.Fatalf("the log holds %d actions, bound %d", n, maxLog)
+	}
+	if _, err := early.Actions(0, 0); err == nil || !strings.Contains(err.Error(), "no longer holds") {
+		t.Fatalf("asking past the log's start: %v", err)
+	}
+	late := dial(t, sock)
+	since := last - 10
+	rep, err := late.Do(Request{Op: "actions", Since: &since})
+	if err != nil || len(rep.Actions) != 10 {
+		t.Fatalf("the last 10: %d actions, %v", len(rep.Actions), err)
+	}
+}
