@@ -34,8 +34,8 @@ test-arm:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./...
-	$(GO) test -tags simwa -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./cmd/waxmpp/
-	WAXMPP_TEST_SERVER=ejabberd $(GO) test -tags simwa -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./cmd/waxmpp/
+	$(GO) test -v -tags simwa -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./cmd/waxmpp/
+	WAXMPP_TEST_SERVER=ejabberd $(GO) test -v -tags simwa -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./cmd/waxmpp/
 	@$(MAKE) --no-print-directory bench-arm
 
 # The Pi's builds (arm64; ARMv6 for a Pi Zero or 1, CGO_ENABLED=0 as
