@@ -78,42 +78,23 @@ func BenchmarkSimBridge(b *testing.B) {
 		var dAllocs, dBytes float64
 		var idle, idleAnon float64
 		for r := range benchRounds {
-			abba(r, func() {
-				c := e.cpu()
-				d := e.directIn(friend, n, body, true)
-				in.add(true, d, e.cpu().since(c))
-			}, func() {
-				c := e.cpu()
-				w, ph := e.bridgeIn(n, body, fmt.Sprintf("BENCH%d-", r))
-				in.add(false, w, e.cpu().since(c))
-				if r == 0 {
-					in.ph = ph
-				}
-			})
+			e.round(r, &in, func() relayRun { return e.directIn(friend, n, body, true) },
+				func() (relayRun, phase) { return e.bridgeIn(n, body, fmt.Sprintf("BENCH%d-", r)) })
 			b.Logf("in, round %d: %s", r+1, in.last())
-			abba(r, func() {
-				c := e.cpu()
+			e.round(r, &out, func() relayRun {
 				var d relayRun
-				if r == 0 {
-					dAllocs, dBytes = directAllocs(n, func() { d = e.directOut(friend, n, body) })
-				} else {
-					d = e.directOut(friend, n, body)
+				if r > 0 {
+					return e.directOut(friend, n, body)
 				}
-				out.add(true, d, e.cpu().since(c))
-			}, func() {
-				c := e.cpu()
-				w, ph := e.bridgeOut(n, body, fmt.Sprintf("bench-out-%d-", r))
-				out.add(false, w, e.cpu().since(c))
-				if r == 0 {
-					out.ph = ph
-				}
-			})
+				dAllocs, dBytes = directAllocs(n, func() { d = e.directOut(friend, n, body) })
+				return d
+			}, func() (relayRun, phase) { return e.bridgeOut(n, body, fmt.Sprintf("bench-out-%d-", r)) })
 			b.Logf("out, round %d: %s", r+1, out.last())
 			// Idle memory after the first round each way: the
 			// traffic the goal was set after (idle ≤ 40 MB), once
 			// the core has given back what the bursts used
 			// (bridge.CoreConfig.Idle, 5 s after the last thing it
-			// handled). After every round it is logged.
+			// handled); logged after the last round too.
 			if r == 0 || r == benchRounds-1 {
 				quiet(e, 2*time.Second)
 				time.Sleep(6 * time.Second)
@@ -252,6 +233,24 @@ func abba(r int, direct, bridged func()) {
 	}
 	bridged()
 	direct()
+}
+
+// round runs round r of one direction, its direct and its bridged run in
+// abba's order, and records them and what each cost in rs (the bridge's
+// stage phase of the first round too).
+func (e *simEnv) round(r int, rs *rounds, direct func() relayRun, bridged func() (relayRun, phase)) {
+	abba(r, func() {
+		c := e.cpu()
+		d := direct()
+		rs.add(true, d, e.cpu().since(c))
+	}, func() {
+		c := e.cpu()
+		w, ph := bridged()
+		rs.add(false, w, e.cpu().since(c))
+		if r == 0 {
+			rs.ph = ph
+		}
+	})
 }
 
 // rounds is the runs of one direction: direct and bridged in pairs, what
