@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -372,5 +373,81 @@ func TestPutMessagesLater(t *testing.T) {
 	}
 	if m, err := db.MessageByWA(k); err != nil || m.RoomID != "room-77" {
 		t.Errorf("after a reopen: MessageByWA = %+v, %v; want the room id", m, err)
+	}
+}
+
+// TestIdIndex: the index's 32-bit entries, the seqs of a hash seen twice
+// (newest first) and back to one entry when one goes, and a seq past 32
+// bits, which only dup can hold.
+func TestIdIndex(t *testing.T) {
+	x := idIndex{one: map[uint32]uint32{}, dup: map[uint32][]uint64{}}
+	h1, h2 := uint64(1)<<32, uint64(1) // fold alike
+	if fold(h1) != fold(h2) {
+		t.Fatal("fold")
+	}
+	got := func(h uint64) string { return fmt.Sprint(x.seqs(nil, h)) }
+	x.add(h1, 7)
+	x.add(h1, 7)
+	if got(h1) != "[7]" || len(x.one) != 1 || len(x.dup) != 0 {
+		t.Fatalf("one seq: %s, %v %v", got(h1), x.one, x.dup)
+	}
+	x.add(h2, 3)
+	if got(h2) != "[7 3]" || len(x.one) != 0 {
+		t.Fatalf("two: %s, %v %v", got(h2), x.one, x.dup)
+	}
+	x.remove(h1, 7)
+	if got(h1) != "[3]" || len(x.one) != 1 || len(x.dup) != 0 {
+		t.Fatalf("after remove: %s, %v %v", got(h1), x.one, x.dup)
+	}
+	x.remove(h1, 9) // not held
+	big := uint64(math.MaxUint32) + 5
+	x.add(99, big)
+	if got(99) != fmt.Sprintf("[%d]", big) {
+		t.Fatalf("seq past 32 bits: %s", got(99))
+	}
+	x.add(99, 4)
+	x.remove(99, 4)
+	if got(99) != fmt.Sprintf("[%d]", big) || len(x.dup) != 1 {
+		t.Fatalf("seq past 32 bits, after remove: %s, %v", got(99), x.dup)
+	}
+	x.remove(99, big)
+	x.remove(h1, 3)
+	if len(x.one)+len(x.dup) != 0 {
+		t.Fatalf("left: %v %v", x.one, x.dup)
+	}
+}
+
+// TestMessageMapCollision: two WhatsApp ids whose hashes fold alike under
+// the file's index are each found, as themselves, and a third id under
+// that hash is not.
+func TestMessageMapCollision(t *testing.T) {
+	db := openTest(t)
+	ix, err := db.index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint32]string{}
+	var a, b string
+	for i := 0; b == ""; i++ { // about 77,000 ids for a pair
+		id := fmt.Sprintf("3EB0%08X", i)
+		k := fold(ix.hash(id))
+		if o, ok := seen[k]; ok {
+			a, b = o, id
+		}
+		seen[k] = id
+	}
+	chat := "4917@s.whatsapp.net"
+	if err := db.PutMessages(Message{WA: MessageKey{Chat: chat, Sender: chat, ID: a}, XMPPID: "xa"},
+		Message{WA: MessageKey{Chat: chat, Sender: chat, ID: b}, XMPPID: "xb"}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{a: "xa", b: "xb"} {
+		m, err := db.MessageByWA(MessageKey{Chat: chat, Sender: chat, ID: id})
+		if err != nil || m.XMPPID != want {
+			t.Errorf("MessageByWA(%s) = %v, %v; want %s", id, m, err, want)
+		}
+	}
+	if _, err := db.MessageByWA(MessageKey{Chat: chat, Sender: chat, ID: "3EB0NONE"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an id not mapped: %v", err)
 	}
 }
