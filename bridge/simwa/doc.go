@@ -131,6 +131,13 @@
 //
 // reset — remove all rules.
 //
+// forget — drop the action log (op actions then answers only what is
+// recorded later; asked for older ones, it says the log no longer holds
+// them) and the send times the edit window is judged by (edits of what
+// was sent before are then not refused for it): the simulated network's
+// own memory, in the bridge's process, for a test that measures the
+// bridge's. "n" is how many actions were dropped.
+//
 // state — {"boot","pid","paired","online","events","handled","actions",
 // "rules"}: "boot" changes with every start of the process; "events" counts
 // the events the core took from its channel, "handled" those it

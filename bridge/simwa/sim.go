@@ -311,6 +311,15 @@ func (s *Sim) handle(ctx context.Context, c *conn, req *Request) (Reply, error) 
 		s.rules = nil
 		s.mu.Unlock()
 		return Reply{}, nil
+	case "forget":
+		s.recMu.Lock()
+		s.mu.Lock()
+		n := len(s.actions)
+		s.actions, s.first = nil, s.seq+1
+		s.sent = map[string]time.Time{}
+		s.mu.Unlock()
+		s.recMu.Unlock()
+		return Reply{N: n}, nil
 	case "state":
 		st := s.state()
 		return Reply{State: &st}, nil

@@ -424,3 +424,34 @@ func TestActionLogBound(t *testing.T) {
 		t.Fatalf("the last 10: %d actions, %v", len(rep.Actions), err)
 	}
 }
+
+// TestForget: op forget empties the log; what is recorded after it is
+// answered, and a request for what it dropped gets the log's error.
+func TestForget(t *testing.T) {
+	s, _, sock := start(t)
+	ctx := t.Context()
+	c := dial(t, sock)
+	for range 5 {
+		s.SetTyping(ctx, "c@s.whatsapp.net", bridge.Composing)
+	}
+	rep, err := c.Do(Request{Op: "forget"})
+	if err != nil || rep.N != 5 {
+		t.Fatalf("forget: %+v, %v", rep, err)
+	}
+	s.mu.Lock()
+	n := len(s.actions)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the log holds %d actions after forget", n)
+	}
+	s.SetTyping(ctx, "d@s.whatsapp.net", bridge.Composing)
+	since := uint64(5)
+	rep, err = c.Do(Request{Op: "actions", Since: &since})
+	if err != nil || len(rep.Actions) != 1 || rep.Actions[0].Chat != "d@s.whatsapp.net" || rep.Actions[0].Seq != 6 {
+		t.Fatalf("after forget: %+v, %v", rep.Actions, err)
+	}
+	since = 0
+	if _, err := c.Do(Request{Op: "actions", Since: &since}); err == nil || !strings.Contains(err.Error(), "no longer holds") {
+		t.Fatalf("asking for what forget dropped: %v", err)
+	}
+}

@@ -393,7 +393,7 @@ func DecodeRequest(line []byte) (*Request, error) {
 		if r.Event == nil {
 			return &r, errors.New(`op event needs "event"`)
 		}
-	case "events", "actions", "watch", "state", "reset":
+	case "events", "actions", "watch", "state", "reset", "forget":
 	case "media":
 		if r.Media == nil || r.Media.Handle == "" || (r.Media.Data == nil && r.Media.File == "") {
 			return &r, errors.New(`op media needs "media" with "handle" and "data" or "file"`)
@@ -418,7 +418,7 @@ func DecodeRequest(line []byte) (*Request, error) {
 	case "":
 		return &r, errors.New(`missing "op"`)
 	default:
-		return &r, fmt.Errorf("unknown op %q; want event, events, actions, watch, script, reset, state, generate or media", r.Op)
+		return &r, fmt.Errorf("unknown op %q; want event, events, actions, watch, script, reset, forget, state, generate or media", r.Op)
 	}
 	if r.Wait < 0 {
 		return &r, errors.New("wait must not be negative")

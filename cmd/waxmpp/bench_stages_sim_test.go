@@ -101,6 +101,19 @@ func (p phase) topAllocs(lines int) string {
 	return string(out)
 }
 
+// inuse is what holds the heap of profile NAME.pb.gz (saveAllocs): its
+// live memory as of the last collection (pprof's top, cumulative), or
+// why it cannot say.
+func (e *simEnv) inuse(name string, lines int) string {
+	out, err := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-cum",
+		fmt.Sprintf("-nodecount=%d", lines), "-hide=^(runtime|main|golang\\.org/x/sync)",
+		filepath.Join(e.profiles, name+".pb.gz")).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("go tool pprof: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
 func (e *simEnv) phase(r0 phaseStart, n int) phase {
 	e.tb.Helper()
 	r1 := readStages(e.tb, e.control())
