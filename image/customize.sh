@@ -31,12 +31,20 @@ rm -rf "$root/tmp/waxmpp-repo" "$root/tmp/waxmpp-sources.d"
 test -s "$root/etc/apt/sources.list.d/waxmpp.sources"
 
 # avahi on IPv4 only: an IPv6 address that comes after the link-local one
-# (a router's prefix; QEMU's fec0::) made avahi take its own announcement
-# for another host's and rename the Pi NAME-2.local (seen in the boot
-# test: "Host name conflict, retrying with kitchen-2"), so the setup page's
-# address stopped working. Browsers find NAME.local over IPv4.
-sed -i 's/^use-ipv6=yes$/use-ipv6=no/' "$root/etc/avahi/avahi-daemon.conf"
-grep -qx 'use-ipv6=no' "$root/etc/avahi/avahi-daemon.conf"
+# (a router's prefix, a privacy address renewed each day; QEMU's fec0::)
+# made avahi take its own announcement for another host's and rename the
+# Pi NAME-2.local (seen in the boot test: "Host name conflict, retrying
+# with kitchen-2"), so the setup page's address stopped working. Both
+# settings are needed: use-ipv6=no closes the IPv6 socket, but avahi still
+# publishes each IPv6 address as an AAAA record over IPv4 unless
+# publish-aaaa-on-ipv4=no, and a new address still withdrew and
+# re-announced the host's records (the boot test saw the rename again with
+# use-ipv6=no alone). Browsers find NAME.local over IPv4.
+conf="$root/etc/avahi/avahi-daemon.conf"
+sed -i -e 's/^use-ipv6=yes$/use-ipv6=no/' \
+	-e 's/^#\?publish-aaaa-on-ipv4=.*$/publish-aaaa-on-ipv4=no/' "$conf"
+grep -qx 'use-ipv6=no' "$conf"
+grep -qx 'publish-aaaa-on-ipv4=no' "$conf"
 
 # Units: the image's own, and what an appliance does not want.
 ch systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \

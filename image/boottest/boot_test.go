@@ -251,8 +251,14 @@ func checkContents(t *testing.T, img *Disk) {
 	}
 	// avahi on IPv4 only (image/customize.sh: IPv6 address changes made
 	// it rename the Pi NAME-2.local).
-	if conf, err := img.ReadRoot("/etc/avahi/avahi-daemon.conf"); err != nil || !bytes.Contains(conf, []byte("\nuse-ipv6=no\n")) {
-		t.Errorf("avahi-daemon.conf does not say use-ipv6=no (%v)", err)
+	if conf, err := img.ReadRoot("/etc/avahi/avahi-daemon.conf"); err != nil {
+		t.Errorf("the image lacks avahi-daemon.conf: %v", err)
+	} else {
+		for _, line := range []string{"use-ipv6=no", "publish-aaaa-on-ipv4=no"} {
+			if !bytes.Contains(conf, []byte("\n"+line+"\n")) {
+				t.Errorf("avahi-daemon.conf does not say %s", line)
+			}
+		}
 	}
 	// No password anywhere: root's is locked, no other account has one.
 	shadow, err := img.ReadRoot("/etc/shadow")
